@@ -1,0 +1,10 @@
+"""hubbub: a real-time messaging server for Python."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("hubbub")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,159 @@
+"""Settings: one typed, frozen object built from four layers.
+
+Precedence, highest first: command-line flags > ``HUBBUB_*`` environment variables >
+the TOML file (``--config FILE``, ``HUBBUB_CONFIG``, else ``./hubbub.toml`` when present) >
+defaults. Every key has the same name in each layer (``max_message_size`` in TOML is
+``HUBBUB_MAX_MESSAGE_SIZE`` in the environment and ``--max-message-size`` on the command line).
+
+Unknown keys and bad values are refused with :class:`hubbub.errors.ConfigError`, whose lines name
+the key and where its value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hubbub.errors import ConfigError
+
+ENV_PREFIX: Final = "HUBBUB_"
+#: Environment variables with the prefix that are not settings.
+ENV_NOT_SETTINGS: Final = frozenset({"HUBBUB_CONFIG"})
+DEFAULT_CONFIG_FILE: Final = Path("hubbub.toml")
+
+KiB: Final = 1024
+MiB: Final = 1024 * KiB
+
+
+class Settings(BaseModel):
+    """Everything a hubbub server can be told. Immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    data_dir: Path = Field(Path("data"), description="Directory for hubbub's own files.")
+    max_message_size: int = Field(
+        64 * KiB,
+        ge=125,
+        le=64 * MiB,
+        description="Largest incoming WebSocket message in bytes; bigger closes with 1009.",
+    )
+    ping_interval: float = Field(
+        25.0, gt=0, le=3600, description="Seconds of silence from a peer before it is pinged."
+    )
+    pong_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds a pinged peer has to answer before it is closed."
+    )
+    allowed_origins: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Origins allowed to open WebSockets (e.g. 'https://app.example.com'). Empty allows "
+            "any; when set, a handshake with another Origin gets HTTP 403."
+        ),
+    )
+    write_buffer_limit: int = Field(
+        1 * MiB,
+        ge=64 * KiB,
+        description="Unsent bytes queued for one connection before it is closed as slow.",
+    )
+    compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692).")
+    shutdown_timeout: float = Field(
+        5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for origin in value:
+            if "://" not in origin or origin.endswith("/"):
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port] without a path"
+                )
+            out.append(origin.lower())
+        return tuple(out)
+
+
+SETTING_NAMES: Final = frozenset(Settings.model_fields)
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from flags, environment, TOML file and defaults.
+
+    ``flags`` holds only the flags the user gave (``None`` values are ignored). ``config_file``
+    is read when given (it must exist); otherwise ``HUBBUB_CONFIG`` names it, else
+    ``./hubbub.toml`` is read if it exists.
+    """
+    environ = os.environ if environ is None else environ
+    layers: list[tuple[str, dict[str, Any]]] = []
+
+    path = config_file
+    if path is None and environ.get("HUBBUB_CONFIG"):
+        path = Path(environ["HUBBUB_CONFIG"])
+    if path is not None or DEFAULT_CONFIG_FILE.is_file():
+        path = path or DEFAULT_CONFIG_FILE
+        layers.append((str(path), _read_toml(path)))
+
+    env_values = {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX) and name not in ENV_NOT_SETTINGS
+    }
+    layers.append(("environment", env_values))
+    layers.append(("command line", {k: v for k, v in (flags or {}).items() if v is not None}))
+
+    merged: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    problems: list[str] = []
+    for origin, values in layers:
+        for key, value in values.items():
+            if key not in SETTING_NAMES:
+                shown = env_name(key) if origin == "environment" else key
+                problems.append(f"{shown}: unknown setting (from {origin})")
+                continue
+            merged[key] = value
+            source[key] = origin
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            origin = source.get(key, "defaults")
+            shown = env_name(key) if origin == "environment" else key
+            problems.append(f"{shown}: {err['msg']} (from {origin})")
+        raise ConfigError(problems) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path} does not exist"]) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"config file {path}: {exc}"]) from None

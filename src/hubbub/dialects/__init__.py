@@ -1,0 +1,1 @@
+"""Dialects translate one wire protocol into node calls: raw (echo, rooms), later centrifuge."""

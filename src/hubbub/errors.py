@@ -1,0 +1,34 @@
+"""hubbub's exceptions: one root, subclasses that carry the data to explain themselves.
+
+::
+
+    HubbubError
+    ├── ConfigError        a setting is unknown or has a bad value (names the key and source)
+    └── InvalidName        a room/channel name is refused (carries the name and the reason)
+
+Errors of libraries underneath (aiohttp, pydantic, tomllib) are translated at the boundary
+into these, so callers never have to catch another library's exceptions.
+"""
+
+from __future__ import annotations
+
+
+class HubbubError(Exception):
+    """Root of every exception hubbub raises on purpose."""
+
+
+class ConfigError(HubbubError):
+    """Settings were refused. ``problems`` lists one line per bad key, naming the key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class InvalidName(HubbubError):
+    """A room or channel name was refused; ``reason`` is fit to show the client."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(reason)

@@ -1,0 +1,1 @@
+"""The aiohttp edge: HTTP routes, WebSocket upgrade, the process runner. It moves bytes only."""

@@ -1,0 +1,96 @@
+"""The aiohttp application: routes only. Handlers validate, accept and hand over to dialects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from importlib.resources import files
+from typing import Any, Final
+
+from aiohttp import web
+
+from hubbub import __version__
+from hubbub.config import Settings
+from hubbub.core.names import validate_name
+from hubbub.dialects.raw import run_echo, run_room
+from hubbub.errors import InvalidName
+from hubbub.node import Node
+from hubbub.server.websocket import WebSocketConnection, accept
+
+NODE_KEY: Final = web.AppKey("node", Node)
+SETTINGS_KEY: Final = web.AppKey("settings", Settings)
+#: Tasks of the WebSocket handlers still running; shutdown waits for them.
+HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
+
+_INDEX_HTML: Final = files("hubbub.server").joinpath("static/index.html").read_text("utf-8")
+
+
+def make_app(settings: Settings, node: Node | None = None) -> web.Application:
+    """Build the application for ``settings`` (a fresh :class:`Node` unless one is given)."""
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    app[NODE_KEY] = node or Node()
+    app[HANDLERS_KEY] = set()
+    app.router.add_get("/", index)
+    app.router.add_get("/health", health)
+    app.router.add_get("/rooms/{room:.*}", room)
+    return app
+
+
+async def _serve(
+    request: web.Request, conn: WebSocketConnection, dialect: Coroutine[Any, Any, None]
+) -> web.WebSocketResponse:
+    """Attach ``conn`` to the node for the life of the ``dialect`` coroutine."""
+    node = request.app[NODE_KEY]
+    handlers = request.app[HANDLERS_KEY]
+    task = asyncio.current_task()
+    assert task is not None
+    node.attach(conn)
+    handlers.add(task)
+    try:
+        await dialect
+    finally:
+        handlers.discard(task)
+        node.detach(conn)
+    return conn.response
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """``GET /``: the echo endpoint for WebSocket handshakes, the home page otherwise."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        ws_base = f"ws://{request.host}"
+        html = _INDEX_HTML.replace("{{version}}", __version__).replace("{{ws}}", ws_base)
+        return web.Response(text=html, content_type="text/html")
+    settings = request.app[SETTINGS_KEY]
+    if request.app[NODE_KEY].closing:
+        raise web.HTTPServiceUnavailable(text="shutting down\n")
+    conn = await accept(request, settings)
+    return await _serve(request, conn, run_echo(conn))
+
+
+async def room(request: web.Request) -> web.StreamResponse:
+    """``GET /rooms/{room}``: a raw room; a bad room name is refused with HTTP 400."""
+    name = request.match_info["room"]
+    try:
+        validate_name(name)
+    except InvalidName as exc:
+        raise web.HTTPBadRequest(text=f"bad room name: {exc.reason}\n") from None
+    if request.app[NODE_KEY].closing:
+        raise web.HTTPServiceUnavailable(text="shutting down\n")
+    conn = await accept(request, request.app[SETTINGS_KEY])
+    node = request.app[NODE_KEY]
+    return await _serve(request, conn, run_room(node, name, conn))
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health``: 200 with a small JSON body while the server accepts work."""
+    node = request.app[NODE_KEY]
+    body = {
+        "status": "shutting_down" if node.closing else "ok",
+        "version": __version__,
+        "uptime_seconds": round(time.time() - node.started_at, 3),
+        "connections": node.connection_count,
+        "rooms": node.room_count(),
+    }
+    return web.json_response(body, status=503 if node.closing else 200)

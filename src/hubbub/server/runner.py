@@ -1,0 +1,73 @@
+"""Running the server as a process: listen, report readiness, shut down gracefully.
+
+On SIGINT or SIGTERM: stop accepting connections, close every WebSocket with 1001
+"going away", wait for the handlers to finish, and return, all within
+``settings.shutdown_timeout`` seconds (stragglers are cut off when it runs out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+
+from hubbub import __version__
+from hubbub.config import Settings
+from hubbub.core.closecode import CloseCode
+from hubbub.node import Node
+from hubbub.server.app import HANDLERS_KEY, make_app
+
+log = logging.getLogger(__name__)
+
+#: Of the shutdown budget, the share kept for aiohttp's own clean-up after the close handshakes.
+CLEANUP_SHARE: Final = 0.2
+
+
+def listen_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+async def serve(
+    settings: Settings,
+    *,
+    on_ready: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or until ``stop`` is set), then shut down gracefully.
+
+    ``on_ready`` receives the line ``hubbub X listening on http://H:P`` once connections are
+    accepted (with the real port when ``settings.port`` is 0).
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    node = Node()
+    app = make_app(settings, node)
+    cleanup_budget = settings.shutdown_timeout * CLEANUP_SHARE
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=cleanup_budget)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+        port = runner.addresses[0][1]
+        on_ready(f"hubbub {__version__} listening on {listen_url(settings.host, port)}")
+        await stop.wait()
+        log.info("shutting down: closing %d connections", node.connection_count)
+        await site.stop()
+        node.close_all(int(CloseCode.GOING_AWAY), "going away")
+        handlers = app[HANDLERS_KEY]
+        if handlers:
+            await asyncio.wait(tuple(handlers), timeout=settings.shutdown_timeout - cleanup_budget)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+    log.info("stopped")

@@ -1,0 +1,292 @@
+"""One accepted WebSocket on aiohttp, as a :class:`hubbub.transport.Transport`.
+
+What this module adds on top of aiohttp's ``WebSocketResponse``:
+
+- Origin allow-list at the handshake (HTTP 403), the defence against cross-site WebSocket
+  hijacking: a browser always sends ``Origin``, so a page on another site cannot open a socket
+  with the user's cookies. Clients that send no ``Origin`` (not browsers) are let through.
+- The close handshake done right: a peer's close code (and reason) is echoed; a close frame carrying a code
+  that is not allowed on the wire (e.g. 1006) is answered with 1002 (protocol error).
+- Keepalive: a peer silent for ``ping_interval`` is pinged and must answer (any frame counts)
+  within ``pong_timeout``, else its TCP connection is dropped.
+- :meth:`post`: a bounded, ordered, non-awaiting send for fan-out. One writer task per
+  connection drains the queue (created on first use); when the unsent bytes would pass
+  ``write_buffer_limit`` the connection is closed with 1008 "slow consumer".
+- :meth:`close` that cannot hang: the close handshake is bounded by :data:`CLOSE_TIMEOUT`, and a
+  peer that does not read gets its TCP connection aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from typing import Final
+
+from aiohttp import WSMsgType, web
+
+from hubbub.config import Settings
+from hubbub.core.closecode import CloseCode, close_reply
+
+log = logging.getLogger(__name__)
+
+#: Seconds the close handshake may take before the TCP connection is dropped.
+CLOSE_TIMEOUT: Final = 3.0
+#: A close reason may hold at most 123 bytes (RFC 6455 §5.5: control frames carry <= 125).
+MAX_REASON_BYTES: Final = 123
+
+_ids = itertools.count(1)
+
+
+def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Raise HTTP 403 when an allow-list is set and the request's ``Origin`` is not on it."""
+    if not allowed:
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in allowed:
+        raise web.HTTPForbidden(text=f"origin {origin!r} is not allowed\n")
+
+
+def require_upgrade(request: web.Request) -> None:
+    """Raise HTTP 426 when the request is not a WebSocket handshake."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise web.HTTPUpgradeRequired(
+            text="this endpoint speaks WebSocket only\n", headers={"Upgrade": "websocket"}
+        )
+
+
+def _may_exceed(data: str | bytes, limit: int) -> bool:
+    """Cheap pre-check: could ``data`` be more than ``limit`` bytes (UTF-8 for text)?"""
+    return len(data) * 4 > limit if isinstance(data, str) else len(data) > limit
+
+
+def _byte_size(data: str | bytes) -> int:
+    return len(data.encode()) if isinstance(data, str) else len(data)
+
+
+def _reason_bytes(reason: str) -> bytes:
+    data = reason.encode()
+    if len(data) <= MAX_REASON_BYTES:
+        return data
+    return data[:MAX_REASON_BYTES].decode(errors="ignore").encode()
+
+
+class WebSocketConnection:
+    """A WebSocket accepted by :func:`accept`; see the module docstring for its guarantees."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, settings: Settings):
+        self._id = f"ws-{next(_ids)}"
+        self._request = request
+        self._ws = ws
+        self._loop = asyncio.get_running_loop()
+        self._limit = settings.write_buffer_limit
+        self._max_size = settings.max_message_size
+        self._ping_interval = settings.ping_interval
+        self._pong_timeout = settings.pong_timeout
+        self._queue: deque[str | bytes] = deque()
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._ping_task: asyncio.Task[None] | None = None
+        self._last_seen = self._loop.time()
+        self._ping_sent_at = 0.0
+        self._timer = self._loop.call_later(self._ping_interval, self._on_ping_timer)
+        self.remote = request.remote
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def response(self) -> web.WebSocketResponse:
+        """The aiohttp response, to return from the request handler."""
+        return self._ws
+
+    @property
+    def closing(self) -> bool:
+        return self._closer is not None or self._ws.closed
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes posted but not yet handed to the socket."""
+        return self._queued
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive(self) -> str | bytes | None:
+        """The next text (``str``) or binary (``bytes``) message; ``None`` once closed.
+
+        Pings are answered, pongs noted, a peer's close is answered (see :func:`close_reply`);
+        protocol errors, oversize messages (1009) and invalid UTF-8 (1007) close the
+        connection inside aiohttp and end up here as ``None``.
+        """
+        ws = self._ws
+        while True:
+            msg = await ws.receive()
+            self._last_seen = self._loop.time()
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                data: str | bytes = msg.data
+                if _may_exceed(data, self._max_size) and _byte_size(data) > self._max_size:
+                    # Only a compressed message of exactly limit + 1 bytes gets here (see accept).
+                    await ws.close(code=int(CloseCode.MESSAGE_TOO_BIG), message=b"message too big")
+                    self._stop_timers()
+                    return None
+                return data
+            if kind is WSMsgType.PING:
+                with contextlib.suppress(ConnectionError):
+                    await ws.pong(msg.data)
+                continue
+            if kind is WSMsgType.PONG:
+                continue
+            if kind is WSMsgType.CLOSE:
+                # The peer started the close: answer at once, without draining (it may already
+                # have stopped reading) and without waiting for anything else.
+                # The peer's reason is echoed with a valid code, so its onclose reads as sent.
+                code = close_reply(msg.data)
+                reason = _reason_bytes(msg.extra or "") if code == msg.data else b""
+                await ws.close(code=int(code), message=reason, drain=False)
+            elif kind is WSMsgType.ERROR:
+                log.debug("%s: %s", self._id, msg.data)
+            self._stop_timers()
+            return None
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, message: str | bytes) -> None:
+        """Send now and wait for the socket to take it (backpressure); for request/reply use.
+
+        Do not mix with :meth:`post` on one connection: the two are not ordered together.
+        """
+        if self.closing:
+            return
+        try:
+            if isinstance(message, str):
+                await self._ws.send_str(message)
+            else:
+                await self._ws.send_bytes(message)
+        except ConnectionError:
+            self._abort()
+
+    def post(self, message: str | bytes) -> None:
+        """Queue a message without waiting; see :class:`hubbub.transport.Transport`."""
+        if self._closer is not None:
+            return
+        size = len(message)
+        if self._queued + size > self._limit:
+            log.info(
+                "%s: closing slow consumer (%d bytes queued, limit %d)",
+                self._id,
+                self._queued,
+                self._limit,
+            )
+            self._queue.clear()
+            self._queued = 0
+            self.close(int(CloseCode.POLICY_VIOLATION), "slow consumer")
+            return
+        self._queue.append(message)
+        self._queued += size
+        if self._writer is None:
+            self._writer = self._loop.create_task(self._write_loop())
+        else:
+            self._wake.set()
+
+    async def _write_loop(self) -> None:
+        ws, queue = self._ws, self._queue
+        try:
+            while True:
+                while queue:
+                    message = queue.popleft()
+                    self._queued -= len(message)
+                    if isinstance(message, str):
+                        await ws.send_str(message)
+                    else:
+                        await ws.send_bytes(message)
+                self._wake.clear()
+                await self._wake.wait()
+        except ConnectionError:
+            self._abort()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the close handshake (idempotent); bounded by :data:`CLOSE_TIMEOUT`."""
+        if self._closer is not None or self._ws.closed:
+            return
+        self._closer = self._loop.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        self._stop_timers()
+        if self._writer is not None:
+            self._writer.cancel()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._ws.close(code=code, message=_reason_bytes(reason), drain=False)
+        except (TimeoutError, ConnectionError):
+            pass
+        transport = self._request.transport
+        if transport is not None and transport.get_write_buffer_size() > 0:
+            # The peer is not reading; a FIN would wait forever behind the unsent data.
+            transport.abort()
+
+    def _abort(self) -> None:
+        self._stop_timers()
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
+    # -- keepalive ------------------------------------------------------------------------
+
+    def _stop_timers(self) -> None:
+        self._timer.cancel()
+        if self._ping_task is not None:
+            self._ping_task.cancel()
+
+    def _on_ping_timer(self) -> None:
+        now = self._loop.time()
+        quiet_since = self._last_seen
+        if now - quiet_since < self._ping_interval:
+            self._timer = self._loop.call_at(quiet_since + self._ping_interval, self._on_ping_timer)
+            return
+        if self.closing:
+            return
+        self._ping_sent_at = now
+        self._ping_task = self._loop.create_task(self._send_ping())
+        self._timer = self._loop.call_later(self._pong_timeout, self._on_pong_deadline)
+
+    async def _send_ping(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._ws.ping()
+
+    def _on_pong_deadline(self) -> None:
+        if self._last_seen >= self._ping_sent_at:
+            self._timer = self._loop.call_at(
+                self._last_seen + self._ping_interval, self._on_ping_timer
+            )
+            return
+        log.info("%s: no answer to ping within %.1fs, dropping", self._id, self._pong_timeout)
+        self._abort()
+
+
+async def accept(request: web.Request, settings: Settings) -> WebSocketConnection:
+    """Check the Origin, complete the WebSocket handshake and wrap the result.
+
+    Raises ``web.HTTPException`` (403, 426, 400) for handshakes that are refused.
+    """
+    check_origin(request, settings.allowed_origins)
+    require_upgrade(request)
+    ws = web.WebSocketResponse(
+        autoclose=False,
+        autoping=False,
+        compress=settings.compression,
+        # aiohttp refuses an uncompressed message of exactly max_msg_size bytes (its check is
+        # ">="), but allows a compressed one of that size: giving it limit + 1 makes the first
+        # right, and receive() refuses the one decompressed size that then slips through.
+        max_msg_size=settings.max_message_size + 1,
+        timeout=CLOSE_TIMEOUT,
+    )
+    await ws.prepare(request)
+    return WebSocketConnection(request, ws, settings)

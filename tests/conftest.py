@@ -1,0 +1,61 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ServerProcess
+
+ON_CI = os.environ.get("CI") == "true"
+
+
+def need_binary(name: str, path: str | None = None) -> str:
+    """Return the path of ``name``; skip the test when it is missing, fail under CI."""
+    found = path if path and os.access(path, os.X_OK) else shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed here; this test needs it"
+    if ON_CI:
+        pytest.fail(message + " (CI=true: a missing binary fails the run)")
+    pytest.skip(message)
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Factory: ``start_server(*args, env={...}, config="toml text")`` -> a ready server.
+
+    Every server is stopped at the end of the test.
+    """
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, config: str | None = None) -> ServerProcess:
+        extra = list(args)
+        if config is not None:
+            cfg = tmp_path / f"hubbub-{len(started)}.toml"
+            cfg.write_text(config)
+            extra += ["--config", str(cfg)]
+        extra += ["--data-dir", str(tmp_path / f"data-{len(started)}")]
+        server = ServerProcess(extra, env, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        try:
+            server.terminate()
+        finally:
+            server.kill()
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> ServerProcess:
+    """A server with default settings."""
+    return start_server()

@@ -1,0 +1,63 @@
+"""Graceful shutdown on SIGTERM / SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartServer
+from tests.e2e.test_rooms import wait_connections
+from tests.support.rawws import RawWebSocket
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_clients_get_1001_and_exit_is_0(start_server: StartServer, sig: int) -> None:
+    """Echo and room clients receive 1001 "going away"; the process exits 0."""
+    server = start_server()
+    async with aiohttp.ClientSession() as http:
+        clients = [
+            await http.ws_connect(server.ws + "/"),
+            await http.ws_connect(server.ws + "/rooms/a"),
+            await http.ws_connect(server.ws + "/rooms/a"),
+        ]
+        await wait_connections(server, 3)
+        server.proc.send_signal(sig)
+        for ws in clients:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert (msg.data, msg.extra) == (1001, "going away")
+            await ws.close()
+        code = await asyncio.to_thread(server.proc.wait, scaled(10))
+    assert code == 0
+
+
+async def test_unresponsive_client_does_not_hold_up_exit(start_server: StartServer) -> None:
+    """A client that never reads or answers the close still lets the server exit in time."""
+    server = start_server(config="shutdown_timeout = 2\n")
+    async with await RawWebSocket.connect("127.0.0.1", server.port, "/"):
+        await wait_connections(server, 1)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(server.proc.wait, scaled(10))
+        elapsed = time.monotonic() - started
+    assert code == 0
+    assert elapsed < 2 + scaled(2)
+
+
+async def test_no_new_connections_while_closing(start_server: StartServer) -> None:
+    """After SIGTERM the port stops accepting."""
+    server = start_server(config="shutdown_timeout = 2\n")
+    async with await RawWebSocket.connect("127.0.0.1", server.port, "/"):
+        await wait_connections(server, 1)
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        with pytest.raises(OSError):
+            await RawWebSocket.connect("127.0.0.1", server.port, "/")
+        await asyncio.to_thread(server.proc.wait, scaled(10))

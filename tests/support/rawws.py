@@ -1,0 +1,109 @@
+"""A deliberately minimal WebSocket client over asyncio streams, for tests that need to do
+what well-behaved clients refuse to: send invalid close codes, ignore pings, stop reading."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from dataclasses import dataclass
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+
+
+@dataclass(frozen=True)
+class Frame:
+    opcode: int
+    payload: bytes
+    fin: bool = True
+
+    @property
+    def close_code(self) -> int | None:
+        return struct.unpack("!H", self.payload[:2])[0] if len(self.payload) >= 2 else None
+
+
+class RawWebSocket:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, path: str = "/", headers: dict[str, str] | None = None
+    ) -> RawWebSocket:
+        reader, writer = await asyncio.open_connection(host, port)
+        status, _ = await handshake(reader, writer, host, port, path, headers)
+        if status != 101:
+            writer.close()
+            raise ConnectionError(f"handshake refused with HTTP {status}")
+        return cls(reader, writer)
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        mask = os.urandom(4)
+        head = bytes([(0x80 if fin else 0) | opcode])
+        n = len(payload)
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 1 << 16:
+            head += bytes([0x80 | 126]) + struct.pack("!H", n)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(head + mask + masked)
+
+    def send_close(self, code: int, reason: bytes = b"") -> None:
+        self.send_frame(OP_CLOSE, struct.pack("!H", code) + reason)
+
+    async def recv_frame(self) -> Frame:
+        b0, b1 = await self.reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif n == 127:
+            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        payload = await self.reader.readexactly(n)
+        return Frame(b0 & 0x0F, payload, bool(b0 & 0x80))
+
+    async def eof(self) -> bool:
+        """True when the server closed the TCP connection (reads what is left)."""
+        try:
+            while await self.reader.read(65536):
+                pass
+        except ConnectionError:
+            pass
+        return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def __aenter__(self) -> RawWebSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def handshake(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    host: str,
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    """Send an upgrade request; return (HTTP status, response head and body start)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{k}: {v}" for k, v in (headers or {}).items()),
+    ]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    status = int(head.split(" ", 2)[1])
+    return status, head
