@@ -36,7 +36,9 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, config: str | None = None) -> ServerProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, config: str | None = None
+    ) -> ServerProcess:
         extra = list(args)
         if config is not None:
             cfg = tmp_path / f"hubbub-{len(started)}.toml"

@@ -12,7 +12,7 @@ import click
 
 from hubbub import __version__
 from hubbub.config import load_settings
-from hubbub.errors import ConfigError
+from hubbub.errors import ConfigError, HubbubError
 
 
 @click.group()
@@ -58,5 +58,5 @@ def serve(config_file: Path | None, **flags: Any) -> None:
 
     try:
         asyncio.run(run_server(settings, on_ready=ready))
-    except OSError as exc:  # the port is taken, the address is not ours, ...
-        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: {exc}")
+    except HubbubError as exc:
+        raise click.ClickException(str(exc)) from None

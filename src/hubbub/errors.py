@@ -4,6 +4,7 @@
 
     HubbubError
     ├── ConfigError        a setting is unknown or has a bad value (names the key and source)
+    ├── ListenError        the server cannot listen on its address (port taken, no such address)
     └── InvalidName        a room/channel name is refused (carries the name and the reason)
 
 Errors of libraries underneath (aiohttp, pydantic, tomllib) are translated at the boundary
@@ -23,6 +24,15 @@ class ConfigError(HubbubError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+class ListenError(HubbubError):
+    """The server could not bind its listening socket."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(f"cannot listen on {host}:{port}: {cause.strerror or cause}")
 
 
 class InvalidName(HubbubError):

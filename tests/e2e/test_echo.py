@@ -70,9 +70,10 @@ async def test_ping_is_answered_with_pong(server: ServerProcess) -> None:
 async def test_oversize_message_closes_with_1009(start_server, compress: int) -> None:  # type: ignore[no-untyped-def]
     """A message of max_message_size bytes passes; one byte more closes with 1009."""
     server = start_server("--max-message-size", "1000")
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-        server.ws + "/", compress=compress
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/", compress=compress) as ws,
+    ):
         await ws.send_str("é" * 500)  # 1000 bytes of UTF-8
         assert (await ws.receive()).data == "é" * 500
         await ws.send_str("a" + "é" * 500)

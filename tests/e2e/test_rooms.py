@@ -72,9 +72,10 @@ async def test_three_members_one_order_no_self_echo(server: ServerProcess) -> No
 
 async def test_rooms_are_separate(server: ServerProcess) -> None:
     """A message in one room does not reach another room."""
-    async with members(server.ws + "/rooms/one", 2) as (a, b), members(
-        server.ws + "/rooms/two", 1
-    ) as (c,):
+    async with (
+        members(server.ws + "/rooms/one", 2) as (a, b),
+        members(server.ws + "/rooms/two", 1) as (c,),
+    ):
         await wait_connections(server, 3)
         await a.send_str("for room one")
         assert await receive_n(b, 1) == ["for room one"]
@@ -92,10 +93,12 @@ async def test_rooms_are_separate(server: ServerProcess) -> None:
         ("/rooms/:start", "must not start with ':'"),
     ],
 )
-async def test_bad_room_name_is_400_with_reason(server: ServerProcess, path: str, reason: str) -> None:
+async def test_bad_room_name_is_400_with_reason(
+    server: ServerProcess, path: str, reason: str
+) -> None:
     """A bad room name is refused at the handshake with HTTP 400 saying why."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    status, head = await handshake(reader, writer, "127.0.0.1", server.port, path)
+    status, _ = await handshake(reader, writer, "127.0.0.1", server.port, path)
     body = await asyncio.wait_for(reader.read(4096), scaled(5))
     writer.close()
     assert status == 400
@@ -119,9 +122,10 @@ async def test_oversize_member_closed_others_carry_on(start_server) -> None:  # 
 async def test_slow_member_is_cut_off_others_get_everything(start_server) -> None:  # type: ignore[no-untyped-def]
     """A member that stops reading is closed as slow; the others receive every message."""
     server = start_server(config="write_buffer_limit = 65536\n")
-    async with await RawWebSocket.connect(
-        "127.0.0.1", server.port, "/rooms/r"
-    ), members(server.ws + "/rooms/r", 2) as (sender, fast):
+    async with (
+        await RawWebSocket.connect("127.0.0.1", server.port, "/rooms/r"),
+        members(server.ws + "/rooms/r", 2) as (sender, fast),
+    ):
         await wait_connections(server, 3)
         chunk = "x" * 10000
         count = 2500  # ~25 MB: more than the slow socket's kernel buffers can hold

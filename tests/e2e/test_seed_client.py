@@ -73,7 +73,10 @@ def test_seed_client_echo_then_server_going_away(server: ServerProcess, tmp_path
 def test_seed_client_close_is_clean(start_server: StartServer, tmp_path: Path) -> None:
     """The seed plus ``socket.close(1000, "bye")`` after the echo: wasClean, code 1000."""
     server = start_server()
-    script = seed_for(server) + '\nsocket.addEventListener("message", () => socket.close(1000, "bye"));\n'
+    script = (
+        seed_for(server)
+        + '\nsocket.addEventListener("message", () => socket.close(1000, "bye"));\n'
+    )
     client = NodeClient(script, tmp_path)
     try:
         client.wait_for("Received message: Hello, Server!")

@@ -13,10 +13,10 @@ Pure bookkeeping with no I/O. Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterator
+from collections.abc import Collection, Iterator
 from typing import Generic, TypeVar
 
-S = TypeVar("S", bound=Hashable)
+S = TypeVar("S")  # members must be hashable (identity hashing is fine)
 
 
 class Registry(Generic[S]):

@@ -53,6 +53,7 @@ async def _serve(
     finally:
         handlers.discard(task)
         node.detach(conn)
+        conn.release()
     return conn.response
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from hubbub import __version__
 from hubbub.config import Settings
 from hubbub.core.closecode import CloseCode
+from hubbub.errors import ListenError
 from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_app
 
@@ -51,12 +52,16 @@ async def serve(
     node = Node()
     app = make_app(settings, node)
     cleanup_budget = settings.shutdown_timeout * CLEANUP_SHARE
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=cleanup_budget)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=cleanup_budget
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(settings.host, settings.port, exc) from None
         port = runner.addresses[0][1]
         on_ready(f"hubbub {__version__} listening on {listen_url(settings.host, port)}")
         await stop.wait()

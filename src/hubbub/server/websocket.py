@@ -5,8 +5,8 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
 - Origin allow-list at the handshake (HTTP 403), the defence against cross-site WebSocket
   hijacking: a browser always sends ``Origin``, so a page on another site cannot open a socket
   with the user's cookies. Clients that send no ``Origin`` (not browsers) are let through.
-- The close handshake done right: a peer's close code (and reason) is echoed; a close frame carrying a code
-  that is not allowed on the wire (e.g. 1006) is answered with 1002 (protocol error).
+- The close handshake done right: a peer's close code (and reason) is echoed; a close frame
+  carrying a code that is not allowed on the wire (e.g. 1006) is answered with 1002.
 - Keepalive: a peer silent for ``ping_interval`` is pinged and must answer (any frame counts)
   within ``pong_timeout``, else its TCP connection is dropped.
 - :meth:`post`: a bounded, ordered, non-awaiting send for fan-out. One writer task per
@@ -173,7 +173,7 @@ class WebSocketConnection:
 
     def post(self, message: str | bytes) -> None:
         """Queue a message without waiting; see :class:`hubbub.transport.Transport`."""
-        if self._closer is not None:
+        if self.closing:
             return
         size = len(message)
         if self._queued + size > self._limit:
@@ -231,6 +231,14 @@ class WebSocketConnection:
         if transport is not None and transport.get_write_buffer_size() > 0:
             # The peer is not reading; a FIN would wait forever behind the unsent data.
             transport.abort()
+
+    def release(self) -> None:
+        """Stop the timers and the writer task; the handler calls this when it is done."""
+        self._stop_timers()
+        if self._writer is not None:
+            self._writer.cancel()
+        self._queue.clear()
+        self._queued = 0
 
     def _abort(self) -> None:
         self._stop_timers()

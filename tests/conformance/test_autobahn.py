@@ -1,0 +1,38 @@
+"""RFC 6455 / 7692 conformance of the WebSocket edge, by the Autobahn|Testsuite.
+
+``make test`` runs the quick suite: every case except the large-message compression variants
+12.x.7-18 and 13.x.7-18 (373 of 517 cases; 9.* with its 16 MiB messages included).
+``make autobahn`` runs all 517.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need_binary
+
+pytestmark = pytest.mark.conformance
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_autobahn_quick_suite_has_no_failure() -> None:
+    """All 373 quick-suite cases run and none is FAILED."""
+    need_binary("wstest", str(ROOT / ".venv-autobahn" / "bin" / "wstest"))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "autobahn.py"), "--suite", "quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    summary = re.search(r"autobahn: (\d+) cases, .* (\d+) FAILED", proc.stdout)
+    assert summary, f"no summary line\nstdout={proc.stdout}\nstderr={proc.stderr}"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int(summary.group(1)) == 373
+    assert int(summary.group(2)) == 0
