@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import click
 from hubbub import __version__
 from hubbub.config import load_settings
 from hubbub.errors import ConfigError, HubbubError
+from hubbub.hub import Hub
 
 
 @click.group()
@@ -35,6 +38,7 @@ def main() -> None:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."
 )
+@click.option("--app", help="Serve the Hub at module:attribute (e.g. myapp.realtime:hub).")
 def serve(config_file: Path | None, **flags: Any) -> None:
     """Run the server until SIGINT/SIGTERM.
 
@@ -43,7 +47,10 @@ def serve(config_file: Path | None, **flags: Any) -> None:
     """
     try:
         settings = load_settings(flags, config_file=config_file)
-    except ConfigError as exc:
+        hub = load_hub(settings.app) if settings.app else None
+        if hub is not None:
+            settings = load_settings(flags, config_file=config_file, base=hub.defaults)
+    except HubbubError as exc:
         raise click.ClickException(str(exc)) from None
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -57,6 +64,23 @@ def serve(config_file: Path | None, **flags: Any) -> None:
         sys.stdout.flush()
 
     try:
-        asyncio.run(run_server(settings, on_ready=ready))
+        asyncio.run(run_server(settings, hub=hub, on_ready=ready))
     except HubbubError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def load_hub(spec: str) -> Hub:
+    """Import ``module:attribute`` (the current directory is importable) and check it."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError([f"app: {spec!r} is not module:attribute"])
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError([f"app: cannot import {module_name!r}: {exc}"]) from None
+    hub = getattr(module, attr, None)
+    if not isinstance(hub, Hub):
+        raise ConfigError([f"app: {spec!r} is not a hubbub.Hub"])
+    return hub

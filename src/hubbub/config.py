@@ -30,6 +30,44 @@ KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
 
+class ChannelOptions(BaseModel):
+    """What a channel does and who may do what in it.
+
+    Permissions come in pairs: ``*_for_client`` lets authenticated connections (non-empty user)
+    do it, ``*_for_anonymous`` lets anonymous ones. A Python hook for the action, when
+    registered, is asked after the flags and may still refuse.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    history_size: int = Field(0, ge=0, le=1_000_000, description="Publications kept per channel.")
+    history_ttl: float = Field(0, ge=0, description="Seconds publications are kept.")
+    presence: bool = Field(False, description="Track who is subscribed.")
+    join_leave: bool = Field(False, description="Push join/leave events to subscribers.")
+    force_recovery: bool = Field(False, description="Make every subscription recoverable.")
+    allow_subscribe_for_client: bool = True
+    allow_subscribe_for_anonymous: bool = True
+    allow_publish_for_client: bool = True
+    allow_publish_for_anonymous: bool = True
+    allow_history_for_client: bool = True
+    allow_history_for_anonymous: bool = True
+    allow_presence_for_client: bool = True
+    allow_presence_for_anonymous: bool = True
+    max_message_size: int = Field(
+        64 * KiB, ge=1, description="Largest publication data (JSON bytes) clients may publish."
+    )
+
+    @property
+    def history_enabled(self) -> bool:
+        return self.history_size > 0 and self.history_ttl > 0
+
+
+class Namespace(ChannelOptions):
+    """Options for channels named ``<name>:...``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
 class Settings(BaseModel):
     """Everything a hubbub server can be told. Immutable once built."""
 
@@ -67,6 +105,34 @@ class Settings(BaseModel):
         5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    channel: ChannelOptions = Field(
+        default_factory=ChannelOptions, description="Options of channels with no namespace."
+    )
+    namespaces: tuple[Namespace, ...] = Field(
+        (), description="Channel namespaces; `rooms` also holds the raw rooms."
+    )
+    allow_anonymous_connect: bool = Field(
+        True, description="Accept connections without credentials when no on_connect hook decides."
+    )
+    client_channel_limit: int = Field(
+        128, ge=1, description="Most channels one connection may be subscribed to."
+    )
+    recovery_max_publications: int = Field(
+        300, ge=0, description="Most publications one recovery may replay."
+    )
+    presence_ttl: float = Field(
+        60.0, gt=0, description="Seconds a presence entry lives unless refreshed."
+    )
+    app: str | None = Field(None, description="A Hub to serve, as module:attribute.")
+
+    @field_validator("namespaces")
+    @classmethod
+    def _unique_namespaces(cls, value: tuple[Namespace, ...]) -> tuple[Namespace, ...]:
+        names = [ns.name for ns in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"namespace {dupes[0]!r} is defined twice")
+        return value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -100,15 +166,18 @@ def load_settings(
     *,
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Build :class:`Settings` from flags, environment, TOML file and defaults.
+    """Build :class:`Settings` from flags, environment, TOML file, ``base`` and defaults.
+
+    ``base`` holds defaults given in code (a :class:`hubbub.hub.Hub`'s keyword arguments).
 
     ``flags`` holds only the flags the user gave (``None`` values are ignored). ``config_file``
     is read when given (it must exist); otherwise ``HUBBUB_CONFIG`` names it, else
     ``./hubbub.toml`` is read if it exists.
     """
     environ = os.environ if environ is None else environ
-    layers: list[tuple[str, dict[str, Any]]] = []
+    layers: list[tuple[str, dict[str, Any]]] = [("code", dict(base or {}))]
 
     path = config_file
     if path is None and environ.get("HUBBUB_CONFIG"):

@@ -1,79 +1,265 @@
-"""The node: owns the live connections and the rooms they are in.
+"""The node: owns the live connections, the channel memberships and the engines.
 
-The node is the one place where the pure registry and the connections meet. Edges (the aiohttp
-handlers) attach a connection when its handshake succeeds, join/leave rooms, hand it incoming
-messages and detach it when it ends. Later issues grow this into the channel node (engine,
-hooks, history); the shape stays: edges move bytes, the node decides, the core keeps the books.
+The node is the one place where the pure registry, the engines and the connections meet.
+Edges attach connections; dialects add members to channels and publish; the broker hands
+publications back through :meth:`Node.handle_publication`, which fans them out.
+
+Fan-out guarantees (DESIGN.md §5): a publication is encoded at most once per wire format
+(JSON push text, raw frame) and the same object is posted to every member; posting never
+awaits, so one slow member delays no one (its transport cuts it off instead).
+
+Subscribing with a catch-up (recovery, history position) is race-free: the member is first
+*pending* — publications arriving meanwhile are buffered for it — and :meth:`activate` then
+delivers the buffered ones that come after what the member already got, and makes it a live
+member, all without awaiting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Iterable
+from typing import Final, Protocol
 
-from hubbub.core.names import validate_name
+from hubbub.config import ChannelOptions, Settings
+from hubbub.core import protocol
+from hubbub.core.channels import ChannelRules
 from hubbub.core.registry import Registry
+from hubbub.core.types import ClientInfo, Publication
+from hubbub.engines.base import Broker, HistoryOptions, PresenceManager
+from hubbub.engines.memory import MemoryBroker, MemoryPresence
 from hubbub.transport import Transport
+
+log = logging.getLogger(__name__)
+
+GOING_AWAY: Final = (1001, "going away")
+
+
+class Member(Protocol):
+    """A channel member as the fan-out sees it."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def raw(self) -> bool:
+        """True: gets raw frames and never its own messages; False: JSON protocol pushes."""
+        ...
+
+    @property
+    def transport(self) -> Transport: ...
 
 
 class Node:
-    """Connections and raw rooms of one hubbub process."""
+    """Connections and channels of one hubbub process."""
 
-    def __init__(self) -> None:
-        self._connections: dict[str, Transport] = {}
-        self._rooms: Registry[Transport] = Registry()
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        broker: Broker | None = None,
+        presence: PresenceManager | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.rules = ChannelRules(self.settings.channel, self.settings.namespaces)
+        self.broker: Broker = broker or MemoryBroker()
+        self.presence: PresenceManager = presence or MemoryPresence()
+        self.broker.register(self)
+        self._connections: dict[str, tuple[Transport, tuple[int, str]]] = {}
+        self._members: Registry[Member] = Registry()
+        self._pending: dict[str, dict[Member, list[Publication]]] = {}
+        self._upstream: set[str] = set()
+        self._presence_entries: dict[tuple[str, str], ClientInfo] = {}
+        self._presence_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
         self.closing = False
-        self.messages_in = 0
-        self.messages_out = 0
+        self.publications = 0
+        self.deliveries = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start background work (presence refresh)."""
+        if self._presence_task is None:
+            self._presence_task = asyncio.get_running_loop().create_task(self._refresh_presence())
+
+    async def stop(self) -> None:
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence_task
+            self._presence_task = None
+
+    async def _refresh_presence(self) -> None:
+        ttl = self.settings.presence_ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            for (channel, _), info in tuple(self._presence_entries.items()):
+                try:
+                    await self.presence.add(channel, info, ttl)
+                except Exception:  # an engine outage must not end the refresh loop
+                    log.exception("presence refresh failed for %s", channel)
 
     # -- connections ---------------------------------------------------------------------
 
-    def attach(self, conn: Transport) -> None:
-        """Register a connection whose handshake succeeded."""
-        self._connections[conn.id] = conn
+    def attach(self, conn: Transport, shutdown: tuple[int, str] = GOING_AWAY) -> None:
+        """Register a connection; ``shutdown`` is the close code and reason it gets when the
+        server stops."""
+        self._connections[conn.id] = (conn, shutdown)
 
     def detach(self, conn: Transport) -> None:
-        """Forget a connection that ended, and take it out of every room."""
         self._connections.pop(conn.id, None)
-        self._rooms.remove(conn)
 
     def connections(self) -> Iterable[Transport]:
-        return tuple(self._connections.values())
+        return tuple(conn for conn, _ in self._connections.values())
 
     @property
     def connection_count(self) -> int:
         return len(self._connections)
 
-    def close_all(self, code: int, reason: str) -> None:
-        """Start closing every connection (shutdown); see :meth:`Transport.close`."""
+    def close_all(self) -> None:
+        """Start closing every connection with its shutdown code (server stop)."""
         self.closing = True
-        for conn in tuple(self._connections.values()):
+        for conn, (code, reason) in tuple(self._connections.values()):
             conn.close(code, reason)
 
-    # -- raw rooms -----------------------------------------------------------------------
+    # -- channel membership --------------------------------------------------------------
 
-    def join_room(self, room: str, conn: Transport) -> None:
-        """Put ``conn`` in ``room`` (the name must be valid: :func:`validate_name`)."""
-        self._rooms.subscribe(validate_name(room), conn)
+    def options(self, channel: str) -> ChannelOptions:
+        return self.rules.options(channel)
 
-    def leave_room(self, room: str, conn: Transport) -> None:
-        self._rooms.unsubscribe(room, conn)
+    async def _ensure_upstream(self, channel: str) -> None:
+        if channel in self._upstream:
+            return
+        self._upstream.add(channel)
+        try:
+            await self.broker.subscribe(channel)
+        except BaseException:
+            self._upstream.discard(channel)
+            raise
 
-    def room_message(self, room: str, message: str | bytes, sender: Transport) -> int:
-        """Deliver ``message`` to every member of ``room`` except ``sender``; return how many.
+    async def _release_upstream(self, channel: str) -> None:
+        if channel in self._pending or self._members.subscribers(channel):
+            return
+        if channel in self._upstream:
+            self._upstream.discard(channel)
+            await self.broker.unsubscribe(channel)
 
-        Members receive the same object (same frame type, same bytes) in the order messages
-        reach the node, which is one order for every member.
-        """
-        self.messages_in += 1
+    async def add_pending(self, channel: str, member: Member) -> None:
+        """Start buffering ``channel``'s publications for ``member`` (see :meth:`activate`)."""
+        self._pending.setdefault(channel, {})[member] = []
+        try:
+            await self._ensure_upstream(channel)
+        except BaseException:
+            await self.drop_pending(channel, member)
+            raise
+
+    def activate(self, channel: str, member: Member, after_offset: int) -> None:
+        """Make a pending member live: deliver what was buffered after ``after_offset``
+        (everything when the channel has no offsets), then fan out to it directly."""
+        pending = self._pending.get(channel)
+        buffered = pending.pop(member, []) if pending is not None else []
+        if pending is not None and not pending:
+            del self._pending[channel]
+        for pub in buffered:
+            if pub.offset == 0 or pub.offset > after_offset:
+                member.transport.post(protocol.push(channel, "pub", pub.to_json()))
+        self._members.subscribe(channel, member)
+
+    async def drop_pending(self, channel: str, member: Member) -> None:
+        pending = self._pending.get(channel)
+        if pending is not None:
+            pending.pop(member, None)
+            if not pending:
+                del self._pending[channel]
+        await self._release_upstream(channel)
+
+    async def add_member(self, channel: str, member: Member) -> None:
+        """Make ``member`` live in ``channel`` at once (no catch-up needed)."""
+        await self._ensure_upstream(channel)
+        self._members.subscribe(channel, member)
+
+    async def remove_member(self, channel: str, member: Member) -> None:
+        self._members.unsubscribe(channel, member)
+        await self._release_upstream(channel)
+
+    def member_channels(self, member: Member) -> frozenset[str]:
+        return self._members.channels_of(member)
+
+    def channels(self) -> list[str]:
+        return list(self._members.channels())
+
+    def subscriber_count(self, channel: str) -> int:
+        return len(self._members.subscribers(channel))
+
+    # -- presence ------------------------------------------------------------------------
+
+    async def presence_add(self, channel: str, info: ClientInfo) -> None:
+        self._presence_entries[(channel, info.client)] = info
+        await self.presence.add(channel, info, self.settings.presence_ttl)
+
+    async def presence_remove(self, channel: str, client_id: str) -> None:
+        self._presence_entries.pop((channel, client_id), None)
+        await self.presence.remove(channel, client_id)
+
+    # -- publishing ----------------------------------------------------------------------
+
+    async def publish(
+        self,
+        channel: str,
+        data: str,
+        *,
+        info: ClientInfo | None = None,
+        tags: dict[str, str] | None = None,
+        raw: str | bytes | None = None,
+        options: ChannelOptions | None = None,
+    ) -> Publication:
+        """Publish JSON text ``data`` to ``channel`` (history as its options say)."""
+        options = options or self.options(channel)
+        history = HistoryOptions(options.history_size, options.history_ttl)
+        pub = Publication(data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), raw=raw)
+        return await self.broker.publish(channel, pub, history if history.enabled else None)
+
+    # -- BrokerHandler: fan-out ----------------------------------------------------------
+
+    def handle_publication(self, channel: str, pub: Publication) -> None:
+        self.publications += 1
+        pending = self._pending.get(channel)
+        if pending:
+            for buffered in pending.values():
+                buffered.append(pub)
+        members = self._members.subscribers(channel)
+        if not members:
+            return
+        json_frame: str | None = None
+        raw_frame: str | bytes | None = None
+        sender = pub.info.client if pub.info is not None else None
         delivered = 0
-        for member in self._rooms.subscribers(room):
-            if member is not sender:
-                member.post(message)
-                delivered += 1
-        self.messages_out += delivered
-        return delivered
+        for member in members:
+            if member.raw:
+                if member.client_id == sender:
+                    continue
+                if raw_frame is None:
+                    raw_frame = pub.as_raw_frame()
+                member.transport.post(raw_frame)
+            else:
+                if json_frame is None:
+                    json_frame = protocol.push(channel, "pub", pub.to_json())
+                member.transport.post(json_frame)
+            delivered += 1
+        self.deliveries += delivered
 
-    def room_count(self) -> int:
-        return self._rooms.channel_count()
+    def handle_join(self, channel: str, info: ClientInfo) -> None:
+        self._push_json(channel, "join", f'{{"info":{info.to_json()}}}')
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        self._push_json(channel, "leave", f'{{"info":{info.to_json()}}}')
+
+    def _push_json(self, channel: str, kind: str, body: str) -> None:
+        frame: str | None = None
+        for member in self._members.subscribers(channel):
+            if not member.raw:
+                frame = frame or protocol.push(channel, kind, body)
+                member.transport.post(frame)

@@ -1,12 +1,12 @@
-"""The node's rooms, with an in-memory Transport."""
+"""The node's channels and fan-out, with in-memory transports and the memory engine."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-import pytest
-
-from hubbub.errors import InvalidName
+from hubbub.config import Settings
+from hubbub.core.types import ClientInfo
 from hubbub.node import Node
 
 
@@ -23,42 +23,88 @@ class MemoryTransport:
         self.closed_with = (code, reason)
 
 
-def test_room_message_reaches_others_not_sender() -> None:
+@dataclass(eq=False)
+class FakeMember:
+    client_id: str
+    raw: bool
+    transport: MemoryTransport
+
+
+def member(name: str, raw: bool) -> FakeMember:
+    return FakeMember(name, raw, MemoryTransport(name))
+
+
+def history_settings() -> Settings:
+    return Settings(namespaces=[{"name": "h", "history_size": 10, "history_ttl": 60}])
+
+
+async def test_raw_members_get_the_frame_but_not_their_own() -> None:
+    """Raw members get the original frame (not the sender); JSON members get one push."""
     node = Node()
-    a, b, c = (MemoryTransport(x) for x in "abc")
-    for t in (a, b, c):
-        node.attach(t)
-        node.join_room("r", t)
-    assert node.room_message("r", "hi", sender=a) == 2
-    assert node.room_message("r", b"\x00", sender=b) == 2
-    assert (a.inbox, b.inbox, c.inbox) == ([b"\x00"], ["hi"], ["hi", b"\x00"])
+    a, b, j = member("a", True), member("b", True), member("j", False)
+    for m in (a, b, j):
+        await node.add_member("rooms:r", m)
+    await node.publish("rooms:r", '"hi"', info=ClientInfo("a", ""), raw=b"hi")
+    assert a.transport.inbox == []
+    assert b.transport.inbox == [b"hi"]
+    (push,) = j.transport.inbox
+    assert isinstance(push, str)
+    body = json.loads(push)["push"]
+    assert body["channel"] == "rooms:r"
+    assert body["pub"]["data"] == "hi"
 
 
-def test_detach_leaves_every_room() -> None:
+async def test_one_push_object_for_every_json_member() -> None:
+    """Encode once: every JSON member receives the very same string object."""
     node = Node()
-    a, b = MemoryTransport("a"), MemoryTransport("b")
-    for t in (a, b):
-        node.attach(t)
-    node.join_room("x", a)
-    node.join_room("y", a)
-    node.join_room("y", b)
-    node.detach(a)
-    assert node.connection_count == 1
-    assert node.room_count() == 1
-    assert node.room_message("y", "m", sender=b) == 0
+    members = [member(str(i), False) for i in range(5)]
+    for m in members:
+        await node.add_member("c", m)
+    await node.publish("c", '{"x":1}')
+    first = members[0].transport.inbox[0]
+    assert all(m.transport.inbox[0] is first for m in members)
+    assert node.deliveries == 5
 
 
-def test_join_refuses_bad_names() -> None:
+async def test_history_offsets_increase() -> None:
+    node = Node(history_settings())
+    offsets = [(await node.publish("h:a", str(i))).offset for i in range(3)]
+    assert offsets == [1, 2, 3]
+    assert (await node.publish("plain", "1")).offset == 0
+
+
+async def test_pending_member_gets_buffered_after_its_position() -> None:
+    """Publications during a subscribe are buffered; activate delivers those after the
+    position the member already has, then it is live."""
+    node = Node(history_settings())
+    m = member("m", False)
+    await node.add_pending("h:a", m)
+    for i in range(3):
+        await node.publish("h:a", str(i))
+    assert m.transport.inbox == []
+    node.activate("h:a", m, after_offset=1)  # the reply covered offset 1
+    await node.publish("h:a", "3")
+    offsets = [json.loads(x)["push"]["pub"]["offset"] for x in m.transport.inbox]
+    assert offsets == [2, 3, 4]
+
+
+async def test_remove_member_and_counts() -> None:
     node = Node()
-    with pytest.raises(InvalidName):
-        node.join_room("bad name", MemoryTransport("a"))
+    a = member("a", False)
+    await node.add_member("x", a)
+    await node.add_member("y", a)
+    assert node.member_channels(a) == {"x", "y"}
+    await node.remove_member("x", a)
+    assert node.channels() == ["y"]
+    assert node.subscriber_count("y") == 1
 
 
-def test_close_all_closes_everyone_and_marks_closing() -> None:
+def test_close_all_uses_each_connections_shutdown_code() -> None:
     node = Node()
-    conns = [MemoryTransport(str(i)) for i in range(3)]
-    for t in conns:
-        node.attach(t)
-    node.close_all(1001, "going away")
+    raw, proto = MemoryTransport("raw"), MemoryTransport("proto")
+    node.attach(raw)
+    node.attach(proto, (3001, "shutdown"))
+    node.close_all()
     assert node.closing
-    assert all(t.closed_with == (1001, "going away") for t in conns)
+    assert raw.closed_with == (1001, "going away")
+    assert proto.closed_with == (3001, "shutdown")

@@ -1,13 +1,25 @@
 """The raw dialect: plain WebSocket messages with no envelope.
 
 - echo: every message comes back to its sender, same frame type, same bytes, in order.
-- rooms: every message a member sends goes to every other member of the room.
+- rooms: a room is the channel ``rooms:<room>`` of the hub. Every message a member sends is
+  published there: raw members get the same frame (never their own), channel-protocol
+  subscribers get it as publication data: text that is JSON as that JSON value, other text as a
+  JSON string, binary as ``{"base64": "..."}``. Publications from the channel protocol reach
+  raw members as text frames holding the data's JSON.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import dataclass
 from typing import Protocol
 
+from hubbub.core.channels import room_channel
+from hubbub.core.closecode import CloseCode
+from hubbub.core.protocol import dumps
+from hubbub.core.types import ClientInfo
+from hubbub.errors import StoreError
 from hubbub.node import Node
 from hubbub.transport import Transport
 
@@ -20,6 +32,26 @@ class RawConnection(Transport, Protocol):
     async def send(self, message: str | bytes) -> None: ...
 
 
+@dataclass(eq=False, slots=True)
+class RoomMember:
+    """A raw-room connection as a channel member."""
+
+    client_id: str
+    transport: Transport
+    raw: bool = True
+
+
+def room_data(message: str | bytes) -> str:
+    """The publication data (JSON text) for a raw room message."""
+    if isinstance(message, bytes):
+        return dumps({"base64": base64.b64encode(message).decode()})
+    try:
+        # Re-encoded so the text is compact and on one line, as pushes need.
+        return dumps(json.loads(message))
+    except ValueError:
+        return dumps(message)
+
+
 async def run_echo(conn: RawConnection) -> None:
     """Echo until the peer closes. Replies are awaited, so a peer that stops reading slows
     only itself (TCP backpressure) instead of being buffered for."""
@@ -28,10 +60,20 @@ async def run_echo(conn: RawConnection) -> None:
 
 
 async def run_room(node: Node, room: str, conn: RawConnection) -> None:
-    """Membership of ``room`` for the life of ``conn``; messages are relayed by the node."""
-    node.join_room(room, conn)
+    """Membership of ``room`` for the life of ``conn``."""
+    channel = room_channel(room)
+    options = node.options(channel)
+    member = RoomMember(conn.id, conn)
+    info = ClientInfo(client=conn.id, user="")
+    await node.add_member(channel, member)
     try:
         while (message := await conn.receive()) is not None:
-            node.room_message(room, message, sender=conn)
+            try:
+                await node.publish(
+                    channel, room_data(message), info=info, raw=message, options=options
+                )
+            except StoreError:
+                conn.close(int(CloseCode.TRY_AGAIN_LATER), "message could not be stored")
+                break
     finally:
-        node.leave_room(room, conn)
+        await node.remove_member(channel, member)

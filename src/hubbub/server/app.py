@@ -13,12 +13,15 @@ from aiohttp import web
 from hubbub import __version__
 from hubbub.config import Settings
 from hubbub.core.names import validate_name
+from hubbub.dialects import centrifuge
 from hubbub.dialects.raw import run_echo, run_room
 from hubbub.errors import InvalidName
+from hubbub.hub import Hooks
 from hubbub.node import Node
-from hubbub.server.websocket import WebSocketConnection, accept
+from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 NODE_KEY: Final = web.AppKey("node", Node)
+HOOKS_KEY: Final = web.AppKey("hooks", Hooks)
 SETTINGS_KEY: Final = web.AppKey("settings", Settings)
 #: Tasks of the WebSocket handlers still running; shutdown waits for them.
 HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
@@ -26,27 +29,37 @@ HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
 _INDEX_HTML: Final = files("hubbub.server").joinpath("static/index.html").read_text("utf-8")
 
 
-def make_app(settings: Settings, node: Node | None = None) -> web.Application:
-    """Build the application for ``settings`` (a fresh :class:`Node` unless one is given)."""
+CENTRIFUGE_POLICY: Final = Policy(
+    ping=centrifuge.PING_MESSAGE, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW
+)
+
+
+def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.Application:
+    """Build the application serving ``node`` with the application's ``hooks``."""
     app = web.Application()
     app[SETTINGS_KEY] = settings
-    app[NODE_KEY] = node or Node()
+    app[NODE_KEY] = node
+    app[HOOKS_KEY] = hooks or Hooks()
     app[HANDLERS_KEY] = set()
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/rooms/{room:.*}", room)
+    app.router.add_get("/connection/websocket", connection_websocket)
     return app
 
 
 async def _serve(
-    request: web.Request, conn: WebSocketConnection, dialect: Coroutine[Any, Any, None]
+    request: web.Request,
+    conn: WebSocketConnection,
+    dialect: Coroutine[Any, Any, None],
+    shutdown: tuple[int, str] = (1001, "going away"),
 ) -> web.WebSocketResponse:
     """Attach ``conn`` to the node for the life of the ``dialect`` coroutine."""
     node = request.app[NODE_KEY]
     handlers = request.app[HANDLERS_KEY]
     task = asyncio.current_task()
     assert task is not None
-    node.attach(conn)
+    node.attach(conn, shutdown)
     handlers.add(task)
     try:
         await dialect
@@ -84,6 +97,16 @@ async def room(request: web.Request) -> web.StreamResponse:
     return await _serve(request, conn, run_room(node, name, conn))
 
 
+async def connection_websocket(request: web.Request) -> web.StreamResponse:
+    """``GET /connection/websocket``: the Centrifugo client protocol (JSON)."""
+    node = request.app[NODE_KEY]
+    if node.closing:
+        raise web.HTTPServiceUnavailable(text="shutting down\n")
+    conn = await accept(request, request.app[SETTINGS_KEY], CENTRIFUGE_POLICY)
+    run = centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, dict(request.headers))
+    return await _serve(request, conn, run, centrifuge.SHUTDOWN)
+
+
 async def health(request: web.Request) -> web.Response:
     """``GET /health``: 200 with a small JSON body while the server accepts work."""
     node = request.app[NODE_KEY]
@@ -92,6 +115,6 @@ async def health(request: web.Request) -> web.Response:
         "version": __version__,
         "uptime_seconds": round(time.time() - node.started_at, 3),
         "connections": node.connection_count,
-        "rooms": node.room_count(),
+        "channels": len(node.channels()),
     }
     return web.json_response(body, status=503 if node.closing else 200)

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from hubbub import __version__
 from hubbub.config import Settings
-from hubbub.core.closecode import CloseCode
 from hubbub.errors import ListenError
+from hubbub.hub import Hub
 from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_app
 
@@ -36,6 +36,7 @@ def listen_url(host: str, port: int) -> str:
 async def serve(
     settings: Settings,
     *,
+    hub: Hub | None = None,
     on_ready: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -49,13 +50,16 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    node = Node()
-    app = make_app(settings, node)
+    node = Node(settings)
+    app = make_app(settings, node, hub.hooks if hub is not None else None)
+    if hub is not None:
+        hub.bind(node)
     cleanup_budget = settings.shutdown_timeout * CLEANUP_SHARE
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=cleanup_budget
     )
     await runner.setup()
+    await node.start()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         try:
@@ -67,7 +71,7 @@ async def serve(
         await stop.wait()
         log.info("shutting down: closing %d connections", node.connection_count)
         await site.stop()
-        node.close_all(int(CloseCode.GOING_AWAY), "going away")
+        node.close_all()
         handlers = app[HANDLERS_KEY]
         if handlers:
             await asyncio.wait(tuple(handlers), timeout=settings.shutdown_timeout - cleanup_budget)
@@ -75,4 +79,5 @@ async def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await runner.cleanup()
+        await node.stop()
     log.info("stopped")

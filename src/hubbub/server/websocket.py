@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import WSMsgType, web
@@ -38,6 +39,24 @@ CLOSE_TIMEOUT: Final = 3.0
 MAX_REASON_BYTES: Final = 123
 
 _ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How a dialect wants its connections kept alive and cut off.
+
+    ``ping``: ``None`` sends WebSocket ping frames; a string is posted as an application-level
+    ping message (the Centrifugo protocol's ``{}``). ``no_pong``: close code and reason for a
+    peer that stays silent after a ping; ``None`` drops its TCP connection. ``slow``: close
+    code and reason for a peer whose unsent data passes the limit.
+    """
+
+    ping: str | None = None
+    no_pong: tuple[int, str] | None = None
+    slow: tuple[int, str] = (int(CloseCode.POLICY_VIOLATION), "slow consumer")
+
+
+RAW_POLICY: Final = Policy()
 
 
 def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
@@ -76,13 +95,20 @@ def _reason_bytes(reason: str) -> bytes:
 class WebSocketConnection:
     """A WebSocket accepted by :func:`accept`; see the module docstring for its guarantees."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, settings: Settings):
+    def __init__(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        settings: Settings,
+        policy: Policy = RAW_POLICY,
+    ) -> None:
         self._id = f"ws-{next(_ids)}"
         self._request = request
         self._ws = ws
         self._loop = asyncio.get_running_loop()
         self._limit = settings.write_buffer_limit
         self._max_size = settings.max_message_size
+        self._policy = policy
         self._ping_interval = settings.ping_interval
         self._pong_timeout = settings.pong_timeout
         self._queue: deque[str | bytes] = deque()
@@ -185,7 +211,7 @@ class WebSocketConnection:
             )
             self._queue.clear()
             self._queued = 0
-            self.close(int(CloseCode.POLICY_VIOLATION), "slow consumer")
+            self.close(*self._policy.slow)
             return
         self._queue.append(message)
         self._queued += size
@@ -262,7 +288,10 @@ class WebSocketConnection:
         if self.closing:
             return
         self._ping_sent_at = now
-        self._ping_task = self._loop.create_task(self._send_ping())
+        if self._policy.ping is not None:
+            self.post(self._policy.ping)
+        else:
+            self._ping_task = self._loop.create_task(self._send_ping())
         self._timer = self._loop.call_later(self._pong_timeout, self._on_pong_deadline)
 
     async def _send_ping(self) -> None:
@@ -276,10 +305,15 @@ class WebSocketConnection:
             )
             return
         log.info("%s: no answer to ping within %.1fs, dropping", self._id, self._pong_timeout)
-        self._abort()
+        if self._policy.no_pong is not None:
+            self.close(*self._policy.no_pong)
+        else:
+            self._abort()
 
 
-async def accept(request: web.Request, settings: Settings) -> WebSocketConnection:
+async def accept(
+    request: web.Request, settings: Settings, policy: Policy = RAW_POLICY
+) -> WebSocketConnection:
     """Check the Origin, complete the WebSocket handshake and wrap the result.
 
     Raises ``web.HTTPException`` (403, 426, 400) for handshakes that are refused.
@@ -297,4 +331,4 @@ async def accept(request: web.Request, settings: Settings) -> WebSocketConnectio
         timeout=CLOSE_TIMEOUT,
     )
     await ws.prepare(request)
-    return WebSocketConnection(request, ws, settings)
+    return WebSocketConnection(request, ws, settings, policy)

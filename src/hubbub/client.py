@@ -1,0 +1,423 @@
+"""One client of the channel protocol: commands in, replies and node calls out.
+
+Wire-independent: the dialect decodes frames into :class:`hubbub.core.protocol.Command` and
+hands them to :meth:`Client.handle`, which posts replies to the transport itself (so that a
+subscribe reply is always written before the publications that follow it). Session state is
+kept by the pure :class:`hubbub.core.session.Session`; permissions come from the channel
+options, then the hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from hubbub import __version__
+from hubbub.config import ChannelOptions
+from hubbub.core import protocol as p
+from hubbub.core.channels import allowed
+from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.core.recovery import decide_recovery, is_continuous
+from hubbub.core.session import Session
+from hubbub.core.types import ClientInfo, StreamPosition
+from hubbub.errors import ClientError, DisconnectError, StoreError
+from hubbub.hub import (
+    ConnectContext,
+    DisconnectContext,
+    Hooks,
+    MessageContext,
+    PublishContext,
+    RPCContext,
+    SubscribeContext,
+)
+from hubbub.node import Node
+from hubbub.transport import Transport
+
+log = logging.getLogger(__name__)
+
+#: Subscribe flag (SubscribeRequest.flag): reject with 112 instead of recovered=false.
+FLAG_REJECT_UNRECOVERED: Final = 2
+#: Most publications one history call returns.
+HISTORY_MAX_LIMIT: Final = 1000
+
+Handler = Callable[[int, Mapping[str, Any]], Awaitable[str | None]]
+
+
+class Client:
+    """Per-connection command handling; see the module docstring."""
+
+    raw = False
+
+    def __init__(
+        self, node: Node, hooks: Hooks, transport: Transport, headers: Mapping[str, str]
+    ) -> None:
+        self.node = node
+        self.hooks = hooks
+        self.transport = transport
+        self.headers = headers
+        self.client_id = str(uuid.uuid4())
+        self.session = Session(self.client_id, node.settings.client_channel_limit)
+        self._chan_info: dict[str, str | None] = {}
+        self._handlers: dict[str, Handler] = {
+            "connect": self._connect,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "publish": self._publish,
+            "presence": self._presence,
+            "presence_stats": self._presence_stats,
+            "history": self._history,
+            "ping": self._ping,
+            "send": self._send,
+            "rpc": self._rpc,
+            "refresh": self._refresh,
+            "sub_refresh": self._sub_refresh,
+        }
+
+    @property
+    def user(self) -> str:
+        return self.session.user
+
+    def info(self, channel: str | None = None) -> ClientInfo:
+        chan_info = self._chan_info.get(channel) if channel is not None else None
+        return ClientInfo(self.client_id, self.session.user, self.session.conn_info, chan_info)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def handle(self, cmd: p.Command) -> None:
+        """Handle one command; raises DisconnectError when the connection must end."""
+        if cmd.method == "":
+            return  # pong
+        if cmd.method != "connect":
+            self.session.require_connected(cmd.method or "command")
+        if cmd.id == 0 and cmd.method != "send":
+            raise DisconnectError(Disconnects.BAD_REQUEST.code, "command without id")
+        try:
+            if cmd.method is None:
+                raise ClientError(ErrorCode.METHOD_NOT_FOUND)
+            if cmd.problem is not None:
+                raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {cmd.problem}")
+            result = await self._handlers[cmd.method](cmd.id, cmd.params)
+        except ClientError as exc:
+            if cmd.id:
+                self.transport.post(p.error_reply(cmd.id, exc))
+            return
+        except StoreError as exc:
+            log.warning("%s: %s failed: %s", self.client_id, cmd.method, exc)
+            if cmd.id:
+                self.transport.post(p.error_reply(cmd.id, ClientError(ErrorCode.INTERNAL)))
+            return
+        if result is not None:
+            self.transport.post(p.reply(cmd.id, cmd.method, result))
+
+    async def _hook(self, fn: Callable[[Any], Awaitable[Any]], ctx: Any) -> Any:
+        """Call an application hook; its unexpected errors become error 100."""
+        try:
+            return await fn(ctx)
+        except (ClientError, DisconnectError):
+            raise
+        except Exception:
+            log.exception("hook %s failed", getattr(fn, "__name__", fn))
+            raise ClientError(ErrorCode.INTERNAL) from None
+
+    # -- connect -------------------------------------------------------------------------
+
+    async def _connect(self, cid: int, params: Mapping[str, Any]) -> str:
+        self.session.check_connect()
+        token = p.optional_str(params, "token")
+        user, conn_info, data_json, channels = "", None, None, []
+        if self.hooks.on_connect is not None:
+            ctx = ConnectContext(
+                client=self.client_id,
+                token=token,
+                data=params.get("data"),
+                name=p.optional_str(params, "name"),
+                version=p.optional_str(params, "version"),
+                headers=self.headers,
+            )
+            result = await self._hook(self.hooks.on_connect, ctx)
+            if result is not None:
+                user = str(result.user)
+                conn_info = None if result.info is None else p.dumps(result.info)
+                data_json = None if result.data is None else p.dumps(result.data)
+                channels = list(result.channels)
+        elif not self.node.settings.allow_anonymous_connect:
+            raise ClientError(ErrorCode.UNAUTHORIZED)
+        self.session.connected(user, conn_info)
+        subs = {}
+        for channel in channels:
+            subs[channel] = await self._server_subscribe(channel)
+        settings = self.node.settings
+        parts = [
+            f'"client":{p.dumps(self.client_id)}',
+            f'"version":{p.dumps(__version__)}',
+            f'"ping":{max(1, round(settings.ping_interval))}',
+            '"pong":true',
+        ]
+        if subs:
+            parts.append('"subs":{' + ",".join(f"{p.dumps(c)}:{r}" for c, r in subs.items()) + "}")
+        if data_json is not None:
+            parts.append(f'"data":{data_json}')
+        return "{" + ",".join(parts) + "}"
+
+    async def _server_subscribe(self, channel: str) -> str:
+        """A subscription chosen by the server at connect (no hook, no recovery)."""
+        options = self.node.options(channel)
+        self.session.begin_subscribe(channel)
+        await self.node.add_member(channel, self)
+        self.session.subscribed(channel)
+        await self._joined(channel, options)
+        result: dict[str, Any] = {}
+        if options.history_enabled:
+            pos = await self.node.broker.position(channel)
+            result = {"recoverable": True, "positioned": True, "epoch": pos.epoch}
+            if pos.offset:
+                result["offset"] = pos.offset
+        return p.dumps(result)
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    async def _subscribe(self, cid: int, params: Mapping[str, Any]) -> None:
+        channel = p.require_str(params, "channel")
+        options = self.node.options(channel)
+        if not allowed(options, "subscribe", self.user):
+            raise ClientError(ErrorCode.PERMISSION_DENIED)
+        recover = p.optional_bool(params, "recover")
+        since = StreamPosition(p.optional_int(params, "offset"), p.optional_str(params, "epoch"))
+        flag = p.optional_int(params, "flag")
+        self.session.begin_subscribe(channel)
+        try:
+            chan_info, data = None, None
+            if self.hooks.on_subscribe is not None:
+                ctx = SubscribeContext(
+                    client=self.client_id,
+                    user=self.user,
+                    channel=channel,
+                    data=params.get("data"),
+                    token=p.optional_str(params, "token"),
+                )
+                result = await self._hook(self.hooks.on_subscribe, ctx)
+                if result is not None:
+                    chan_info = None if result.info is None else p.dumps(result.info)
+                    data = result.data
+            self._chan_info[channel] = chan_info
+            await self.node.add_pending(channel, self)
+            try:
+                reply, top = await self._subscribe_result(
+                    channel, options, params, recover, since, flag, data
+                )
+            except BaseException:
+                await self.node.drop_pending(channel, self)
+                raise
+        except BaseException:
+            self.session.drop(channel)
+            self._chan_info.pop(channel, None)
+            raise
+        self.transport.post(p.reply(cid, "subscribe", reply))
+        self.node.activate(channel, self, top)
+        self.session.subscribed(channel)
+        await self._joined(channel, options)
+
+    async def _subscribe_result(
+        self,
+        channel: str,
+        options: ChannelOptions,
+        params: Mapping[str, Any],
+        recover: bool,
+        since: StreamPosition,
+        flag: int,
+        data: Any,
+    ) -> tuple[str, int]:
+        """The subscribe result as JSON text, and the offset live delivery starts after."""
+        result: dict[str, Any] = {}
+        top = 0
+        if options.history_enabled and (
+            options.force_recovery
+            or p.optional_bool(params, "recoverable")
+            or p.optional_bool(params, "positioned")
+            or recover
+        ):
+            recoverable = options.force_recovery or p.optional_bool(params, "recoverable")
+            pubs_json: list[str] = []
+            if recover:
+                history = await self.node.broker.history(
+                    channel,
+                    since_offset=since.offset,
+                    limit=self.node.settings.recovery_max_publications + 1,
+                    reverse=False,
+                )
+                decision = decide_recovery(
+                    since, history, self.node.settings.recovery_max_publications
+                )
+                if not decision.recovered and flag & FLAG_REJECT_UNRECOVERED:
+                    raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
+                position = decision.position
+                pubs_json = [pub.to_json() for pub in decision.publications]
+                result["was_recovering"] = True
+                result["recovered"] = decision.recovered
+            else:
+                position = await self.node.broker.position(channel)
+            top = position.offset
+            result.update(recoverable=recoverable, positioned=True, epoch=position.epoch)
+            if position.offset:
+                result["offset"] = position.offset
+            if data is not None:
+                result["data"] = data
+            text = p.dumps(result)
+            if pubs_json:  # paste the publications' JSON in as it is
+                text = text[:-1] + ',"publications":[' + ",".join(pubs_json) + "]}"
+            return text, top
+        if data is not None:
+            result["data"] = data
+        return p.dumps(result), top
+
+    async def _joined(self, channel: str, options: ChannelOptions) -> None:
+        if options.presence:
+            await self.node.presence_add(channel, self.info(channel))
+        if options.join_leave:
+            await self.node.broker.publish_join(channel, self.info(channel))
+
+    async def _left(self, channel: str) -> None:
+        info = self.info(channel)
+        self._chan_info.pop(channel, None)
+        await self.node.remove_member(channel, self)
+        try:
+            options = self.node.options(channel)
+        except ClientError:
+            return
+        if options.presence:
+            await self.node.presence_remove(channel, self.client_id)
+        if options.join_leave:
+            await self.node.broker.publish_leave(channel, info)
+
+    async def _unsubscribe(self, cid: int, params: Mapping[str, Any]) -> str:
+        channel = p.require_str(params, "channel")
+        was_subscribed = self.session.is_subscribed(channel)
+        if self.session.drop(channel) and was_subscribed:
+            await self._left(channel)
+        return "{}"
+
+    # -- publishing and reading ----------------------------------------------------------
+
+    def _readable(self, channel: str, action: str) -> ChannelOptions:
+        options = self.node.options(channel)
+        if not allowed(options, action, self.user):
+            raise ClientError(ErrorCode.PERMISSION_DENIED)
+        return options
+
+    async def _publish(self, cid: int, params: Mapping[str, Any]) -> str:
+        channel = p.require_str(params, "channel")
+        options = self._readable(channel, "publish")
+        data = p.data_text(params, required=True)
+        if len(data.encode()) > options.max_message_size:
+            raise ClientError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"limit exceeded: data is over {options.max_message_size} bytes",
+            )
+        if self.hooks.on_publish is not None:
+            ctx = PublishContext(self.client_id, self.user, channel, params.get("data"))
+            result = await self._hook(self.hooks.on_publish, ctx)
+            if result is not None:
+                data = p.dumps(result.data)
+        await self.node.publish(channel, data, info=self.info(channel), options=options)
+        return "{}"
+
+    async def _presence(self, cid: int, params: Mapping[str, Any]) -> str:
+        channel = p.require_str(params, "channel")
+        if not self._readable(channel, "presence").presence:
+            raise ClientError(ErrorCode.NOT_AVAILABLE)
+        entries = await self.node.presence.presence(channel)
+        body = ",".join(f"{p.dumps(cid_)}:{info.to_json()}" for cid_, info in entries.items())
+        return f'{{"presence":{{{body}}}}}'
+
+    async def _presence_stats(self, cid: int, params: Mapping[str, Any]) -> str:
+        channel = p.require_str(params, "channel")
+        if not self._readable(channel, "presence").presence:
+            raise ClientError(ErrorCode.NOT_AVAILABLE)
+        clients, users = await self.node.presence.stats(channel)
+        return f'{{"num_clients":{clients},"num_users":{users}}}'
+
+    async def _history(self, cid: int, params: Mapping[str, Any]) -> str:
+        channel = p.require_str(params, "channel")
+        if not self._readable(channel, "history").history_enabled:
+            raise ClientError(ErrorCode.NOT_AVAILABLE)
+        limit = p.optional_int(params, "limit")
+        if limit < 0 or limit > HISTORY_MAX_LIMIT:
+            limit = HISTORY_MAX_LIMIT
+        reverse = p.optional_bool(params, "reverse")
+        since_raw = params.get("since")
+        since = None
+        if since_raw is not None:
+            if not isinstance(since_raw, dict):
+                raise ClientError(ErrorCode.BAD_REQUEST, "bad request: since must be an object")
+            since = StreamPosition(
+                p.optional_int(since_raw, "offset"), p.optional_str(since_raw, "epoch")
+            )
+        result = await self.node.broker.history(
+            channel,
+            since_offset=since.offset if since is not None else None,
+            limit=limit,
+            reverse=reverse,
+        )
+        if since is not None and (
+            since.epoch != result.position.epoch
+            or (not reverse and limit and not is_continuous(since, result))
+        ):
+            raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
+        pubs = ",".join(pub.to_json() for pub in result.publications)
+        pos = result.position
+        return f'{{"publications":[{pubs}],"epoch":{p.dumps(pos.epoch)},"offset":{pos.offset}}}'
+
+    # -- the rest ------------------------------------------------------------------------
+
+    async def _ping(self, cid: int, params: Mapping[str, Any]) -> str:
+        return "{}"
+
+    async def _rpc(self, cid: int, params: Mapping[str, Any]) -> str:
+        method = p.optional_str(params, "method")
+        handler = self.hooks.rpc.get(method)
+        if handler is None:
+            raise ClientError(ErrorCode.METHOD_NOT_FOUND)
+        ctx = RPCContext(self.client_id, self.user, method, params.get("data"))
+        result = await self._hook(handler, ctx)
+        return "{}" if result is None else f'{{"data":{p.dumps(result)}}}'
+
+    async def _send(self, cid: int, params: Mapping[str, Any]) -> None:
+        if self.hooks.on_message is None:
+            not_available = Disconnects.NOT_AVAILABLE
+            raise DisconnectError(not_available.code, not_available.reason)
+        ctx = MessageContext(self.client_id, self.user, params.get("data"))
+        with contextlib.suppress(ClientError):  # send has no reply to carry an error
+            await self._hook(self.hooks.on_message, ctx)
+
+    async def _refresh(self, cid: int, params: Mapping[str, Any]) -> str:
+        return (
+            f'{{"client":{p.dumps(self.client_id)},"version":{p.dumps(__version__)},'
+            '"expires":false}'
+        )
+
+    async def _sub_refresh(self, cid: int, params: Mapping[str, Any]) -> str:
+        channel = p.require_str(params, "channel")
+        if not self.session.is_subscribed(channel):
+            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
+        return '{"expires":false}'
+
+    # -- end -----------------------------------------------------------------------------
+
+    async def close(self, code: int, reason: str) -> None:
+        """The connection ended: leave every channel, tell the disconnect hook."""
+        for channel in self.session.close():
+            try:
+                await self._left(channel)
+            except Exception:
+                log.exception("%s: cleanup of %s failed", self.client_id, channel)
+        for channel in tuple(self.node.member_channels(self)):
+            await self.node.remove_member(channel, self)
+        if self.hooks.on_disconnect is not None:
+            ctx = DisconnectContext(self.client_id, self.user, code, reason)
+            try:
+                await self.hooks.on_disconnect(ctx)
+            except Exception:
+                log.exception("on_disconnect hook failed")

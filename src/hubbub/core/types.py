@@ -1,0 +1,91 @@
+"""Values that travel between the core, the node and the engines. Immutable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubbub.core.protocol import dumps
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who a connection is: its client id, user id (``""`` when anonymous) and app info.
+
+    ``conn_info`` (per connection) and ``chan_info`` (per subscription) are JSON text or None.
+    """
+
+    client: str
+    user: str
+    conn_info: str | None = None
+    chan_info: str | None = None
+
+    def to_json(self) -> str:
+        parts = [f'"client":{dumps(self.client)}', f'"user":{dumps(self.user)}']
+        if self.conn_info is not None:
+            parts.append(f'"conn_info":{self.conn_info}')
+        if self.chan_info is not None:
+            parts.append(f'"chan_info":{self.chan_info}')
+        return "{" + ",".join(parts) + "}"
+
+    def to_dict(self) -> dict[str, Any]:
+        import json
+
+        out: dict[str, Any] = {"client": self.client, "user": self.user}
+        if self.conn_info is not None:
+            out["conn_info"] = json.loads(self.conn_info)
+        if self.chan_info is not None:
+            out["chan_info"] = json.loads(self.chan_info)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """A place in a channel's stream: the last offset within an epoch."""
+
+    offset: int
+    epoch: str
+
+    def to_json(self) -> str:
+        return f'{{"offset":{self.offset},"epoch":{dumps(self.epoch)}}}'
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """One message in a channel. ``data`` is JSON text; ``offset`` is 0 outside history.
+
+    ``raw`` keeps the exact frame of a raw-room message so raw members get the same bytes; it
+    is not stored in history.
+    """
+
+    data: str
+    offset: int = 0
+    info: ClientInfo | None = None
+    tags: dict[str, str] | None = None
+    time_ms: int = 0
+    raw: str | bytes | None = field(default=None, compare=False)
+
+    def to_json(self) -> str:
+        """The protocol's Publication object as JSON text."""
+        parts = [f'"data":{self.data}']
+        if self.offset:
+            parts.append(f'"offset":{self.offset}')
+        if self.info is not None:
+            parts.append(f'"info":{self.info.to_json()}')
+        if self.tags:
+            parts.append(f'"tags":{dumps(self.tags)}')
+        if self.time_ms:
+            parts.append(f'"time":{self.time_ms}')
+        return "{" + ",".join(parts) + "}"
+
+    def as_raw_frame(self) -> str | bytes:
+        """What a raw-room member receives: the original frame, else the JSON text."""
+        return self.raw if self.raw is not None else self.data
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResult:
+    """Publications read from a stream, and the stream's current top position."""
+
+    publications: list[Publication]
+    position: StreamPosition

@@ -1,0 +1,57 @@
+"""The Centrifugo client protocol (JSON) on a WebSocket: frames in, commands to the client.
+
+Commands of one frame are handled in order, each to the end, before the next frame is read.
+A frame that is not JSON, a command without id, or a command before connect closes the
+connection with 3501 "bad request"; other mistakes get an error reply and the connection stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from hubbub.client import Client
+from hubbub.core.codes import Disconnects
+from hubbub.core.protocol import PING, ProtocolViolation, decode_frame
+from hubbub.errors import DisconnectError
+from hubbub.hub import Hooks
+from hubbub.node import Node
+from hubbub.transport import Transport
+
+log = logging.getLogger(__name__)
+
+#: Keepalive and cut-off codes for connections of this dialect (see server.websocket.Policy).
+PING_MESSAGE = PING
+NO_PONG = (Disconnects.NO_PONG.code, Disconnects.NO_PONG.reason)
+SLOW = (Disconnects.SLOW.code, Disconnects.SLOW.reason)
+SHUTDOWN = (Disconnects.SHUTDOWN.code, Disconnects.SHUTDOWN.reason)
+
+
+class FrameConnection(Transport, Protocol):
+    async def receive(self) -> str | bytes | None: ...
+
+
+async def run_centrifuge(
+    node: Node, hooks: Hooks, conn: FrameConnection, headers: Mapping[str, str]
+) -> None:
+    """Serve one connection until it closes."""
+    client = Client(node, hooks, conn, headers)
+    code, reason = 3000, "connection closed"
+    try:
+        while (frame := await conn.receive()) is not None:
+            try:
+                commands = decode_frame(frame)
+                for command in commands:
+                    await client.handle(command)
+            except ProtocolViolation as exc:
+                log.info("%s: %s", client.client_id, exc)
+                code, reason = Disconnects.BAD_REQUEST.code, Disconnects.BAD_REQUEST.reason
+                conn.close(code, reason)
+                break
+            except DisconnectError as exc:
+                code, reason = exc.code, exc.reason
+                conn.close(code, reason)
+                break
+    finally:
+        await client.close(code, reason)

@@ -1,0 +1,106 @@
+"""The engine interfaces. Every implementation passes ``tests/contract/``.
+
+Guarantees every :class:`Broker` gives:
+
+- **One order per channel.** Publications of one channel reach the registered handler in the
+  order of their offsets; each history-enabled publication gets ``offset = previous + 1``
+  within the stream's epoch.
+- **Append and fan-out are atomic per channel.** A publication that is in history has been, or
+  will be, handed to the handler of every node subscribed to the channel; none is delivered
+  that is not in history (for history-enabled publishes).
+- **The epoch changes whenever continuity is lost** (history removed, stream expired): a
+  position from the old epoch can then never be taken for a position in the new one.
+- **Failures are StoreError.** Backend exceptions are translated; a publish that raised was not
+  acknowledged and may or may not have been delivered (at-most-once fan-out).
+- Handler calls never await and never raise into the broker.
+
+Guarantees every :class:`PresenceManager` gives: an entry added with ``ttl`` disappears after
+``ttl`` seconds unless added again (refreshed); ``presence`` and ``stats`` never list expired
+entries; ``stats`` counts distinct non-empty user ids (anonymous connections count as clients
+only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryOptions:
+    """Retention of one publish: keep the last ``size`` publications for ``ttl`` seconds."""
+
+    size: int
+    ttl: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 0 and self.ttl > 0
+
+
+class BrokerHandler(Protocol):
+    """What a broker calls on the node for channels the node subscribed to."""
+
+    def handle_publication(self, channel: str, pub: Publication) -> None: ...
+
+    def handle_join(self, channel: str, info: ClientInfo) -> None: ...
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None: ...
+
+
+class Broker(Protocol):
+    """Fan-out of publications between nodes, and the channel streams (history)."""
+
+    def register(self, handler: BrokerHandler) -> None:
+        """Set the node's handler; called once before anything else."""
+        ...
+
+    async def subscribe(self, channel: str) -> None:
+        """Start receiving the channel's publications (the node's first local subscriber)."""
+        ...
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving them (the node's last local subscriber left)."""
+        ...
+
+    async def publish(
+        self, channel: str, pub: Publication, history: HistoryOptions | None
+    ) -> Publication:
+        """Append to the stream when ``history`` is enabled, fan out, return the publication
+        as delivered (with its offset)."""
+        ...
+
+    async def publish_join(self, channel: str, info: ClientInfo) -> None: ...
+
+    async def publish_leave(self, channel: str, info: ClientInfo) -> None: ...
+
+    async def history(
+        self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
+    ) -> HistoryResult:
+        """Read the stream. ``since_offset``: only publications after it (before it when
+        ``reverse``). ``limit``: at most that many; 0 reads only the position; -1 all."""
+        ...
+
+    async def position(self, channel: str) -> StreamPosition:
+        """The stream's top offset and epoch (a new stream gets a fresh epoch)."""
+        ...
+
+    async def remove_history(self, channel: str) -> None:
+        """Drop the stream; the next position has a new epoch."""
+        ...
+
+
+class PresenceManager(Protocol):
+    """Who is subscribed to a channel, across nodes."""
+
+    async def add(self, channel: str, info: ClientInfo, ttl: float) -> None: ...
+
+    async def remove(self, channel: str, client_id: str) -> None: ...
+
+    async def presence(self, channel: str) -> dict[str, ClientInfo]: ...
+
+    async def stats(self, channel: str) -> tuple[int, int]:
+        """``(num_clients, num_users)``."""
+        ...

@@ -1,0 +1,193 @@
+"""The public face of hubbub for Python applications: a :class:`Hub` with hooks.
+
+::
+
+    hub = Hub(namespaces=[{"name": "chat", "history_size": 100, "history_ttl": 3600}])
+
+    @hub.on_connect
+    async def authenticate(ctx: ConnectContext) -> ConnectResult:
+        return ConnectResult(user=ctx.data["name"])
+
+    @hub.rpc("time")
+    async def server_time(ctx: RPCContext) -> dict:
+        return {"now": time.time()}
+
+    hub.run()           # the same server as `hubbub serve --app module:hub`
+
+Hooks are plain async functions. They refuse by raising :class:`hubbub.errors.ClientError`
+(the client gets that error, the connection stays) or
+:class:`hubbub.errors.DisconnectError` (the connection is closed with that code). Any other
+exception is logged and the client gets error 100 (internal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from hubbub.config import Settings, load_settings
+from hubbub.errors import HubbubError
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectContext:
+    client: str
+    token: str
+    data: Any
+    name: str
+    version: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectResult:
+    """Who the client is. ``channels`` are server-side subscriptions made at connect."""
+
+    user: str = ""
+    info: Any = None
+    data: Any = None
+    channels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeContext:
+    client: str
+    user: str
+    channel: str
+    data: Any
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    """``info`` is shown to others as the subscriber's chan_info; ``data`` goes to the client."""
+
+    info: Any = None
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishContext:
+    client: str
+    user: str
+    channel: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Replace the published data with ``data``."""
+
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RPCContext:
+    client: str
+    user: str
+    method: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    client: str
+    user: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectContext:
+    client: str
+    user: str
+    code: int
+    reason: str
+
+
+ConnectHook = Callable[[ConnectContext], Awaitable[ConnectResult | None]]
+SubscribeHook = Callable[[SubscribeContext], Awaitable[SubscribeResult | None]]
+PublishHook = Callable[[PublishContext], Awaitable[PublishResult | None]]
+RPCHandler = Callable[[RPCContext], Awaitable[Any]]
+MessageHook = Callable[[MessageContext], Awaitable[None]]
+DisconnectHook = Callable[[DisconnectContext], Awaitable[None]]
+
+F = TypeVar("F")
+
+
+@dataclass(slots=True)
+class Hooks:
+    """The application's hooks; every one is optional."""
+
+    on_connect: ConnectHook | None = None
+    on_subscribe: SubscribeHook | None = None
+    on_publish: PublishHook | None = None
+    on_message: MessageHook | None = None
+    on_disconnect: DisconnectHook | None = None
+    rpc: dict[str, RPCHandler] = field(default_factory=dict)
+
+
+class Hub:
+    """Hooks, settings and, once running, the node. See the module docstring."""
+
+    def __init__(self, **settings: Any) -> None:
+        """``settings`` are defaults in code (any :class:`Settings` key); `hubbub serve`
+        flags, HUBBUB_* variables and the TOML file override them."""
+        self.defaults = settings
+        self.hooks = Hooks()
+        self._node: Any = None
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def on_connect(self, fn: ConnectHook) -> ConnectHook:
+        self.hooks.on_connect = fn
+        return fn
+
+    def on_subscribe(self, fn: SubscribeHook) -> SubscribeHook:
+        self.hooks.on_subscribe = fn
+        return fn
+
+    def on_publish(self, fn: PublishHook) -> PublishHook:
+        self.hooks.on_publish = fn
+        return fn
+
+    def on_message(self, fn: MessageHook) -> MessageHook:
+        self.hooks.on_message = fn
+        return fn
+
+    def on_disconnect(self, fn: DisconnectHook) -> DisconnectHook:
+        self.hooks.on_disconnect = fn
+        return fn
+
+    def rpc(self, method: str) -> Callable[[RPCHandler], RPCHandler]:
+        def register(fn: RPCHandler) -> RPCHandler:
+            self.hooks.rpc[method] = fn
+            return fn
+
+        return register
+
+    # -- running -------------------------------------------------------------------------
+
+    def bind(self, node: Any) -> None:
+        """Called by the server when it starts serving this hub."""
+        self._node = node
+
+    async def publish(self, channel: str, data: Any, *, tags: dict[str, str] | None = None) -> int:
+        """Publish ``data`` (any JSON value) to ``channel``; return its offset (0 without
+        history). Only while the hub is being served."""
+        from hubbub.core.protocol import dumps
+
+        if self._node is None:
+            raise HubbubError("the hub is not running: call hub.run() or serve it first")
+        pub = await self._node.publish(channel, dumps(data), tags=tags)
+        return int(pub.offset)
+
+    def settings(self, **flags: Any) -> Settings:
+        return load_settings(flags, base=self.defaults)
+
+    def run(self, **flags: Any) -> None:
+        """Serve this hub until SIGINT/SIGTERM (``flags`` as `hubbub serve`'s options)."""
+        from hubbub.server.runner import serve
+
+        asyncio.run(serve(self.settings(**flags), hub=self))
