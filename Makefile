@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint autobahn autobahn-venv clean
+.PHONY: run test lint autobahn autobahn-venv js-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,17 @@ run: $(STAMP)
 autobahn-venv: $(STAMP)
 	bash scripts/autobahn-venv.sh $(AUTOBAHN_VENV)
 
-test: $(STAMP) autobahn-venv
+# centrifuge-js for the interop tests, from the lock file (npm ci); skipped without npm
+# except under CI.
+js-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  [ -d tests/interop/js/node_modules/centrifuge ] || npm ci --silent --prefix tests/interop/js; \
+	else \
+	  echo "js-deps: npm not found; the centrifuge-js interop tests will be skipped" >&2; \
+	  [ "$$CI" != "true" ]; \
+	fi
+
+test: $(STAMP) autobahn-venv js-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

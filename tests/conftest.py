@@ -17,11 +17,15 @@ ON_CI = os.environ.get("CI") == "true"
 def need_binary(name: str, path: str | None = None) -> str:
     """Return the path of ``name``; skip the test when it is missing, fail under CI."""
     found = path if path and os.access(path, os.X_OK) else shutil.which(name)
-    if found:
-        return found
-    message = f"{name} is not installed here; this test needs it"
+    if not found:
+        missing(f"{name} is not installed here; this test needs it")
+    return str(found)
+
+
+def missing(message: str) -> None:
+    """Skip the test for a missing prerequisite; under CI (CI=true) fail instead."""
     if ON_CI:
-        pytest.fail(message + " (CI=true: a missing binary fails the run)")
+        pytest.fail(message + " (CI=true: a missing prerequisite fails the run)")
     pytest.skip(message)
 
 

@@ -93,7 +93,7 @@ class Client:
         if cmd.method != "connect":
             self.session.require_connected(cmd.method or "command")
         if cmd.id == 0 and cmd.method != "send":
-            raise DisconnectError(Disconnects.BAD_REQUEST.code, "command without id")
+            raise DisconnectError(Disconnects.BAD_REQUEST.code, "bad request: command without id")
         try:
             if cmd.method is None:
                 raise ClientError(ErrorCode.METHOD_NOT_FOUND)

@@ -14,6 +14,7 @@ from pathlib import Path
 from tests.support.timing import scaled
 
 READY_RE = re.compile(r"listening on (http://\S+)")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerProcess:
@@ -29,6 +30,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=full_env,
+            cwd=ROOT,  # so that --app examples.chat_hub:hub imports
         )
         self.url = self._wait_ready(scaled(30))
         self.ws = "ws" + self.url[len("http") :]

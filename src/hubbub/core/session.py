@@ -31,7 +31,9 @@ class SubState(Enum):
 
 
 def _bad_request(reason: str) -> DisconnectError:
-    return DisconnectError(Disconnects.BAD_REQUEST.code, reason)
+    return DisconnectError(
+        Disconnects.BAD_REQUEST.code, f"{Disconnects.BAD_REQUEST.reason}: {reason}"
+    )
 
 
 class Session:

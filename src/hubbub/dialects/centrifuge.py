@@ -46,7 +46,7 @@ async def run_centrifuge(
                     await client.handle(command)
             except ProtocolViolation as exc:
                 log.info("%s: %s", client.client_id, exc)
-                code, reason = Disconnects.BAD_REQUEST.code, Disconnects.BAD_REQUEST.reason
+                code, reason = Disconnects.BAD_REQUEST.code, f"bad request: {exc}"
                 conn.close(code, reason)
                 break
             except DisconnectError as exc:

@@ -63,6 +63,9 @@ async def _serve(
     handlers.add(task)
     try:
         await dialect
+        # A close the dialect started must reach the peer before aiohttp ends the response
+        # (it would close with 1000 itself).
+        await conn.wait_closed()
     finally:
         handlers.discard(task)
         node.detach(conn)

@@ -258,6 +258,12 @@ class WebSocketConnection:
             # The peer is not reading; a FIN would wait forever behind the unsent data.
             transport.abort()
 
+    async def wait_closed(self) -> None:
+        """Wait for a close started with :meth:`close` to finish (bounded)."""
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._closer)
+
     def release(self) -> None:
         """Stop the timers and the writer task; the handler calls this when it is done."""
         self._stop_timers()

@@ -1,0 +1,122 @@
+"""Broker guarantees (hubbub.engines.base), for every engine."""
+
+from __future__ import annotations
+
+from hubbub.core.types import ClientInfo, Publication
+from hubbub.engines.base import HistoryOptions
+from tests.contract.conftest import Engine
+
+KEEP = HistoryOptions(size=5, ttl=60)
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.pubs: list[tuple[str, Publication]] = []
+        self.joins: list[tuple[str, str]] = []
+        self.leaves: list[tuple[str, str]] = []
+
+    def handle_publication(self, channel: str, pub: Publication) -> None:
+        self.pubs.append((channel, pub))
+
+    def handle_join(self, channel: str, info: ClientInfo) -> None:
+        self.joins.append((channel, info.client))
+
+    def handle_leave(self, channel: str, info: ClientInfo) -> None:
+        self.leaves.append((channel, info.client))
+
+
+async def subscribed(engine: Engine, *channels: str) -> Handler:
+    handler = Handler()
+    engine.broker.register(handler)
+    for channel in channels:
+        await engine.broker.subscribe(channel)
+    return handler
+
+
+async def test_offsets_increase_by_one_and_delivery_is_in_order(engine: Engine) -> None:
+    handler = await subscribed(engine, "a")
+    for i in range(7):
+        pub = await engine.broker.publish("a", Publication(str(i)), KEEP)
+        assert pub.offset == i + 1
+    assert [p.offset for _, p in handler.pubs] == list(range(1, 8))
+    assert [p.data for _, p in handler.pubs] == [str(i) for i in range(7)]
+
+
+async def test_publish_without_history_is_delivered_with_no_offset(engine: Engine) -> None:
+    handler = await subscribed(engine, "a")
+    pub = await engine.broker.publish("a", Publication('"x"'), None)
+    assert pub.offset == 0
+    assert handler.pubs == [("a", pub)]
+    assert (
+        await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    ).publications == []
+
+
+async def test_history_keeps_the_last_size(engine: Engine) -> None:
+    for i in range(8):
+        await engine.broker.publish("a", Publication(str(i)), KEEP)
+    result = await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    assert [p.offset for p in result.publications] == [4, 5, 6, 7, 8]
+    assert result.position.offset == 8
+
+
+async def test_history_since_limit_reverse(engine: Engine) -> None:
+    for i in range(5):
+        await engine.broker.publish("a", Publication(str(i)), KEEP)
+    h = engine.broker.history
+    assert [
+        p.offset for p in (await h("a", since_offset=2, limit=-1, reverse=False)).publications
+    ] == [3, 4, 5]
+    assert [
+        p.offset for p in (await h("a", since_offset=2, limit=2, reverse=False)).publications
+    ] == [3, 4]
+    assert [
+        p.offset for p in (await h("a", since_offset=None, limit=2, reverse=True)).publications
+    ] == [5, 4]
+    assert [
+        p.offset for p in (await h("a", since_offset=4, limit=-1, reverse=True)).publications
+    ] == [3, 2, 1]
+    only_position = await h("a", since_offset=None, limit=0, reverse=False)
+    assert (only_position.publications, only_position.position.offset) == ([], 5)
+
+
+async def test_ttl_drops_publications_but_keeps_the_position(engine: Engine) -> None:
+    for i in range(3):
+        await engine.broker.publish("a", Publication(str(i)), KEEP)
+    before = await engine.broker.position("a")
+    engine.clock.advance(61)
+    result = await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    assert result.publications == []
+    assert result.position == before
+    nxt = await engine.broker.publish("a", Publication("3"), KEEP)
+    assert nxt.offset == 4
+
+
+async def test_remove_history_changes_the_epoch(engine: Engine) -> None:
+    await engine.broker.publish("a", Publication("1"), KEEP)
+    old = await engine.broker.position("a")
+    await engine.broker.remove_history("a")
+    new = await engine.broker.position("a")
+    assert new.epoch != old.epoch
+    assert new.offset == 0
+
+
+async def test_channels_have_separate_streams(engine: Engine) -> None:
+    await engine.broker.publish("a", Publication("1"), KEEP)
+    assert (await engine.broker.publish("b", Publication("1"), KEEP)).offset == 1
+    assert (await engine.broker.position("a")).epoch != (await engine.broker.position("b")).epoch
+
+
+async def test_join_and_leave_reach_the_handler(engine: Engine) -> None:
+    handler = await subscribed(engine, "a")
+    await engine.broker.publish_join("a", ClientInfo("c1", "u1"))
+    await engine.broker.publish_leave("a", ClientInfo("c1", "u1"))
+    assert (handler.joins, handler.leaves) == ([("a", "c1")], [("a", "c1")])
+
+
+async def test_raw_frame_is_not_kept_in_history(engine: Engine) -> None:
+    await engine.broker.publish("a", Publication('"x"', raw=b"x"), KEEP)
+    (stored,) = (
+        await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    ).publications
+    assert stored.raw is None

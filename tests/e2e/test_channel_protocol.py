@@ -1,0 +1,159 @@
+"""The channel protocol at /connection/websocket, spoken by hand: errors and disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartServer
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+WS = aiohttp.ClientWebSocketResponse
+
+
+@asynccontextmanager
+async def raw_client(
+    server: ServerProcess, path: str = "/connection/websocket"
+) -> AsyncIterator[WS]:
+    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws + path) as ws:
+        yield ws
+
+
+async def call(ws: WS, *commands: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send commands in one frame; return the replies that carry their ids."""
+    await ws.send_str("\n".join(json.dumps(c) for c in commands))
+    want = {c["id"] for c in commands if "id" in c}
+    got: dict[int, dict[str, Any]] = {}
+    while want - set(got):
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        for line in msg.data.split("\n"):
+            reply = json.loads(line)
+            if reply.get("id"):
+                got[reply["id"]] = reply
+    return [got[c["id"]] for c in commands if "id" in c]
+
+
+async def closed_with(ws: WS) -> tuple[int | None, str]:
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return ws.close_code, msg.extra or ""
+
+
+async def connected(ws: WS) -> dict[str, Any]:
+    (reply,) = await call(ws, {"id": 1, "connect": {}})
+    return reply["connect"]  # type: ignore[no-any-return]
+
+
+async def test_connect_reply_has_client_ping_and_pong(server: ServerProcess) -> None:
+    async with raw_client(server) as ws:
+        result = await connected(ws)
+    assert result["client"] and result["version"]
+    assert result["ping"] == 25 and result["pong"] is True
+
+
+@pytest.mark.parametrize(
+    "frame", ["not json", '{"id":1,"subscribe":{"channel":"a"}}', '{"connect":{}}']
+)
+async def test_garbage_or_command_before_connect_is_3501(server: ServerProcess, frame: str) -> None:
+    """Bad JSON, a command before connect, or a command without id: disconnect 3501."""
+    async with raw_client(server) as ws:
+        await ws.send_str(frame)
+        code, reason = await closed_with(ws)
+        assert code == 3501
+        assert reason.startswith("bad request: ")
+
+
+async def test_errors_leave_the_connection_open(start_server: StartServer) -> None:
+    """Unknown method 104, missing field 107, unknown namespace 102, duplicate 105, limit 106."""
+    server = start_server(config="client_channel_limit = 2\n")
+    async with raw_client(server) as ws:
+        await connected(ws)
+        replies = await call(
+            ws,
+            {"id": 2, "fly": {}},
+            {"id": 3, "subscribe": {}},
+            {"id": 4, "subscribe": {"channel": "nope:x"}},
+            {"id": 5, "subscribe": {"channel": "a"}},
+            {"id": 6, "subscribe": {"channel": "a"}},
+            {"id": 7, "subscribe": {"channel": "b"}},
+            {"id": 8, "subscribe": {"channel": "c"}},
+            {"id": 9, "subscribe": {"channel": "bad name"}},
+            {"id": 10, "publish": {"channel": "a"}},
+            {"id": 11, "history": {"channel": "a"}},
+        )
+        codes = [r.get("error", {}).get("code") for r in replies]
+        assert codes == [104, 107, 102, None, 105, None, 106, 107, 107, 108]
+        (ping,) = await call(ws, {"id": 12, "ping": {}})
+        assert ping == {"id": 12, "ping": {}}
+
+
+async def test_send_without_handler_disconnects_3508(server: ServerProcess) -> None:
+    async with raw_client(server) as ws:
+        await connected(ws)
+        await ws.send_str(json.dumps({"send": {"data": {"x": 1}}}))
+        assert await closed_with(ws) == (3508, "not available")
+
+
+async def test_server_pings_and_missing_pong_is_3012(start_server: StartServer) -> None:
+    """The server sends {} pings; a client that answers stays, one that does not gets 3012."""
+    server = start_server(config="ping_interval = 0.3\npong_timeout = 0.3\n")
+    async with raw_client(server) as polite, raw_client(server) as silent:
+        await connected(polite)
+        await connected(silent)
+
+        async def answer_pings() -> None:
+            while True:
+                msg = await polite.receive()
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    return
+                if msg.data == "{}":
+                    await polite.send_str("{}")
+
+        answering = asyncio.create_task(answer_pings())
+        assert await closed_with(silent) == (3012, "no pong")
+        await asyncio.sleep(1.0)
+        assert not polite.closed
+        answering.cancel()
+
+
+async def test_raw_room_and_channel_clients_see_each_other(server: ServerProcess) -> None:
+    """/rooms/lobby and a subscription to rooms:lobby are the same channel."""
+    async with raw_client(server, "/rooms/lobby") as raw, raw_client(server) as sdk:
+        await connected(sdk)
+        (sub,) = await call(sdk, {"id": 2, "subscribe": {"channel": "rooms:lobby"}})
+        assert "error" not in sub
+        await raw.send_str('{"text": "from raw"}')
+        msg = await asyncio.wait_for(sdk.receive(), scaled(10))
+        push = json.loads(msg.data)["push"]
+        assert push["channel"] == "rooms:lobby"
+        assert push["pub"]["data"] == {"text": "from raw"}
+        await raw.send_str("plain text")
+        msg = await asyncio.wait_for(sdk.receive(), scaled(10))
+        assert json.loads(msg.data)["push"]["pub"]["data"] == "plain text"
+        (pub,) = await call(sdk, {"id": 3, "publish": {"channel": "rooms:lobby", "data": {"n": 1}}})
+        assert pub == {"id": 3, "publish": {}}
+        msg = await asyncio.wait_for(raw.receive(), scaled(10))
+        assert msg.type == aiohttp.WSMsgType.TEXT
+        assert json.loads(msg.data) == {"n": 1}
+
+
+async def test_shutdown_sends_3001_to_channel_clients(start_server: StartServer) -> None:
+    """On SIGTERM channel-protocol clients are told to reconnect (3001 shutdown)."""
+    server = start_server()
+    async with raw_client(server) as ws:
+        await connected(ws)
+        server.proc.send_signal(signal.SIGTERM)
+        assert await closed_with(ws) == (3001, "shutdown")
+    assert await asyncio.to_thread(server.proc.wait, scaled(10)) == 0
