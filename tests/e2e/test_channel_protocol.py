@@ -13,6 +13,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import StartServer
+from tests.e2e.test_rooms import wait_connections
+from tests.support.rawws import OP_TEXT, RawWebSocket
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -157,3 +159,42 @@ async def test_shutdown_sends_3001_to_channel_clients(start_server: StartServer)
         server.proc.send_signal(signal.SIGTERM)
         assert await closed_with(ws) == (3001, "shutdown")
     assert await asyncio.to_thread(server.proc.wait, scaled(10)) == 0
+
+
+async def test_slow_subscriber_is_cut_off_others_get_everything(start_server: StartServer) -> None:
+    """A subscriber that stops reading is disconnected; the publisher and others carry on."""
+    server = start_server(config="write_buffer_limit = 65536\n")
+    slow = await RawWebSocket.connect("127.0.0.1", server.port, "/connection/websocket")
+    async with slow, raw_client(server) as fast, raw_client(server) as publisher:
+        slow.send_frame(OP_TEXT, b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"big"}}')
+        for ws in (fast, publisher):
+            await connected(ws)
+        await call(fast, {"id": 2, "subscribe": {"channel": "big"}})
+        await wait_connections(server, 3)
+        chunk = "x" * 10000
+        count, window, received = 2500, 3, 0
+        progress = asyncio.Event()
+
+        async def read_all() -> None:
+            nonlocal received
+            while received < count:
+                msg = await asyncio.wait_for(fast.receive(), scaled(20))
+                for line in msg.data.split("\n"):
+                    push = json.loads(line).get("push")
+                    if push:
+                        assert push["pub"]["data"] == f"{received:06d}{chunk}"
+                        received += 1
+                progress.set()
+
+        reader = asyncio.create_task(read_all())
+        for i in range(count):
+            while i - received >= window:
+                progress.clear()
+                await asyncio.wait_for(progress.wait(), scaled(20))
+            await publisher.send_str(
+                json.dumps({"id": 10 + i, "publish": {"channel": "big", "data": f"{i:06d}{chunk}"}})
+            )
+        await reader
+        assert received == count
+        await wait_connections(server, 2)  # the slow one is gone
+        assert "closing slow consumer" in server.stderr()

@@ -150,3 +150,4 @@ async def test_slow_member_is_cut_off_others_get_everything(start_server) -> Non
         await reader
         assert received == count
         await wait_connections(server, 2)  # the slow one is gone
+        assert "closing slow consumer" in server.stderr()

@@ -50,3 +50,17 @@ def test_port_in_use_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-unty
         )
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nocolon", "is not module:attribute"),
+        ("no_such_module_xyz:hub", "cannot import 'no_such_module_xyz'"),
+        ("examples.chat_hub:BANNED_WORDS", "is not a hubbub.Hub"),
+    ],
+)
+def test_bad_app_is_refused(spec: str, message: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--app", spec], env={})
+    assert result.exit_code == 1
+    assert message in result.output

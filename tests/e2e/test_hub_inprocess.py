@@ -1,0 +1,139 @@
+"""A Hub served in-process: hooks, server-side subscriptions and hub.publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hubbub.errors import ClientError, DisconnectError, HubbubError
+from hubbub.hub import (
+    ConnectContext,
+    ConnectResult,
+    DisconnectContext,
+    Hub,
+    MessageContext,
+    SubscribeContext,
+    SubscribeResult,
+)
+from hubbub.server.runner import serve
+from tests.support.timing import scaled
+
+
+def make_hub() -> tuple[Hub, dict[str, list[Any]]]:
+    seen: dict[str, list[Any]] = {"messages": [], "disconnects": []}
+    hub = Hub(
+        port=0,
+        namespaces=[{"name": "feed", "history_size": 10, "history_ttl": 60, "presence": True}],
+    )
+
+    @hub.on_connect
+    async def connect(ctx: ConnectContext) -> ConnectResult:
+        if ctx.token == "kick":
+            raise DisconnectError(4501, "go away")
+        if ctx.token != "secret":
+            raise ClientError(4001, "bad credentials")
+        return ConnectResult(
+            user="ada", info={"role": "admin"}, data={"hi": 1}, channels=["feed:ada"]
+        )
+
+    @hub.on_subscribe
+    async def subscribe(ctx: SubscribeContext) -> SubscribeResult:
+        if ctx.channel == "feed:secret":
+            raise ClientError(103)
+        return SubscribeResult(info={"seat": 7}, data={"welcome": ctx.channel})
+
+    @hub.on_message
+    async def message(ctx: MessageContext) -> None:
+        seen["messages"].append((ctx.user, ctx.data))
+
+    @hub.on_disconnect
+    async def disconnect(ctx: DisconnectContext) -> None:
+        seen["disconnects"].append(ctx.user)
+
+    return hub, seen
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[tuple[Hub, dict[str, list[Any]], str]]:
+    hub, seen = make_hub()
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        serve(hub.settings(), hub=hub, on_ready=lambda line: ready.set_result(line), stop=stop)
+    )
+    line = await asyncio.wait_for(ready, scaled(10))
+    url = "ws" + line.split("listening on http", 1)[1] + "/connection/websocket"
+    yield hub, seen, url
+    stop.set()
+    await asyncio.wait_for(task, scaled(10))
+
+
+async def frames(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        out += [json.loads(line) for line in msg.data.split("\n")]
+    return out
+
+
+async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) -> None:
+    """on_connect decides who connects, server-side channels, on_subscribe info and data,
+    on_message gets send, hub.publish reaches subscribers, on_disconnect is told."""
+    hub, seen, url = running
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(url) as bad:
+            await bad.send_str(json.dumps({"id": 1, "connect": {"token": "wrong"}}))
+            (reply,) = await frames(bad, 1)
+            assert reply["error"] == {"code": 4001, "message": "bad credentials"}
+        async with http.ws_connect(url) as kicked:
+            await kicked.send_str(json.dumps({"id": 1, "connect": {"token": "kick"}}))
+            msg = await asyncio.wait_for(kicked.receive(), scaled(10))
+            assert (kicked.close_code, msg.extra) == (4501, "go away")
+        async with http.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"id": 1, "connect": {"token": "secret"}}))
+            (reply,) = await frames(ws, 1)
+            result = reply["connect"]
+            assert result["data"] == {"hi": 1}
+            assert result["subs"]["feed:ada"]["recoverable"] is True
+            await ws.send_str(
+                "\n".join(
+                    json.dumps(c)
+                    for c in (
+                        {"id": 2, "subscribe": {"channel": "feed:secret"}},
+                        {"id": 3, "subscribe": {"channel": "feed:news"}},
+                        {"send": {"data": {"typing": True}}},
+                        {"id": 4, "presence": {"channel": "feed:news"}},
+                    )
+                )
+            )
+            replies = {r["id"]: r for r in await frames(ws, 3)}
+            assert replies[2]["error"]["code"] == 103
+            assert replies[3]["subscribe"]["data"] == {"welcome": "feed:news"}
+            entry = next(iter(replies[4]["presence"]["presence"].values()))
+            assert entry["conn_info"] == {"role": "admin"}
+            assert entry["chan_info"] == {"seat": 7}
+            assert seen["messages"] == [("ada", {"typing": True})]
+            assert await hub.publish("feed:ada", {"n": 1}) == 1
+            assert await hub.publish("feed:news", {"n": 2}) == 1
+            pushes = await frames(ws, 2)
+            assert [(p["push"]["channel"], p["push"]["pub"]["data"]) for p in pushes] == [
+                ("feed:ada", {"n": 1}),
+                ("feed:news", {"n": 2}),
+            ]
+    for _ in range(100):
+        if "ada" in seen["disconnects"]:
+            break
+        await asyncio.sleep(0.02)
+    assert "ada" in seen["disconnects"]
+
+
+async def test_publish_before_serving_is_an_error() -> None:
+    hub, _ = make_hub()
+    with pytest.raises(HubbubError, match="not running"):
+        await hub.publish("feed:x", 1)
