@@ -21,7 +21,7 @@ from hubbub.core import protocol as p
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.recovery import decide_recovery, is_continuous
-from hubbub.core.session import Session
+from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo, StreamPosition
 from hubbub.errors import ClientError, DisconnectError, StoreError
 from hubbub.hub import (
@@ -60,7 +60,8 @@ class Client:
         self.headers = headers
         self.client_id = str(uuid.uuid4())
         self.session = Session(self.client_id, node.settings.client_channel_limit)
-        self._chan_info: dict[str, str | None] = {}
+        self._chan_info: dict[str, str] = {}
+        self._join_leave: set[str] = set()
         self._handlers: dict[str, Handler] = {
             "connect": self._connect,
             "subscribe": self._subscribe,
@@ -79,6 +80,10 @@ class Client:
     @property
     def user(self) -> str:
         return self.session.user
+
+    @property
+    def connected(self) -> bool:
+        return self.session.state is State.CONNECTED
 
     def info(self, channel: str | None = None) -> ClientInfo:
         chan_info = self._chan_info.get(channel) if channel is not None else None
@@ -100,12 +105,17 @@ class Client:
             if cmd.problem is not None:
                 raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {cmd.problem}")
             result = await self._handlers[cmd.method](cmd.id, cmd.params)
-        except ClientError as exc:
+        except (ClientError, StoreError, DisconnectError) as exc:
+            if isinstance(exc, DisconnectError):
+                raise
+            if isinstance(exc, StoreError):
+                log.warning("%s: %s failed: %s", self.client_id, cmd.method, exc)
+                exc = ClientError(ErrorCode.INTERNAL)
             if cmd.id:
                 self.transport.post(p.error_reply(cmd.id, exc))
             return
-        except StoreError as exc:
-            log.warning("%s: %s failed: %s", self.client_id, cmd.method, exc)
+        except Exception:
+            log.exception("%s: %s failed", self.client_id, cmd.method)
             if cmd.id:
                 self.transport.post(p.error_reply(cmd.id, ClientError(ErrorCode.INTERNAL)))
             return
@@ -124,7 +134,7 @@ class Client:
 
     # -- connect -------------------------------------------------------------------------
 
-    async def _connect(self, cid: int, params: Mapping[str, Any]) -> str:
+    async def _connect(self, cid: int, params: Mapping[str, Any]) -> None:
         self.session.check_connect()
         token = p.optional_str(params, "token")
         user, conn_info, data_json, channels = "", None, None, []
@@ -142,13 +152,39 @@ class Client:
                 user = str(result.user)
                 conn_info = None if result.info is None else p.dumps(result.info)
                 data_json = None if result.data is None else p.dumps(result.data)
-                channels = list(result.channels)
+                channels = list(dict.fromkeys(result.channels))
         elif not self.node.settings.allow_anonymous_connect:
             raise ClientError(ErrorCode.UNAUTHORIZED)
+        # Server-side channels are checked before anything is joined: a bad one fails the
+        # connect as a whole (error 100: the app's mistake, the client may retry).
+        try:
+            options = {channel: self.node.options(channel) for channel in channels}
+            if len(channels) > self.session.channel_limit:
+                raise ClientError(ErrorCode.LIMIT_EXCEEDED)
+        except ClientError as exc:
+            log.error("on_connect returned a bad server-side channel: %s", exc)
+            raise ClientError(ErrorCode.INTERNAL) from None
+        recover_requests = params.get("subs")
+        if not isinstance(recover_requests, dict):
+            recover_requests = {}
+        subs: dict[str, tuple[str, int]] = {}
+        pending: list[str] = []
+        try:
+            for channel in channels:
+                self.session.begin_subscribe(channel)
+                await self.node.add_pending(channel, self)
+                pending.append(channel)
+                request = recover_requests.get(channel)
+                subs[channel] = await self._stream_result(
+                    channel, options[channel], request if isinstance(request, dict) else {}, None
+                )
+        except BaseException:
+            for channel in pending:
+                await self.node.drop_pending(channel, self)
+            for channel in channels:
+                self.session.drop(channel)
+            raise
         self.session.connected(user, conn_info)
-        subs = {}
-        for channel in channels:
-            subs[channel] = await self._server_subscribe(channel)
         settings = self.node.settings
         parts = [
             f'"client":{p.dumps(self.client_id)}',
@@ -157,25 +193,15 @@ class Client:
             '"pong":true',
         ]
         if subs:
-            parts.append('"subs":{' + ",".join(f"{p.dumps(c)}:{r}" for c, r in subs.items()) + "}")
+            body = ",".join(f"{p.dumps(c)}:{text}" for c, (text, _) in subs.items())
+            parts.append(f'"subs":{{{body}}}')
         if data_json is not None:
             parts.append(f'"data":{data_json}')
-        return "{" + ",".join(parts) + "}"
-
-    async def _server_subscribe(self, channel: str) -> str:
-        """A subscription chosen by the server at connect (no hook, no recovery)."""
-        options = self.node.options(channel)
-        self.session.begin_subscribe(channel)
-        await self.node.add_member(channel, self)
-        self.session.subscribed(channel)
-        await self._joined(channel, options)
-        result: dict[str, Any] = {}
-        if options.history_enabled:
-            pos = await self.node.broker.position(channel)
-            result = {"recoverable": True, "positioned": True, "epoch": pos.epoch}
-            if pos.offset:
-                result["offset"] = pos.offset
-        return p.dumps(result)
+        self.transport.post(p.reply(cid, "connect", "{" + ",".join(parts) + "}"))
+        for channel, (_, top) in subs.items():
+            self._live(channel, top, join_leave=False)
+        for channel in subs:
+            await self._joined(channel, options[channel])
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -184,12 +210,11 @@ class Client:
         options = self.node.options(channel)
         if not allowed(options, "subscribe", self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
-        recover = p.optional_bool(params, "recover")
-        since = StreamPosition(p.optional_int(params, "offset"), p.optional_str(params, "epoch"))
-        flag = p.optional_int(params, "flag")
+        if params.get("tf") is not None:
+            raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: tags filters")
         self.session.begin_subscribe(channel)
         try:
-            chan_info, data = None, None
+            data = None
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
                     client=self.client_id,
@@ -200,14 +225,12 @@ class Client:
                 )
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
-                    chan_info = None if result.info is None else p.dumps(result.info)
+                    if result.info is not None:
+                        self._chan_info[channel] = p.dumps(result.info)
                     data = result.data
-            self._chan_info[channel] = chan_info
             await self.node.add_pending(channel, self)
             try:
-                reply, top = await self._subscribe_result(
-                    channel, options, params, recover, since, flag, data
-                )
+                reply, top = await self._stream_result(channel, options, params, data)
             except BaseException:
                 await self.node.drop_pending(channel, self)
                 raise
@@ -216,62 +239,62 @@ class Client:
             self._chan_info.pop(channel, None)
             raise
         self.transport.post(p.reply(cid, "subscribe", reply))
-        self.node.activate(channel, self, top)
-        self.session.subscribed(channel)
+        self._live(channel, top, join_leave=p.optional_bool(params, "join_leave"))
         await self._joined(channel, options)
 
-    async def _subscribe_result(
-        self,
-        channel: str,
-        options: ChannelOptions,
-        params: Mapping[str, Any],
-        recover: bool,
-        since: StreamPosition,
-        flag: int,
-        data: Any,
+    def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
+        """After the reply: buffered publications after ``top``, then live delivery."""
+        if join_leave:
+            self._join_leave.add(channel)
+        self.node.activate(channel, self, top)
+        self.session.subscribed(channel)
+
+    def wants_join_leave(self, channel: str) -> bool:
+        return channel in self._join_leave
+
+    async def _stream_result(
+        self, channel: str, options: ChannelOptions, params: Mapping[str, Any], data: Any
     ) -> tuple[str, int]:
-        """The subscribe result as JSON text, and the offset live delivery starts after."""
+        """The subscribe result (JSON text) for ``params`` (a subscribe request, or a
+        connect's ``subs`` entry), and the offset live delivery continues after.
+
+        A history channel gives a position when the namespace forces recovery or the client
+        asks for one (recoverable, positioned, or recover); recovery replays every missed
+        publication or none.
+        """
         result: dict[str, Any] = {}
+        pubs_json: list[str] = []
         top = 0
-        if options.history_enabled and (
-            options.force_recovery
-            or p.optional_bool(params, "recoverable")
-            or p.optional_bool(params, "positioned")
-            or recover
-        ):
-            recoverable = options.force_recovery or p.optional_bool(params, "recoverable")
-            pubs_json: list[str] = []
+        recover = p.optional_bool(params, "recover")
+        recoverable = options.force_recovery or p.optional_bool(params, "recoverable") or recover
+        if options.history_enabled and (recoverable or p.optional_bool(params, "positioned")):
+            broker, limit = self.node.broker, self.node.settings.recovery_max_publications
             if recover:
-                history = await self.node.broker.history(
-                    channel,
-                    since_offset=since.offset,
-                    limit=self.node.settings.recovery_max_publications + 1,
-                    reverse=False,
+                since = StreamPosition(
+                    p.optional_int(params, "offset"), p.optional_str(params, "epoch")
                 )
-                decision = decide_recovery(
-                    since, history, self.node.settings.recovery_max_publications
+                history = await broker.history(
+                    channel, since_offset=since.offset, limit=limit + 1, reverse=False
                 )
-                if not decision.recovered and flag & FLAG_REJECT_UNRECOVERED:
+                decision = decide_recovery(since, history, limit)
+                reject = p.optional_int(params, "flag") & FLAG_REJECT_UNRECOVERED
+                if not decision.recovered and reject:
                     raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
                 position = decision.position
                 pubs_json = [pub.to_json() for pub in decision.publications]
-                result["was_recovering"] = True
-                result["recovered"] = decision.recovered
+                result.update(was_recovering=True, recovered=decision.recovered)
             else:
-                position = await self.node.broker.position(channel)
+                position = await broker.position(channel)
             top = position.offset
             result.update(recoverable=recoverable, positioned=True, epoch=position.epoch)
             if position.offset:
                 result["offset"] = position.offset
-            if data is not None:
-                result["data"] = data
-            text = p.dumps(result)
-            if pubs_json:  # paste the publications' JSON in as it is
-                text = text[:-1] + ',"publications":[' + ",".join(pubs_json) + "]}"
-            return text, top
         if data is not None:
             result["data"] = data
-        return p.dumps(result), top
+        text = p.dumps(result)
+        if pubs_json:  # paste the publications' JSON in as it is
+            text = text[:-1] + ',"publications":[' + ",".join(pubs_json) + "]}"
+        return text, top
 
     async def _joined(self, channel: str, options: ChannelOptions) -> None:
         if options.presence:
@@ -282,6 +305,7 @@ class Client:
     async def _left(self, channel: str) -> None:
         info = self.info(channel)
         self._chan_info.pop(channel, None)
+        self._join_leave.discard(channel)
         await self.node.remove_member(channel, self)
         try:
             options = self.node.options(channel)
@@ -361,11 +385,13 @@ class Client:
             limit=limit,
             reverse=reverse,
         )
-        if since is not None and (
-            since.epoch != result.position.epoch
-            or (not reverse and limit and not is_continuous(since, result))
-        ):
-            raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
+        if since is not None:
+            if not since.epoch:  # an empty epoch means "whatever the current one is"
+                since = StreamPosition(since.offset, result.position.epoch)
+            if since.epoch != result.position.epoch or (
+                not reverse and limit and not is_continuous(since, result)
+            ):
+                raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
         pubs = ",".join(pub.to_json() for pub in result.publications)
         pos = result.position
         return f'{{"publications":[{pubs}],"epoch":{p.dumps(pos.epoch)},"offset":{pos.offset}}}'

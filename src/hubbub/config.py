@@ -43,7 +43,12 @@ class ChannelOptions(BaseModel):
     history_size: int = Field(0, ge=0, le=1_000_000, description="Publications kept per channel.")
     history_ttl: float = Field(0, ge=0, description="Seconds publications are kept.")
     presence: bool = Field(False, description="Track who is subscribed.")
-    join_leave: bool = Field(False, description="Push join/leave events to subscribers.")
+    join_leave: bool = Field(
+        False, description="Emit join/leave events (to subscribers that ask for them)."
+    )
+    force_push_join_leave: bool = Field(
+        False, description="Push join/leave events to every subscriber, asked or not."
+    )
     force_recovery: bool = Field(False, description="Make every subscription recoverable.")
     allow_subscribe_for_client: bool = True
     allow_subscribe_for_anonymous: bool = True

@@ -30,6 +30,7 @@ from hubbub.core.registry import Registry
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import Broker, HistoryOptions, PresenceManager
 from hubbub.engines.memory import MemoryBroker, MemoryPresence
+from hubbub.errors import ClientError
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class Member(Protocol):
 
     @property
     def transport(self) -> Transport: ...
+
+    def wants_join_leave(self, channel: str) -> bool:
+        """Whether it asked for join/leave pushes in ``channel``."""
+        ...
 
 
 class Node:
@@ -96,9 +101,15 @@ class Node:
         ttl = self.settings.presence_ttl
         while True:
             await asyncio.sleep(ttl / 3)
-            for (channel, _), info in tuple(self._presence_entries.items()):
+            for key, info in tuple(self._presence_entries.items()):
+                channel = key[0]
                 try:
+                    if self._presence_entries.get(key) is not info:
+                        continue  # left since the snapshot
                     await self.presence.add(channel, info, ttl)
+                    if self._presence_entries.get(key) is not info:
+                        # It left while the refresh was on its way: take it out again.
+                        await self.presence.remove(channel, info.client)
                 except Exception:  # an engine outage must not end the refresh loop
                     log.exception("presence refresh failed for %s", channel)
 
@@ -252,14 +263,19 @@ class Node:
         self.deliveries += delivered
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
-        self._push_json(channel, "join", f'{{"info":{info.to_json()}}}')
+        self._push_join_leave(channel, "join", info)
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
-        self._push_json(channel, "leave", f'{{"info":{info.to_json()}}}')
+        self._push_join_leave(channel, "leave", info)
 
-    def _push_json(self, channel: str, kind: str, body: str) -> None:
+    def _push_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
+        """To JSON members that asked for join/leave (all of them when the namespace forces)."""
+        try:
+            force = self.options(channel).force_push_join_leave
+        except ClientError:
+            force = False
         frame: str | None = None
         for member in self._members.subscribers(channel):
-            if not member.raw:
-                frame = frame or protocol.push(channel, kind, body)
+            if not member.raw and (force or member.wants_join_leave(channel)):
+                frame = frame or protocol.push(channel, kind, f'{{"info":{info.to_json()}}}')
                 member.transport.post(frame)

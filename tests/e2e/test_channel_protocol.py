@@ -198,3 +198,55 @@ async def test_slow_subscriber_is_cut_off_others_get_everything(start_server: St
         assert received == count
         await wait_connections(server, 2)  # the slow one is gone
         assert "closing slow consumer" in server.stderr()
+
+
+async def test_busy_client_still_gets_pings(start_server: StartServer) -> None:
+    """Protocol pings come on a fixed beat: SDKs treat missing pings as a dead server."""
+    server = start_server(config="ping_interval = 0.3\npong_timeout = 0.3\n")
+    async with raw_client(server) as ws:
+        await connected(ws)
+        pings = 0
+        for i in range(12):
+            await ws.send_str(json.dumps({"id": 10 + i, "ping": {}}))
+            deadline = asyncio.get_running_loop().time() + 0.1
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                try:
+                    msg = await asyncio.wait_for(ws.receive(), left)
+                except TimeoutError:
+                    break
+                for line in msg.data.split("\n"):
+                    if line == "{}":
+                        pings += 1
+                        await ws.send_str("{}")
+        assert pings >= 2
+        assert not ws.closed
+
+
+async def test_lone_surrogate_does_not_break_the_connection(server: ServerProcess) -> None:
+    async with raw_client(server) as ws:
+        await connected(ws)
+        await call(ws, {"id": 2, "subscribe": {"channel": "s"}})
+        await ws.send_str('{"id":3,"publish":{"channel":"s","data":"\\ud800"}}')
+        got_reply = got_push = False
+        while not (got_reply and got_push):
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            for line in msg.data.split("\n"):
+                obj = json.loads(line)
+                got_reply |= obj.get("id") == 3 and "publish" in obj
+                got_push |= obj.get("push", {}).get("pub", {}).get("data") == "\ud800"
+        (ping,) = await call(ws, {"id": 4, "ping": {}})
+        assert ping == {"id": 4, "ping": {}}
+
+
+async def test_failed_connect_in_a_batch_gets_its_error(start_server: StartServer) -> None:
+    """An SDK sends connect and subscribes in one frame; a refused connect gets its error
+    reply (not a 3501 for the subscribes behind it)."""
+    server = start_server("--app", "examples.chat_hub:hub")
+    async with raw_client(server) as ws:
+        await ws.send_str(
+            '{"id":1,"connect":{"data":{}}}\n{"id":2,"subscribe":{"channel":"chat:a"}}'
+        )
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        reply = json.loads(msg.data.split("\n")[0])
+        assert reply["id"] == 1
+        assert reply["error"]["code"] == 4001

@@ -28,7 +28,17 @@ def make_hub() -> tuple[Hub, dict[str, list[Any]]]:
     seen: dict[str, list[Any]] = {"messages": [], "disconnects": []}
     hub = Hub(
         port=0,
-        namespaces=[{"name": "feed", "history_size": 10, "history_ttl": 60, "presence": True}],
+        namespaces=[
+            {
+                "name": "feed",
+                "history_size": 10,
+                "history_ttl": 60,
+                "presence": True,
+                "force_recovery": True,
+                "join_leave": True,
+                "force_push_join_leave": True,
+            }
+        ],
     )
 
     @hub.on_connect
@@ -82,6 +92,14 @@ async def frames(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[dict[str, 
     return out
 
 
+async def only(ws: aiohttp.ClientWebSocketResponse, n: int, keep: Any) -> list[dict[str, Any]]:
+    """The next ``n`` messages for which ``keep(message)`` is true (others are skipped)."""
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        out += [m for m in await frames(ws, 1) if keep(m)]
+    return out
+
+
 async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) -> None:
     """on_connect decides who connects, server-side channels, on_subscribe info and data,
     on_message gets send, hub.publish reaches subscribers, on_disconnect is told."""
@@ -101,6 +119,7 @@ async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) 
             result = reply["connect"]
             assert result["data"] == {"hi": 1}
             assert result["subs"]["feed:ada"]["recoverable"] is True
+            epoch = result["subs"]["feed:ada"]["epoch"]
             await ws.send_str(
                 "\n".join(
                     json.dumps(c)
@@ -112,7 +131,7 @@ async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) 
                     )
                 )
             )
-            replies = {r["id"]: r for r in await frames(ws, 3)}
+            replies = {r["id"]: r for r in await only(ws, 3, lambda m: "id" in m)}
             assert replies[2]["error"]["code"] == 103
             assert replies[3]["subscribe"]["data"] == {"welcome": "feed:news"}
             entry = next(iter(replies[4]["presence"]["presence"].values()))
@@ -121,11 +140,23 @@ async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) 
             assert seen["messages"] == [("ada", {"typing": True})]
             assert await hub.publish("feed:ada", {"n": 1}) == 1
             assert await hub.publish("feed:news", {"n": 2}) == 1
-            pushes = await frames(ws, 2)
+            pushes = await only(ws, 2, lambda m: "pub" in m.get("push", {}))
             assert [(p["push"]["channel"], p["push"]["pub"]["data"]) for p in pushes] == [
                 ("feed:ada", {"n": 1}),
                 ("feed:news", {"n": 2}),
             ]
+        # Server-side subscriptions recover through connect.subs, reply first, pushes after.
+        await hub.publish("feed:ada", {"n": 3})
+        async with http.ws_connect(url) as again:
+            recover = {"feed:ada": {"recover": True, "epoch": epoch, "offset": 1}}
+            await again.send_str(
+                json.dumps({"id": 1, "connect": {"token": "secret", "subs": recover}})
+            )
+            first, second = await frames(again, 2)
+            sub = first["connect"]["subs"]["feed:ada"]
+            assert (sub["was_recovering"], sub["recovered"], sub["offset"]) == (True, True, 2)
+            assert [p["data"] for p in sub["publications"]] == [{"n": 3}]
+            assert second["push"]["join"]["info"]["user"] == "ada"
     for _ in range(100):
         if "ada" in seen["disconnects"]:
             break

@@ -28,6 +28,10 @@ class FakeMember:
     client_id: str
     raw: bool
     transport: MemoryTransport
+    join_leave: bool = False
+
+    def wants_join_leave(self, channel: str) -> bool:
+        return self.join_leave
 
 
 def member(name: str, raw: bool) -> FakeMember:

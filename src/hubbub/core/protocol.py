@@ -40,7 +40,9 @@ METHODS: Final = (
 _METHOD_SET: Final = frozenset(METHODS)
 MAX_COMMAND_ID: Final = 2**32 - 1
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# ensure_ascii: a lone surrogate ("\ud800") in client JSON stays an escape instead of becoming
+# text that cannot be encoded to UTF-8.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 class ProtocolViolation(Exception):
@@ -59,7 +61,7 @@ class Command:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text, UTF-8 kept as is."""
+    """Compact, single-line, ASCII-only JSON text."""
     return _dumps(value)
 
 

@@ -44,6 +44,8 @@ async def run_centrifuge(
                 commands = decode_frame(frame)
                 for command in commands:
                     await client.handle(command)
+                    if command.method == "connect" and not client.connected:
+                        break  # an SDK batches subscribes after connect: moot when it failed
             except ProtocolViolation as exc:
                 log.info("%s: %s", client.client_id, exc)
                 code, reason = Disconnects.BAD_REQUEST.code, f"bad request: {exc}"

@@ -40,6 +40,9 @@ class RoomMember:
     transport: Transport
     raw: bool = True
 
+    def wants_join_leave(self, channel: str) -> bool:
+        return False
+
 
 def room_data(message: str | bytes) -> str:
     """The publication data (JSON text) for a raw room message."""

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds the close handshake may take before the TCP connection is dropped.
 CLOSE_TIMEOUT: Final = 3.0
+#: Seconds queued messages get to go out before a close frame.
+FLUSH_TIMEOUT: Final = 1.0
 #: A close reason may hold at most 123 bytes (RFC 6455 §5.5: control frames carry <= 125).
 MAX_REASON_BYTES: Final = 123
 
@@ -45,10 +47,12 @@ _ids = itertools.count(1)
 class Policy:
     """How a dialect wants its connections kept alive and cut off.
 
-    ``ping``: ``None`` sends WebSocket ping frames; a string is posted as an application-level
-    ping message (the Centrifugo protocol's ``{}``). ``no_pong``: close code and reason for a
-    peer that stays silent after a ping; ``None`` drops its TCP connection. ``slow``: close
-    code and reason for a peer whose unsent data passes the limit.
+    ``ping``: ``None`` sends WebSocket ping frames after ``ping_interval`` of silence; a string
+    is posted as an application-level ping message every ``ping_interval`` (the Centrifugo
+    protocol's ``{}``: its SDKs reconnect when pings stop coming, busy or not).
+    ``no_pong``: close code and reason for a peer that stays silent after a ping; ``None``
+    drops its TCP connection. ``slow``: close code and reason for a peer whose unsent data
+    passes the limit.
     """
 
     ping: str | None = None
@@ -114,6 +118,8 @@ class WebSocketConnection:
         self._queue: deque[str | bytes] = deque()
         self._queued = 0
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
@@ -215,6 +221,7 @@ class WebSocketConnection:
             return
         self._queue.append(message)
         self._queued += size
+        self._idle.clear()
         if self._writer is None:
             self._writer = self._loop.create_task(self._write_loop())
         else:
@@ -231,9 +238,13 @@ class WebSocketConnection:
                         await ws.send_str(message)
                     else:
                         await ws.send_bytes(message)
+                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
-        except ConnectionError:
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ConnectionError, or a message the socket cannot take
+            log.info("%s: write failed: %r", self._id, exc)
             self._abort()
 
     # -- closing --------------------------------------------------------------------------
@@ -247,6 +258,10 @@ class WebSocketConnection:
     async def _close(self, code: int, reason: str) -> None:
         self._stop_timers()
         if self._writer is not None:
+            # What was posted before the close (e.g. an error reply) goes out first.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_TIMEOUT):
+                    await self._idle.wait()
             self._writer.cancel()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -285,11 +300,16 @@ class WebSocketConnection:
         if self._ping_task is not None:
             self._ping_task.cancel()
 
+    def _next_ping_at(self) -> float:
+        # Protocol pings go out on a fixed beat (SDKs watch for them to detect a dead server);
+        # WebSocket pings only after ping_interval of silence.
+        base = self._ping_sent_at if self._policy.ping is not None else self._last_seen
+        return base + self._ping_interval
+
     def _on_ping_timer(self) -> None:
         now = self._loop.time()
-        quiet_since = self._last_seen
-        if now - quiet_since < self._ping_interval:
-            self._timer = self._loop.call_at(quiet_since + self._ping_interval, self._on_ping_timer)
+        if self._policy.ping is None and now - self._last_seen < self._ping_interval:
+            self._timer = self._loop.call_at(self._next_ping_at(), self._on_ping_timer)
             return
         if self.closing:
             return
@@ -306,9 +326,7 @@ class WebSocketConnection:
 
     def _on_pong_deadline(self) -> None:
         if self._last_seen >= self._ping_sent_at:
-            self._timer = self._loop.call_at(
-                self._last_seen + self._ping_interval, self._on_ping_timer
-            )
+            self._timer = self._loop.call_at(self._next_ping_at(), self._on_ping_timer)
             return
         log.info("%s: no answer to ping within %.1fs, dropping", self._id, self._pong_timeout)
         if self._policy.no_pong is not None:
