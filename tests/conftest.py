@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresServer, find_pg_bin
 from tests.support.server import ServerProcess
 
 ON_CI = os.environ.get("CI") == "true"
@@ -65,3 +66,26 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 def server(start_server: StartServer) -> ServerProcess:
     """A server with default settings."""
     return start_server()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL for the session; tests make their own databases in it."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        missing("PostgreSQL (initdb, pg_ctl) is not installed here")
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database in the session's PostgreSQL."""
+    return postgres.create_database(f"t{next(_databases)}")

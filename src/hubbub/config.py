@@ -73,6 +73,19 @@ class Namespace(ChannelOptions):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
+def embedded_channel_defaults() -> ChannelOptions:
+    """What a channel does when nothing is configured (``hubbub serve`` as it comes): history
+    of 1000 publications for 24 h with recovery, presence and join/leave. The ``rooms``
+    namespace gets the same unless it is configured."""
+    return ChannelOptions(
+        history_size=1000,
+        history_ttl=24 * 3600,
+        force_recovery=True,
+        presence=True,
+        join_leave=True,
+    )
+
+
 class Settings(BaseModel):
     """Everything a hubbub server can be told. Immutable once built."""
 
@@ -111,7 +124,23 @@ class Settings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     channel: ChannelOptions = Field(
-        default_factory=ChannelOptions, description="Options of channels with no namespace."
+        default_factory=embedded_channel_defaults,
+        description="Options of channels with no namespace.",
+    )
+    history: str | None = Field(
+        None,
+        description=(
+            "Where channel history lives: memory, sqlite:///PATH or postgresql://...; "
+            "default: SQLite in data_dir (hubbub.db)."
+        ),
+    )
+    history_group_commit: bool = Field(
+        True, description="Commit publishes that arrive together in one transaction."
+    )
+    history_meta_ttl: float = Field(
+        30 * 24 * 3600.0,
+        gt=0,
+        description="Seconds a channel's stream position is kept after its last publish.",
     )
     namespaces: tuple[Namespace, ...] = Field(
         (), description="Channel namespaces; `rooms` also holds the raw rooms."
@@ -124,6 +153,9 @@ class Settings(BaseModel):
     )
     recovery_max_publications: int = Field(
         300, ge=0, description="Most publications one recovery may replay."
+    )
+    idempotency_ttl: float = Field(
+        300.0, gt=0, description="Seconds an idempotency key of a publish is remembered."
     )
     presence_ttl: float = Field(
         60.0, gt=0, description="Seconds a presence entry lives unless refreshed."
@@ -145,6 +177,20 @@ class Settings(BaseModel):
         if isinstance(value, str):
             value = [part for part in (p.strip() for p in value.split(",")) if part]
         return value
+
+    @field_validator("history")
+    @classmethod
+    def _check_history(cls, value: str | None) -> str | None:
+        if value is None or value == "memory":
+            return value
+        if value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            return value
+        raise ValueError("use memory, sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+
+    @property
+    def history_url(self) -> str:
+        """The history store's URL, with the default (SQLite in data_dir) filled in."""
+        return self.history or f"sqlite:///{(self.data_dir / 'hubbub.db').resolve()}"
 
     @field_validator("allowed_origins")
     @classmethod

@@ -29,7 +29,8 @@ from hubbub.core.channels import ChannelRules
 from hubbub.core.registry import Registry
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import Broker, HistoryOptions, PresenceManager
-from hubbub.engines.memory import MemoryBroker, MemoryPresence
+from hubbub.engines.local import LocalBroker
+from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError
 from hubbub.transport import Transport
 
@@ -69,7 +70,7 @@ class Node:
     ) -> None:
         self.settings = settings or Settings()
         self.rules = ChannelRules(self.settings.channel, self.settings.namespaces)
-        self.broker: Broker = broker or MemoryBroker()
+        self.broker: Broker = broker or LocalBroker(MemoryHistory())
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)
         self._connections: dict[str, tuple[Transport, tuple[int, str]]] = {}
@@ -86,7 +87,8 @@ class Node:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start background work (presence refresh)."""
+        """Open the engines and start background work (presence refresh)."""
+        await self.broker.open()
         if self._presence_task is None:
             self._presence_task = asyncio.get_running_loop().create_task(self._refresh_presence())
 
@@ -96,6 +98,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._presence_task
             self._presence_task = None
+        await self.broker.close()
 
     async def _refresh_presence(self) -> None:
         ttl = self.settings.presence_ttl
@@ -226,12 +229,18 @@ class Node:
         tags: dict[str, str] | None = None,
         raw: str | bytes | None = None,
         options: ChannelOptions | None = None,
+        idempotency_key: str | None = None,
     ) -> Publication:
-        """Publish JSON text ``data`` to ``channel`` (history as its options say)."""
+        """Publish JSON text ``data`` to ``channel`` (history as its options say). Returns once
+        the publication is stored; raises StoreError when it could not be."""
         options = options or self.options(channel)
-        history = HistoryOptions(options.history_size, options.history_ttl)
+        history = HistoryOptions(
+            options.history_size, options.history_ttl, self.settings.idempotency_ttl
+        )
         pub = Publication(data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), raw=raw)
-        return await self.broker.publish(channel, pub, history if history.enabled else None)
+        return await self.broker.publish(
+            channel, pub, history if history.enabled else None, idempotency_key
+        )
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import HistoryOptions
 from tests.contract.conftest import Engine
@@ -120,3 +122,85 @@ async def test_raw_frame_is_not_kept_in_history(engine: Engine) -> None:
         await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
     ).publications
     assert stored.raw is None
+
+
+async def test_idempotent_publish_returns_the_original(engine: Engine) -> None:
+    """A repeated key within the window: same offset, nothing delivered twice."""
+    handler = await subscribed(engine, "a")
+    first = await engine.broker.publish("a", Publication("1"), KEEP, "key-1")
+    again = await engine.broker.publish("a", Publication("1"), KEEP, "key-1")
+    other = await engine.broker.publish("a", Publication("2"), KEEP, "key-2")
+    assert (first.offset, again.offset, other.offset) == (1, 1, 2)
+    assert [p.offset for _, p in handler.pubs] == [1, 2]
+
+
+async def test_concurrent_retries_store_one_publication(engine: Engine) -> None:
+    """100 retries of one keyed publish, many in flight together, yield one publication."""
+    import asyncio
+
+    handler = await subscribed(engine, "a")
+    results = await asyncio.gather(
+        *(engine.broker.publish("a", Publication('"x"'), KEEP, "same") for _ in range(50))
+    )
+    for _ in range(50):
+        results.append(await engine.broker.publish("a", Publication('"x"'), KEEP, "same"))
+    assert {p.offset for p in results} == {1}
+    assert len(handler.pubs) == 1
+    history = await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    assert [p.offset for p in history.publications] == [1]
+
+
+async def test_idempotency_window_expires(engine: Engine) -> None:
+    await engine.broker.publish("a", Publication("1"), KEEP, "k")
+    engine.clock.advance(KEEP.idempotency_ttl + 1)
+    again = await engine.broker.publish("a", Publication("1"), KEEP, "k")
+    assert again.offset == 2
+
+
+async def test_publication_fields_round_trip(engine: Engine) -> None:
+    info = ClientInfo("c1", "ada", '{"role":"admin"}', '{"seat":3}')
+    sent = Publication('{"x":[1,2]}', info=info, tags={"k": "v"}, time_ms=1234)
+    await engine.broker.publish("a", sent, KEEP)
+    (got,) = (
+        await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    ).publications
+    assert (got.data, got.info, got.tags, got.time_ms, got.offset) == (
+        sent.data,
+        info,
+        {"k": "v"},
+        1234,
+        1,
+    )
+
+
+async def test_position_of_a_new_channel_is_stable(engine: Engine) -> None:
+    """A client positioned on an empty channel can recover later: the epoch must not change."""
+    first = await engine.broker.position("fresh")
+    assert first.offset == 0
+    assert await engine.broker.position("fresh") == first
+    await engine.broker.publish("fresh", Publication("1"), KEEP)
+    assert (await engine.broker.position("fresh")).epoch == first.epoch
+
+
+async def test_meta_ttl_starts_a_new_epoch(engine: Engine) -> None:
+    await engine.broker.publish("a", Publication("1"), KEEP)
+    old = await engine.broker.position("a")
+    engine.clock.advance(3601)
+    new = await engine.broker.position("a")
+    assert new.epoch != old.epoch
+    assert new.offset == 0
+
+
+async def test_durable_engines_keep_streams_across_restarts(engine: Engine) -> None:
+    """Durable stores: offsets, epoch and publications survive closing and reopening."""
+    if engine.reopen is None:
+        pytest.skip("not a durable engine")
+    for i in range(3):
+        await engine.broker.publish("a", Publication(str(i)), KEEP)
+    before = await engine.broker.position("a")
+    await engine.broker.close()
+    engine.broker = await engine.reopen()
+    assert await engine.broker.position("a") == before
+    assert (await engine.broker.publish("a", Publication("3"), KEEP)).offset == 4
+    history = await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
+    assert [p.data for p in history.publications] == ["0", "1", "2", "3"]

@@ -79,7 +79,7 @@ async def test_garbage_or_command_before_connect_is_3501(server: ServerProcess, 
 
 async def test_errors_leave_the_connection_open(start_server: StartServer) -> None:
     """Unknown method 104, missing field 107, unknown namespace 102, duplicate 105, limit 106."""
-    server = start_server(config="client_channel_limit = 2\n")
+    server = start_server(config="client_channel_limit = 2\n[channel]\nhistory_size = 0\n")
     async with raw_client(server) as ws:
         await connected(ws)
         replies = await call(

@@ -17,6 +17,7 @@ from centrifuge import (
     ReplyError,
     StreamPosition,
     SubscribedContext,
+    Subscription,
     SubscriptionEventHandler,
 )
 
@@ -50,6 +51,13 @@ class Recorder(SubscriptionEventHandler):
         return [await asyncio.wait_for(self.pubs.get(), scaled(10)) for _ in range(n)]
 
 
+async def ready(sub: Subscription) -> Subscription:
+    """Subscribe and wait for the server's reply (subscribe() alone does not wait)."""
+    await sub.subscribe()
+    await sub.ready(scaled(10))
+    return sub
+
+
 def url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/connection/websocket"
 
@@ -76,11 +84,11 @@ async def test_publish_reaches_subscribers_of_two_channels(chat_server: ServerPr
     async with connected(chat_server.port, "ada") as ada, connected(chat_server.port, "bob") as bob:
         ada_a, ada_b = Recorder(), Recorder()
         for channel, rec in (("chat:a", ada_a), ("chat:b", ada_b)):
-            await ada.new_subscription(channel, rec).subscribe()
+            await ready(ada.new_subscription(channel, rec))
         bob_a = bob.new_subscription("chat:a")
         bob_b = bob.new_subscription("chat:b")
-        await bob_a.subscribe()
-        await bob_b.subscribe()
+        await ready(bob_a)
+        await ready(bob_b)
         await bob_a.publish({"text": "to a"})
         await bob_b.publish({"text": "to b"})
         assert await ada_a.take(1) == [{"text": "to a", "from": "bob"}]
@@ -91,7 +99,7 @@ async def test_history_limit_since_reverse(chat_server: ServerProcess) -> None:
     """history honours limit, since and reverse."""
     async with connected(chat_server.port, "ada") as ada:
         sub = ada.new_subscription("chat:hist")
-        await sub.subscribe()
+        await ready(sub)
         for i in range(5):
             await sub.publish({"text": f"m{i}"})
         everything = await sub.history(limit=10)
@@ -112,10 +120,10 @@ async def test_presence_stats_join_and_leave(chat_server: ServerProcess) -> None
     async with connected(chat_server.port, "ada") as ada:
         rec = Recorder()
         sub = ada.new_subscription("chat:room", rec, join_leave=True)
-        await sub.subscribe()
+        await ready(sub)
         async with connected(chat_server.port, "bob") as bob:
             bob_sub = bob.new_subscription("chat:room")
-            await bob_sub.subscribe()
+            await ready(bob_sub)
             presence = await sub.presence()
             assert sorted(info.user for info in presence.clients.values()) == ["ada", "bob"]
             stats = await sub.presence_stats()
@@ -143,7 +151,7 @@ async def test_rejected_publish_is_the_sdks_error(chat_server: ServerProcess) ->
     """The publish hook's ClientError reaches the SDK as ReplyError with its code."""
     async with connected(chat_server.port, "ada") as ada:
         sub = ada.new_subscription("chat:a")
-        await sub.subscribe()
+        await ready(sub)
         with pytest.raises(ReplyError) as info:
             await sub.publish({"text": "buy spam now"})
         assert (info.value.code, info.value.message) == (4003, "message refused")
@@ -156,9 +164,9 @@ async def test_recovery_after_connection_loss(chat_server: ServerProcess) -> Non
     rec = Recorder()
     try:
         async with connected(proxy.port, "ada") as ada, connected(chat_server.port, "bob") as bob:
-            await ada.new_subscription("chat:rec", rec).subscribe()
+            await ready(ada.new_subscription("chat:rec", rec))
             publisher = bob.new_subscription("chat:rec")
-            await publisher.subscribe()
+            await ready(publisher)
             for i in range(3):
                 await publisher.publish({"text": f"m{i}"})
             assert len(await rec.take(3)) == 3

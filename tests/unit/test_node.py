@@ -39,7 +39,7 @@ def member(name: str, raw: bool) -> FakeMember:
 
 
 def history_settings() -> Settings:
-    return Settings(namespaces=[{"name": "h", "history_size": 10, "history_ttl": 60}])
+    return Settings(channel={}, namespaces=[{"name": "h", "history_size": 10, "history_ttl": 60}])
 
 
 async def test_raw_members_get_the_frame_but_not_their_own() -> None:

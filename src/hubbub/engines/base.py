@@ -14,6 +14,21 @@ Guarantees every :class:`Broker` gives:
   acknowledged and may or may not have been delivered (at-most-once fan-out).
 - Handler calls never await and never raise into the broker.
 
+Guarantees every :class:`HistoryStore` gives:
+
+- **Acknowledged means stored.** ``append`` returns only once the publication is as durable as
+  the store can make it (SQLite and PostgreSQL: committed).
+- **Order.** Appends to one channel get ``offset = previous + 1`` and complete in that order
+  (their awaits resume in offset order), so a broker that delivers right after ``append``
+  delivers in offset order. Offsets survive restarts of durable stores.
+- **Idempotency.** An append carrying an ``idempotency_key`` already seen in the channel within
+  its window returns the original publication and ``False``; nothing new is stored.
+- **Retention.** Reads never return publications past their TTL or beyond the channel's size;
+  the stream position outlives them (until ``meta_ttl``), so a client that saw everything can
+  still recover.
+- **Failures are StoreError**, raised from the call that failed; the store keeps trying to
+  reconnect on later calls.
+
 Guarantees every :class:`PresenceManager` gives: an entry added with ``ttl`` disappears after
 ``ttl`` seconds unless added again (refreshed); ``presence`` and ``stats`` never list expired
 entries; ``stats`` counts distinct non-empty user ids (anonymous connections count as clients
@@ -30,10 +45,12 @@ from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosi
 
 @dataclass(frozen=True, slots=True)
 class HistoryOptions:
-    """Retention of one publish: keep the last ``size`` publications for ``ttl`` seconds."""
+    """Retention of one publish: keep the last ``size`` publications for ``ttl`` seconds, and
+    remember idempotency keys for ``idempotency_ttl`` seconds."""
 
     size: int
     ttl: float
+    idempotency_ttl: float = 300.0
 
     @property
     def enabled(self) -> bool:
@@ -65,11 +82,22 @@ class Broker(Protocol):
         """Stop receiving them (the node's last local subscriber left)."""
         ...
 
+    async def open(self) -> None:
+        """Connect, create or upgrade schemas, start background work."""
+        ...
+
+    async def close(self) -> None: ...
+
     async def publish(
-        self, channel: str, pub: Publication, history: HistoryOptions | None
+        self,
+        channel: str,
+        pub: Publication,
+        history: HistoryOptions | None,
+        idempotency_key: str | None = None,
     ) -> Publication:
         """Append to the stream when ``history`` is enabled, fan out, return the publication
-        as delivered (with its offset)."""
+        as delivered (with its offset). A repeated ``idempotency_key`` (history channels only)
+        returns the original publication and delivers nothing."""
         ...
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None: ...
@@ -90,6 +118,34 @@ class Broker(Protocol):
     async def remove_history(self, channel: str) -> None:
         """Drop the stream; the next position has a new epoch."""
         ...
+
+
+class HistoryStore(Protocol):
+    """Durable channel streams; see the module docstring for the guarantees."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def append(
+        self,
+        channel: str,
+        pub: Publication,
+        history: HistoryOptions,
+        idempotency_key: str | None = None,
+    ) -> tuple[Publication, bool]:
+        """Store ``pub``; return it with its offset and whether it is new."""
+        ...
+
+    async def read(
+        self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
+    ) -> HistoryResult:
+        """As :meth:`Broker.history`."""
+        ...
+
+    async def position(self, channel: str) -> StreamPosition: ...
+
+    async def remove(self, channel: str) -> None: ...
 
 
 class PresenceManager(Protocol):

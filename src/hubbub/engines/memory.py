@@ -1,10 +1,10 @@
-"""The in-memory engine: the single-process default and the test double for the others.
+"""The in-memory engine: history and presence in this process, lost on exit.
 
-Everything happens in the event loop without awaiting, so append + fan-out is trivially
-atomic per channel. Streams (epoch + top offset) outlive their publications: when retention
-drops every publication the position stays, so a client that saw everything still recovers.
-A stream's meta is forgotten ``meta_ttl`` seconds after its last publish (then a new epoch
-starts, which clients see as "not recovered").
+The test double for the durable stores and the choice for ``--history memory``. Everything
+happens without awaiting, so appends complete in call order. Streams (epoch + top offset)
+outlive their publications: when retention drops every publication the position stays, so a
+client that saw everything still recovers. A stream's meta is forgotten ``meta_ttl`` seconds
+after its last publish (then a new epoch starts, which clients see as "not recovered").
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
-from hubbub.engines.base import BrokerHandler, HistoryOptions
+from hubbub.engines.base import HistoryOptions
 
 Clock = Callable[[], float]
 
@@ -30,33 +30,33 @@ class _Stream:
     epoch: str
     top: int = 0
     size: int = 0
-    ttl: float = 0.0
     touched: float = 0.0
     # (expires_at, publication), oldest first
     items: deque[tuple[float, Publication]] = field(default_factory=deque)
+    # idempotency key -> (expires_at, publication)
+    keys: dict[str, tuple[float, Publication]] = field(default_factory=dict)
 
     def trim(self, now: float) -> None:
         items = self.items
         while items and (len(items) > self.size or items[0][0] <= now):
             items.popleft()
+        if self.keys:
+            for key in [k for k, (exp, _) in self.keys.items() if exp <= now]:
+                del self.keys[key]
 
 
-class MemoryBroker:
-    """Broker with history in process memory (see :class:`hubbub.engines.base.Broker`)."""
+class MemoryHistory:
+    """A :class:`hubbub.engines.base.HistoryStore` in process memory."""
 
     def __init__(self, *, clock: Clock = time.time, meta_ttl: float = 30 * 24 * 3600) -> None:
         self._clock = clock
         self._meta_ttl = meta_ttl
         self._streams: dict[str, _Stream] = {}
-        self._handler: BrokerHandler | None = None
 
-    def register(self, handler: BrokerHandler) -> None:
-        self._handler = handler
-
-    async def subscribe(self, channel: str) -> None:
+    async def open(self) -> None:
         return None
 
-    async def unsubscribe(self, channel: str) -> None:
+    async def close(self) -> None:
         return None
 
     def _stream(self, channel: str, now: float) -> _Stream:
@@ -65,30 +65,30 @@ class MemoryBroker:
             stream = self._streams[channel] = _Stream(epoch=new_epoch(), touched=now)
         return stream
 
-    async def publish(
-        self, channel: str, pub: Publication, history: HistoryOptions | None
-    ) -> Publication:
-        if history is not None and history.enabled:
-            now = self._clock()
-            stream = self._stream(channel, now)
-            stream.top += 1
-            stream.size, stream.ttl, stream.touched = history.size, history.ttl, now
-            pub = replace(pub, offset=stream.top)
-            stream.items.append((now + history.ttl, replace(pub, raw=None)))
-            stream.trim(now)
-        if self._handler is not None:
-            self._handler.handle_publication(channel, pub)
-        return pub
+    async def append(
+        self,
+        channel: str,
+        pub: Publication,
+        history: HistoryOptions,
+        idempotency_key: str | None = None,
+    ) -> tuple[Publication, bool]:
+        now = self._clock()
+        stream = self._stream(channel, now)
+        stream.trim(now)
+        if idempotency_key is not None:
+            seen = stream.keys.get(idempotency_key)
+            if seen is not None:
+                return seen[1], False
+        stream.top += 1
+        stream.size, stream.touched = history.size, now
+        stored = replace(pub, offset=stream.top, raw=None)
+        stream.items.append((now + history.ttl, stored))
+        if idempotency_key is not None:
+            stream.keys[idempotency_key] = (now + history.idempotency_ttl, stored)
+        stream.trim(now)
+        return stored, True
 
-    async def publish_join(self, channel: str, info: ClientInfo) -> None:
-        if self._handler is not None:
-            self._handler.handle_join(channel, info)
-
-    async def publish_leave(self, channel: str, info: ClientInfo) -> None:
-        if self._handler is not None:
-            self._handler.handle_leave(channel, info)
-
-    async def history(
+    async def read(
         self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
     ) -> HistoryResult:
         now = self._clock()
@@ -113,7 +113,7 @@ class MemoryBroker:
         stream = self._stream(channel, self._clock())
         return StreamPosition(stream.top, stream.epoch)
 
-    async def remove_history(self, channel: str) -> None:
+    async def remove(self, channel: str) -> None:
         self._streams.pop(channel, None)
 
 

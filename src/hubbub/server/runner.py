@@ -17,6 +17,7 @@ from aiohttp import web
 
 from hubbub import __version__
 from hubbub.config import Settings
+from hubbub.engines.factory import build_engines
 from hubbub.errors import ListenError
 from hubbub.hub import Hub
 from hubbub.node import Node
@@ -50,7 +51,8 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    node = Node(settings)
+    broker, presence = build_engines(settings)
+    node = Node(settings, broker=broker, presence=presence)
     app = make_app(settings, node, hub.hooks if hub is not None else None)
     if hub is not None:
         hub.bind(node)
@@ -59,8 +61,8 @@ async def serve(
         app, handle_signals=False, access_log=None, shutdown_timeout=cleanup_budget
     )
     await runner.setup()
-    await node.start()
     try:
+        await node.start()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         try:
             await site.start()

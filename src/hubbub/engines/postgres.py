@@ -1,0 +1,349 @@
+"""Channel history in PostgreSQL (``--history postgresql://...``), with asyncpg.
+
+Appends are group-committed like SQLite's: everything queued while the previous transaction
+ran shares one transaction. Offsets come from a per-channel row (``UPDATE ... RETURNING``), so
+concurrent writers (several nodes, later) are serialised per channel by the row lock and
+offsets stay gap-free. Every asyncpg or network error becomes :class:`StoreError`; the pool
+opens fresh connections on later calls, so the store recovers by itself when the database is
+back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import asyncpg
+
+from hubbub.core.types import HistoryResult, Publication, StreamPosition
+from hubbub.engines.base import HistoryOptions
+from hubbub.engines.groupcommit import GroupCommit
+from hubbub.engines.memory import Clock, new_epoch
+from hubbub.engines.sqlite import RETENTION_BATCH, info_to_text, pub_from_row
+from hubbub.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+MIGRATIONS: Final[dict[int, list[str]]] = {
+    1: [
+        """CREATE TABLE hubbub_streams (
+            channel TEXT PRIMARY KEY,
+            epoch TEXT NOT NULL,
+            top BIGINT NOT NULL,
+            touched DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE hubbub_publications (
+            channel TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            data TEXT NOT NULL,
+            info TEXT,
+            tags TEXT,
+            time_ms BIGINT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, seq)
+        )""",
+        "CREATE INDEX hubbub_publications_expiry ON hubbub_publications (expires_at)",
+        """CREATE TABLE hubbub_idempotency (
+            channel TEXT NOT NULL,
+            key TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, key)
+        )""",
+        "CREATE INDEX hubbub_idempotency_expiry ON hubbub_idempotency (expires_at)",
+    ],
+}
+#: Seconds to wait for a connection or a statement before calling the store unavailable.
+TIMEOUT: Final = 5.0
+
+T = TypeVar("T")
+
+_NEXT_OFFSET = """
+INSERT INTO hubbub_streams AS s (channel, epoch, top, touched) VALUES ($1, $2, 1, $3)
+ON CONFLICT (channel) DO UPDATE SET
+    epoch = CASE WHEN s.touched < $4 THEN excluded.epoch ELSE s.epoch END,
+    top = CASE WHEN s.touched < $4 THEN 1 ELSE s.top + 1 END,
+    touched = excluded.touched
+RETURNING top, epoch
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    channel: str
+    pub: Publication
+    history: HistoryOptions
+    key: str | None
+
+
+class PostgresHistory:
+    """A :class:`hubbub.engines.base.HistoryStore` in PostgreSQL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = time.time,
+        meta_ttl: float = 30 * 24 * 3600,
+        group_commit: bool = True,
+        retention_interval: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._clock = clock
+        self._meta_ttl = meta_ttl
+        self._retention_interval = retention_interval
+        self._pool: asyncpg.Pool | None = None
+        self._retention: asyncio.Task[None] | None = None
+        self.commits: GroupCommit[_Append, tuple[Publication, bool]] = GroupCommit(
+            self._append_batch, 1000 if group_commit else 1
+        )
+
+    @property
+    def _where(self) -> str:
+        """The URL without credentials, for messages."""
+        return self.url.split("@")[-1]
+
+    async def _with(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        if self._pool is None:
+            raise StoreError(f"postgresql {self._where}: store is not open")
+        try:
+            async with self._pool.acquire(timeout=TIMEOUT) as conn:
+                return await fn(conn)
+        except StoreError:
+            raise
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StoreError(f"postgresql {self._where}: {exc}") from exc
+
+    async def open(self) -> None:
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.url, min_size=1, max_size=4, command_timeout=TIMEOUT, timeout=TIMEOUT
+                )
+            except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+                raise StoreError(f"postgresql {self._where}: {exc}") from exc
+        await self._with(self._migrate)
+        if self._retention is None and self._retention_interval > 0:
+            self._retention = asyncio.get_running_loop().create_task(self._retain_forever())
+
+    async def _migrate(self, conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hubbub_schema'))")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS hubbub_schema (version INTEGER NOT NULL)"
+            )
+            current = await conn.fetchval("SELECT max(version) FROM hubbub_schema") or 0
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"postgresql {self._where} has schema version {current}, written by a newer "
+                    f"hubbub; this one knows versions up to {SCHEMA_VERSION}"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO hubbub_schema (version) VALUES ($1)", version)
+                log.info("postgresql %s: schema upgraded to version %d", self._where, version)
+
+    async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.close(), TIMEOUT)
+            self._pool = None
+
+    # -- appends -------------------------------------------------------------------------
+
+    async def append(
+        self,
+        channel: str,
+        pub: Publication,
+        history: HistoryOptions,
+        idempotency_key: str | None = None,
+    ) -> tuple[Publication, bool]:
+        return await self.commits.submit(_Append(channel, pub, history, idempotency_key))
+
+    async def _append_batch(self, batch: list[_Append]) -> list[tuple[Publication, bool]]:
+        async def run(conn: asyncpg.Connection) -> list[tuple[Publication, bool]]:
+            async with conn.transaction():
+                return await self._append_in(conn, batch)
+
+        return await self._with(run)
+
+    async def _append_in(
+        self, conn: asyncpg.Connection, batch: list[_Append]
+    ) -> list[tuple[Publication, bool]]:
+        now = self._clock()
+        out: list[tuple[Publication, bool]] = []
+        trims: dict[str, tuple[int, int]] = {}  # channel -> (top, size)
+        for item in batch:
+            if item.key is not None:
+                seq = await conn.fetchval(
+                    "SELECT seq FROM hubbub_idempotency WHERE channel = $1 AND key = $2 "
+                    "AND expires_at > $3",
+                    item.channel,
+                    item.key,
+                    now,
+                )
+                if seq is not None:
+                    out.append((await self._stored(conn, item, seq), False))
+                    continue
+            candidate = new_epoch()
+            row = await conn.fetchrow(
+                _NEXT_OFFSET, item.channel, candidate, now, now - self._meta_ttl
+            )
+            top, epoch = row["top"], row["epoch"]
+            if top == 1 and epoch == candidate:  # a new stream: nothing of an old one stays
+                await conn.execute(
+                    "DELETE FROM hubbub_publications WHERE channel = $1", item.channel
+                )
+            pub = item.pub
+            await conn.execute(
+                "INSERT INTO hubbub_publications VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                item.channel,
+                top,
+                pub.data,
+                info_to_text(pub.info),
+                json.dumps(pub.tags) if pub.tags else None,
+                pub.time_ms,
+                now + item.history.ttl,
+            )
+            if item.key is not None:
+                await conn.execute(
+                    "INSERT INTO hubbub_idempotency VALUES ($1, $2, $3, $4) ON CONFLICT "
+                    "(channel, key) DO UPDATE SET seq = excluded.seq, "
+                    "expires_at = excluded.expires_at",
+                    item.channel,
+                    item.key,
+                    top,
+                    now + item.history.idempotency_ttl,
+                )
+            trims[item.channel] = (top, item.history.size)
+            out.append((Publication(pub.data, top, pub.info, pub.tags, pub.time_ms), True))
+        for channel, (top, size) in trims.items():
+            await conn.execute(
+                "DELETE FROM hubbub_publications WHERE channel = $1 AND seq <= $2",
+                channel,
+                top - size,
+            )
+        return out
+
+    async def _stored(self, conn: asyncpg.Connection, item: _Append, seq: int) -> Publication:
+        row = await conn.fetchrow(
+            "SELECT seq, data, info, tags, time_ms FROM hubbub_publications "
+            "WHERE channel = $1 AND seq = $2",
+            item.channel,
+            seq,
+        )
+        if row is None:
+            return Publication(item.pub.data, seq, item.pub.info, item.pub.tags)
+        return pub_from_row(*row)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def read(
+        self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
+    ) -> HistoryResult:
+        async def run(conn: asyncpg.Connection) -> HistoryResult:
+            position = await self._position_in(conn, channel)
+            if limit == 0:
+                return HistoryResult([], position)
+            sql = (
+                "SELECT seq, data, info, tags, time_ms FROM hubbub_publications "
+                "WHERE channel = $1 AND expires_at > $2"
+            )
+            args: list[Any] = [channel, self._clock()]
+            if since_offset is not None:
+                sql += " AND seq < $3" if reverse else " AND seq > $3"
+                args.append(since_offset)
+            sql += " ORDER BY seq DESC" if reverse else " ORDER BY seq"
+            if limit > 0:
+                sql += f" LIMIT {int(limit)}"
+            rows = await conn.fetch(sql, *args)
+            return HistoryResult([pub_from_row(*row) for row in rows], position)
+
+        return await self._with(run)
+
+    async def position(self, channel: str) -> StreamPosition:
+        return await self._with(lambda conn: self._position_in(conn, channel))
+
+    async def _position_in(self, conn: asyncpg.Connection, channel: str) -> StreamPosition:
+        """As SQLite's: a channel never published to gets its epoch now, stored."""
+        now = self._clock()
+        row = await conn.fetchrow(
+            "SELECT epoch, top, touched FROM hubbub_streams WHERE channel = $1", channel
+        )
+        if row is not None and now - row["touched"] <= self._meta_ttl:
+            return StreamPosition(row["top"], row["epoch"])
+        async with conn.transaction():
+            await conn.execute("DELETE FROM hubbub_publications WHERE channel = $1", channel)
+            row = await conn.fetchrow(
+                "INSERT INTO hubbub_streams AS s VALUES ($1, $2, 0, $3) ON CONFLICT (channel) "
+                "DO UPDATE SET epoch = CASE WHEN s.touched < $4 THEN excluded.epoch "
+                "ELSE s.epoch END, top = CASE WHEN s.touched < $4 THEN 0 ELSE s.top END, "
+                "touched = CASE WHEN s.touched < $4 THEN excluded.touched ELSE s.touched END "
+                "RETURNING top, epoch",
+                channel,
+                new_epoch(),
+                now,
+                now - self._meta_ttl,
+            )
+        return StreamPosition(row["top"], row["epoch"])
+
+    async def remove(self, channel: str) -> None:
+        async def run(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                for table in ("hubbub_publications", "hubbub_streams", "hubbub_idempotency"):
+                    await conn.execute(f"DELETE FROM {table} WHERE channel = $1", channel)
+
+        await self._with(run)
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def expire(self) -> int:
+        total = 0
+        while True:
+            removed = await self._with(self._expire_batch)
+            total += removed
+            if removed < RETENTION_BATCH:
+                return total
+
+    async def _expire_batch(self, conn: asyncpg.Connection) -> int:
+        now = self._clock()
+        async with conn.transaction():
+            pubs = await conn.execute(
+                "DELETE FROM hubbub_publications WHERE (channel, seq) IN (SELECT channel, seq "
+                "FROM hubbub_publications WHERE expires_at <= $1 LIMIT $2)",
+                now,
+                RETENTION_BATCH,
+            )
+            keys = await conn.execute(
+                "DELETE FROM hubbub_idempotency WHERE (channel, key) IN (SELECT channel, key "
+                "FROM hubbub_idempotency WHERE expires_at <= $1 LIMIT $2)",
+                now,
+                RETENTION_BATCH,
+            )
+            await conn.execute(
+                "DELETE FROM hubbub_streams s WHERE touched < $1 AND NOT EXISTS "
+                "(SELECT 1 FROM hubbub_publications p WHERE p.channel = s.channel)",
+                now - self._meta_ttl,
+            )
+        return int(pubs.split()[-1]) + int(keys.split()[-1])
+
+    async def _retain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._retention_interval)
+            try:
+                await self.expire()
+            except StoreError as exc:
+                log.warning("retention pass failed: %s", exc)

@@ -1,0 +1,412 @@
+"""Channel history in SQLite: the embedded default (``--data-dir``/hubbub.db).
+
+Durability: WAL journal with ``synchronous=FULL``: a publish is acknowledged after its
+transaction's commit is fsynced, so it survives ``kill -9`` and power loss alike. Group commit
+keeps that affordable: every append queued while the previous commit ran (or in the same loop
+turn) shares one transaction and one fsync.
+
+All SQLite calls run in one dedicated thread with one connection, so the event loop never
+blocks on the disk and statements never race each other. Errors of sqlite3 become
+:class:`hubbub.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
+from hubbub.engines.base import HistoryOptions
+from hubbub.engines.groupcommit import GroupCommit
+from hubbub.engines.memory import Clock, new_epoch
+from hubbub.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+#: version -> statements that bring a store from version - 1 to it.
+MIGRATIONS: Final[dict[int, list[str]]] = {
+    1: [
+        """CREATE TABLE streams (
+            channel TEXT PRIMARY KEY,
+            epoch TEXT NOT NULL,
+            top INTEGER NOT NULL,
+            touched REAL NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE publications (
+            channel TEXT NOT NULL,
+            offset INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            info TEXT,
+            tags TEXT,
+            time_ms INTEGER NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (channel, offset)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX publications_expiry ON publications (expires_at)",
+        """CREATE TABLE idempotency (
+            channel TEXT NOT NULL,
+            key TEXT NOT NULL,
+            offset INTEGER NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (channel, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX idempotency_expiry ON idempotency (expires_at)",
+    ],
+}
+#: Rows one retention statement deletes at most, so publishes interleave with clean-up.
+RETENTION_BATCH: Final = 1000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    channel: str
+    pub: Publication
+    history: HistoryOptions
+    key: str | None
+
+
+def info_to_text(info: ClientInfo | None) -> str | None:
+    return None if info is None else info.to_json()
+
+
+def info_from_text(text: str | None) -> ClientInfo | None:
+    if text is None:
+        return None
+    obj = json.loads(text)
+    conn_info = obj.get("conn_info")
+    chan_info = obj.get("chan_info")
+    return ClientInfo(
+        obj.get("client", ""),
+        obj.get("user", ""),
+        None if conn_info is None else json.dumps(conn_info, separators=(",", ":")),
+        None if chan_info is None else json.dumps(chan_info, separators=(",", ":")),
+    )
+
+
+def pub_from_row(
+    offset: int, data: str, info: str | None, tags: str | None, time_ms: int
+) -> Publication:
+    return Publication(
+        data=data,
+        offset=offset,
+        info=info_from_text(info),
+        tags=json.loads(tags) if tags else None,
+        time_ms=time_ms,
+    )
+
+
+def migrate(conn: sqlite3.Connection, store: str) -> None:
+    """Bring the schema to SCHEMA_VERSION; refuse a store written by a newer hubbub."""
+    conn.execute("CREATE TABLE IF NOT EXISTS hubbub_schema (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM hubbub_schema").fetchone()
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"{store} has schema version {current}, written by a newer hubbub; this one "
+            f"knows versions up to {SCHEMA_VERSION}: upgrade hubbub or use another store"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO hubbub_schema (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("%s: schema upgraded to version %d", store, version)
+
+
+class SqliteHistory:
+    """A :class:`hubbub.engines.base.HistoryStore` in one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock = time.time,
+        meta_ttl: float = 30 * 24 * 3600,
+        group_commit: bool = True,
+        retention_interval: float = 10.0,
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._meta_ttl = meta_ttl
+        self._retention_interval = retention_interval
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._retention: asyncio.Task[None] | None = None
+        self.commits: GroupCommit[_Append, tuple[Publication, bool]] = GroupCommit(
+            self._append_batch, 1000 if group_commit else 1
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError(f"{self.path}: store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA busy_timeout=5000")
+                migrate(conn, str(self.path))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def open(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite")
+        try:
+            await self._run(self._db)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        if self._retention is None and self._retention_interval > 0:
+            self._retention = asyncio.get_running_loop().create_task(self._retain_forever())
+
+    async def close(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
+        if self._executor is not None:
+            if self._conn is not None:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+                self._conn = None
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- appends (group commit) ----------------------------------------------------------
+
+    async def append(
+        self,
+        channel: str,
+        pub: Publication,
+        history: HistoryOptions,
+        idempotency_key: str | None = None,
+    ) -> tuple[Publication, bool]:
+        return await self.commits.submit(_Append(channel, pub, history, idempotency_key))
+
+    async def _append_batch(self, batch: list[_Append]) -> list[tuple[Publication, bool]]:
+        return await self._run(self._append_sync, batch)
+
+    def _append_sync(self, batch: list[_Append]) -> list[tuple[Publication, bool]]:
+        conn = self._db()
+        now = self._clock()
+        streams: dict[str, list[Any]] = {}  # channel -> [epoch, top, size]
+        out: list[tuple[Publication, bool]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                if item.key is not None:
+                    row = conn.execute(
+                        "SELECT offset FROM idempotency WHERE channel = ? AND key = ? "
+                        "AND expires_at > ?",
+                        (item.channel, item.key, now),
+                    ).fetchone()
+                    if row is not None:
+                        out.append((self._stored(conn, item, row[0]), False))
+                        continue
+                stream = streams.get(item.channel)
+                if stream is None:
+                    stream = streams[item.channel] = self._load_stream(conn, item.channel, now)
+                stream[1] += 1
+                stream[2] = item.history.size
+                pub = item.pub
+                conn.execute(
+                    "INSERT INTO publications VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.channel,
+                        stream[1],
+                        pub.data,
+                        info_to_text(pub.info),
+                        json.dumps(pub.tags) if pub.tags else None,
+                        pub.time_ms,
+                        now + item.history.ttl,
+                    ),
+                )
+                if item.key is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                        (item.channel, item.key, stream[1], now + item.history.idempotency_ttl),
+                    )
+                out.append(
+                    (Publication(pub.data, stream[1], pub.info, pub.tags, pub.time_ms), True)
+                )
+            for channel, (epoch, top, size) in streams.items():
+                conn.execute(
+                    "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE "
+                    "SET epoch = excluded.epoch, top = excluded.top, touched = excluded.touched",
+                    (channel, epoch, top, now),
+                )
+                conn.execute(
+                    "DELETE FROM publications WHERE channel = ? AND offset <= ?",
+                    (channel, top - size),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return out
+
+    def _load_stream(self, conn: sqlite3.Connection, channel: str, now: float) -> list[Any]:
+        row = conn.execute(
+            "SELECT epoch, top, touched FROM streams WHERE channel = ?", (channel,)
+        ).fetchone()
+        if row is not None and now - row[2] <= self._meta_ttl:
+            return [row[0], row[1], 0]
+        if row is not None:  # the stream's meta expired: a new stream, a new epoch
+            conn.execute("DELETE FROM publications WHERE channel = ?", (channel,))
+        return [new_epoch(), 0, 0]
+
+    def _stored(self, conn: sqlite3.Connection, item: _Append, offset: int) -> Publication:
+        row = conn.execute(
+            "SELECT offset, data, info, tags, time_ms FROM publications "
+            "WHERE channel = ? AND offset = ?",
+            (item.channel, offset),
+        ).fetchone()
+        if row is None:  # the original aged out of history; its offset is what matters
+            return Publication(item.pub.data, offset, item.pub.info, item.pub.tags)
+        return pub_from_row(*row)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def read(
+        self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
+    ) -> HistoryResult:
+        return await self._run(self._read_sync, channel, since_offset, limit, reverse)
+
+    def _read_sync(
+        self, channel: str, since_offset: int | None, limit: int, reverse: bool
+    ) -> HistoryResult:
+        conn = self._db()
+        position = self._position_sync(channel)
+        if limit == 0:
+            return HistoryResult([], position)
+        sql = (
+            "SELECT offset, data, info, tags, time_ms FROM publications "
+            "WHERE channel = ? AND expires_at > ?"
+        )
+        args: list[Any] = [channel, self._clock()]
+        if since_offset is not None:
+            sql += " AND offset < ?" if reverse else " AND offset > ?"
+            args.append(since_offset)
+        sql += " ORDER BY offset DESC" if reverse else " ORDER BY offset"
+        if limit > 0:
+            sql += " LIMIT ?"
+            args.append(limit)
+        pubs = [pub_from_row(*row) for row in conn.execute(sql, args)]
+        return HistoryResult(pubs, position)
+
+    async def position(self, channel: str) -> StreamPosition:
+        return await self._run(self._position_sync, channel)
+
+    def _position_sync(self, channel: str) -> StreamPosition:
+        """The stream's position; a channel never published to gets its epoch now, stored,
+        so that a client positioned at (epoch, 0) can recover later."""
+        conn = self._db()
+        now = self._clock()
+        row = conn.execute(
+            "SELECT epoch, top, touched FROM streams WHERE channel = ?", (channel,)
+        ).fetchone()
+        if row is not None and now - row[2] <= self._meta_ttl:
+            return StreamPosition(row[1], row[0])
+        epoch = new_epoch()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM publications WHERE channel = ?", (channel,))
+            conn.execute(
+                "INSERT OR REPLACE INTO streams VALUES (?, ?, 0, ?)", (channel, epoch, now)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return StreamPosition(0, epoch)
+
+    async def remove(self, channel: str) -> None:
+        await self._run(self._remove_sync, channel)
+
+    def _remove_sync(self, channel: str) -> None:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("publications", "streams", "idempotency"):
+                conn.execute(f"DELETE FROM {table} WHERE channel = ?", (channel,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- retention -----------------------------------------------------------------------
+
+    async def expire(self) -> int:
+        """One retention pass, in batches; returns how many rows went."""
+        total = 0
+        while True:
+            removed = await self._run(self._expire_batch)
+            total += removed
+            if removed < RETENTION_BATCH:
+                return total
+
+    def _expire_batch(self) -> int:
+        conn = self._db()
+        now = self._clock()
+        removed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            removed += conn.execute(
+                "DELETE FROM publications WHERE (channel, offset) IN (SELECT channel, offset "
+                "FROM publications WHERE expires_at <= ? LIMIT ?)",
+                (now, RETENTION_BATCH),
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM idempotency WHERE (channel, key) IN (SELECT channel, key "
+                "FROM idempotency WHERE expires_at <= ? LIMIT ?)",
+                (now, RETENTION_BATCH),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM streams WHERE touched < ? AND NOT EXISTS "
+                "(SELECT 1 FROM publications p WHERE p.channel = streams.channel)",
+                (now - self._meta_ttl,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return removed
+
+    async def _retain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._retention_interval)
+            try:
+                removed = await self.expire()
+                if removed:
+                    log.debug("%s: retention removed %d rows", self.path, removed)
+            except StoreError as exc:
+                log.warning("retention pass failed: %s", exc)
