@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -69,12 +70,17 @@ def make_hub() -> tuple[Hub, dict[str, list[Any]]]:
 
 
 @pytest.fixture
-async def running() -> AsyncIterator[tuple[Hub, dict[str, list[Any]], str]]:
+async def running(tmp_path: Path) -> AsyncIterator[tuple[Hub, dict[str, list[Any]], str]]:
     hub, seen = make_hub()
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
-        serve(hub.settings(), hub=hub, on_ready=lambda line: ready.set_result(line), stop=stop)
+        serve(
+            hub.settings(data_dir=tmp_path),
+            hub=hub,
+            on_ready=lambda line: ready.set_result(line),
+            stop=stop,
+        )
     )
     line = await asyncio.wait_for(ready, scaled(10))
     url = "ws" + line.split("listening on http", 1)[1] + "/connection/websocket"
