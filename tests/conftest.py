@@ -49,7 +49,8 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             cfg = tmp_path / f"hubbub-{len(started)}.toml"
             cfg.write_text(config)
             extra += ["--config", str(cfg)]
-        extra += ["--data-dir", str(tmp_path / f"data-{len(started)}")]
+        if "--data-dir" not in extra:
+            extra += ["--data-dir", str(tmp_path / f"data-{len(started)}")]
         server = ServerProcess(extra, env, tmp_path / f"server-{len(started)}.log")
         started.append(server)
         return server

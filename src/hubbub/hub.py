@@ -173,14 +173,25 @@ class Hub:
         """Called by the server when it starts serving this hub."""
         self._node = node
 
-    async def publish(self, channel: str, data: Any, *, tags: dict[str, str] | None = None) -> int:
+    async def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        tags: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Publish ``data`` (any JSON value) to ``channel``; return its offset (0 without
-        history). Only while the hub is being served."""
+        history) once it is stored. A retry with the same ``idempotency_key`` within the
+        window returns the first offset and delivers nothing again. Only while the hub is
+        being served; raises StoreError when the publication could not be stored."""
         from hubbub.core.protocol import dumps
 
         if self._node is None:
             raise HubbubError("the hub is not running: call hub.run() or serve it first")
-        pub = await self._node.publish(channel, dumps(data), tags=tags)
+        pub = await self._node.publish(
+            channel, dumps(data), tags=tags, idempotency_key=idempotency_key
+        )
         return int(pub.offset)
 
     def settings(self, **flags: Any) -> Settings:

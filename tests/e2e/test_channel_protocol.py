@@ -5,57 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.conftest import StartServer
-from tests.e2e.test_rooms import wait_connections
+from tests.support.proto import call, closed_with, connected, raw_client, wait_connections
 from tests.support.rawws import OP_TEXT, RawWebSocket
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
-
-WS = aiohttp.ClientWebSocketResponse
-
-
-@asynccontextmanager
-async def raw_client(
-    server: ServerProcess, path: str = "/connection/websocket"
-) -> AsyncIterator[WS]:
-    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws + path) as ws:
-        yield ws
-
-
-async def call(ws: WS, *commands: dict[str, Any]) -> list[dict[str, Any]]:
-    """Send commands in one frame; return the replies that carry their ids."""
-    await ws.send_str("\n".join(json.dumps(c) for c in commands))
-    want = {c["id"] for c in commands if "id" in c}
-    got: dict[int, dict[str, Any]] = {}
-    while want - set(got):
-        msg = await asyncio.wait_for(ws.receive(), scaled(10))
-        assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        for line in msg.data.split("\n"):
-            reply = json.loads(line)
-            if reply.get("id"):
-                got[reply["id"]] = reply
-    return [got[c["id"]] for c in commands if "id" in c]
-
-
-async def closed_with(ws: WS) -> tuple[int | None, str]:
-    while True:
-        msg = await asyncio.wait_for(ws.receive(), scaled(10))
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-            return ws.close_code, msg.extra or ""
-
-
-async def connected(ws: WS) -> dict[str, Any]:
-    (reply,) = await call(ws, {"id": 1, "connect": {}})
-    return reply["connect"]  # type: ignore[no-any-return]
 
 
 async def test_connect_reply_has_client_ping_and_pong(server: ServerProcess) -> None:

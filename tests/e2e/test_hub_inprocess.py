@@ -145,7 +145,8 @@ async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) 
             assert entry["chan_info"] == {"seat": 7}
             assert seen["messages"] == [("ada", {"typing": True})]
             assert await hub.publish("feed:ada", {"n": 1}) == 1
-            assert await hub.publish("feed:news", {"n": 2}) == 1
+            assert await hub.publish("feed:news", {"n": 2}, idempotency_key="k") == 1
+            assert await hub.publish("feed:news", {"n": 2}, idempotency_key="k") == 1
             pushes = await only(ws, 2, lambda m: "pub" in m.get("push", {}))
             assert [(p["push"]["channel"], p["push"]["pub"]["data"]) for p in pushes] == [
                 ("feed:ada", {"n": 1}),

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import aiohttp
 import pytest
 
+from tests.support.proto import wait_connections
 from tests.support.rawws import RawWebSocket, handshake
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
@@ -29,17 +30,6 @@ async def receive_n(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[str | b
         assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), msg
         out.append(msg.data)
     return out
-
-
-async def wait_connections(server: ServerProcess, n: int) -> None:
-    """Wait until the server counts ``n`` connections (joins happen after the handshake)."""
-    async with aiohttp.ClientSession() as http:
-        for _ in range(int(scaled(100))):
-            async with http.get(server.url + "/health") as resp:
-                if (await resp.json())["connections"] == n:
-                    return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"server never reached {n} connections")
 
 
 async def test_three_members_one_order_no_self_echo(server: ServerProcess) -> None:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StartServer
-from tests.e2e.test_rooms import wait_connections
+from tests.support.proto import wait_connections
 from tests.support.rawws import RawWebSocket
 from tests.support.timing import scaled
 

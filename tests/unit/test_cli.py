@@ -64,3 +64,39 @@ def test_bad_app_is_refused(spec: str, message: str) -> None:
     result = CliRunner().invoke(main, ["serve", "--app", spec], env={})
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_history_command_reads_the_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`hubbub history` prints a channel's publications from the SQLite store."""
+    import asyncio
+    import json
+
+    from hubbub.core.types import ClientInfo, Publication
+    from hubbub.engines.base import HistoryOptions
+    from hubbub.engines.sqlite import SqliteHistory
+
+    async def fill() -> None:
+        store = SqliteHistory(tmp_path / "hubbub.db", retention_interval=0)
+        await store.open()
+        for i in range(5):
+            pub = Publication(json.dumps({"i": i}), info=ClientInfo("c", "ada"), time_ms=1000)
+            await store.append("chat:a", pub, HistoryOptions(100, 3600))
+        await store.close()
+
+    asyncio.run(fill())
+    runner = CliRunner()
+    args = ["history", "chat:a", "--data-dir", str(tmp_path)]
+    result = runner.invoke(main, [*args, "--json", "--since", "2", "--limit", "2"], env={})
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [(x["offset"], x["data"], x["info"]["user"]) for x in lines] == [
+        (3, {"i": 2}, "ada"),
+        (4, {"i": 3}, "ada"),
+    ]
+    text = runner.invoke(main, args, env={})
+    assert text.exit_code == 0
+    assert "top offset 5" in text.output
+    assert '{"i": 4}' in text.output
+    missing = runner.invoke(main, ["history", "x", "--data-dir", str(tmp_path / "none")], env={})
+    assert missing.exit_code == 1
+    assert "no history store" in missing.output

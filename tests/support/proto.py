@@ -1,0 +1,62 @@
+"""Speaking the channel protocol by hand in tests (aiohttp client, JSON commands)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+
+WS = aiohttp.ClientWebSocketResponse
+
+
+@asynccontextmanager
+async def raw_client(
+    server: ServerProcess, path: str = "/connection/websocket"
+) -> AsyncIterator[WS]:
+    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws + path) as ws:
+        yield ws
+
+
+async def call(ws: WS, *commands: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send commands in one frame; return the replies that carry their ids."""
+    await ws.send_str("\n".join(json.dumps(c) for c in commands))
+    want = {c["id"] for c in commands if "id" in c}
+    got: dict[int, dict[str, Any]] = {}
+    while want - set(got):
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        for line in msg.data.split("\n"):
+            reply = json.loads(line)
+            if reply.get("id"):
+                got[reply["id"]] = reply
+    return [got[c["id"]] for c in commands if "id" in c]
+
+
+async def closed_with(ws: WS) -> tuple[int | None, str]:
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return ws.close_code, msg.extra or ""
+
+
+async def connected(ws: WS) -> dict[str, Any]:
+    (reply,) = await call(ws, {"id": 1, "connect": {}})
+    return reply["connect"]  # type: ignore[no-any-return]
+
+
+async def wait_connections(server: ServerProcess, n: int) -> None:
+    """Wait until the server counts ``n`` connections (joins happen after the handshake)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(int(scaled(100))):
+            async with http.get(server.url + "/health") as resp:
+                if (await resp.json())["connections"] == n:
+                    return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"server never reached {n} connections")
