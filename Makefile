@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint autobahn autobahn-venv js-deps clean
+.PHONY: run test lint autobahn autobahn-venv js-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: $(STAMP)
 # The whole Autobahn|Testsuite (517 cases, two wstest/server pairs in parallel, ~7 minutes).
 autobahn: $(STAMP) autobahn-venv
 	$(BIN)/python scripts/autobahn.py --suite full
+
+# Benchmarks print numbers; they are never part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python bench/history_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports

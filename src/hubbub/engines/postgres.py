@@ -65,11 +65,13 @@ TIMEOUT: Final = 5.0
 
 T = TypeVar("T")
 
-_NEXT_OFFSET = """
-INSERT INTO hubbub_streams AS s (channel, epoch, top, touched) VALUES ($1, $2, 1, $3)
+#: Take $5 offsets in channel $1 (a new stream with epoch $2 when there is none, or its meta
+#: expired before $4); returns the last offset taken and the epoch.
+_NEXT_OFFSETS = """
+INSERT INTO hubbub_streams AS s (channel, epoch, top, touched) VALUES ($1, $2, $5, $3)
 ON CONFLICT (channel) DO UPDATE SET
     epoch = CASE WHEN s.touched < $4 THEN excluded.epoch ELSE s.epoch END,
-    top = CASE WHEN s.touched < $4 THEN 1 ELSE s.top + 1 END,
+    top = CASE WHEN s.touched < $4 THEN $5 ELSE s.top + $5 END,
     touched = excluded.touched
 RETURNING top, epoch
 """
@@ -183,59 +185,99 @@ class PostgresHistory:
     async def _append_in(
         self, conn: asyncpg.Connection, batch: list[_Append]
     ) -> list[tuple[Publication, bool]]:
+        """One batch in a handful of statements: offsets are taken per channel in one
+        ``UPDATE`` each, rows go in with one ``INSERT ... unnest``."""
         now = self._clock()
-        out: list[tuple[Publication, bool]] = []
-        trims: dict[str, tuple[int, int]] = {}  # channel -> (top, size)
+        seen_keys: dict[tuple[str, str], int] = {}
+        keyed = [(item.channel, item.key) for item in batch if item.key is not None]
+        if keyed:
+            rows = await conn.fetch(
+                "SELECT channel, key, seq FROM hubbub_idempotency WHERE (channel, key) IN "
+                "(SELECT * FROM unnest($1::text[], $2::text[])) AND expires_at > $3",
+                [c for c, _ in keyed],
+                [k for _, k in keyed],
+                now,
+            )
+            seen_keys = {(r["channel"], r["key"]): r["seq"] for r in rows}
+        # Which items are new; a key repeated inside the batch counts once.
+        new_items: list[_Append] = []
+        batch_keys: set[tuple[str, str]] = set()
         for item in batch:
             if item.key is not None:
-                seq = await conn.fetchval(
-                    "SELECT seq FROM hubbub_idempotency WHERE channel = $1 AND key = $2 "
-                    "AND expires_at > $3",
-                    item.channel,
-                    item.key,
-                    now,
-                )
-                if seq is not None:
-                    out.append((await self._stored(conn, item, seq), False))
+                ident = (item.channel, item.key)
+                if ident in seen_keys or ident in batch_keys:
                     continue
+                batch_keys.add(ident)
+            new_items.append(item)
+        counts: dict[str, int] = {}
+        for item in new_items:
+            counts[item.channel] = counts.get(item.channel, 0) + 1
+        next_offset: dict[str, int] = {}
+        for channel, count in counts.items():
             candidate = new_epoch()
             row = await conn.fetchrow(
-                _NEXT_OFFSET, item.channel, candidate, now, now - self._meta_ttl
+                _NEXT_OFFSETS, channel, candidate, now, now - self._meta_ttl, count
             )
-            top, epoch = row["top"], row["epoch"]
-            if top == 1 and epoch == candidate:  # a new stream: nothing of an old one stays
-                await conn.execute(
-                    "DELETE FROM hubbub_publications WHERE channel = $1", item.channel
-                )
+            if row["epoch"] == candidate:  # a new stream: nothing of an old one stays
+                await conn.execute("DELETE FROM hubbub_publications WHERE channel = $1", channel)
+            next_offset[channel] = row["top"] - count + 1
+        rows_out: list[tuple[Any, ...]] = []
+        assigned: dict[int, Publication] = {}
+        key_rows: list[tuple[str, str, int, float]] = []
+        for item in new_items:
+            offset = next_offset[item.channel]
+            next_offset[item.channel] = offset + 1
             pub = item.pub
-            await conn.execute(
-                "INSERT INTO hubbub_publications VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                item.channel,
-                top,
-                pub.data,
-                info_to_text(pub.info),
-                json.dumps(pub.tags) if pub.tags else None,
-                pub.time_ms,
-                now + item.history.ttl,
-            )
-            if item.key is not None:
-                await conn.execute(
-                    "INSERT INTO hubbub_idempotency VALUES ($1, $2, $3, $4) ON CONFLICT "
-                    "(channel, key) DO UPDATE SET seq = excluded.seq, "
-                    "expires_at = excluded.expires_at",
+            rows_out.append(
+                (
                     item.channel,
-                    item.key,
-                    top,
-                    now + item.history.idempotency_ttl,
+                    offset,
+                    pub.data,
+                    info_to_text(pub.info),
+                    json.dumps(pub.tags) if pub.tags else None,
+                    pub.time_ms,
+                    now + item.history.ttl,
                 )
-            trims[item.channel] = (top, item.history.size)
-            out.append((Publication(pub.data, top, pub.info, pub.tags, pub.time_ms), True))
-        for channel, (top, size) in trims.items():
-            await conn.execute(
-                "DELETE FROM hubbub_publications WHERE channel = $1 AND seq <= $2",
-                channel,
-                top - size,
             )
+            assigned[id(item)] = Publication(pub.data, offset, pub.info, pub.tags, pub.time_ms)
+            if item.key is not None:
+                seen_keys[(item.channel, item.key)] = offset
+                key_rows.append(
+                    (item.channel, item.key, offset, now + item.history.idempotency_ttl)
+                )
+        if rows_out:
+            await conn.execute(
+                "INSERT INTO hubbub_publications SELECT * FROM unnest($1::text[], "
+                "$2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+                "$7::float8[])",
+                *(list(column) for column in zip(*rows_out, strict=True)),
+            )
+        if key_rows:
+            await conn.execute(
+                "INSERT INTO hubbub_idempotency SELECT * FROM unnest($1::text[], $2::text[], "
+                "$3::bigint[], $4::float8[]) ON CONFLICT (channel, key) DO UPDATE SET "
+                "seq = excluded.seq, expires_at = excluded.expires_at",
+                *(list(column) for column in zip(*key_rows, strict=True)),
+            )
+        sizes: dict[str, int] = {}
+        for item in new_items:
+            sizes[item.channel] = item.history.size
+        if sizes:
+            await conn.execute(
+                "DELETE FROM hubbub_publications p USING unnest($1::text[], $2::bigint[]) "
+                "AS t(channel, keep_after) WHERE p.channel = t.channel AND p.seq <= t.keep_after",
+                list(sizes),
+                [next_offset[c] - 1 - size for c, size in sizes.items()],
+            )
+        out: list[tuple[Publication, bool]] = []
+        for item in batch:
+            fresh = assigned.get(id(item))
+            if fresh is not None:
+                out.append((fresh, True))
+            else:
+                assert item.key is not None
+                seq = seen_keys[(item.channel, item.key)]
+                out.append((await self._stored(conn, item, seq), False))
         return out
 
     async def _stored(self, conn: asyncpg.Connection, item: _Append, seq: int) -> Publication:
