@@ -9,17 +9,21 @@ options, then the hooks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from hubbub import __version__
+from hubbub.auth import SubscribeClaims
 from hubbub.config import ChannelOptions
 from hubbub.core import protocol as p
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.core.ratelimit import TokenBucket
 from hubbub.core.recovery import decide_recovery, is_continuous
 from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo, StreamPosition
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Subscribe flag (SubscribeRequest.flag): reject with 112 instead of recovered=false.
 FLAG_REJECT_UNRECOVERED: Final = 2
+#: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
+SUB_EXPIRED: Final = (2501, "subscription expired")
 #: Most publications one history call returns.
 HISTORY_MAX_LIMIT: Final = 1000
 
@@ -62,6 +68,12 @@ class Client:
         self.session = Session(self.client_id, node.settings.client_channel_limit)
         self._chan_info: dict[str, str] = {}
         self._join_leave: set[str] = set()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._sub_expiry: dict[str, asyncio.TimerHandle] = {}
+        settings = node.settings
+        self._bucket = TokenBucket(
+            settings.client_command_rate, settings.client_command_burst, time.monotonic()
+        )
         self._handlers: dict[str, Handler] = {
             "connect": self._connect,
             "subscribe": self._subscribe,
@@ -99,6 +111,13 @@ class Client:
             self.session.require_connected(cmd.method or "command")
         if cmd.id == 0 and cmd.method != "send":
             raise DisconnectError(Disconnects.BAD_REQUEST.code, "bad request: command without id")
+        if not self._bucket.take(time.monotonic()):
+            if self._bucket.strikes > self._bucket.burst:
+                d = Disconnects.TOO_MANY_REQUESTS
+                raise DisconnectError(d.code, d.reason)
+            if cmd.id:
+                self.transport.post(p.error_reply(cmd.id, ClientError(ErrorCode.TOO_MANY_REQUESTS)))
+            return
         try:
             if cmd.method is None:
                 raise ClientError(ErrorCode.METHOD_NOT_FOUND)
@@ -138,6 +157,13 @@ class Client:
         self.session.check_connect()
         token = p.optional_str(params, "token")
         user, conn_info, data_json, channels = "", None, None, []
+        expire_at: float | None = None
+        # Without token keys, an on_connect hook gets the token as it is (the app's own scheme).
+        verify = token and (self.node.tokens.enabled or self.hooks.on_connect is None)
+        claims = self.node.tokens.connect(token) if verify else None
+        if claims is not None:
+            user, expire_at, channels = claims.user, claims.expire_at, list(claims.channels)
+            conn_info = None if claims.info is None else p.dumps(claims.info)
         if self.hooks.on_connect is not None:
             ctx = ConnectContext(
                 client=self.client_id,
@@ -146,15 +172,22 @@ class Client:
                 name=p.optional_str(params, "name"),
                 version=p.optional_str(params, "version"),
                 headers=self.headers,
+                user=user,
             )
             result = await self._hook(self.hooks.on_connect, ctx)
             if result is not None:
                 user = str(result.user)
                 conn_info = None if result.info is None else p.dumps(result.info)
                 data_json = None if result.data is None else p.dumps(result.data)
-                channels = list(dict.fromkeys(result.channels))
-        elif not self.node.settings.allow_anonymous_connect:
-            raise ClientError(ErrorCode.UNAUTHORIZED)
+                channels = list(dict.fromkeys(channels + list(result.channels)))
+        elif claims is None and not self.node.settings.allow_anonymous:
+            raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
+        limit = self.node.settings.client_user_connection_limit
+        if limit and user and len(self.node.clients_of(user)) >= limit:
+            d = Disconnects.CONNECTION_LIMIT
+            raise DisconnectError(d.code, d.reason)
+        if expire_at is not None and expire_at <= time.time():
+            raise ClientError(ErrorCode.TOKEN_EXPIRED)
         # Server-side channels are checked before anything is joined: a bad one fails the
         # connect as a whole (error 100: the app's mistake, the client may retry).
         try:
@@ -185,6 +218,7 @@ class Client:
                 self.session.drop(channel)
             raise
         self.session.connected(user, conn_info)
+        self.node.register_client(self)
         settings = self.node.settings
         parts = [
             f'"client":{p.dumps(self.client_id)}',
@@ -192,6 +226,8 @@ class Client:
             f'"ping":{max(1, round(settings.ping_interval))}',
             '"pong":true',
         ]
+        if expire_at is not None:
+            parts.append(f'"expires":true,"ttl":{self._expire_connection_at(expire_at)}')
         if subs:
             body = ",".join(f"{p.dumps(c)}:{text}" for c, (text, _) in subs.items())
             parts.append(f'"subs":{{{body}}}')
@@ -208,13 +244,17 @@ class Client:
     async def _subscribe(self, cid: int, params: Mapping[str, Any]) -> None:
         channel = p.require_str(params, "channel")
         options = self.node.options(channel)
-        if not allowed(options, "subscribe", self.user):
+        token = p.optional_str(params, "token")
+        claims = self._subscription_claims(token, channel) if token else None
+        if claims is None and not allowed(options, "subscribe", self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
         if params.get("tf") is not None:
             raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: tags filters")
         self.session.begin_subscribe(channel)
         try:
             data = None
+            if claims is not None and claims.info is not None:
+                self._chan_info[channel] = p.dumps(claims.info)
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
                     client=self.client_id,
@@ -231,6 +271,13 @@ class Client:
             await self.node.add_pending(channel, self)
             try:
                 reply, top = await self._stream_result(channel, options, params, data)
+                if claims is not None and claims.expire_at is not None:
+                    ttl = self._expire_subscription_at(channel, claims.expire_at)
+                    reply = (
+                        reply[:-1]
+                        + ("," if reply != "{}" else "")
+                        + f'"expires":true,"ttl":{ttl}}}'
+                    )
             except BaseException:
                 await self.node.drop_pending(channel, self)
                 raise
@@ -419,21 +466,126 @@ class Client:
             await self._hook(self.hooks.on_message, ctx)
 
     async def _refresh(self, cid: int, params: Mapping[str, Any]) -> str:
-        return (
-            f'{{"client":{p.dumps(self.client_id)},"version":{p.dumps(__version__)},'
-            '"expires":false}'
-        )
+        head = f'{{"client":{p.dumps(self.client_id)},"version":{p.dumps(__version__)},'
+        token = p.optional_str(params, "token")
+        if not token:
+            if self._expiry is None:
+                return head + '"expires":false}'
+            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: token is required")
+        claims = self.node.tokens.connect(token)
+        if claims.user != self.user:
+            d = Disconnects.INVALID_TOKEN
+            raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
+        if claims.expire_at is None:
+            self._cancel_expiry()
+            return head + '"expires":false}'
+        if claims.expire_at <= time.time():
+            raise ClientError(ErrorCode.TOKEN_EXPIRED)
+        return head + f'"expires":true,"ttl":{self._expire_connection_at(claims.expire_at)}}}'
 
     async def _sub_refresh(self, cid: int, params: Mapping[str, Any]) -> str:
         channel = p.require_str(params, "channel")
         if not self.session.is_subscribed(channel):
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
-        return '{"expires":false}'
+        claims = self._subscription_claims(p.require_str(params, "token"), channel)
+        if claims.expire_at is None:
+            timer = self._sub_expiry.pop(channel, None)
+            if timer is not None:
+                timer.cancel()
+            return '{"expires":false}'
+        return f'{{"expires":true,"ttl":{self._expire_subscription_at(channel, claims.expire_at)}}}'
+
+    # -- tokens and expiry ---------------------------------------------------------------
+
+    def _subscription_claims(self, token: str, channel: str) -> SubscribeClaims:
+        claims = self.node.tokens.subscribe(token)
+        if claims.channel != channel or claims.user != self.user:
+            d = Disconnects.INVALID_TOKEN
+            raise DisconnectError(d.code, f"{d.reason}: the token is for another channel or user")
+        if claims.expire_at is not None and claims.expire_at <= time.time():
+            raise ClientError(ErrorCode.TOKEN_EXPIRED)
+        return claims
+
+    def _expire_connection_at(self, expire_at: float) -> int:
+        """Close the connection (3005) at ``expire_at`` unless a refresh moves it; the TTL."""
+        self._cancel_expiry()
+        ttl = max(1, int(expire_at - time.time()))
+        d = Disconnects.EXPIRED
+        self._expiry = asyncio.get_running_loop().call_later(
+            ttl, self.transport.close, d.code, d.reason
+        )
+        return ttl
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _expire_subscription_at(self, channel: str, expire_at: float) -> int:
+        """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
+        ``expire_at`` unless a sub_refresh moves it; the TTL."""
+        timer = self._sub_expiry.pop(channel, None)
+        if timer is not None:
+            timer.cancel()
+        ttl = max(1, int(expire_at - time.time()))
+        loop = asyncio.get_running_loop()
+        self._sub_expiry[channel] = loop.call_later(
+            ttl, lambda: loop.create_task(self.server_unsubscribe(channel, *SUB_EXPIRED))
+        )
+        return ttl
+
+    # -- server-side control (server API) ------------------------------------------------
+
+    async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None:
+        """Subscribe this client to ``channel`` from the server; a subscribe push tells it."""
+        if self.session.state is not State.CONNECTED:
+            return
+        options = self.node.options(channel)
+        self.session.begin_subscribe(channel)
+        try:
+            if info is not None:
+                self._chan_info[channel] = p.dumps(info)
+            await self.node.add_pending(channel, self)
+            try:
+                body, top = await self._stream_result(channel, options, {}, data)
+            except BaseException:
+                await self.node.drop_pending(channel, self)
+                raise
+        except BaseException:
+            self.session.drop(channel)
+            self._chan_info.pop(channel, None)
+            raise
+        self.transport.post(p.push(channel, "subscribe", body))
+        self._live(channel, top, join_leave=False)
+        await self._joined(channel, options)
+
+    async def server_unsubscribe(
+        self, channel: str, code: int = 2000, reason: str = "server unsubscribe"
+    ) -> None:
+        """Unsubscribe this client from ``channel``; an unsubscribe push tells it why
+        (codes below 2500 end the subscription, 2500 and up make the SDK resubscribe)."""
+        was_subscribed = self.session.is_subscribed(channel)
+        timer = self._sub_expiry.pop(channel, None)
+        if timer is not None:
+            timer.cancel()
+        if self.session.drop(channel) and was_subscribed:
+            self.transport.post(
+                p.push(channel, "unsubscribe", f'{{"code":{code},"reason":{p.dumps(reason)}}}')
+            )
+            await self._left(channel)
+
+    def disconnect(self, code: int, reason: str) -> None:
+        self.transport.close(code, reason)
 
     # -- end -----------------------------------------------------------------------------
 
     async def close(self, code: int, reason: str) -> None:
         """The connection ended: leave every channel, tell the disconnect hook."""
+        self._cancel_expiry()
+        for timer in self._sub_expiry.values():
+            timer.cancel()
+        self._sub_expiry.clear()
+        self.node.unregister_client(self)
         for channel in self.session.close():
             try:
                 await self._left(channel)

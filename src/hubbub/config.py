@@ -145,8 +145,44 @@ class Settings(BaseModel):
     namespaces: tuple[Namespace, ...] = Field(
         (), description="Channel namespaces; `rooms` also holds the raw rooms."
     )
-    allow_anonymous_connect: bool = Field(
-        True, description="Accept connections without credentials when no on_connect hook decides."
+    allow_anonymous: bool = Field(
+        True,
+        description=(
+            "Accept connections without a token when no on_connect hook decides (the embedded "
+            "default, for trying hubbub on 127.0.0.1; genconfig writes false)."
+        ),
+    )
+    api_key: str | None = Field(
+        None, min_length=16, description="Key of the server API (X-API-Key); none: API refused."
+    )
+    api_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve the server API on this port instead."
+    )
+    api_max_body_size: int = Field(
+        1 * MiB, ge=1024, description="Largest server API request body in bytes (else 413)."
+    )
+    token_hmac_secret: str | None = Field(
+        None, min_length=32, description="Secret of HS256 tokens."
+    )
+    token_rsa_public_key: Path | None = Field(
+        None, description="PEM file with the RSA public key of RS256 tokens."
+    )
+    token_ecdsa_public_key: Path | None = Field(
+        None, description="PEM file with the EC public key of ES256 tokens."
+    )
+    token_jwks_file: Path | None = Field(
+        None, description="JWKS file with public keys (RS256/ES256) chosen by the token's kid."
+    )
+    token_audience: str | None = Field(None, description="Required `aud` claim of tokens.")
+    token_issuer: str | None = Field(None, description="Required `iss` claim of tokens.")
+    client_user_connection_limit: int = Field(
+        0, ge=0, description="Most connections one user may hold (0: no limit)."
+    )
+    client_command_rate: float = Field(
+        1000.0, gt=0, description="Commands per second one connection may send on average."
+    )
+    client_command_burst: int = Field(
+        2000, ge=1, description="Commands one connection may send in a burst."
     )
     client_channel_limit: int = Field(
         128, ge=1, description="Most channels one connection may be subscribed to."
@@ -177,6 +213,11 @@ class Settings(BaseModel):
         if isinstance(value, str):
             value = [part for part in (p.strip() for p in value.split(",")) if part]
         return value
+
+    @field_validator("token_hmac_secret", "api_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("history")
     @classmethod

@@ -33,12 +33,15 @@ from hubbub.errors import HubbubError
 
 @dataclass(frozen=True, slots=True)
 class ConnectContext:
+    """``user`` is the verified token's ``sub`` ("" without a token)."""
+
     client: str
     token: str
     data: Any
     name: str
     version: str
     headers: Mapping[str, str]
+    user: str = ""
 
 
 @dataclass(frozen=True, slots=True)

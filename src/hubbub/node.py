@@ -20,9 +20,11 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
+from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
 from hubbub.core import protocol
 from hubbub.core.channels import ChannelRules
@@ -58,6 +60,24 @@ class Member(Protocol):
         ...
 
 
+class ControlledClient(Protocol):
+    """A channel-protocol client as the server API reaches it."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None: ...
+
+    async def server_unsubscribe(
+        self, channel: str, code: int = 2000, reason: str = "server unsubscribe"
+    ) -> None: ...
+
+    def disconnect(self, code: int, reason: str) -> None: ...
+
+
 class Node:
     """Connections and channels of one hubbub process."""
 
@@ -73,7 +93,11 @@ class Node:
         self.broker: Broker = broker or LocalBroker(MemoryHistory())
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)
+        self.tokens = TokenVerifier(self.settings)
+        self.uid = str(uuid.uuid4())
         self._connections: dict[str, tuple[Transport, tuple[int, str]]] = {}
+        self._clients: dict[str, ControlledClient] = {}
+        self._users: dict[str, set[str]] = {}
         self._members: Registry[Member] = Registry()
         self._pending: dict[str, dict[Member, list[Publication]]] = {}
         self._upstream: set[str] = set()
@@ -138,6 +162,38 @@ class Node:
         self.closing = True
         for conn, (code, reason) in tuple(self._connections.values()):
             conn.close(code, reason)
+
+    # -- connected clients (for the server API) -----------------------------------------
+
+    def register_client(self, client: ControlledClient) -> None:
+        self._clients[client.client_id] = client
+        self._users.setdefault(client.user, set()).add(client.client_id)
+
+    def unregister_client(self, client: ControlledClient) -> None:
+        if self._clients.pop(client.client_id, None) is None:
+            return
+        ids = self._users.get(client.user)
+        if ids is not None:
+            ids.discard(client.client_id)
+            if not ids:
+                del self._users[client.user]
+
+    def client(self, client_id: str) -> ControlledClient | None:
+        return self._clients.get(client_id)
+
+    def clients_of(self, user: str) -> list[ControlledClient]:
+        return [self._clients[cid] for cid in self._users.get(user, ())]
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    @property
+    def user_count(self) -> int:
+        return len([u for u in self._users if u])
+
+    def subscription_count(self) -> int:
+        return self._members.subscription_count()
 
     # -- channel membership --------------------------------------------------------------
 

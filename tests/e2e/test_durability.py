@@ -19,6 +19,8 @@ from tests.support.timing import scaled
 pytestmark = pytest.mark.e2e
 
 CONFIG = """
+client_command_rate = 1e6
+client_command_burst = 100000
 [channel]
 history_size = 20000
 history_ttl = 3600

@@ -1,0 +1,179 @@
+"""Client authentication with JWTs: connection tokens and subscription tokens.
+
+Keys come from the settings: ``token_hmac_secret`` (HS256), ``token_rsa_public_key`` (RS256),
+``token_ecdsa_public_key`` (ES256) and ``token_jwks_file`` (RS256/ES256 keys picked by ``kid``).
+A token is checked with the key of *its own* algorithm only, so neither ``alg: none`` nor
+algorithm confusion (an RS256 public key used as an HS256 secret) gets through.
+
+A connection token has no ``channel`` claim; a subscription token must have one, so neither can
+stand in for the other. What a refused token gets (Centrifugo's codes):
+
+- expired (``exp`` passed): error 109 "token expired" (SDKs fetch a new token and retry);
+- anything else (bad signature, unknown algorithm, ``nbf`` in the future, wrong ``aud``/``iss``,
+  malformed, the wrong kind of token): disconnect 3500 "invalid token".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from hubbub.config import Settings
+from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.errors import ClientError, ConfigError, DisconnectError
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectClaims:
+    user: str
+    expire_at: float | None
+    info: Any
+    channels: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeClaims:
+    user: str
+    channel: str
+    expire_at: float | None
+    info: Any
+
+
+def invalid(reason: str) -> DisconnectError:
+    return DisconnectError(Disconnects.INVALID_TOKEN.code, f"invalid token: {reason}")
+
+
+EXPIRED = ClientError(ErrorCode.TOKEN_EXPIRED)
+
+
+class TokenVerifier:
+    """Checks tokens against the keys of the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._keys: dict[str, Any] = {}
+        self._jwks: dict[str, jwt.PyJWK] = {}
+        self._audience = settings.token_audience
+        self._issuer = settings.token_issuer
+        if settings.token_hmac_secret:
+            self._keys["HS256"] = settings.token_hmac_secret
+        for alg, path in (
+            ("RS256", settings.token_rsa_public_key),
+            ("ES256", settings.token_ecdsa_public_key),
+        ):
+            if path is not None:
+                self._keys[alg] = _read(path, alg)
+        if settings.token_jwks_file is not None:
+            try:
+                keyset = jwt.PyJWKSet.from_json(settings.token_jwks_file.read_text())
+            except (OSError, jwt.PyJWTError, ValueError) as exc:
+                raise ConfigError([f"token_jwks_file: {exc}"]) from None
+            self._jwks = {k.key_id: k for k in keyset.keys if k.key_id}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys or self._jwks)
+
+    def _decode(self, token: str, now: float) -> dict[str, Any]:
+        if not self.enabled:
+            raise invalid("no token keys are configured")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise invalid("malformed") from None
+        alg = header.get("alg")
+        kid = header.get("kid")
+        key: Any = None
+        if kid is not None and kid in self._jwks and alg in ("RS256", "ES256"):
+            jwk = self._jwks[kid]
+            if jwk.algorithm_name not in (None, alg):
+                raise invalid("algorithm does not match the key")
+            key = jwk.key
+        elif isinstance(alg, str) and alg in self._keys:
+            key = self._keys[alg]
+        if key is None:
+            raise invalid(f"algorithm {alg!r} is not accepted")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[str(alg)],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["sub"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise EXPIRED from None
+        except jwt.ImmatureSignatureError:
+            raise invalid("not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise invalid("wrong audience") from None
+        except jwt.InvalidIssuerError:
+            raise invalid("wrong issuer") from None
+        except jwt.PyJWTError as exc:
+            raise invalid(str(exc)) from None
+        if not isinstance(claims.get("sub"), str):
+            raise invalid("sub must be a string")
+        return claims
+
+    def connect(self, token: str, now: float | None = None) -> ConnectClaims:
+        claims = self._decode(token, time.time() if now is None else now)
+        if "channel" in claims:
+            raise invalid("a subscription token is not a connection token")
+        channels = claims.get("channels", [])
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            raise invalid("channels must be a list of strings")
+        return ConnectClaims(claims["sub"], _expire_at(claims), claims.get("info"), channels)
+
+    def subscribe(self, token: str, now: float | None = None) -> SubscribeClaims:
+        claims = self._decode(token, time.time() if now is None else now)
+        channel = claims.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise invalid("a connection token is not a subscription token")
+        return SubscribeClaims(claims["sub"], channel, _expire_at(claims), claims.get("info"))
+
+
+def _expire_at(claims: dict[str, Any]) -> float | None:
+    """When the session ends: ``expire_at`` when given (0: never), else ``exp``."""
+    if "expire_at" in claims:
+        value = claims["expire_at"]
+        if not isinstance(value, int | float):
+            raise invalid("expire_at must be a number")
+        return float(value) or None
+    exp = claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def _read(path: Any, alg: str) -> str:
+    try:
+        return str(path.read_text())
+    except OSError as exc:
+        setting = "token_rsa_public_key" if alg == "RS256" else "token_ecdsa_public_key"
+        raise ConfigError([f"{setting}: {exc}"]) from None
+
+
+def mint(
+    secret: str,
+    user: str,
+    *,
+    ttl: float | None = None,
+    channel: str | None = None,
+    info: Any = None,
+    channels: list[str] | None = None,
+    now: float | None = None,
+) -> str:
+    """An HS256 token: a connection token, or a subscription token when ``channel`` is set."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {"sub": user, "iat": issued}
+    if ttl is not None:
+        claims["exp"] = issued + int(ttl)
+    if channel is not None:
+        claims["channel"] = channel
+    if info is not None:
+        claims["info"] = json.loads(json.dumps(info))
+    if channels:
+        claims["channels"] = channels
+    return jwt.encode(claims, secret, algorithm="HS256")
