@@ -47,6 +47,15 @@ def main() -> None:
     "--history",
     help="History store: memory, sqlite:///PATH, postgresql://... [default: SQLite in data dir].",
 )
+@click.option("--api-key", help="Key of the server API (X-API-Key).")
+@click.option("--api-port", type=int, help="Serve the server API on this port only.")
+@click.option("--token-hmac-secret", help="Secret of HS256 connection/subscription tokens.")
+@click.option("--allowed-origins", help="Comma-separated Origins allowed to open WebSockets.")
+@click.option(
+    "--allow-anonymous/--no-allow-anonymous",
+    default=None,
+    help="Accept connections without a token [default: true].",
+)
 def serve(config_file: Path | None, **flags: Any) -> None:
     """Run the server until SIGINT/SIGTERM.
 

@@ -17,14 +17,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from hubbub import __version__
+from hubbub import __version__, reads
 from hubbub.auth import SubscribeClaims
 from hubbub.config import ChannelOptions
 from hubbub.core import protocol as p
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.ratelimit import TokenBucket
-from hubbub.core.recovery import decide_recovery, is_continuous
+from hubbub.core.recovery import decide_recovery
 from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo, StreamPosition
 from hubbub.errors import ClientError, DisconnectError, StoreError
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 FLAG_REJECT_UNRECOVERED: Final = 2
 #: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
 SUB_EXPIRED: Final = (2501, "subscription expired")
-#: Most publications one history call returns.
-HISTORY_MAX_LIMIT: Final = 1000
 
 Handler = Callable[[int, Mapping[str, Any]], Awaitable[str | None]]
 
@@ -397,51 +395,18 @@ class Client:
 
     async def _presence(self, cid: int, params: Mapping[str, Any]) -> str:
         channel = p.require_str(params, "channel")
-        if not self._readable(channel, "presence").presence:
-            raise ClientError(ErrorCode.NOT_AVAILABLE)
-        entries = await self.node.presence.presence(channel)
-        body = ",".join(f"{p.dumps(cid_)}:{info.to_json()}" for cid_, info in entries.items())
-        return f'{{"presence":{{{body}}}}}'
+        self._readable(channel, "presence")
+        return await reads.presence(self.node, channel)
 
     async def _presence_stats(self, cid: int, params: Mapping[str, Any]) -> str:
         channel = p.require_str(params, "channel")
-        if not self._readable(channel, "presence").presence:
-            raise ClientError(ErrorCode.NOT_AVAILABLE)
-        clients, users = await self.node.presence.stats(channel)
-        return f'{{"num_clients":{clients},"num_users":{users}}}'
+        self._readable(channel, "presence")
+        return await reads.presence_stats(self.node, channel)
 
     async def _history(self, cid: int, params: Mapping[str, Any]) -> str:
         channel = p.require_str(params, "channel")
-        if not self._readable(channel, "history").history_enabled:
-            raise ClientError(ErrorCode.NOT_AVAILABLE)
-        limit = p.optional_int(params, "limit")
-        if limit < 0 or limit > HISTORY_MAX_LIMIT:
-            limit = HISTORY_MAX_LIMIT
-        reverse = p.optional_bool(params, "reverse")
-        since_raw = params.get("since")
-        since = None
-        if since_raw is not None:
-            if not isinstance(since_raw, dict):
-                raise ClientError(ErrorCode.BAD_REQUEST, "bad request: since must be an object")
-            since = StreamPosition(
-                p.optional_int(since_raw, "offset"), p.optional_str(since_raw, "epoch")
-            )
-        result = await self.node.broker.history(
-            channel,
-            since_offset=since.offset if since is not None else None,
-            limit=limit,
-            reverse=reverse,
-        )
-        if since is not None:
-            if not since.epoch:  # an empty epoch means "whatever the current one is"
-                since = StreamPosition(since.offset, result.position.epoch)
-            if since.epoch != result.position.epoch or (
-                not reverse and limit and not is_continuous(since, result)
-            ):
-                raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
-        pubs = ",".join(pub.to_json() for pub in result.publications)
-        pos = result.position
-        return f'{{"publications":[{pubs}],"epoch":{p.dumps(pos.epoch)},"offset":{pos.offset}}}'
+        self._readable(channel, "history")
+        return await reads.history(self.node, channel, params)
 
     # -- the rest ------------------------------------------------------------------------
 

@@ -286,6 +286,7 @@ class Node:
         raw: str | bytes | None = None,
         options: ChannelOptions | None = None,
         idempotency_key: str | None = None,
+        skip_history: bool = False,
     ) -> Publication:
         """Publish JSON text ``data`` to ``channel`` (history as its options say). Returns once
         the publication is stored; raises StoreError when it could not be."""
@@ -294,9 +295,8 @@ class Node:
             options.history_size, options.history_ttl, self.settings.idempotency_ttl
         )
         pub = Publication(data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), raw=raw)
-        return await self.broker.publish(
-            channel, pub, history if history.enabled else None, idempotency_key
-        )
+        keep = history.enabled and not skip_history
+        return await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------
 

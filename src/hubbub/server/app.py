@@ -18,6 +18,7 @@ from hubbub.dialects.raw import run_echo, run_room
 from hubbub.errors import InvalidName
 from hubbub.hub import Hooks
 from hubbub.node import Node
+from hubbub.server import api
 from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 NODE_KEY: Final = web.AppKey("node", Node)
@@ -36,7 +37,7 @@ CENTRIFUGE_POLICY: Final = Policy(
 
 def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.Application:
     """Build the application serving ``node`` with the application's ``hooks``."""
-    app = web.Application()
+    app = web.Application(client_max_size=settings.api_max_body_size)
     app[SETTINGS_KEY] = settings
     app[NODE_KEY] = node
     app[HOOKS_KEY] = hooks or Hooks()
@@ -45,6 +46,17 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app.router.add_get("/health", health)
     app.router.add_get("/rooms/{room:.*}", room)
     app.router.add_get("/connection/websocket", connection_websocket)
+    if settings.api_port is None:
+        api.add_routes(app, settings, node)
+    return app
+
+
+def make_api_app(settings: Settings, node: Node) -> web.Application:
+    """The internal app for ``api_port``: the server API (and later metrics and admin)."""
+    app = web.Application(client_max_size=settings.api_max_body_size)
+    api.add_routes(app, settings, node)
+    app.router.add_get("/health", health)
+    app[NODE_KEY] = node
     return app
 
 

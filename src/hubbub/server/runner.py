@@ -21,7 +21,7 @@ from hubbub.engines.factory import build_engines
 from hubbub.errors import ListenError
 from hubbub.hub import Hub
 from hubbub.node import Node
-from hubbub.server.app import HANDLERS_KEY, make_app
+from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ async def serve(
         app, handle_signals=False, access_log=None, shutdown_timeout=cleanup_budget
     )
     await runner.setup()
+    cleanups: list[web.AppRunner] = []
     try:
         await node.start()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
@@ -69,7 +70,21 @@ async def serve(
         except OSError as exc:
             raise ListenError(settings.host, settings.port, exc) from None
         port = runner.addresses[0][1]
+        api_line = None
+        if settings.api_port is not None:
+            api_runner = web.AppRunner(make_api_app(settings, node), access_log=None)
+            await api_runner.setup()
+            cleanups.append(api_runner)
+            api_site = web.TCPSite(api_runner, settings.host, settings.api_port, reuse_address=True)
+            try:
+                await api_site.start()
+            except OSError as exc:
+                raise ListenError(settings.host, settings.api_port, exc) from None
+            api_port = api_runner.addresses[0][1]
+            api_line = f"hubbub server API at {listen_url(settings.host, api_port)}/api"
         on_ready(f"hubbub {__version__} listening on {listen_url(settings.host, port)}")
+        if api_line is not None:
+            on_ready(api_line)
         await stop.wait()
         log.info("shutting down: closing %d connections", node.connection_count)
         await site.stop()
@@ -80,6 +95,8 @@ async def serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        for extra in cleanups:
+            await extra.cleanup()
         await runner.cleanup()
         await node.stop()
     log.info("stopped")

@@ -1,0 +1,213 @@
+"""The server API's methods, independent of HTTP: ``params`` in, result JSON text out.
+
+Request and result shapes follow Centrifugo's server API, so its clients (``cent`` on PyPI and
+others) work unchanged. Methods raise :class:`hubbub.errors.ClientError` with the protocol's
+codes (102 unknown channel, 107 bad request, 108 not available, ...).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from hubbub import __version__, reads
+from hubbub.core import protocol as p
+from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.errors import ClientError
+from hubbub.node import ControlledClient, Node
+
+Method = Callable[[Node, Mapping[str, Any]], Awaitable[str]]
+
+#: Sent by ``disconnect`` when the request names no code: the SDK does not reconnect.
+DEFAULT_DISCONNECT: Final = Disconnects.FORCE_NO_RECONNECT
+
+
+def _bad(message: str) -> ClientError:
+    return ClientError(ErrorCode.BAD_REQUEST, f"bad request: {message}")
+
+
+def _tags(params: Mapping[str, Any]) -> dict[str, str] | None:
+    tags = params.get("tags")
+    if tags is None:
+        return None
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise _bad("tags must be an object of strings")
+    return tags or None
+
+
+async def _publish_one(node: Node, channel: str, params: Mapping[str, Any]) -> str:
+    if params.get("b64data") is not None:
+        raise _bad("b64data is not supported: JSON clients cannot receive binary; use data")
+    data = p.data_text(params, required=True)
+    options = node.options(channel)
+    pub = await node.publish(
+        channel,
+        data,
+        tags=_tags(params),
+        options=options,
+        idempotency_key=p.optional_str(params, "idempotency_key") or None,
+        skip_history=p.optional_bool(params, "skip_history"),
+    )
+    if not pub.offset:
+        return "{}"
+    epoch = (await node.broker.position(channel)).epoch
+    return f'{{"offset":{pub.offset},"epoch":{p.dumps(epoch)}}}'
+
+
+async def publish(node: Node, params: Mapping[str, Any]) -> str:
+    return await _publish_one(node, p.require_str(params, "channel"), params)
+
+
+async def broadcast(node: Node, params: Mapping[str, Any]) -> str:
+    channels = params.get("channels")
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(c, str) for c in channels)
+    ):
+        raise _bad("channels must be a non-empty list of strings")
+    responses = []
+    for channel in channels:
+        try:
+            responses.append(f'{{"result":{await _publish_one(node, channel, params)}}}')
+        except ClientError as exc:
+            responses.append(f'{{"error":{_error_json(exc)}}}')
+    return f'{{"responses":[{",".join(responses)}]}}'
+
+
+def _targets(node: Node, params: Mapping[str, Any]) -> list[ControlledClient]:
+    user = p.require_str(params, "user", allow_empty=True)
+    client_id = p.optional_str(params, "client")
+    if client_id:
+        client = node.client(client_id)
+        return [client] if client is not None and client.user == user else []
+    return node.clients_of(user)
+
+
+async def subscribe(node: Node, params: Mapping[str, Any]) -> str:
+    channel = p.require_str(params, "channel")
+    node.options(channel)
+    for client in _targets(node, params):
+        try:
+            await client.server_subscribe(channel, params.get("info"), params.get("data"))
+        except ClientError as exc:
+            if exc.code != ErrorCode.ALREADY_SUBSCRIBED:
+                raise
+    return "{}"
+
+
+async def unsubscribe(node: Node, params: Mapping[str, Any]) -> str:
+    channel = p.require_str(params, "channel")
+    for client in _targets(node, params):
+        await client.server_unsubscribe(channel)
+    return "{}"
+
+
+async def disconnect(node: Node, params: Mapping[str, Any]) -> str:
+    spec = params.get("disconnect") or {}
+    if not isinstance(spec, dict):
+        raise _bad("disconnect must be an object")
+    code = p.optional_int(spec, "code", DEFAULT_DISCONNECT.code)
+    reason = p.optional_str(spec, "reason") or DEFAULT_DISCONNECT.reason
+    if not 3000 <= code <= 4999:
+        raise _bad("disconnect code must be in 3000..4999")
+    keep = params.get("whitelist") or []
+    if not isinstance(keep, list):
+        raise _bad("whitelist must be a list of client ids")
+    for client in _targets(node, params):
+        if client.client_id not in keep:
+            client.disconnect(code, reason)
+    return "{}"
+
+
+async def presence(node: Node, params: Mapping[str, Any]) -> str:
+    return await reads.presence(node, p.require_str(params, "channel"))
+
+
+async def presence_stats(node: Node, params: Mapping[str, Any]) -> str:
+    return await reads.presence_stats(node, p.require_str(params, "channel"))
+
+
+async def history(node: Node, params: Mapping[str, Any]) -> str:
+    return await reads.history(node, p.require_str(params, "channel"), params)
+
+
+async def history_remove(node: Node, params: Mapping[str, Any]) -> str:
+    channel = p.require_str(params, "channel")
+    node.options(channel)
+    await node.broker.remove_history(channel)
+    return "{}"
+
+
+async def channels(node: Node, params: Mapping[str, Any]) -> str:
+    """Channels with subscribers on this node; ``pattern`` is a glob (``chat:*``)."""
+    pattern = p.optional_str(params, "pattern")
+    found = {
+        name: {"num_clients": node.subscriber_count(name)}
+        for name in node.channels()
+        if not pattern or fnmatch.fnmatchcase(name, pattern)
+    }
+    return json.dumps({"channels": found}, separators=(",", ":"))
+
+
+async def info(node: Node, params: Mapping[str, Any]) -> str:
+    me = {
+        "uid": node.uid,
+        "name": f"{socket.gethostname()}",
+        "version": __version__,
+        "num_clients": node.client_count,
+        "num_users": node.user_count,
+        "num_channels": len(node.channels()),
+        "num_subs": node.subscription_count(),
+        "num_connections": node.connection_count,
+        "uptime": int(time.time() - node.started_at),
+    }
+    return json.dumps({"nodes": [me]}, separators=(",", ":"))
+
+
+METHODS: Final[dict[str, Method]] = {
+    "publish": publish,
+    "broadcast": broadcast,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "disconnect": disconnect,
+    "presence": presence,
+    "presence_stats": presence_stats,
+    "history": history,
+    "history_remove": history_remove,
+    "channels": channels,
+    "info": info,
+}
+
+
+async def batch(node: Node, params: Mapping[str, Any]) -> str:
+    """Several commands: ``{"commands": [{"publish": {...}}, ...]}``; replies in order."""
+    commands = params.get("commands")
+    if not isinstance(commands, list):
+        raise _bad("commands must be a list")
+    replies = []
+    for command in commands:
+        if not isinstance(command, dict) or len(command) != 1:
+            replies.append(f'{{"error":{_error_json(_bad("one method per command"))}}}')
+            continue
+        ((name, body),) = command.items()
+        method = METHODS.get(name)
+        try:
+            if method is None:
+                raise ClientError(ErrorCode.METHOD_NOT_FOUND)
+            if not isinstance(body, dict):
+                raise _bad(f"{name} must be an object")
+            replies.append(f'{{"{name}":{await method(node, body)}}}')
+        except ClientError as exc:
+            replies.append(f'{{"error":{_error_json(exc)}}}')
+    return f'{{"replies":[{",".join(replies)}]}}'
+
+
+def _error_json(exc: ClientError) -> str:
+    return p.dumps({"code": exc.code, "message": exc.message})

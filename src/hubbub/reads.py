@@ -1,0 +1,70 @@
+"""Reading a channel's presence and history, shared by the client protocol and the server API.
+
+Each function returns the protocol's result object as JSON text; permissions are the caller's
+business. A channel without presence (or history) in its options gets error 108.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from hubbub.core import protocol as p
+from hubbub.core.codes import ErrorCode
+from hubbub.core.recovery import is_continuous
+from hubbub.core.types import StreamPosition
+from hubbub.errors import ClientError
+from hubbub.node import Node
+
+#: Most publications one history call returns.
+HISTORY_MAX_LIMIT: Final = 1000
+
+
+async def presence(node: Node, channel: str) -> str:
+    if not node.options(channel).presence:
+        raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: no presence in this channel")
+    entries = await node.presence.presence(channel)
+    body = ",".join(f"{p.dumps(cid)}:{info.to_json()}" for cid, info in entries.items())
+    return f'{{"presence":{{{body}}}}}'
+
+
+async def presence_stats(node: Node, channel: str) -> str:
+    if not node.options(channel).presence:
+        raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: no presence in this channel")
+    clients, users = await node.presence.stats(channel)
+    return f'{{"num_clients":{clients},"num_users":{users}}}'
+
+
+async def history(node: Node, channel: str, params: Mapping[str, Any]) -> str:
+    """``params``: ``limit`` (0: position only; capped), ``since`` ``{offset, epoch}`` (112 when
+    it cannot be continued; an empty epoch means the current one), ``reverse``."""
+    if not node.options(channel).history_enabled:
+        raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: no history in this channel")
+    limit = p.optional_int(params, "limit")
+    if limit < 0 or limit > HISTORY_MAX_LIMIT:
+        limit = HISTORY_MAX_LIMIT
+    reverse = p.optional_bool(params, "reverse")
+    since_raw = params.get("since")
+    since = None
+    if since_raw is not None:
+        if not isinstance(since_raw, dict):
+            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: since must be an object")
+        since = StreamPosition(
+            p.optional_int(since_raw, "offset"), p.optional_str(since_raw, "epoch")
+        )
+    result = await node.broker.history(
+        channel,
+        since_offset=since.offset if since is not None else None,
+        limit=limit,
+        reverse=reverse,
+    )
+    if since is not None:
+        if not since.epoch:
+            since = StreamPosition(since.offset, result.position.epoch)
+        if since.epoch != result.position.epoch or (
+            not reverse and limit and not is_continuous(since, result)
+        ):
+            raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
+    pubs = ",".join(pub.to_json() for pub in result.publications)
+    pos = result.position
+    return f'{{"publications":[{pubs}],"epoch":{p.dumps(pos.epoch)},"offset":{pos.offset}}}'
