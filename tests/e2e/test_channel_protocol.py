@@ -124,7 +124,9 @@ async def test_shutdown_sends_3001_to_channel_clients(start_server: StartServer)
 async def test_slow_subscriber_is_cut_off_others_get_everything(start_server: StartServer) -> None:
     """A subscriber that stops reading is disconnected; the publisher and others carry on."""
     server = start_server(
-        config="write_buffer_limit = 65536\nclient_command_rate = 1e6\nclient_command_burst = 100000\n"
+        config=(
+            "write_buffer_limit = 65536\nclient_command_rate = 1e6\nclient_command_burst = 100000\n"
+        )
     )
     slow = await RawWebSocket.connect("127.0.0.1", server.port, "/connection/websocket")
     async with slow, raw_client(server) as fast, raw_client(server) as publisher:

@@ -60,3 +60,50 @@ async def wait_connections(server: ServerProcess, n: int) -> None:
                     return
             await asyncio.sleep(0.05)
     raise AssertionError(f"server never reached {n} connections")
+
+
+class Observer:
+    """A channel-protocol client that records every push it receives, by kind."""
+
+    def __init__(self, ws: WS) -> None:
+        self.ws = ws
+        self.pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.closed: tuple[int | None, str] | None = None
+        self._task = asyncio.create_task(self._read())
+        self._next_id = 100
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            for line in msg.data.split("\n"):
+                if line == "{}":
+                    await self.ws.send_str("{}")
+                    continue
+                obj = json.loads(line)
+                if "push" in obj:
+                    await self.pushes.put(obj["push"])
+                elif obj.get("id"):
+                    self.replies[obj["id"]] = obj
+        self.closed = (self.ws.close_code, "")
+
+    async def command(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        cid = self._next_id
+        await self.ws.send_str(json.dumps({"id": cid, method: params}))
+        for _ in range(int(scaled(500))):
+            if cid in self.replies:
+                return self.replies.pop(cid)
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"no reply to {method}")
+
+    async def push(self, kind: str, channel: str | None = None) -> dict[str, Any]:
+        """The next push of ``kind`` (for ``channel``), skipping others."""
+        while True:
+            push = await asyncio.wait_for(self.pushes.get(), scaled(10))
+            if kind in push and (channel is None or push.get("channel") == channel):
+                return push
+
+    def stop(self) -> None:
+        self._task.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import selectors
@@ -58,6 +59,14 @@ class ServerProcess:
         raise RuntimeError(
             f"hubbub serve did not get ready; stdout={seen!r}\nstderr={self.stderr()}"
         )
+
+    def read_line(self, timeout: float = 10.0) -> str:
+        """The next line the server prints on stdout (after the ready line)."""
+        assert self.proc.stdout is not None
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            # readline, not select: the line may already sit in the reader's buffer
+            line = pool.submit(self.proc.stdout.readline).result(timeout=scaled(timeout))
+        return line.decode().strip()
 
     def stderr(self) -> str:
         self._log.flush()

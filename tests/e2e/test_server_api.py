@@ -1,0 +1,203 @@
+"""The server API driven by `cent` (PyPI, unchanged), effects checked through a client."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from cent import (
+    AsyncClient,
+    BatchRequest,
+    BroadcastRequest,
+    CentApiResponseError,
+    ChannelsRequest,
+    Disconnect,
+    DisconnectRequest,
+    HistoryRemoveRequest,
+    HistoryRequest,
+    InfoRequest,
+    PresenceRequest,
+    PresenceStatsRequest,
+    PublishRequest,
+    StreamPosition,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
+
+from tests.conftest import StartServer
+from tests.support.proto import Observer
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+KEY = "k" * 32
+SECRET = "s" * 32
+CONFIG = """
+[[namespaces]]
+name = "news"
+history_size = 100
+history_ttl = 3600
+presence = true
+join_leave = true
+force_push_join_leave = true
+"""
+
+
+@pytest.fixture
+def api_server(start_server: StartServer) -> ServerProcess:
+    return start_server("--api-key", KEY, "--token-hmac-secret", SECRET, config=CONFIG)
+
+
+@pytest.fixture
+async def observer(api_server: ServerProcess) -> AsyncIterator[Observer]:
+    """A client connected as user "ada" (with a token), subscribed to news:a."""
+    from hubbub.auth import mint
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(api_server.ws + "/connection/websocket") as ws,
+    ):
+        await ws.send_str(json.dumps({"id": 1, "connect": {"token": mint(SECRET, "ada")}}))
+        reply = json.loads((await asyncio.wait_for(ws.receive(), scaled(10))).data)
+        assert reply["connect"]["client"]
+        obs = Observer(ws)
+        assert "error" not in await obs.command("subscribe", {"channel": "news:a"})
+        yield obs
+        obs.stop()
+
+
+def cent(server: ServerProcess) -> AsyncClient:
+    return AsyncClient(server.url + "/api", KEY)
+
+
+async def test_publish_broadcast_history(api_server: ServerProcess, observer: Observer) -> None:
+    async with cent(api_server) as client:
+        result = await client.publish(
+            PublishRequest(channel="news:a", data={"n": 1}, tags={"k": "v"}, idempotency_key="x")
+        )
+        assert result.offset == 1 and result.epoch
+        again = await client.publish(
+            PublishRequest(channel="news:a", data={"n": 1}, idempotency_key="x")
+        )
+        assert again.offset == 1
+        push = await observer.push("pub", "news:a")
+        assert push["pub"]["data"] == {"n": 1} and push["pub"]["tags"] == {"k": "v"}
+        skipped = await client.publish(PublishRequest(channel="news:a", data=2, skip_history=True))
+        assert skipped.offset == 0
+        assert (await observer.push("pub", "news:a"))["pub"]["data"] == 2
+        many = await client.broadcast(BroadcastRequest(channels=["news:a", "news:b"], data=3))
+        assert [r.result.offset for r in many.responses if r.result] == [2, 1]
+        assert (await observer.push("pub", "news:a"))["pub"]["data"] == 3
+        history = await client.history(HistoryRequest(channel="news:a", limit=10))
+        assert [p.data for p in history.publications] == [{"n": 1}, 3]
+        since = await client.history(
+            HistoryRequest(
+                channel="news:a", limit=10, since=StreamPosition(offset=1, epoch=result.epoch)
+            )
+        )
+        assert [p.offset for p in since.publications] == [2]
+        await client.history_remove(HistoryRemoveRequest(channel="news:a"))
+        empty = await client.history(HistoryRequest(channel="news:a", limit=10))
+        assert empty.publications == [] and empty.epoch != result.epoch
+        batch = await client.batch(
+            BatchRequest(requests=[PublishRequest(channel="news:c", data=1), InfoRequest()])
+        )
+        assert len(batch.replies) == 2
+
+
+async def test_presence_channels_info(api_server: ServerProcess, observer: Observer) -> None:
+    async with cent(api_server) as client:
+        presence = await client.presence(PresenceRequest(channel="news:a"))
+        assert [c.user for c in presence.presence.values()] == ["ada"]
+        stats = await client.presence_stats(PresenceStatsRequest(channel="news:a"))
+        assert (stats.num_clients, stats.num_users) == (1, 1)
+        channels = await client.channels(ChannelsRequest(pattern="news:*"))
+        assert channels.channels["news:a"].num_clients == 1
+        assert (await client.channels(ChannelsRequest(pattern="other:*"))).channels == {}
+        info = await client.info(InfoRequest())
+        (node,) = info.nodes
+        assert (node.num_clients, node.num_users, node.num_subs) == (1, 1, 1)
+        with pytest.raises(CentApiResponseError) as err:
+            await client.presence(PresenceRequest(channel="nope:a"))
+        assert err.value.code == 102
+
+
+async def test_server_side_subscribe_unsubscribe_disconnect(
+    api_server: ServerProcess, observer: Observer
+) -> None:
+    async with cent(api_server) as client:
+        await client.subscribe(SubscribeRequest(user="ada", channel="news:b", info={"seat": 1}))
+        await observer.push("subscribe", "news:b")
+        await client.publish(PublishRequest(channel="news:b", data="hello"))
+        assert (await observer.push("pub", "news:b"))["pub"]["data"] == "hello"
+        await client.unsubscribe(UnsubscribeRequest(user="ada", channel="news:b"))
+        gone = await observer.push("unsubscribe", "news:b")
+        assert gone["unsubscribe"]["code"] == 2000
+        await client.disconnect(
+            DisconnectRequest(user="ada", disconnect=Disconnect(code=4100, reason="bye"))
+        )
+        for _ in range(int(scaled(200))):
+            if observer.closed is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert observer.ws.close_code == 4100
+
+
+async def test_api_errors(api_server: ServerProcess) -> None:
+    """401, 400, 404, 413 with JSON bodies; the server keeps serving."""
+    async with aiohttp.ClientSession() as http:
+
+        async def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+            data = io.BytesIO(body)  # aiohttp warns about large raw bodies
+            async with http.post(api_server.url + path, data=data, headers=headers) as resp:
+                return resp.status, await resp.json(content_type=None)
+
+        key = {"X-API-Key": KEY}
+        assert (await post("/api/info", b"{}", {}))[0] == 401
+        status, body = await post("/api/info", b"{}", {"X-API-Key": "wrong" * 8})
+        assert (status, body["error"]["code"]) == (401, 101)
+        assert (await post("/api/info", b"{}", {"Authorization": f"apikey {KEY}"}))[0] == 200
+        status, body = await post("/api/publish", b"{not json", key)
+        assert (status, body["error"]["code"]) == (400, 107)
+        assert (await post("/api/publish", b"[1, 2]", key))[0] == 400
+        status, body = await post("/api/nope", b"{}", key)
+        assert (status, body["error"]) == (404, {"code": 104, "message": "method not found: nope"})
+        status, body = await post(
+            "/api/publish", b'{"channel": "x", "data": "' + b"y" * 2_000_000 + b'"}', key
+        )
+        assert status == 413 and body["error"]["code"] == 106
+        status, body = await post("/api/publish", b'{"channel": "bad name", "data": 1}', key)
+        assert (status, body["error"]["code"]) == (200, 107)
+        status, body = await post("/api/publish", b'{"channel": "x"}', key)
+        assert (status, body["error"]["code"]) == (200, 107)
+        async with http.get(api_server.url + "/health") as resp:
+            assert resp.status == 200
+
+
+async def test_no_key_configured_says_how_to_set_one(start_server: StartServer) -> None:
+    server = start_server()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.url + "/api/info", json={}, headers={"X-API-Key": "anything"}) as resp,
+    ):
+        assert resp.status == 401
+        body = await resp.json()
+    assert "HUBBUB_API_KEY" in body["error"]["message"]
+
+
+async def test_api_on_its_own_port(start_server: StartServer) -> None:
+    """With api_port the API is served there and not on the public port."""
+    server = start_server("--api-key", KEY, "--api-port", "0")
+    line = server.read_line()
+    api_url = line.rsplit(" ", 1)[1]
+    async with aiohttp.ClientSession() as http:
+        async with http.post(api_url + "/info", json={}, headers={"X-API-Key": KEY}) as resp:
+            assert resp.status == 200
+        async with http.post(server.url + "/api/info", json={}, headers={"X-API-Key": KEY}) as resp:
+            assert resp.status == 404
