@@ -1,0 +1,116 @@
+"""The token flow end to end: anonymous refused, tokens for connections and protected
+channels, expiry and refresh, per-user and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from hubbub.auth import mint
+from tests.conftest import StartServer
+from tests.support.proto import call, closed_with, raw_client
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "t" * 40
+CONFIG = """
+client_user_connection_limit = 2
+[[namespaces]]
+name = "private"
+allow_subscribe_for_client = false
+allow_subscribe_for_anonymous = false
+"""
+
+
+@pytest.fixture
+def secured(start_server: StartServer) -> ServerProcess:
+    return start_server("--token-hmac-secret", SECRET, "--no-allow-anonymous", config=CONFIG)
+
+
+async def test_anonymous_refused_token_accepted(secured: ServerProcess) -> None:
+    async with raw_client(secured) as ws:
+        (reply,) = await call(ws, {"id": 1, "connect": {}})
+        assert reply["error"]["code"] == 101
+    async with raw_client(secured) as ws:
+        token = mint(SECRET, "ada", ttl=3600)
+        (reply,) = await call(ws, {"id": 1, "connect": {"token": token}})
+        result = reply["connect"]
+        assert result["expires"] is True and 3500 < result["ttl"] <= 3600
+    async with raw_client(secured) as ws:
+        (reply,) = await call(ws, {"id": 1, "connect": {"token": mint(SECRET, "ada", ttl=-5)}})
+        assert reply["error"]["code"] == 109
+    async with raw_client(secured) as ws:
+        await ws.send_str(json.dumps({"id": 1, "connect": {"token": mint("x" * 40, "ada")}}))
+        code, reason = await closed_with(ws)
+        assert code == 3500 and reason.startswith("invalid token")
+
+
+async def test_protected_namespace_needs_a_subscription_token(secured: ServerProcess) -> None:
+    async with raw_client(secured) as ws:
+        await call(ws, {"id": 1, "connect": {"token": mint(SECRET, "ada")}})
+        (denied,) = await call(ws, {"id": 2, "subscribe": {"channel": "private:1"}})
+        assert denied["error"]["code"] == 103
+        token = mint(SECRET, "ada", channel="private:1", info={"role": "member"}, ttl=600)
+        (ok,) = await call(ws, {"id": 3, "subscribe": {"channel": "private:1", "token": token}})
+        assert ok["subscribe"]["expires"] is True
+        (public,) = await call(ws, {"id": 4, "subscribe": {"channel": "open"}})
+        assert "error" not in public
+        other = mint(SECRET, "ada", channel="private:2")
+        await ws.send_str(
+            json.dumps({"id": 5, "subscribe": {"channel": "private:3", "token": other}})
+        )
+        assert (await closed_with(ws))[0] == 3500
+
+
+async def test_expiry_without_refresh_disconnects(secured: ServerProcess) -> None:
+    """A connection whose token expires is closed with 3005 unless refreshed in time."""
+    async with raw_client(secured) as lazy, raw_client(secured) as diligent:
+        short = mint(SECRET, "ada", ttl=2)
+        (reply,) = await call(lazy, {"id": 1, "connect": {"token": short}})
+        assert reply["connect"]["ttl"] <= 2
+        await call(diligent, {"id": 1, "connect": {"token": mint(SECRET, "bob", ttl=2)}})
+        (refreshed,) = await call(
+            diligent, {"id": 2, "refresh": {"token": mint(SECRET, "bob", ttl=600)}}
+        )
+        assert refreshed["refresh"]["expires"] is True and refreshed["refresh"]["ttl"] > 500
+        started = time.monotonic()
+        assert (await closed_with(lazy))[0] == 3005
+        assert time.monotonic() - started < scaled(5)
+        (ping,) = await call(diligent, {"id": 3, "ping": {}})
+        assert ping == {"id": 3, "ping": {}}
+        await diligent.send_str(
+            json.dumps({"id": 4, "refresh": {"token": mint(SECRET, "eve", ttl=600)}})
+        )
+        assert (await closed_with(diligent))[0] == 3500
+
+
+async def test_per_user_connection_limit(secured: ServerProcess) -> None:
+    token = mint(SECRET, "ada")
+    async with raw_client(secured) as a, raw_client(secured) as b, raw_client(secured) as c:
+        for ws in (a, b):
+            (reply,) = await call(ws, {"id": 1, "connect": {"token": token}})
+            assert "connect" in reply
+        await c.send_str(json.dumps({"id": 1, "connect": {"token": token}}))
+        assert await closed_with(c) == (3504, "connection limit")
+
+
+async def test_command_flood_gets_111_then_3013(start_server: StartServer) -> None:
+    server = start_server(config="client_command_rate = 5\nclient_command_burst = 5\n")
+    async with raw_client(server) as ws:
+        await call(ws, {"id": 1, "connect": {}})
+        await ws.send_str("\n".join(json.dumps({"id": 10 + i, "ping": {}}) for i in range(8)))
+        codes = []
+        while len(codes) < 8:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            for line in msg.data.split("\n"):
+                reply = json.loads(line)
+                if reply.get("id"):
+                    codes.append(reply.get("error", {}).get("code"))
+        assert codes.count(None) == 4 and codes.count(111) == 4  # the burst, then refusals
+        await ws.send_str("\n".join(json.dumps({"id": 30 + i, "ping": {}}) for i in range(10)))
+        assert (await closed_with(ws))[0] == 3013
