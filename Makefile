@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A server API key for this run only, printed so that curl/cent/`hubbub publish` can use it.
 run: $(STAMP)
-	$(BIN)/hubbub serve
+	@key=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))'); \
+	echo "server API key for this run: $$key   (export HUBBUB_API_KEY=$$key)"; \
+	HUBBUB_API_KEY=$$key exec $(BIN)/hubbub serve
 
 autobahn-venv: $(STAMP)
 	bash scripts/autobahn-venv.sh $(AUTOBAHN_VENV)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import logging
@@ -14,7 +15,8 @@ from typing import Any
 
 import click
 
-from hubbub import __version__
+from hubbub import __version__, operator
+from hubbub.auth import TokenVerifier, mint
 from hubbub.config import load_settings
 from hubbub.core.types import HistoryResult, Publication
 from hubbub.engines.base import HistoryStore
@@ -159,3 +161,105 @@ def json_line(pub: Publication) -> str:
     if pub.tags:
         parts.append(f'"tags":{json.dumps(pub.tags)}')
     return "{" + ",".join(parts) + "}"
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write here, not stdout.")
+def genconfig(output: Path | None) -> None:
+    """Print a commented production configuration with generated secrets."""
+    text = operator.genconfig()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists():
+        raise click.ClickException(f"{output} exists; not overwriting it")
+    output.write_text(text)
+    output.chmod(0o600)
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(path_type=Path))
+def checkconfig(config_file: Path) -> None:
+    """Validate CONFIG_FILE (with the HUBBUB_* environment on top); exit 1 naming bad keys."""
+    try:
+        settings = load_settings({}, config_file=config_file)
+        TokenVerifier(settings)  # key files must be readable and well-formed
+    except HubbubError as exc:
+        raise click.ClickException(f"{config_file}: {exc}") from None
+    click.echo(f"{config_file}: ok")
+
+
+@main.command()
+@click.option("--user", required=True, help="The token's sub (user id).")
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 3600, 90s, 15m, 1h, 7d.")
+@click.option("--channel", help="Mint a subscription token for this channel.")
+@click.option("--info", help="JSON for the info claim.")
+@click.option("--token-hmac-secret", help="Secret [default: from the config].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings.")
+def token(
+    user: str,
+    ttl: str,
+    channel: str | None,
+    info: str | None,
+    config_file: Path | None,
+    **flags: Any,
+) -> None:
+    """Mint an HS256 connection token (or subscription token with --channel)."""
+    try:
+        settings = load_settings(flags, config_file=config_file)
+        if not settings.token_hmac_secret:
+            raise HubbubError(
+                "no token_hmac_secret: set it in the config, HUBBUB_TOKEN_HMAC_SECRET or "
+                "--token-hmac-secret"
+            )
+        seconds = operator.parse_duration(ttl)
+        claims_info = operator.parse_data(info) if info is not None else None
+    except HubbubError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        mint(settings.token_hmac_secret, user, ttl=seconds, channel=channel, info=claims_info)
+    )
+
+
+URL_HELP = "The server [default: http://127.0.0.1:8765]."
+
+
+@main.command()
+@click.argument("channel")
+@click.argument("data")
+@click.option("--url", default="http://127.0.0.1:8765", help=URL_HELP)
+@click.option("--api-key", envvar="HUBBUB_API_KEY", help="Server API key [env HUBBUB_API_KEY].")
+@click.option("--idempotency-key", help="Retries with the same key publish once.")
+def publish(
+    channel: str, data: str, url: str, api_key: str | None, idempotency_key: str | None
+) -> None:
+    """Publish DATA (JSON, or else a string) to CHANNEL through the server API."""
+    if not api_key:
+        raise click.ClickException("the server API needs a key: --api-key or HUBBUB_API_KEY")
+    params: dict[str, Any] = {"channel": channel, "data": operator.parse_data(data)}
+    if idempotency_key:
+        params["idempotency_key"] = idempotency_key
+    try:
+        result = asyncio.run(operator.api_call(url, api_key, "publish", params))
+    except HubbubError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result))
+
+
+@main.command()
+@click.argument("channels", nargs=-1, required=True)
+@click.option("--url", default="http://127.0.0.1:8765", help=URL_HELP)
+@click.option("--token", "connect_token", default="", help="Connection token.")
+@click.option("--count", type=int, help="Exit after this many publications.")
+def subscribe(channels: tuple[str, ...], url: str, connect_token: str, count: int | None) -> None:
+    """Print publications of CHANNELS as JSON lines; reconnects and recovers by itself."""
+
+    def emit(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            operator.subscribe(url, list(channels), token=connect_token, count=count, emit=emit)
+        )

@@ -72,7 +72,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 
 def claims(**extra: Any) -> dict[str, Any]:
-    base = {"sub": "ada", "exp": int(NOW) + 600, "aud": "hubbub", "iss": "https://auth.example"}
+    base = {"sub": "ada", "exp": int(NOW) + 7200, "aud": "hubbub", "iss": "https://auth.example"}
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -153,11 +153,12 @@ def test_valid_connection_tokens(keys: Keys, what: str, make: Maker) -> None:
 
 def test_connection_claims() -> None:
     verifier = TokenVerifier(Settings(token_hmac_secret=SECRET))
-    token = mint(SECRET, "bob", ttl=60, info={"name": "Bob"}, channels=["news"], now=NOW)
+    now = time.time()  # NOW is from import time; this test may run minutes later
+    token = mint(SECRET, "bob", ttl=60, info={"name": "Bob"}, channels=["news"], now=now)
     got = verifier.connect(token)
     assert (got.user, got.info, got.channels) == ("bob", {"name": "Bob"}, ["news"])
-    assert got.expire_at == int(NOW) + 60
-    forever = jwt.encode({"sub": "bob", "exp": int(NOW) + 60, "expire_at": 0}, SECRET, "HS256")
+    assert got.expire_at == int(now) + 60
+    forever = jwt.encode({"sub": "bob", "exp": int(now) + 60, "expire_at": 0}, SECRET, "HS256")
     assert verifier.connect(forever).expire_at is None
 
 
