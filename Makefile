@@ -38,8 +38,8 @@ test: $(STAMP) autobahn-venv js-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts examples bench
+	$(BIN)/ruff format --check src tests scripts examples bench
 	$(BIN)/mypy src/hubbub
 
 # The whole Autobahn|Testsuite (517 cases, two wstest/server pairs in parallel, ~7 minutes).

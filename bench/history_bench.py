@@ -22,11 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.postgres import PostgresServer, find_pg_bin  # noqa: E402
+
 from hubbub.core.types import ClientInfo, Publication  # noqa: E402
 from hubbub.engines.base import HistoryOptions, HistoryStore  # noqa: E402
 from hubbub.engines.postgres import PostgresHistory  # noqa: E402
 from hubbub.engines.sqlite import SqliteHistory  # noqa: E402
-from tests.support.postgres import PostgresServer, find_pg_bin  # noqa: E402
 
 KEEP = HistoryOptions(size=100_000, ttl=3600)
 PAYLOAD = '{"text":"' + "x" * 80 + '"}'
