@@ -305,8 +305,8 @@ def load_settings(
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
             origin = source.get(key, "defaults")
-            path = ".".join(str(part) for part in err["loc"]) or "?"
-            shown = env_name(key) if origin == "environment" else path
+            dotted = ".".join(str(part) for part in err["loc"]) or "?"
+            shown = env_name(key) if origin == "environment" else dotted
             problems.append(f"{shown}: {err['msg']} (from {origin})")
         raise ConfigError(problems) from None
 
