@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Coroutine
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -27,7 +28,8 @@ SETTINGS_KEY: Final = web.AppKey("settings", Settings)
 #: Tasks of the WebSocket handlers still running; shutdown waits for them.
 HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
 
-_INDEX_HTML: Final = files("hubbub.server").joinpath("static/index.html").read_text("utf-8")
+STATIC_DIR: Final = Path(str(files("hubbub.server").joinpath("static")))
+_INDEX_HTML: Final = (STATIC_DIR / "index.html").read_text("utf-8")
 
 
 CENTRIFUGE_POLICY: Final = Policy(
@@ -46,6 +48,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app.router.add_get("/health", health)
     app.router.add_get("/rooms/{room:.*}", room)
     app.router.add_get("/connection/websocket", connection_websocket)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
     if settings.api_port is None:
         api.add_routes(app, settings, node)
     return app
