@@ -197,6 +197,17 @@ class Settings(BaseModel):
         60.0, gt=0, description="Seconds a presence entry lives unless refreshed."
     )
     app: str | None = Field(None, description="A Hub to serve, as module:attribute.")
+    demos: bool = Field(
+        True, description="Serve the demos (/demo/*) with their namespaces and publishers."
+    )
+    admin_password: str | None = Field(
+        None,
+        min_length=8,
+        description=(
+            "Password of /admin (HTTP Basic, any user name). Without one the dashboard is open "
+            "only while hubbub listens on a loopback address."
+        ),
+    )
 
     @field_validator("namespaces")
     @classmethod

@@ -89,7 +89,12 @@ class Node:
         presence: PresenceManager | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.rules = ChannelRules(self.settings.channel, self.settings.namespaces)
+        namespaces = list(self.settings.namespaces)
+        if self.settings.demos:
+            from hubbub.demos import demo_namespaces
+
+            namespaces += demo_namespaces(self.settings.namespaces)
+        self.rules = ChannelRules(self.settings.channel, namespaces)
         self.broker: Broker = broker or LocalBroker(MemoryHistory())
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)

@@ -19,7 +19,7 @@ from hubbub.dialects.raw import run_echo, run_room
 from hubbub.errors import InvalidName
 from hubbub.hub import Hooks
 from hubbub.node import Node
-from hubbub.server import api
+from hubbub.server import api, pages
 from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 NODE_KEY: Final = web.AppKey("node", Node)
@@ -49,6 +49,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app.router.add_get("/rooms/{room:.*}", room)
     app.router.add_get("/connection/websocket", connection_websocket)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    pages.add_routes(app, settings, node)
     if settings.api_port is None:
         api.add_routes(app, settings, node)
     return app

@@ -17,9 +17,10 @@ from aiohttp import web
 
 from hubbub import __version__
 from hubbub.config import Settings
+from hubbub.demos.runner import Demos
 from hubbub.engines.factory import build_engines
 from hubbub.errors import ListenError
-from hubbub.hub import Hub
+from hubbub.hub import Hooks, Hub
 from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 
@@ -53,7 +54,11 @@ async def serve(
 
     broker, presence = build_engines(settings)
     node = Node(settings, broker=broker, presence=presence)
-    app = make_app(settings, node, hub.hooks if hub is not None else None)
+    hooks = hub.hooks if hub is not None else Hooks()
+    demos = Demos(node) if settings.demos else None
+    if demos is not None:
+        hooks = demos.with_rpc(hooks)
+    app = make_app(settings, node, hooks)
     if hub is not None:
         hub.bind(node)
     cleanup_budget = settings.shutdown_timeout * CLEANUP_SHARE
@@ -64,6 +69,8 @@ async def serve(
     cleanups: list[web.AppRunner] = []
     try:
         await node.start()
+        if demos is not None:
+            demos.start()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         try:
             await site.start()
@@ -95,6 +102,8 @@ async def serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if demos is not None:
+            await demos.stop()
         for extra in cleanups:
             await extra.cleanup()
         await runner.cleanup()

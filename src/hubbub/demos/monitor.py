@@ -1,0 +1,70 @@
+"""Live monitoring demo: host and hubbub metrics published to ``monitor:host`` once a second."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Final
+
+import psutil
+
+from hubbub.core.protocol import dumps
+from hubbub.errors import HubbubError
+from hubbub.node import Node
+
+log = logging.getLogger(__name__)
+
+CHANNEL: Final = "monitor:host"
+
+
+class MonitorPublisher:
+    """Samples the host (psutil) and the node every ``interval`` seconds and publishes."""
+
+    def __init__(self, node: Node, interval: float = 1.0) -> None:
+        self.node = node
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._last: tuple[float, int, int, int, int] | None = None
+
+    def start(self) -> None:
+        psutil.cpu_percent(interval=None)  # the first reading only sets the baseline
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def sample(self) -> dict[str, Any]:
+        now = time.time()
+        net = psutil.net_io_counters()
+        node = self.node
+        current = (now, net.bytes_sent, net.bytes_recv, node.publications, node.deliveries)
+        rates = {"net_sent": 0.0, "net_recv": 0.0, "publications": 0.0, "deliveries": 0.0}
+        if self._last is not None:
+            dt = max(1e-6, now - self._last[0])
+            for i, key in enumerate(("net_sent", "net_recv", "publications", "deliveries"), 1):
+                rates[key] = round((current[i] - self._last[i]) / dt, 1)
+        self._last = current
+        return {
+            "time": int(now * 1000),
+            "cpu": psutil.cpu_percent(interval=None),
+            "memory": psutil.virtual_memory().percent,
+            "net_sent_bps": rates["net_sent"],
+            "net_recv_bps": rates["net_recv"],
+            "connections": node.connection_count,
+            "channels": len(node.channels()),
+            "publications_per_s": rates["publications"],
+            "deliveries_per_s": rates["deliveries"],
+        }
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.node.publish(CHANNEL, dumps(self.sample()))
+            except HubbubError as exc:
+                log.warning("monitor demo: %s", exc)
