@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint autobahn autobahn-venv js-deps bench clean
+.PHONY: run test lint autobahn autobahn-venv js-deps browser-deps bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,18 @@ js-deps:
 	  [ "$$CI" != "true" ]; \
 	fi
 
-test: $(STAMP) autobahn-venv js-deps
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "browser-deps: /usr/bin/chromium is missing; the browser tests will be skipped" >&2; \
+	    [ "$$CI" != "true" ]; \
+	  fi; \
+	fi
+
+test: $(STAMP) autobahn-venv js-deps browser-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
