@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 
 @pytest.fixture
 async def browser() -> AsyncIterator[object]:
-    if not CHROMIUM.exists():
+    if not os.access(CHROMIUM, os.X_OK):
         missing(
             "Debian's chromium is not installed (make test installs it: apt-get install chromium)"
         )

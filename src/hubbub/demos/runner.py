@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hubbub.core.codes import ErrorCode
 from hubbub.demos.game import Game
 from hubbub.demos.monitor import MonitorPublisher
-from hubbub.core.codes import ErrorCode
 from hubbub.errors import ClientError
 from hubbub.hub import ConnectContext, ConnectResult, Hooks
 from hubbub.node import Node
