@@ -110,7 +110,8 @@ async def test_game_players_see_each_other(browser: Any, start_server: StartServ
     await asyncio.sleep(0.6)
     await a.keyboard.up("ArrowRight")
     await b.wait_for_function(f"window.game.players[{json.dumps(me)}][0] > {x0} + 5", timeout=MS)
-    await a.wait_for_function("document.getElementById('rtt').textContent !== '–'", timeout=MS)
+    rtt_shown = "!isNaN(parseFloat(document.getElementById('rtt').textContent))"
+    await a.wait_for_function(rtt_shown, timeout=MS)
     await screenshot(a, "game")
 
 
