@@ -40,10 +40,13 @@ async def call(ws: WS, *commands: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def closed_with(ws: WS) -> tuple[int | None, str]:
+    """The code and reason of the server's close frame (skipping other messages)."""
     while True:
         msg = await asyncio.wait_for(ws.receive(), scaled(10))
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-            return ws.close_code, msg.extra or ""
+        if msg.type == aiohttp.WSMsgType.CLOSE:
+            return int(msg.data), msg.extra or ""
+        if msg.type == aiohttp.WSMsgType.CLOSED:
+            return ws.close_code, ""
 
 
 async def connected(ws: WS) -> dict[str, Any]:

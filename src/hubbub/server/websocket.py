@@ -125,6 +125,7 @@ class WebSocketConnection:
         self._ping_task: asyncio.Task[None] | None = None
         self._last_seen = self._loop.time()
         self._ping_sent_at = 0.0
+        self._pong_timer: asyncio.TimerHandle | None = None
         self._timer = self._loop.call_later(self._ping_interval, self._on_ping_timer)
         self.remote = request.remote
 
@@ -297,36 +298,44 @@ class WebSocketConnection:
 
     def _stop_timers(self) -> None:
         self._timer.cancel()
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
         if self._ping_task is not None:
             self._ping_task.cancel()
 
-    def _next_ping_at(self) -> float:
-        # Protocol pings go out on a fixed beat (SDKs watch for them to detect a dead server);
-        # WebSocket pings only after ping_interval of silence.
-        base = self._ping_sent_at if self._policy.ping is not None else self._last_seen
-        return base + self._ping_interval
-
     def _on_ping_timer(self) -> None:
+        """Protocol pings go out on a fixed beat, busy or not (SDKs watch for them to detect a
+        dead server); WebSocket pings only after ping_interval of silence. Either way the peer
+        must show a sign of life within pong_timeout of the oldest unanswered ping."""
         now = self._loop.time()
-        if self._policy.ping is None and now - self._last_seen < self._ping_interval:
-            self._timer = self._loop.call_at(self._next_ping_at(), self._on_ping_timer)
+        beat = self._policy.ping is not None
+        if not beat and now - self._last_seen < self._ping_interval:
+            self._timer = self._loop.call_at(
+                self._last_seen + self._ping_interval, self._on_ping_timer
+            )
             return
         if self.closing:
             return
-        self._ping_sent_at = now
-        if self._policy.ping is not None:
-            self.post(self._policy.ping)
+        if beat:
+            self.post(self._policy.ping)  # type: ignore[arg-type]
+            self._timer = self._loop.call_later(self._ping_interval, self._on_ping_timer)
         else:
             self._ping_task = self._loop.create_task(self._send_ping())
-        self._timer = self._loop.call_later(self._pong_timeout, self._on_pong_deadline)
+        if self._pong_timer is None:
+            self._ping_sent_at = now
+            self._pong_timer = self._loop.call_later(self._pong_timeout, self._on_pong_deadline)
 
     async def _send_ping(self) -> None:
         with contextlib.suppress(ConnectionError):
             await self._ws.ping()
 
     def _on_pong_deadline(self) -> None:
+        self._pong_timer = None
         if self._last_seen >= self._ping_sent_at:
-            self._timer = self._loop.call_at(self._next_ping_at(), self._on_ping_timer)
+            if self._policy.ping is None:
+                self._timer = self._loop.call_at(
+                    self._last_seen + self._ping_interval, self._on_ping_timer
+                )
             return
         log.info("%s: no answer to ping within %.1fs, dropping", self._id, self._pong_timeout)
         if self._policy.no_pong is not None:

@@ -114,22 +114,22 @@ class Emitter {
   }
 
   /** Resolves once in state `want`; rejects on state `fail` or after `timeout` ms. */
-  _when(want, fail, failCode, timeout) {
+  _when(want, fail, timeout) {
     if (this.state === want) return Promise.resolve();
-    if (this.state === fail) return Promise.reject(new HubbubError(failCode, `${fail}`));
+    if (this.state === fail) return Promise.reject(new HubbubError(errorCodes[fail], fail));
     return new Promise((resolve, reject) => {
-      const onState = ({ to }) => {
-        if (to === want) done(resolve);
-        else if (to === fail) done(reject, new HubbubError(failCode, `${fail}`));
-      };
-      const timer = timeout
-        ? setTimeout(() => done(reject, new HubbubError(errorCodes.timeout, "timeout", true)), timeout)
-        : null;
+      let timer = null;
       const done = (settle, value) => {
         clearTimeout(timer);
         this.off("state", onState);
         settle(value);
       };
+      const onState = ({ to }) => {
+        if (to === want) done(resolve);
+        else if (to === fail) done(reject, new HubbubError(errorCodes[fail], fail));
+      };
+      const timeoutError = new HubbubError(errorCodes.timeout, "timeout", true);
+      if (timeout) timer = setTimeout(() => done(reject, timeoutError), timeout);
       this.on("state", onState);
     });
   }
@@ -176,9 +176,8 @@ export class Hubbub extends Emitter {
     if (this.state !== "disconnected") this._disconnect(0, "disconnect called");
   }
 
-  ready(timeout) {
-    return this._when("connected", "disconnected", errorCodes.disconnected, timeout);
-  }
+  /** Resolves once connected; rejects when disconnected or after `timeout` ms. */
+  ready(timeout) { return this._when("connected", "disconnected", timeout); }
 
   async _open() {
     this._closeSocket();
@@ -208,7 +207,9 @@ export class Hubbub extends Emitter {
     this._ws = ws;
     ws.binaryType = "arraybuffer";
     this._timers.connect = setTimeout(() => this._lose(5, "connect timeout"), this.options.timeout);
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       if (conn === this._conn) this._sendConnect(conn);
     };
     ws.onmessage = (ev) => {
@@ -219,7 +220,7 @@ export class Hubbub extends Emitter {
     };
     ws.onerror = () => {
       // Browsers follow an error with a close event; Node 20 does not when the handshake fails.
-      if (conn === this._conn && ws.readyState !== 1) this._onClose(1006, "connection failed");
+      if (conn === this._conn && !opened) this._onClose(1006, "connection failed");
     };
   }
 
@@ -294,7 +295,8 @@ export class Hubbub extends Emitter {
     this._drop(new HubbubError(errorCodes.disconnected, reason));
     clearTimeout(this._timers.reconnect);
     this._watchNetwork(false);
-    for (const call of this._queue.splice(0)) this._fail(call, new HubbubError(errorCodes.disconnected, reason));
+    const error = new HubbubError(errorCodes.disconnected, reason);
+    for (const call of this._queue.splice(0)) this._fail(call, error);
     for (const sub of this._subs.values()) sub._lost(code, reason);
     this._setState("disconnected", "disconnected", { code, reason });
   }
@@ -561,9 +563,7 @@ export class Hubbub extends Emitter {
     return sub;
   }
 
-  getSubscription(channel) {
-    return this._subs.get(channel) || null;
-  }
+  getSubscription(channel) { return this._subs.get(channel) || null; }
 
   removeSubscription(sub) {
     if (!sub) return;
@@ -611,25 +611,14 @@ export class Subscription extends Emitter {
     this._end(0, "unsubscribe called");
   }
 
-  ready(timeout) {
-    return this._when("subscribed", "unsubscribed", errorCodes.unsubscribed, timeout);
-  }
+  /** Resolves once subscribed; rejects when unsubscribed or after `timeout` ms. */
+  ready(timeout) { return this._when("subscribed", "unsubscribed", timeout); }
 
-  publish(data) {
-    return this.client.publish(this.channel, data);
-  }
-
-  history(options) {
-    return this.client.history(this.channel, options);
-  }
-
-  presence() {
-    return this.client.presence(this.channel);
-  }
-
-  presenceStats() {
-    return this.client.presenceStats(this.channel);
-  }
+  // Calls about this subscription's channel (see the client's methods of the same names).
+  publish(data) { return this.client.publish(this.channel, data); }
+  history(options) { return this.client.history(this.channel, options); }
+  presence() { return this.client.presence(this.channel); }
+  presenceStats() { return this.client.presenceStats(this.channel); }
 
   _end(code, reason) {
     this._reset();
@@ -673,9 +662,7 @@ export class Subscription extends Emitter {
     if (joinLeave) params.join_leave = true;
     if (recoverable) {
       params.recoverable = true;
-      if (this._position) {
-        Object.assign(params, { recover: true, ...this._position });
-      }
+      if (this._position) Object.assign(params, { recover: true, ...this._position });
     }
     let result;
     try {
@@ -716,7 +703,8 @@ export class Subscription extends Emitter {
     this._attempt = 0;
     if (result.expires) this._scheduleRefresh(result.ttl);
     const seen = this._position && this._position.epoch === result.epoch ? this._position : null;
-    this._position = result.epoch !== undefined ? { epoch: result.epoch, offset: seen?.offset || 0 } : null;
+    const positioned = result.epoch !== undefined;
+    this._position = positioned ? { epoch: result.epoch, offset: seen?.offset || 0 } : null;
     this._setState("subscribed", "subscribed", subscribedEvent(this.channel, result));
     for (const pub of result.publications || []) {
       if (this.state === "subscribed") this._onPublication(pub);

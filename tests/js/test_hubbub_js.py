@@ -1,0 +1,52 @@
+"""hubbub.js (src/hubbub/server/static/hubbub.js) under Node 20 against a real server.
+
+The Node tests live next to this file (``*.test.mjs``, run with ``node --test``); this test
+starts the server they talk to and asserts that every one of them passes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import StartServer, need_binary
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+JS_DIR = Path(__file__).resolve().parent
+ROOT = JS_DIR.parents[1]
+SECRET = "js-secret-" + "s" * 32
+# Fast pings so that a dead link is noticed within seconds (and an unanswered ping closes
+# the connection in the long tests); a namespace that needs subscription tokens.
+CONFIG = """
+ping_interval = 2
+pong_timeout = 1
+
+[[namespaces]]
+name = "private"
+allow_subscribe_for_client = false
+allow_subscribe_for_anonymous = false
+"""
+
+
+def test_hubbub_js(start_server: StartServer) -> None:
+    node = need_binary("node")
+    server = start_server("--token-hmac-secret", SECRET, config=CONFIG)
+    env = {**os.environ, "HUBBUB_URL": server.url, "HUBBUB_SECRET": SECRET}
+    proc = subprocess.run(
+        [node, "--experimental-websocket", "--no-warnings", "--test", "tests/js/"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(180),
+    )
+    if proc.returncode != 0:
+        print(proc.stdout)
+        print(proc.stderr)
+        print(server.stderr()[-5000:])
+    assert proc.returncode == 0, "node --test failed (its output is printed above)"
