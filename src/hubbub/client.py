@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
 from hubbub import __version__, reads
@@ -199,18 +199,15 @@ class Client:
         if not isinstance(recover_requests, dict):
             recover_requests = {}
         subs: dict[str, tuple[str, int]] = {}
-        pending: list[str] = []
         try:
             for channel in channels:
                 self.session.begin_subscribe(channel)
-                await self.node.add_pending(channel, self)
-                pending.append(channel)
                 request = recover_requests.get(channel)
-                subs[channel] = await self._stream_result(
+                subs[channel] = await self._pending_result(
                     channel, options[channel], request if isinstance(request, dict) else {}, None
                 )
         except BaseException:
-            for channel in pending:
+            for channel in subs:
                 await self.node.drop_pending(channel, self)
             for channel in channels:
                 self.session.drop(channel)
@@ -249,7 +246,7 @@ class Client:
         if params.get("tf") is not None:
             raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: tags filters")
         self.session.begin_subscribe(channel)
-        try:
+        with self._undone_on_failure(channel):
             data = None
             if claims is not None and claims.info is not None:
                 self._chan_info[channel] = p.dumps(claims.info)
@@ -259,33 +256,43 @@ class Client:
                     user=self.user,
                     channel=channel,
                     data=params.get("data"),
-                    token=p.optional_str(params, "token"),
+                    token=token,
                 )
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
                     if result.info is not None:
                         self._chan_info[channel] = p.dumps(result.info)
                     data = result.data
-            await self.node.add_pending(channel, self)
-            try:
-                reply, top = await self._stream_result(channel, options, params, data)
-                if claims is not None and claims.expire_at is not None:
-                    ttl = self._expire_subscription_at(channel, claims.expire_at)
-                    reply = (
-                        reply[:-1]
-                        + ("," if reply != "{}" else "")
-                        + f'"expires":true,"ttl":{ttl}}}'
-                    )
-            except BaseException:
-                await self.node.drop_pending(channel, self)
-                raise
+            reply, top = await self._pending_result(channel, options, params, data)
+            if claims is not None and claims.expire_at is not None:
+                ttl = self._expire_subscription_at(channel, claims.expire_at)
+                separator = "," if reply != "{}" else ""
+                reply = reply[:-1] + separator + f'"expires":true,"ttl":{ttl}}}'
+        self.transport.post(p.reply(cid, "subscribe", reply))
+        self._live(channel, top, join_leave=p.optional_bool(params, "join_leave"))
+        await self._joined(channel, options)
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self, channel: str) -> Iterator[None]:
+        """A subscription being opened is forgotten again when opening it fails."""
+        try:
+            yield
         except BaseException:
             self.session.drop(channel)
             self._chan_info.pop(channel, None)
             raise
-        self.transport.post(p.reply(cid, "subscribe", reply))
-        self._live(channel, top, join_leave=p.optional_bool(params, "join_leave"))
-        await self._joined(channel, options)
+
+    async def _pending_result(
+        self, channel: str, options: ChannelOptions, params: Mapping[str, Any], data: Any
+    ) -> tuple[str, int]:
+        """Become a pending member (publications are buffered from now on) and build the
+        subscribe result; the pending membership is dropped again on failure."""
+        await self.node.add_pending(channel, self)
+        try:
+            return await self._stream_result(channel, options, params, data)
+        except BaseException:
+            await self.node.drop_pending(channel, self)
+            raise
 
     def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
         """After the reply: buffered publications after ``top``, then live delivery."""
@@ -507,19 +514,10 @@ class Client:
             return
         options = self.node.options(channel)
         self.session.begin_subscribe(channel)
-        try:
+        with self._undone_on_failure(channel):
             if info is not None:
                 self._chan_info[channel] = p.dumps(info)
-            await self.node.add_pending(channel, self)
-            try:
-                body, top = await self._stream_result(channel, options, {}, data)
-            except BaseException:
-                await self.node.drop_pending(channel, self)
-                raise
-        except BaseException:
-            self.session.drop(channel)
-            self._chan_info.pop(channel, None)
-            raise
+            body, top = await self._pending_result(channel, options, {}, data)
         self.transport.post(p.push(channel, "subscribe", body))
         self._live(channel, top, join_leave=False)
         await self._joined(channel, options)

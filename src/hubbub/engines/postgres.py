@@ -16,16 +16,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import asyncpg
 
 from hubbub.core.types import HistoryResult, Publication, StreamPosition
-from hubbub.engines.base import HistoryOptions
-from hubbub.engines.groupcommit import GroupCommit
+from hubbub.engines.durable import RETENTION_BATCH, Append, DurableHistory
 from hubbub.engines.memory import Clock, new_epoch
-from hubbub.engines.sqlite import RETENTION_BATCH, info_to_text, pub_from_row
+from hubbub.engines.sqlite import info_to_text, pub_from_row
 from hubbub.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -77,15 +75,7 @@ RETURNING top, epoch
 """
 
 
-@dataclass(frozen=True, slots=True)
-class _Append:
-    channel: str
-    pub: Publication
-    history: HistoryOptions
-    key: str | None
-
-
-class PostgresHistory:
+class PostgresHistory(DurableHistory):
     """A :class:`hubbub.engines.base.HistoryStore` in PostgreSQL."""
 
     def __init__(
@@ -97,15 +87,14 @@ class PostgresHistory:
         group_commit: bool = True,
         retention_interval: float = 10.0,
     ) -> None:
-        self.url = url
-        self._clock = clock
-        self._meta_ttl = meta_ttl
-        self._retention_interval = retention_interval
-        self._pool: asyncpg.Pool | None = None
-        self._retention: asyncio.Task[None] | None = None
-        self.commits: GroupCommit[_Append, tuple[Publication, bool]] = GroupCommit(
-            self._append_batch, 1000 if group_commit else 1
+        super().__init__(
+            clock=clock,
+            meta_ttl=meta_ttl,
+            group_commit=group_commit,
+            retention_interval=retention_interval,
         )
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
 
     @property
     def _where(self) -> str:
@@ -132,8 +121,7 @@ class PostgresHistory:
             except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
                 raise StoreError(f"postgresql {self._where}: {exc}") from exc
         await self._with(self._migrate)
-        if self._retention is None and self._retention_interval > 0:
-            self._retention = asyncio.get_running_loop().create_task(self._retain_forever())
+        self._start_retention()
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
         async with conn.transaction():
@@ -154,11 +142,7 @@ class PostgresHistory:
                 log.info("postgresql %s: schema upgraded to version %d", self._where, version)
 
     async def close(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
-            self._retention = None
+        await self._stop_retention()
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pool.close(), TIMEOUT)
@@ -166,16 +150,7 @@ class PostgresHistory:
 
     # -- appends -------------------------------------------------------------------------
 
-    async def append(
-        self,
-        channel: str,
-        pub: Publication,
-        history: HistoryOptions,
-        idempotency_key: str | None = None,
-    ) -> tuple[Publication, bool]:
-        return await self.commits.submit(_Append(channel, pub, history, idempotency_key))
-
-    async def _append_batch(self, batch: list[_Append]) -> list[tuple[Publication, bool]]:
+    async def _append_batch(self, batch: list[Append]) -> list[tuple[Publication, bool]]:
         async def run(conn: asyncpg.Connection) -> list[tuple[Publication, bool]]:
             async with conn.transaction():
                 return await self._append_in(conn, batch)
@@ -183,7 +158,7 @@ class PostgresHistory:
         return await self._with(run)
 
     async def _append_in(
-        self, conn: asyncpg.Connection, batch: list[_Append]
+        self, conn: asyncpg.Connection, batch: list[Append]
     ) -> list[tuple[Publication, bool]]:
         """One batch in a handful of statements: offsets are taken per channel in one
         ``UPDATE`` each, rows go in with one ``INSERT ... unnest``."""
@@ -200,7 +175,7 @@ class PostgresHistory:
             )
             seen_keys = {(r["channel"], r["key"]): r["seq"] for r in rows}
         # Which items are new; a key repeated inside the batch counts once.
-        new_items: list[_Append] = []
+        new_items: list[Append] = []
         batch_keys: set[tuple[str, str]] = set()
         for item in batch:
             if item.key is not None:
@@ -280,7 +255,7 @@ class PostgresHistory:
                 out.append((await self._stored(conn, item, seq), False))
         return out
 
-    async def _stored(self, conn: asyncpg.Connection, item: _Append, seq: int) -> Publication:
+    async def _stored(self, conn: asyncpg.Connection, item: Append, seq: int) -> Publication:
         row = await conn.fetchrow(
             "SELECT seq, data, info, tags, time_ms FROM hubbub_publications "
             "WHERE channel = $1 AND seq = $2",
@@ -352,15 +327,10 @@ class PostgresHistory:
 
     # -- retention -----------------------------------------------------------------------
 
-    async def expire(self) -> int:
-        total = 0
-        while True:
-            removed = await self._with(self._expire_batch)
-            total += removed
-            if removed < RETENTION_BATCH:
-                return total
+    async def _expire_batch(self) -> int:
+        return await self._with(self._expire_in)
 
-    async def _expire_batch(self, conn: asyncpg.Connection) -> int:
+    async def _expire_in(self, conn: asyncpg.Connection) -> int:
         now = self._clock()
         async with conn.transaction():
             pubs = await conn.execute(
@@ -381,11 +351,3 @@ class PostgresHistory:
                 now - self._meta_ttl,
             )
         return int(pubs.split()[-1]) + int(keys.split()[-1])
-
-    async def _retain_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._retention_interval)
-            try:
-                await self.expire()
-            except StoreError as exc:
-                log.warning("retention pass failed: %s", exc)

@@ -13,20 +13,17 @@ blocks on the disk and statements never race each other. Errors of sqlite3 becom
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
-from hubbub.engines.base import HistoryOptions
-from hubbub.engines.groupcommit import GroupCommit
+from hubbub.engines.durable import RETENTION_BATCH, Append, DurableHistory
 from hubbub.engines.memory import Clock, new_epoch
 from hubbub.errors import StoreError
 
@@ -63,18 +60,7 @@ MIGRATIONS: Final[dict[int, list[str]]] = {
         "CREATE INDEX idempotency_expiry ON idempotency (expires_at)",
     ],
 }
-#: Rows one retention statement deletes at most, so publishes interleave with clean-up.
-RETENTION_BATCH: Final = 1000
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Append:
-    channel: str
-    pub: Publication
-    history: HistoryOptions
-    key: str | None
 
 
 def info_to_text(info: ClientInfo | None) -> str | None:
@@ -130,7 +116,7 @@ def migrate(conn: sqlite3.Connection, store: str) -> None:
         log.info("%s: schema upgraded to version %d", store, version)
 
 
-class SqliteHistory:
+class SqliteHistory(DurableHistory):
     """A :class:`hubbub.engines.base.HistoryStore` in one SQLite file."""
 
     def __init__(
@@ -142,16 +128,15 @@ class SqliteHistory:
         group_commit: bool = True,
         retention_interval: float = 10.0,
     ) -> None:
+        super().__init__(
+            clock=clock,
+            meta_ttl=meta_ttl,
+            group_commit=group_commit,
+            retention_interval=retention_interval,
+        )
         self.path = path
-        self._clock = clock
-        self._meta_ttl = meta_ttl
-        self._retention_interval = retention_interval
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._retention: asyncio.Task[None] | None = None
-        self.commits: GroupCommit[_Append, tuple[Publication, bool]] = GroupCommit(
-            self._append_batch, 1000 if group_commit else 1
-        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -185,15 +170,10 @@ class SqliteHistory:
             await self._run(self._db)
         except OSError as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
-        if self._retention is None and self._retention_interval > 0:
-            self._retention = asyncio.get_running_loop().create_task(self._retain_forever())
+        self._start_retention()
 
     async def close(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
-            self._retention = None
+        await self._stop_retention()
         if self._executor is not None:
             if self._conn is not None:
                 await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
@@ -203,19 +183,10 @@ class SqliteHistory:
 
     # -- appends (group commit) ----------------------------------------------------------
 
-    async def append(
-        self,
-        channel: str,
-        pub: Publication,
-        history: HistoryOptions,
-        idempotency_key: str | None = None,
-    ) -> tuple[Publication, bool]:
-        return await self.commits.submit(_Append(channel, pub, history, idempotency_key))
-
-    async def _append_batch(self, batch: list[_Append]) -> list[tuple[Publication, bool]]:
+    async def _append_batch(self, batch: list[Append]) -> list[tuple[Publication, bool]]:
         return await self._run(self._append_sync, batch)
 
-    def _append_sync(self, batch: list[_Append]) -> list[tuple[Publication, bool]]:
+    def _append_sync(self, batch: list[Append]) -> list[tuple[Publication, bool]]:
         conn = self._db()
         now = self._clock()
         streams: dict[str, list[Any]] = {}  # channel -> [epoch, top, size]
@@ -284,7 +255,7 @@ class SqliteHistory:
             conn.execute("DELETE FROM publications WHERE channel = ?", (channel,))
         return [new_epoch(), 0, 0]
 
-    def _stored(self, conn: sqlite3.Connection, item: _Append, offset: int) -> Publication:
+    def _stored(self, conn: sqlite3.Connection, item: Append, offset: int) -> Publication:
         row = conn.execute(
             "SELECT offset, data, info, tags, time_ms FROM publications "
             "WHERE channel = ? AND offset = ?",
@@ -365,16 +336,10 @@ class SqliteHistory:
 
     # -- retention -----------------------------------------------------------------------
 
-    async def expire(self) -> int:
-        """One retention pass, in batches; returns how many rows went."""
-        total = 0
-        while True:
-            removed = await self._run(self._expire_batch)
-            total += removed
-            if removed < RETENTION_BATCH:
-                return total
+    async def _expire_batch(self) -> int:
+        return await self._run(self._expire_batch_sync)
 
-    def _expire_batch(self) -> int:
+    def _expire_batch_sync(self) -> int:
         conn = self._db()
         now = self._clock()
         removed = 0
@@ -400,13 +365,3 @@ class SqliteHistory:
             conn.execute("ROLLBACK")
             raise
         return removed
-
-    async def _retain_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._retention_interval)
-            try:
-                removed = await self.expire()
-                if removed:
-                    log.debug("%s: retention removed %d rows", self.path, removed)
-            except StoreError as exc:
-                log.warning("retention pass failed: %s", exc)
