@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import PostgresServer, find_pg_bin
+from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess
 
 ON_CI = os.environ.get("CI") == "true"
@@ -90,3 +91,19 @@ _databases = iter(range(1, 1_000_000))
 def postgres_url(postgres: PostgresServer) -> str:
     """A fresh, empty database in the session's PostgreSQL."""
     return postgres.create_database(f"t{next(_databases)}")
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    server = RedisServer(need_binary("redis-server"))
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_server(redis_session: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied for this test."""
+    redis_session.flush()
+    return redis_session

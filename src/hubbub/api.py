@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import socket
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from hubbub import __version__, reads
+from hubbub import reads
 from hubbub.core import protocol as p
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.errors import ClientError
@@ -146,29 +144,24 @@ async def history_remove(node: Node, params: Mapping[str, Any]) -> str:
 
 
 async def channels(node: Node, params: Mapping[str, Any]) -> str:
-    """Channels with subscribers on this node; ``pattern`` is a glob (``chat:*``)."""
+    """Channels with subscribers anywhere in the cluster; ``pattern`` is a glob (``chat:*``)."""
     pattern = p.optional_str(params, "pattern")
+    counts: dict[str, int] = {}
+    for snapshot in await node.cluster():
+        for name, count in snapshot.get("channels", {}).items():
+            counts[name] = counts.get(name, 0) + int(count)
     found = {
-        name: {"num_clients": node.subscriber_count(name)}
-        for name in node.channels()
+        name: {"num_clients": count}
+        for name, count in sorted(counts.items())
         if not pattern or fnmatch.fnmatchcase(name, pattern)
     }
     return json.dumps({"channels": found}, separators=(",", ":"))
 
 
 async def info(node: Node, params: Mapping[str, Any]) -> str:
-    me = {
-        "uid": node.uid,
-        "name": f"{socket.gethostname()}",
-        "version": __version__,
-        "num_clients": node.client_count,
-        "num_users": node.user_count,
-        "num_channels": len(node.channels()),
-        "num_subs": node.subscription_count(),
-        "num_connections": node.connection_count,
-        "uptime": int(time.time() - node.started_at),
-    }
-    return json.dumps({"nodes": [me]}, separators=(",", ":"))
+    """Every live node of the cluster with its counts."""
+    nodes = [{k: v for k, v in n.items() if k != "channels"} for n in await node.cluster()]
+    return json.dumps({"nodes": nodes}, separators=(",", ":"))
 
 
 METHODS: Final[dict[str, Method]] = {

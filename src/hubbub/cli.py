@@ -49,6 +49,8 @@ def main() -> None:
     "--history",
     help="History store: memory, sqlite:///PATH, postgresql://... [default: SQLite in data dir].",
 )
+@click.option("--engine", help="memory (default) or redis://HOST:PORT/DB to connect nodes.")
+@click.option("--workers", type=int, help="Processes serving the port (needs a shared engine).")
 @click.option("--api-key", help="Key of the server API (X-API-Key).")
 @click.option("--api-port", type=int, help="Serve the server API on this port only.")
 @click.option("--token-hmac-secret", help="Secret of HS256 connection/subscription tokens.")

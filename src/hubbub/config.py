@@ -134,6 +134,17 @@ class Settings(BaseModel):
             "default: SQLite in data_dir (hubbub.db)."
         ),
     )
+    engine: str = Field(
+        "memory",
+        description=(
+            "What connects nodes: memory (one process), redis://HOST:PORT/DB (fan-out, "
+            "history and presence in Redis)."
+        ),
+    )
+    engine_prefix: str = Field(
+        "hubbub", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Key prefix in the engine."
+    )
+    workers: int = Field(1, ge=1, le=64, description="Processes serving one port.")
     history_group_commit: bool = Field(
         True, description="Commit publishes that arrive together in one transaction."
     )
@@ -229,6 +240,18 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: str) -> str:
+        if value == "memory" or value.startswith(("redis://", "rediss://")):
+            return value
+        if value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "the PostgreSQL engine (LISTEN/NOTIFY fan-out) is not built yet; use redis:// "
+                "for several nodes (history can still live in PostgreSQL: --history)"
+            )
+        raise ValueError("use memory or redis://HOST:PORT/DB")
 
     @field_validator("history")
     @classmethod

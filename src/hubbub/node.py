@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
+from hubbub import __version__
 from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
 from hubbub.core import protocol
@@ -39,6 +42,8 @@ from hubbub.transport import Transport
 log = logging.getLogger(__name__)
 
 GOING_AWAY: Final = (1001, "going away")
+#: Seconds between two announcements of this node to the cluster.
+ANNOUNCE_INTERVAL: Final = 1.0
 
 
 class Member(Protocol):
@@ -108,6 +113,8 @@ class Node:
         self._upstream: set[str] = set()
         self._presence_entries: dict[tuple[str, str], ClientInfo] = {}
         self._presence_task: asyncio.Task[None] | None = None
+        self._announce_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.started_at = time.time()
         self.closing = False
         self.publications = 0
@@ -116,17 +123,22 @@ class Node:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the engines and start background work (presence refresh)."""
+        """Open the engines and start background work (presence refresh, announcing this
+        node to the cluster when the broker connects nodes)."""
         await self.broker.open()
+        loop = asyncio.get_running_loop()
         if self._presence_task is None:
-            self._presence_task = asyncio.get_running_loop().create_task(self._refresh_presence())
+            self._presence_task = loop.create_task(self._refresh_presence())
+        if hasattr(self.broker, "announce") and self._announce_task is None:
+            self._announce_task = loop.create_task(self._announce_forever())
 
     async def stop(self) -> None:
-        if self._presence_task is not None:
-            self._presence_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._presence_task
-            self._presence_task = None
+        for task in (self._presence_task, self._announce_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._presence_task = self._announce_task = None
         await self.broker.close()
 
     async def _refresh_presence(self) -> None:
@@ -167,6 +179,37 @@ class Node:
         self.closing = True
         for conn, (code, reason) in tuple(self._connections.values()):
             conn.close(code, reason)
+
+    # -- the cluster view ----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """This node as the server API's ``info`` shows it, plus its channels."""
+        return {
+            "uid": self.uid,
+            "name": f"{socket.gethostname()}:{os.getpid()}",
+            "version": __version__,
+            "num_clients": self.client_count,
+            "num_users": self.user_count,
+            "num_channels": self._members.channel_count(),
+            "num_subs": self.subscription_count(),
+            "num_connections": self.connection_count,
+            "uptime": int(time.time() - self.started_at),
+            "channels": {c: self.subscriber_count(c) for c in self._members.channels()},
+        }
+
+    async def cluster(self) -> list[dict[str, Any]]:
+        """Every live node's snapshot (just this one without a cluster broker)."""
+        nodes_of = getattr(self.broker, "nodes", None)
+        if nodes_of is None:
+            return [self.snapshot()]
+        nodes: list[dict[str, Any]] = await nodes_of()
+        mine = self.snapshot()
+        return [mine, *(n for n in nodes if n.get("uid") != self.uid)]
+
+    async def _announce_forever(self) -> None:
+        while True:
+            await self.broker.announce(self.uid, self.snapshot())  # type: ignore[attr-defined]
+            await asyncio.sleep(ANNOUNCE_INTERVAL)
 
     # -- connected clients (for the server API) -----------------------------------------
 
@@ -331,6 +374,20 @@ class Node:
                 member.transport.post(json_frame)
             delivered += 1
         self.deliveries += delivered
+
+    def handle_resync(self) -> None:
+        """Every channel-protocol subscriber resubscribes with recovery (unsubscribe push
+        2500 "insufficient state"), so no publication missed meanwhile goes unnoticed."""
+        loop = asyncio.get_running_loop()
+        for channel in list(self._members.channels()):
+            for member in tuple(self._members.subscribers(channel)):
+                client = None if member.raw else self._clients.get(member.client_id)
+                if client is not None:
+                    task = loop.create_task(
+                        client.server_unsubscribe(channel, 2500, "insufficient state")
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
         self._push_join_leave(channel, "join", info)

@@ -37,6 +37,8 @@ class Engine:
     clock: FakeClock
     #: Builds a second engine on the same storage (a restart); None for non-durable engines.
     reopen: Callable[[], Awaitable[Broker]] | None = None
+    #: False where expiry is the backend's own (Redis keys expire in real time).
+    fake_time: bool = True
 
 
 META_TTL = 3600.0
@@ -73,7 +75,22 @@ async def postgres(clock: FakeClock, url: str) -> Engine:
     return Engine(make(), MemoryPresence(clock=clock), clock, reopen)
 
 
-ENGINES = ("memory", "sqlite", "postgres")
+async def redis(clock: FakeClock, url: str) -> Engine:
+    from hubbub.engines.redis import RedisBroker, RedisPresence
+
+    def make() -> RedisBroker:
+        return RedisBroker(url, clock=clock, meta_ttl=META_TTL)
+
+    async def reopen() -> Broker:
+        broker = make()
+        await broker.open()
+        return broker
+
+    broker = make()
+    return Engine(broker, RedisPresence(broker, clock=clock), clock, reopen, fake_time=False)
+
+
+ENGINES = ("memory", "sqlite", "postgres", "redis")
 
 
 @pytest.fixture(params=ENGINES)
@@ -83,8 +100,27 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         built = await memory(clock, tmp_path)
     elif request.param == "sqlite":
         built = await sqlite(clock, tmp_path)
-    else:
+    elif request.param == "postgres":
         built = await postgres(clock, request.getfixturevalue("postgres_url"))
+    else:
+        built = await redis(clock, request.getfixturevalue("redis_server").url)
     await built.broker.open()
     yield built
     await built.broker.close()
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``check()`` holds (engines with a network fan-out deliver asynchronously)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def needs_fake_time(engine: Engine) -> None:
+    if not engine.fake_time:
+        pytest.skip("this engine's expiry runs on the backend's own clock")

@@ -6,7 +6,7 @@ import pytest
 
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import HistoryOptions
-from tests.contract.conftest import Engine
+from tests.contract.conftest import Engine, eventually, needs_fake_time
 
 KEEP = HistoryOptions(size=5, ttl=60)
 
@@ -40,6 +40,7 @@ async def test_offsets_increase_by_one_and_delivery_is_in_order(engine: Engine) 
     for i in range(7):
         pub = await engine.broker.publish("a", Publication(str(i)), KEEP)
         assert pub.offset == i + 1
+    await eventually(lambda: len(handler.pubs) == 7)
     assert [p.offset for _, p in handler.pubs] == list(range(1, 8))
     assert [p.data for _, p in handler.pubs] == [str(i) for i in range(7)]
 
@@ -48,6 +49,7 @@ async def test_publish_without_history_is_delivered_with_no_offset(engine: Engin
     handler = await subscribed(engine, "a")
     pub = await engine.broker.publish("a", Publication('"x"'), None)
     assert pub.offset == 0
+    await eventually(lambda: len(handler.pubs) == 1)
     assert handler.pubs == [("a", pub)]
     assert (
         await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
@@ -83,6 +85,7 @@ async def test_history_since_limit_reverse(engine: Engine) -> None:
 
 
 async def test_ttl_drops_publications_but_keeps_the_position(engine: Engine) -> None:
+    needs_fake_time(engine)
     for i in range(3):
         await engine.broker.publish("a", Publication(str(i)), KEEP)
     before = await engine.broker.position("a")
@@ -113,6 +116,7 @@ async def test_join_and_leave_reach_the_handler(engine: Engine) -> None:
     handler = await subscribed(engine, "a")
     await engine.broker.publish_join("a", ClientInfo("c1", "u1"))
     await engine.broker.publish_leave("a", ClientInfo("c1", "u1"))
+    await eventually(lambda: len(handler.leaves) == 1)
     assert (handler.joins, handler.leaves) == ([("a", "c1")], [("a", "c1")])
 
 
@@ -131,6 +135,7 @@ async def test_idempotent_publish_returns_the_original(engine: Engine) -> None:
     again = await engine.broker.publish("a", Publication("1"), KEEP, "key-1")
     other = await engine.broker.publish("a", Publication("2"), KEEP, "key-2")
     assert (first.offset, again.offset, other.offset) == (1, 1, 2)
+    await eventually(lambda: len(handler.pubs) >= 2)
     assert [p.offset for _, p in handler.pubs] == [1, 2]
 
 
@@ -145,12 +150,14 @@ async def test_concurrent_retries_store_one_publication(engine: Engine) -> None:
     for _ in range(50):
         results.append(await engine.broker.publish("a", Publication('"x"'), KEEP, "same"))
     assert {p.offset for p in results} == {1}
+    await eventually(lambda: len(handler.pubs) >= 1)
     assert len(handler.pubs) == 1
     history = await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
     assert [p.offset for p in history.publications] == [1]
 
 
 async def test_idempotency_window_expires(engine: Engine) -> None:
+    needs_fake_time(engine)
     await engine.broker.publish("a", Publication("1"), KEEP, "k")
     engine.clock.advance(KEEP.idempotency_ttl + 1)
     again = await engine.broker.publish("a", Publication("1"), KEEP, "k")
@@ -183,6 +190,7 @@ async def test_position_of_a_new_channel_is_stable(engine: Engine) -> None:
 
 
 async def test_meta_ttl_starts_a_new_epoch(engine: Engine) -> None:
+    needs_fake_time(engine)
     await engine.broker.publish("a", Publication("1"), KEEP)
     old = await engine.broker.position("a")
     engine.clock.advance(3601)

@@ -69,7 +69,8 @@ class ServerProcess:
         return line.decode().strip()
 
     def stderr(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def terminate(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:

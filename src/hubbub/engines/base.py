@@ -66,6 +66,11 @@ class BrokerHandler(Protocol):
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None: ...
 
+    def handle_resync(self) -> None:
+        """The broker's subscriptions were re-established after a failure: publications may
+        have been missed, so local subscribers must recover."""
+        ...
+
 
 class Broker(Protocol):
     """Fan-out of publications between nodes, and the channel streams (history)."""

@@ -31,4 +31,13 @@ def history_store(settings: Settings) -> HistoryStore:
 
 
 def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
+    """The broker and presence manager: in this process, or shared through Redis (then
+    history lives in Redis streams too, so every node reads the same streams)."""
+    if settings.engine.startswith(("redis://", "rediss://")):
+        from hubbub.engines.redis import RedisBroker, RedisPresence
+
+        broker = RedisBroker(
+            settings.engine, prefix=settings.engine_prefix, meta_ttl=settings.history_meta_ttl
+        )
+        return broker, RedisPresence(broker)
     return LocalBroker(history_store(settings)), MemoryPresence()

@@ -127,13 +127,17 @@ async def connection_websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /health``: 200 with a small JSON body while the server accepts work."""
+    """``GET /health``: 200 with a small JSON body while the server accepts work; 503 while
+    shutting down or while the engine (Redis) is unreachable."""
     node = request.app[NODE_KEY]
+    engine_ok = bool(getattr(node.broker, "connected", True))
+    status = "shutting_down" if node.closing else ("ok" if engine_ok else "engine_unavailable")
     body = {
-        "status": "shutting_down" if node.closing else "ok",
+        "status": status,
         "version": __version__,
         "uptime_seconds": round(time.time() - node.started_at, 3),
         "connections": node.connection_count,
         "channels": len(node.channels()),
+        "engine": {"kind": node.settings.engine.split(":", 1)[0], "connected": engine_ok},
     }
-    return web.json_response(body, status=503 if node.closing else 200)
+    return web.json_response(body, status=200 if status == "ok" else 503)
