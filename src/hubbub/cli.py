@@ -60,7 +60,8 @@ def main() -> None:
     default=None,
     help="Accept connections without a token [default: true].",
 )
-def serve(config_file: Path | None, **flags: Any) -> None:
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Set by --workers for its workers.")
+def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
     """Run the server until SIGINT/SIGTERM.
 
     Settings come from flags, then HUBBUB_* environment variables, then the TOML file,
@@ -84,8 +85,21 @@ def serve(config_file: Path | None, **flags: Any) -> None:
         click.echo(line)
         sys.stdout.flush()
 
+    if settings.workers > 1:
+        if settings.engine == "memory":
+            raise click.ClickException(
+                f"--workers {settings.workers} needs an engine that connects the processes: "
+                "add --engine redis://HOST:PORT/DB (or HUBBUB_ENGINE, or engine in the config)"
+            )
+        from hubbub.server.workers import run_workers
+
+        try:
+            code = run_workers(sys.argv[2:], settings.workers, settings.host, settings.port, ready)
+        except HubbubError as exc:
+            raise click.ClickException(str(exc)) from None
+        sys.exit(code)
     try:
-        asyncio.run(run_server(settings, hub=hub, on_ready=ready))
+        asyncio.run(run_server(settings, hub=hub, on_ready=ready, reuse_port=reuse_port))
     except HubbubError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -113,3 +113,43 @@ async def test_history_and_recovery_across_nodes(
         for obs in (pub, other):
             obs.stop()
             await obs.ws.close()
+
+
+async def test_two_workers_share_channels(
+    start_server: StartServer, redis_server: RedisServer
+) -> None:
+    """--workers 2: connections land on both processes and still exchange messages."""
+    server = start_server("--engine", redis_server.url, "--workers", "2", "--api-key", KEY)
+    async with aiohttp.ClientSession() as http:
+        observers = []
+        for _ in range(12):
+            ws = await http.ws_connect(server.ws + "/connection/websocket")
+            await connected(ws)
+            obs = Observer(ws)
+            assert "error" not in await obs.command("subscribe", {"channel": "w"})
+            observers.append(obs)
+        for _ in range(int(scaled(50))):
+            info = await api(server, "info", {})
+            if len(info["nodes"]) == 2 and sum(n["num_clients"] for n in info["nodes"]) == 12:
+                break
+            await asyncio.sleep(0.1)
+        counts = sorted(n["num_clients"] for n in info["nodes"])
+        assert len(counts) == 2 and sum(counts) == 12 and counts[0] > 0, counts
+        await observers[0].command("publish", {"channel": "w", "data": "hello workers"})
+        for obs in observers:
+            assert (await obs.push("pub", "w"))["pub"]["data"] == "hello workers"
+            obs.stop()
+            await obs.ws.close()
+    assert server.terminate() == 0
+
+
+def test_workers_need_a_shared_engine(start_server: StartServer) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "hubbub", "serve", "--workers", "2", "--port", "0"],
+        capture_output=True, text=True, timeout=scaled(30),
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "--engine redis://" in out.stderr

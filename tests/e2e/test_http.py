@@ -36,3 +36,26 @@ async def test_room_without_upgrade_is_426(server: ServerProcess) -> None:
     async with aiohttp.ClientSession() as http, http.get(server.url + "/rooms/lobby") as resp:
         assert resp.status == 426
         assert "WebSocket" in await resp.text()
+
+
+async def test_metrics_in_prometheus_format(server: ServerProcess) -> None:
+    """/metrics counts what the node did (read at scrape time)."""
+    async with aiohttp.ClientSession() as http:
+        async with (
+            http.ws_connect(server.ws + "/rooms/m") as a,
+            http.ws_connect(server.ws + "/rooms/m") as b,
+        ):
+            await a.send_str("x")
+            assert (await b.receive()).data == "x"
+            async with http.get(server.url + "/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("hubbub_")
+    }
+    assert values["hubbub_connections"] == 2
+    assert values["hubbub_publications_total"] >= 1
+    assert values["hubbub_deliveries_total"] == 1  # the room message to b; no one else listens
+    assert values["hubbub_engine_connected"] == 1

@@ -19,7 +19,7 @@ from hubbub.dialects.raw import run_echo, run_room
 from hubbub.errors import InvalidName
 from hubbub.hub import Hooks
 from hubbub.node import Node
-from hubbub.server import api, pages
+from hubbub.server import api, metrics, pages
 from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 NODE_KEY: Final = web.AppKey("node", Node)
@@ -52,6 +52,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     pages.add_routes(app, settings, node)
     if settings.api_port is None:
         api.add_routes(app, settings, node)
+        metrics.add_routes(app, node)
     return app
 
 
@@ -59,6 +60,7 @@ def make_api_app(settings: Settings, node: Node) -> web.Application:
     """The internal app for ``api_port``: the server API (and later metrics and admin)."""
     app = web.Application(client_max_size=settings.api_max_body_size)
     api.add_routes(app, settings, node)
+    metrics.add_routes(app, node)
     app.router.add_get("/health", health)
     app[NODE_KEY] = node
     return app

@@ -41,6 +41,7 @@ async def serve(
     hub: Hub | None = None,
     on_ready: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or until ``stop`` is set), then shut down gracefully.
 
@@ -71,7 +72,9 @@ async def serve(
         await node.start()
         if demos is not None:
             demos.start()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_address=True, reuse_port=reuse_port or None
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -82,7 +85,13 @@ async def serve(
             api_runner = web.AppRunner(make_api_app(settings, node), access_log=None)
             await api_runner.setup()
             cleanups.append(api_runner)
-            api_site = web.TCPSite(api_runner, settings.host, settings.api_port, reuse_address=True)
+            api_site = web.TCPSite(
+                api_runner,
+                settings.host,
+                settings.api_port,
+                reuse_address=True,
+                reuse_port=reuse_port or None,
+            )
             try:
                 await api_site.start()
             except OSError as exc:
