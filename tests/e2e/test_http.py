@@ -40,16 +40,16 @@ async def test_room_without_upgrade_is_426(server: ServerProcess) -> None:
 
 async def test_metrics_in_prometheus_format(server: ServerProcess) -> None:
     """/metrics counts what the node did (read at scrape time)."""
-    async with aiohttp.ClientSession() as http:
-        async with (
-            http.ws_connect(server.ws + "/rooms/m") as a,
-            http.ws_connect(server.ws + "/rooms/m") as b,
-        ):
-            await a.send_str("x")
-            assert (await b.receive()).data == "x"
-            async with http.get(server.url + "/metrics") as resp:
-                assert resp.status == 200
-                text = await resp.text()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/rooms/m") as a,
+        http.ws_connect(server.ws + "/rooms/m") as b,
+    ):
+        await a.send_str("x")
+        assert (await b.receive()).data == "x"
+        async with http.get(server.url + "/metrics") as resp:
+            assert resp.status == 200
+            text = await resp.text()
     values = {
         line.split(" ")[0]: float(line.split(" ")[1])
         for line in text.splitlines()
