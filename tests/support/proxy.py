@@ -16,6 +16,7 @@ class FlakyProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self.accepted = 0
 
     async def start(self) -> FlakyProxy:
@@ -27,19 +28,31 @@ class FlakyProxy:
         if self.refusing:
             writer.transport.abort()
             return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         self.accepted += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._transports |= {writer, up_writer}
+        up_writer: asyncio.StreamWriter | None = None
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            self._transports |= {writer, up_writer}
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._transports -= {writer, up_writer}
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.transport.abort()
+                    self._transports.discard(w)
+            self._tasks.discard(task)
 
     def cut(self) -> None:
         self.refusing = True
@@ -54,3 +67,8 @@ class FlakyProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._tasks:  # cut() aborted their sockets: they end by themselves
+            await asyncio.wait(tuple(self._tasks), timeout=2)
+        for task in tuple(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

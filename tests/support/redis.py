@@ -13,8 +13,10 @@ from tests.support.postgres import free_port
 
 
 class RedisServer:
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, *, durable: bool = False) -> None:
+        """``durable``: append-only file fsynced on every write, so a restart keeps the data."""
         self.binary = binary
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="hubbub-redis-"))
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -27,7 +29,8 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"],
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
+             "--dir", str(self.dir), "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 20

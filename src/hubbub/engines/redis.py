@@ -125,6 +125,7 @@ class RedisBroker:
         self._redis: aioredis.Redis | None = None
         self._handler: BrokerHandler | None = None
         self._wanted: set[str] = set()
+        self._active: set[str] = set()  # pub/sub channels subscribed on the current connection
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self.connected = False
@@ -183,9 +184,12 @@ class RedisBroker:
     async def subscribe(self, channel: str) -> None:
         """Returns once Redis confirmed the subscription (publications from then on reach
         this node)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(self._k("ch", channel), []).append(future)
+        key = self._k("ch", channel)
         self._wanted.add(channel)
+        if self.connected and key in self._active:
+            return  # still subscribed at Redis (an unsubscribe had not been sent yet)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, []).append(future)
         try:
             await asyncio.wait_for(future, SUBSCRIBE_TIMEOUT)
         except TimeoutError:
@@ -199,7 +203,7 @@ class RedisBroker:
         delay = 0.1
         while not self._closing:
             pubsub = self.redis.pubsub()
-            active: set[str] = set()
+            active = self._active = set()
             try:
                 await pubsub.subscribe(f"{self.prefix}:control")
                 if not first:
