@@ -60,6 +60,7 @@ autobahn: $(STAMP) autobahn-venv
 # Benchmarks print numbers; they are never part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python bench/history_bench.py
+	$(BIN)/python bench/workers_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports
