@@ -113,7 +113,8 @@ async def main() -> int:
                 server.kill()
             results[workers] = rate
             print(
-                f"workers={workers}  deliveries/s={rate:>9.0f}  publications/s={pubs:>7.0f}  subscribers={args.subscribers}"
+                f"workers={workers}  deliveries/s={rate:>9.0f}  "
+                f"publications/s={pubs:>7.0f}  subscribers={args.subscribers}"
             )
         print(f"ratio workers=2 / workers=1: {results[2] / results[1]:.2f}")
     finally:
