@@ -49,30 +49,36 @@ async def memory(clock: FakeClock, tmp: Path) -> Engine:
     return Engine(broker, MemoryPresence(clock=clock), clock)
 
 
+def reopenable(
+    make: Callable[[], Broker],
+    presence: PresenceManager,
+    clock: FakeClock,
+    broker: Broker | None = None,
+) -> Engine:
+    """An engine whose storage outlives the broker: ``reopen`` builds a second one on it."""
+
+    async def reopen() -> Broker:
+        fresh = make()
+        await fresh.open()
+        return fresh
+
+    return Engine(broker or make(), presence, clock, reopen)
+
+
 async def sqlite(clock: FakeClock, tmp: Path) -> Engine:
-    def make() -> LocalBroker:
+    def make() -> Broker:
         store = SqliteHistory(tmp / "h.db", clock=clock, meta_ttl=META_TTL, retention_interval=0)
         return LocalBroker(store)
 
-    async def reopen() -> Broker:
-        broker = make()
-        await broker.open()
-        return broker
-
-    return Engine(make(), MemoryPresence(clock=clock), clock, reopen)
+    return reopenable(make, MemoryPresence(clock=clock), clock)
 
 
 async def postgres(clock: FakeClock, url: str) -> Engine:
-    def make() -> LocalBroker:
+    def make() -> Broker:
         store = PostgresHistory(url, clock=clock, meta_ttl=META_TTL, retention_interval=0)
         return LocalBroker(store)
 
-    async def reopen() -> Broker:
-        broker = make()
-        await broker.open()
-        return broker
-
-    return Engine(make(), MemoryPresence(clock=clock), clock, reopen)
+    return reopenable(make, MemoryPresence(clock=clock), clock)
 
 
 async def redis(clock: FakeClock, url: str) -> Engine:
@@ -81,13 +87,10 @@ async def redis(clock: FakeClock, url: str) -> Engine:
     def make() -> RedisBroker:
         return RedisBroker(url, clock=clock, meta_ttl=META_TTL)
 
-    async def reopen() -> Broker:
-        broker = make()
-        await broker.open()
-        return broker
-
-    broker = make()
-    return Engine(broker, RedisPresence(broker, clock=clock), clock, reopen, fake_time=False)
+    first = make()
+    engine = reopenable(make, RedisPresence(first, clock=clock), clock, first)
+    engine.fake_time = False
+    return engine
 
 
 ENGINES = ("memory", "sqlite", "postgres", "redis")

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -22,7 +21,7 @@ import asyncpg
 
 from hubbub.core.types import HistoryResult, Publication, StreamPosition
 from hubbub.engines.durable import RETENTION_BATCH, Append, DurableHistory
-from hubbub.engines.memory import Clock, new_epoch
+from hubbub.engines.memory import new_epoch
 from hubbub.engines.sqlite import info_to_text, pub_from_row
 from hubbub.errors import StoreError
 
@@ -78,21 +77,9 @@ RETURNING top, epoch
 class PostgresHistory(DurableHistory):
     """A :class:`hubbub.engines.base.HistoryStore` in PostgreSQL."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        clock: Clock = time.time,
-        meta_ttl: float = 30 * 24 * 3600,
-        group_commit: bool = True,
-        retention_interval: float = 10.0,
-    ) -> None:
-        super().__init__(
-            clock=clock,
-            meta_ttl=meta_ttl,
-            group_commit=group_commit,
-            retention_interval=retention_interval,
-        )
+    def __init__(self, url: str, **options: Any) -> None:
+        """``options``: clock, meta_ttl, group_commit, retention_interval (DurableHistory)."""
+        super().__init__(**options)
         self.url = url
         self._pool: asyncpg.Pool | None = None
 

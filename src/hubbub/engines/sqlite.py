@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Final, TypeVar
 
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.durable import RETENTION_BATCH, Append, DurableHistory
-from hubbub.engines.memory import Clock, new_epoch
+from hubbub.engines.memory import new_epoch
 from hubbub.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -119,21 +118,9 @@ def migrate(conn: sqlite3.Connection, store: str) -> None:
 class SqliteHistory(DurableHistory):
     """A :class:`hubbub.engines.base.HistoryStore` in one SQLite file."""
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        clock: Clock = time.time,
-        meta_ttl: float = 30 * 24 * 3600,
-        group_commit: bool = True,
-        retention_interval: float = 10.0,
-    ) -> None:
-        super().__init__(
-            clock=clock,
-            meta_ttl=meta_ttl,
-            group_commit=group_commit,
-            retention_interval=retention_interval,
-        )
+    def __init__(self, path: Path, **options: Any) -> None:
+        """``options``: clock, meta_ttl, group_commit, retention_interval (DurableHistory)."""
+        super().__init__(**options)
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
