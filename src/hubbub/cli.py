@@ -49,7 +49,11 @@ def main() -> None:
     "--history",
     help="History store: memory, sqlite:///PATH, postgresql://... [default: SQLite in data dir].",
 )
-@click.option("--engine", help="memory (default) or redis://HOST:PORT/DB to connect nodes.")
+@click.option(
+    "--engine",
+    help="memory (default), redis://HOST:PORT/DB or postgresql://USER@HOST:PORT/DB to connect "
+    "nodes.",
+)
 @click.option("--workers", type=int, help="Processes serving the port (needs a shared engine).")
 @click.option("--api-key", help="Key of the server API (X-API-Key).")
 @click.option("--api-port", type=int, help="Serve the server API on this port only.")
@@ -89,7 +93,8 @@ def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
         if settings.engine == "memory":
             raise click.ClickException(
                 f"--workers {settings.workers} needs an engine that connects the processes: "
-                "add --engine redis://HOST:PORT/DB (or HUBBUB_ENGINE, or engine in the config)"
+                "add --engine redis://HOST:PORT/DB or --engine postgresql://USER@HOST:PORT/DB "
+                "(or HUBBUB_ENGINE, or engine in the config)"
             )
         from hubbub.server.workers import run_workers
 

@@ -137,8 +137,8 @@ class Settings(BaseModel):
     engine: str = Field(
         "memory",
         description=(
-            "What connects nodes: memory (one process), redis://HOST:PORT/DB (fan-out, "
-            "history and presence in Redis)."
+            "What connects nodes: memory (one process), redis://HOST:PORT/DB or "
+            "postgresql://USER@HOST:PORT/DB (fan-out, history and presence in that engine)."
         ),
     )
     engine_prefix: str = Field(
@@ -244,14 +244,11 @@ class Settings(BaseModel):
     @field_validator("engine")
     @classmethod
     def _check_engine(cls, value: str) -> str:
-        if value == "memory" or value.startswith(("redis://", "rediss://")):
+        if value == "memory" or value.startswith(
+            ("redis://", "rediss://", "postgresql://", "postgres://")
+        ):
             return value
-        if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError(
-                "the PostgreSQL engine (LISTEN/NOTIFY fan-out) is not built yet; use redis:// "
-                "for several nodes (history can still live in PostgreSQL: --history)"
-            )
-        raise ValueError("use memory or redis://HOST:PORT/DB")
+        raise ValueError("use memory, redis://HOST:PORT/DB or postgresql://USER@HOST:PORT/DB")
 
     @field_validator("history")
     @classmethod

@@ -93,7 +93,17 @@ async def redis(clock: FakeClock, url: str) -> Engine:
     return engine
 
 
-ENGINES = ("memory", "sqlite", "postgres", "redis")
+async def pgengine(clock: FakeClock, url: str) -> Engine:
+    from hubbub.engines.pgbroker import PostgresBroker, PostgresPresence
+
+    def make() -> PostgresBroker:
+        return PostgresBroker(url, clock=clock, meta_ttl=META_TTL, retention_interval=0)
+
+    first = make()
+    return reopenable(make, PostgresPresence(first, clock=clock), clock, first)
+
+
+ENGINES = ("memory", "sqlite", "postgres", "redis", "pgengine")
 
 
 @pytest.fixture(params=ENGINES)
@@ -105,6 +115,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         built = await sqlite(clock, tmp_path)
     elif request.param == "postgres":
         built = await postgres(clock, request.getfixturevalue("postgres_url"))
+    elif request.param == "pgengine":
+        built = await pgengine(clock, request.getfixturevalue("postgres_url"))
     else:
         built = await redis(clock, request.getfixturevalue("redis_server").url)
     await built.broker.open()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import HistoryOptions
+from hubbub.engines.local import LocalBroker
 from tests.contract.conftest import Engine, eventually, needs_fake_time
 
 KEEP = HistoryOptions(size=5, ttl=60)
@@ -212,3 +215,37 @@ async def test_durable_engines_keep_streams_across_restarts(engine: Engine) -> N
     assert (await engine.broker.publish("a", Publication("3"), KEEP)).offset == 4
     history = await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
     assert [p.data for p in history.publications] == ["0", "1", "2", "3"]
+
+
+async def test_large_publications_are_delivered_whole_and_in_order(engine: Engine) -> None:
+    """Bigger than PostgreSQL's NOTIFY limit (8000 bytes): still one order per channel."""
+    handler = await subscribed(engine, "a")
+    sizes = [10, 20_000, 10, 9_000, 10]
+    for i, size in enumerate(sizes):
+        await engine.broker.publish("a", Publication(f'"{str(i) * size}"'), KEEP)
+    await engine.broker.publish("a", Publication(f'"{"x" * 30_000}"'), None)
+    await eventually(lambda: len(handler.pubs) == 6)
+    got = [(p.offset, len(p.data) - 2) for _, p in handler.pubs]
+    assert got == [(1, 10), (2, 20_000), (3, 10), (4, 9_000), (5, 10), (0, 30_000)]
+
+
+async def test_equal_publications_without_history_are_each_delivered(engine: Engine) -> None:
+    handler = await subscribed(engine, "a")
+    await asyncio.gather(
+        *(engine.broker.publish("a", Publication('"same"'), None) for _ in range(5))
+    )
+    await eventually(lambda: len(handler.pubs) == 5)
+
+
+async def test_unsubscribed_channels_are_not_delivered(engine: Engine) -> None:
+    """Only where the engine fans out between nodes; the local broker hands everything to
+    the node, which filters by its own subscribers."""
+    handler = await subscribed(engine, "a", "b")
+    await engine.broker.unsubscribe("b")
+    await engine.broker.publish("b", Publication('"gone"'), None)
+    await engine.broker.publish("a", Publication('"here"'), None)
+    await eventually(lambda: len(handler.pubs) >= 1)
+    if isinstance(engine.broker, LocalBroker):
+        return
+    await asyncio.sleep(0.2)
+    assert [(c, p.data) for c, p in handler.pubs] == [("a", '"here"')]

@@ -13,6 +13,9 @@ Guarantees every :class:`Broker` gives:
 - **Failures are StoreError.** Backend exceptions are translated; a publish that raised was not
   acknowledged and may or may not have been delivered (at-most-once fan-out).
 - Handler calls never await and never raise into the broker.
+- A broker that fans out between nodes hands over only channels subscribed to (from the return
+  of ``subscribe`` to the return of ``unsubscribe``); the local broker hands over everything
+  and the node keeps what its members subscribed to.
 
 Guarantees every :class:`HistoryStore` gives:
 

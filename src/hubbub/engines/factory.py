@@ -31,8 +31,9 @@ def history_store(settings: Settings) -> HistoryStore:
 
 
 def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
-    """The broker and presence manager: in this process, or shared through Redis (then
-    history lives in Redis streams too, so every node reads the same streams)."""
+    """The broker and presence manager: in this process, or shared through Redis or
+    PostgreSQL (then history lives in that engine too, so every node reads the same
+    streams)."""
     if settings.engine.startswith(("redis://", "rediss://")):
         from hubbub.engines.redis import RedisBroker, RedisPresence
 
@@ -40,4 +41,14 @@ def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
             settings.engine, prefix=settings.engine_prefix, meta_ttl=settings.history_meta_ttl
         )
         return broker, RedisPresence(broker)
+    if settings.engine.startswith(("postgresql://", "postgres://")):
+        from hubbub.engines.pgbroker import PostgresBroker, PostgresPresence
+
+        pg = PostgresBroker(
+            settings.engine,
+            prefix=settings.engine_prefix,
+            meta_ttl=settings.history_meta_ttl,
+            group_commit=settings.history_group_commit,
+        )
+        return pg, PostgresPresence(pg)
     return LocalBroker(history_store(settings)), MemoryPresence()

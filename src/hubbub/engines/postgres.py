@@ -27,7 +27,7 @@ from hubbub.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 MIGRATIONS: Final[dict[int, list[str]]] = {
     1: [
         """CREATE TABLE hubbub_streams (
@@ -55,6 +55,28 @@ MIGRATIONS: Final[dict[int, list[str]]] = {
             PRIMARY KEY (channel, key)
         )""",
         "CREATE INDEX hubbub_idempotency_expiry ON hubbub_idempotency (expires_at)",
+    ],
+    # The PostgreSQL engine (hubbub.engines.pgbroker): presence, the node list, and payloads
+    # too large for NOTIFY.
+    2: [
+        """CREATE TABLE hubbub_presence (
+            channel TEXT NOT NULL,
+            client TEXT NOT NULL,
+            info TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, client)
+        )""",
+        "CREATE INDEX hubbub_presence_expiry ON hubbub_presence (expires_at)",
+        """CREATE TABLE hubbub_nodes (
+            uid TEXT PRIMARY KEY,
+            snapshot TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE hubbub_notify_refs (
+            id BIGSERIAL PRIMARY KEY,
+            payload TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
     ],
 }
 #: Seconds to wait for a connection or a statement before calling the store unavailable.
@@ -88,7 +110,8 @@ class PostgresHistory(DurableHistory):
         """The URL without credentials, for messages."""
         return self.url.split("@")[-1]
 
-    async def _with(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn`` with a pooled connection; database and network errors become StoreError."""
         if self._pool is None:
             raise StoreError(f"postgresql {self._where}: store is not open")
         try:
@@ -107,7 +130,7 @@ class PostgresHistory(DurableHistory):
                 )
             except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
                 raise StoreError(f"postgresql {self._where}: {exc}") from exc
-        await self._with(self._migrate)
+        await self.run(self._migrate)
         self._start_retention()
 
     async def _migrate(self, conn: asyncpg.Connection) -> None:
@@ -138,11 +161,11 @@ class PostgresHistory(DurableHistory):
     # -- appends -------------------------------------------------------------------------
 
     async def _append_batch(self, batch: list[Append]) -> list[tuple[Publication, bool]]:
-        async def run(conn: asyncpg.Connection) -> list[tuple[Publication, bool]]:
+        async def work(conn: asyncpg.Connection) -> list[tuple[Publication, bool]]:
             async with conn.transaction():
                 return await self._append_in(conn, batch)
 
-        return await self._with(run)
+        return await self.run(work)
 
     async def _append_in(
         self, conn: asyncpg.Connection, batch: list[Append]
@@ -175,7 +198,7 @@ class PostgresHistory(DurableHistory):
         for item in new_items:
             counts[item.channel] = counts.get(item.channel, 0) + 1
         next_offset: dict[str, int] = {}
-        for channel, count in counts.items():
+        for channel, count in sorted(counts.items()):  # one lock order: no deadlocks
             candidate = new_epoch()
             row = await conn.fetchrow(
                 _NEXT_OFFSETS, channel, candidate, now, now - self._meta_ttl, count
@@ -231,6 +254,7 @@ class PostgresHistory(DurableHistory):
                 list(sizes),
                 [next_offset[c] - 1 - size for c, size in sizes.items()],
             )
+        await self._after_append(conn, [(item.channel, assigned[id(item)]) for item in new_items])
         out: list[tuple[Publication, bool]] = []
         for item in batch:
             fresh = assigned.get(id(item))
@@ -241,6 +265,12 @@ class PostgresHistory(DurableHistory):
                 seq = seen_keys[(item.channel, item.key)]
                 out.append((await self._stored(conn, item, seq), False))
         return out
+
+    async def _after_append(
+        self, conn: asyncpg.Connection, fresh: list[tuple[str, Publication]]
+    ) -> None:
+        """Runs inside the append transaction with the new publications in offset order (the
+        PostgreSQL engine sends its notifications here)."""
 
     async def _stored(self, conn: asyncpg.Connection, item: Append, seq: int) -> Publication:
         row = await conn.fetchrow(
@@ -258,7 +288,7 @@ class PostgresHistory(DurableHistory):
     async def read(
         self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
     ) -> HistoryResult:
-        async def run(conn: asyncpg.Connection) -> HistoryResult:
+        async def work(conn: asyncpg.Connection) -> HistoryResult:
             position = await self._position_in(conn, channel)
             if limit == 0:
                 return HistoryResult([], position)
@@ -276,10 +306,10 @@ class PostgresHistory(DurableHistory):
             rows = await conn.fetch(sql, *args)
             return HistoryResult([pub_from_row(*row) for row in rows], position)
 
-        return await self._with(run)
+        return await self.run(work)
 
     async def position(self, channel: str) -> StreamPosition:
-        return await self._with(lambda conn: self._position_in(conn, channel))
+        return await self.run(lambda conn: self._position_in(conn, channel))
 
     async def _position_in(self, conn: asyncpg.Connection, channel: str) -> StreamPosition:
         """As SQLite's: a channel never published to gets its epoch now, stored."""
@@ -305,17 +335,17 @@ class PostgresHistory(DurableHistory):
         return StreamPosition(row["top"], row["epoch"])
 
     async def remove(self, channel: str) -> None:
-        async def run(conn: asyncpg.Connection) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
                 for table in ("hubbub_publications", "hubbub_streams", "hubbub_idempotency"):
                     await conn.execute(f"DELETE FROM {table} WHERE channel = $1", channel)
 
-        await self._with(run)
+        await self.run(work)
 
     # -- retention -----------------------------------------------------------------------
 
     async def _expire_batch(self) -> int:
-        return await self._with(self._expire_in)
+        return await self.run(self._expire_in)
 
     async def _expire_in(self, conn: asyncpg.Connection) -> int:
         now = self._clock()
@@ -337,4 +367,9 @@ class PostgresHistory(DurableHistory):
                 "(SELECT 1 FROM hubbub_publications p WHERE p.channel = s.channel)",
                 now - self._meta_ttl,
             )
-        return int(pubs.split()[-1]) + int(keys.split()[-1])
+            more = await self._expire_more(conn, now)
+        return int(pubs.split()[-1]) + int(keys.split()[-1]) + more
+
+    async def _expire_more(self, conn: asyncpg.Connection, now: float) -> int:
+        """Further expired rows to delete in the retention transaction; returns how many."""
+        return 0

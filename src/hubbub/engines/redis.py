@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from hubbub.core.protocol import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
+from hubbub.engines.envelope import pub_from_payload, pub_payload
 from hubbub.engines.memory import Clock, new_epoch
 from hubbub.engines.sqlite import info_from_text
 from hubbub.errors import StoreError
@@ -88,23 +89,6 @@ _ENVELOPE = re.compile(r'^\{"t":"p","o":(\d+),"p":(.*)\}$', re.S)
 
 def _store_error(exc: Exception) -> StoreError:
     return StoreError(f"redis: {exc}")
-
-
-def pub_payload(pub: Publication) -> str:
-    """A publication as stored and sent, without its offset (the script adds it)."""
-    return replace(pub, offset=0).to_json()
-
-
-def pub_from_payload(payload: str, offset: int) -> Publication:
-    obj = json.loads(payload)
-    info = obj.get("info")
-    return Publication(
-        data=dumps(obj.get("data")),
-        offset=offset,
-        info=info_from_text(dumps(info)) if info is not None else None,
-        tags=obj.get("tags"),
-        time_ms=int(obj.get("time", 0)),
-    )
 
 
 class RedisBroker:
@@ -256,6 +240,8 @@ class RedisBroker:
         if handler is None:
             return
         channel = self._channel_of(key)
+        if channel not in self._wanted:  # unsubscribed; Redis may not know yet
+            return
         match = _ENVELOPE.match(data)
         if match is not None:
             handler.handle_publication(
