@@ -107,3 +107,14 @@ def redis_server(redis_session: RedisServer) -> RedisServer:
     """The session's redis-server, emptied for this test."""
     redis_session.flush()
     return redis_session
+
+
+@pytest.fixture(params=["redis", "postgresql"])
+def engine_url(request: pytest.FixtureRequest) -> str:
+    """A fresh cluster engine of each kind: the session's Redis emptied, or a new database in
+    the session's PostgreSQL."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return server.url
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -232,7 +232,7 @@ class Client:
         for channel, (_, top) in subs.items():
             self._live(channel, top, join_leave=False)
         for channel in subs:
-            await self._joined(channel, options[channel])
+            await self._joined(channel, options[channel], presence=options[channel].presence)
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -263,14 +263,16 @@ class Client:
                     if result.info is not None:
                         self._chan_info[channel] = p.dumps(result.info)
                     data = result.data
-            reply, top = await self._pending_result(channel, options, params, data)
+            reply, top = await self._pending_result(
+                channel, options, params, data, presence=options.presence
+            )
             if claims is not None and claims.expire_at is not None:
                 ttl = self._expire_subscription_at(channel, claims.expire_at)
                 separator = "," if reply != "{}" else ""
                 reply = reply[:-1] + separator + f'"expires":true,"ttl":{ttl}}}'
         self.transport.post(p.reply(cid, "subscribe", reply))
         self._live(channel, top, join_leave=p.optional_bool(params, "join_leave"))
-        await self._joined(channel, options)
+        await self._joined(channel, options, presence=False)
 
     @contextlib.contextmanager
     def _undone_on_failure(self, channel: str) -> Iterator[None]:
@@ -283,15 +285,29 @@ class Client:
             raise
 
     async def _pending_result(
-        self, channel: str, options: ChannelOptions, params: Mapping[str, Any], data: Any
+        self,
+        channel: str,
+        options: ChannelOptions,
+        params: Mapping[str, Any],
+        data: Any,
+        *,
+        presence: bool = False,
     ) -> tuple[str, int]:
         """Become a pending member (publications are buffered from now on) and build the
-        subscribe result; the pending membership is dropped again on failure."""
+        subscribe result; the pending membership is dropped again on failure. ``presence``:
+        also enter the channel's presence, so that it lists the client once the reply is out
+        (on every node)."""
         await self.node.add_pending(channel, self)
         try:
-            return await self._stream_result(channel, options, params, data)
+            result = await self._stream_result(channel, options, params, data)
+            if presence:
+                await self.node.presence_add(channel, self.info(channel))
+            return result
         except BaseException:
             await self.node.drop_pending(channel, self)
+            if presence:
+                with contextlib.suppress(Exception):
+                    await self.node.presence_remove(channel, self.client_id)
             raise
 
     def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
@@ -348,8 +364,9 @@ class Client:
             text = text[:-1] + ',"publications":[' + ",".join(pubs_json) + "]}"
         return text, top
 
-    async def _joined(self, channel: str, options: ChannelOptions) -> None:
-        if options.presence:
+    async def _joined(self, channel: str, options: ChannelOptions, *, presence: bool) -> None:
+        """Enter presence (unless done already) and announce the join."""
+        if presence:
             await self.node.presence_add(channel, self.info(channel))
         if options.join_leave:
             await self.node.broker.publish_join(channel, self.info(channel))
@@ -517,10 +534,12 @@ class Client:
         with self._undone_on_failure(channel):
             if info is not None:
                 self._chan_info[channel] = p.dumps(info)
-            body, top = await self._pending_result(channel, options, {}, data)
+            body, top = await self._pending_result(
+                channel, options, {}, data, presence=options.presence
+            )
         self.transport.post(p.push(channel, "subscribe", body))
         self._live(channel, top, join_leave=False)
-        await self._joined(channel, options)
+        await self._joined(channel, options, presence=False)
 
     async def server_unsubscribe(
         self, channel: str, code: int = 2000, reason: str = "server unsubscribe"

@@ -1,4 +1,5 @@
-"""Several `hubbub serve` processes sharing one Redis (each test starts its own redis-server)."""
+"""Several `hubbub serve` processes sharing one engine: Redis or PostgreSQL (the tests start
+their own redis-server and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.support.proto import Observer, connected
-from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -21,8 +21,8 @@ KEY = "cluster-api-key-0123456789"
 CONFIG = "presence_ttl = 3\n"
 
 
-def nodes(start_server: StartServer, redis: RedisServer, n: int) -> list[ServerProcess]:
-    return [start_server("--engine", redis.url, "--api-key", KEY, config=CONFIG) for _ in range(n)]
+def nodes(start_server: StartServer, engine_url: str, n: int) -> list[ServerProcess]:
+    return [start_server("--engine", engine_url, "--api-key", KEY, config=CONFIG) for _ in range(n)]
 
 
 async def api(server: ServerProcess, method: str, params: dict[str, Any]) -> Any:
@@ -36,9 +36,9 @@ async def api(server: ServerProcess, method: str, params: dict[str, Any]) -> Any
 
 
 async def test_publications_reach_every_node_once_in_one_order(
-    start_server: StartServer, redis_server: RedisServer
+    start_server: StartServer, engine_url: str
 ) -> None:
-    servers = nodes(start_server, redis_server, 3)
+    servers = nodes(start_server, engine_url, 3)
     async with aiohttp.ClientSession() as http:
         observers = []
         for server in servers * 2:  # two subscribers on each node
@@ -87,10 +87,10 @@ async def test_publications_reach_every_node_once_in_one_order(
 
 
 async def test_history_and_recovery_across_nodes(
-    start_server: StartServer, redis_server: RedisServer
+    start_server: StartServer, engine_url: str
 ) -> None:
-    """Published on one node, recovered from another: the streams live in Redis."""
-    a, b = nodes(start_server, redis_server, 2)
+    """Published on one node, recovered from another: the streams live in the engine."""
+    a, b = nodes(start_server, engine_url, 2)
     async with aiohttp.ClientSession() as http:
         wa = await http.ws_connect(a.ws + "/connection/websocket")
         await connected(wa)
@@ -109,17 +109,16 @@ async def test_history_and_recovery_across_nodes(
         assert result["recovered"] is True
         assert [p["data"] for p in result["publications"]] == [2, 3, 4]
         health = json.loads(await (await http.get(b.url + "/health")).text())
-        assert health["engine"] == {"kind": "redis", "connected": True}
+        kind = engine_url.split(":", 1)[0]
+        assert health["engine"] == {"kind": kind, "connected": True}
         for obs in (pub, other):
             obs.stop()
             await obs.ws.close()
 
 
-async def test_two_workers_share_channels(
-    start_server: StartServer, redis_server: RedisServer
-) -> None:
+async def test_two_workers_share_channels(start_server: StartServer, engine_url: str) -> None:
     """--workers 2: connections land on both processes and still exchange messages."""
-    server = start_server("--engine", redis_server.url, "--workers", "2", "--api-key", KEY)
+    server = start_server("--engine", engine_url, "--workers", "2", "--api-key", KEY)
     async with aiohttp.ClientSession() as http:
         observers = []
         for _ in range(12):

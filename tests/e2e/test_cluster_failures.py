@@ -1,4 +1,4 @@
-"""Failures in a Redis cluster: Redis restarted under load, a node killed."""
+"""Failures in a cluster: the engine (Redis, PostgreSQL) restarted under load, a node killed."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import StartServer, need_binary
+from tests.conftest import StartServer, missing, need_binary
+from tests.support.postgres import PostgresServer, find_pg_bin
 from tests.support.proxy import FlakyProxy
 from tests.support.redis import RedisServer
 from tests.support.timing import scaled
@@ -79,13 +80,43 @@ async def subscribed(server_url: str, channel: str, count: int) -> None:
     raise AssertionError(f"{channel} never had {count} subscribers")
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, since the test stops it."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        missing("PostgreSQL (initdb, pg_ctl) is not installed here")
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir)
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
 async def test_redis_restart_under_load(
     start_server: StartServer, durable_redis: RedisServer
 ) -> None:
-    """Redis is killed and restarted while publishes flow: nothing acknowledged is lost,
+    await restart_under_load(
+        start_server, durable_redis.url, durable_redis.stop, durable_redis.start
+    )
+
+
+async def test_postgres_restart_under_load(
+    start_server: StartServer, own_postgres: PostgresServer
+) -> None:
+    await restart_under_load(
+        start_server, own_postgres.url, lambda: own_postgres.stop("immediate"), own_postgres.start
+    )
+
+
+async def restart_under_load(
+    start_server: StartServer, url: str, stop: Callable[[], None], start: Callable[[], None]
+) -> None:
+    """The engine is killed and restarted while publishes flow: nothing acknowledged is lost,
     the subscriber recovers, publishing works again within 10 seconds."""
-    a = start_server("--engine", durable_redis.url, "--api-key", KEY, config=CONFIG)
-    b = start_server("--engine", durable_redis.url, "--api-key", KEY, config=CONFIG)
+    a = start_server("--engine", url, "--api-key", KEY, config=CONFIG)
+    b = start_server("--engine", url, "--api-key", KEY, config=CONFIG)
     collector = await Subscriber.start(b.url, "load")
     await subscribed(b.url, "load", 1)
     acked: list[tuple[int, int]] = []
@@ -116,10 +147,10 @@ async def test_redis_restart_under_load(
         n = 0
         for _ in range(60):
             await publish(n := n + 1)
-        durable_redis.stop()
+        stop()
         for _ in range(10):
             await publish(n := n + 1)
-        durable_redis.start()
+        start()
         restarted_at = loop.time()
         recovered_at = None
         while loop.time() - restarted_at < scaled(10):
@@ -147,12 +178,12 @@ async def test_redis_restart_under_load(
 
 
 async def test_killed_node_clients_move_and_presence_expires(
-    start_server: StartServer, redis_server: RedisServer
+    start_server: StartServer, engine_url: str
 ) -> None:
     """kill -9 of a node: its clients reconnect to another node and recover; the presence
     entries it held expire."""
-    a = start_server("--engine", redis_server.url, "--api-key", KEY, config=CONFIG)
-    b = start_server("--engine", redis_server.url, "--api-key", KEY, config=CONFIG)
+    a = start_server("--engine", engine_url, "--api-key", KEY, config=CONFIG)
+    b = start_server("--engine", engine_url, "--api-key", KEY, config=CONFIG)
     proxy = await FlakyProxy(a.port).start()  # the "load balancer" in front of node a
     collector = await Subscriber.start(f"http://127.0.0.1:{proxy.port}", "room")
     stayer = await Subscriber.start(b.url, "room")
