@@ -33,7 +33,7 @@ _INDEX_HTML: Final = (STATIC_DIR / "index.html").read_text("utf-8")
 
 
 CENTRIFUGE_POLICY: Final = Policy(
-    ping=centrifuge.PING_MESSAGE, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW
+    ping=centrifuge.PING_MESSAGE, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, coalesce=True
 )
 
 

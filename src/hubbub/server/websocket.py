@@ -9,9 +9,14 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
   carrying a code that is not allowed on the wire (e.g. 1006) is answered with 1002.
 - Keepalive: a peer silent for ``ping_interval`` is pinged and must answer (any frame counts)
   within ``pong_timeout``, else its TCP connection is dropped.
-- :meth:`post`: a bounded, ordered, non-awaiting send for fan-out. One writer task per
-  connection drains the queue (created on first use); when the unsent bytes would pass
-  ``write_buffer_limit`` the connection is closed with 1008 "slow consumer".
+- :meth:`post`: a bounded, ordered, non-awaiting send for fan-out. What is posted in one loop
+  turn is written at the end of the turn by one callback for all connections (no task or
+  coroutine per connection): with a policy that ``coalesce``s, a connection's messages of the
+  turn become one newline-separated text frame and one ``write``. Frames are built once per
+  turn for identical contents, so a publication fanned out to 10,000 connections is framed
+  once. When the unsent bytes pass ``write_buffer_limit`` the connection is closed with the
+  policy's ``slow`` code. Connections that negotiated permessage-deflate compress per
+  connection (their compressor has state), through one writer task each.
 - :meth:`close` that cannot hang: the close handshake is bounded by :data:`CLOSE_TIMEOUT`, and a
   peer that does not read gets its TCP connection aborted.
 """
@@ -22,6 +27,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import struct
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -58,6 +65,9 @@ class Policy:
     ping: str | None = None
     no_pong: tuple[int, str] | None = None
     slow: tuple[int, str] = (int(CloseCode.POLICY_VIOLATION), "slow consumer")
+    #: Messages posted in one loop turn may share a frame, separated by newlines (the
+    #: Centrifugo JSON protocol allows it; raw rooms keep one message per frame).
+    coalesce: bool = False
 
 
 RAW_POLICY: Final = Policy()
@@ -89,6 +99,67 @@ def _byte_size(data: str | bytes) -> int:
     return len(data.encode()) if isinstance(data, str) else len(data)
 
 
+_TEXT: Final = 0x81  # FIN + opcode 1
+_BINARY: Final = 0x82  # FIN + opcode 2
+
+
+def build_frame(message: str | bytes) -> bytes:
+    """An unmasked, uncompressed, final WebSocket frame (server to client) holding
+    ``message``: text for ``str``, binary for ``bytes``."""
+    if isinstance(message, str):
+        payload, first = message.encode(), _TEXT
+    else:
+        payload, first = message, _BINARY
+    size = len(payload)
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", first, 126, size) + payload
+    return struct.pack("!BBQ", first, 127, size) + payload
+
+
+class _Flusher:
+    """Writes, once per loop turn, what was posted to every connection during the turn."""
+
+    __slots__ = ("_dirty", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[WebSocketConnection] = []
+        self._scheduled = False
+
+    def mark(self, conn: WebSocketConnection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        # Frames by content, for this turn: the keys (messages, or tuples of them) stay alive
+        # in this dict, so equal keys really are equal contents.
+        frames: dict[object, bytes] = {}
+        for conn in dirty:
+            try:
+                conn.flush(frames)
+            except Exception:  # one broken connection must not stop the others
+                log.exception("%s: flushing failed", conn.id)
+                conn._abort()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
 def _reason_bytes(reason: str) -> bytes:
     data = reason.encode()
     if len(data) <= MAX_REASON_BYTES:
@@ -115,6 +186,12 @@ class WebSocketConnection:
         self._policy = policy
         self._ping_interval = settings.ping_interval
         self._pong_timeout = settings.pong_timeout
+        self._coalesce = policy.coalesce
+        self._flusher = _flusher_for(self._loop)
+        self._pending: list[str | bytes] = []  # posted this turn
+        self._pending_bytes = 0
+        self._compressed = bool(ws.compress)
+        # With compression only: what the writer task still has to send.
         self._queue: deque[str | bytes] = deque()
         self._queued = 0
         self._wake = asyncio.Event()
@@ -144,8 +221,10 @@ class WebSocketConnection:
 
     @property
     def queued_bytes(self) -> int:
-        """Bytes posted but not yet handed to the socket."""
-        return self._queued
+        """Bytes posted but not yet sent: not yet written, or buffered by the transport."""
+        transport = self._request.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return self._pending_bytes + self._queued + buffered
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -208,20 +287,66 @@ class WebSocketConnection:
         """Queue a message without waiting; see :class:`hubbub.transport.Transport`."""
         if self.closing:
             return
-        size = len(message)
-        if self._queued + size > self._limit:
-            log.info(
-                "%s: closing slow consumer (%d bytes queued, limit %d)",
-                self._id,
-                self._queued,
-                self._limit,
-            )
-            self._queue.clear()
-            self._queued = 0
-            self.close(*self._policy.slow)
+        if not self._pending:
+            self._flusher.mark(self)
+        self._pending.append(message)
+        self._pending_bytes += len(message)
+        if self._pending_bytes > self._limit:
+            self._slow()
+
+    def _slow(self) -> None:
+        log.info(
+            "%s: closing slow consumer (%d bytes unsent, limit %d)",
+            self._id,
+            self.queued_bytes,
+            self._limit,
+        )
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._queue.clear()
+        self._queued = 0
+        self.close(*self._policy.slow)
+
+    def flush(self, frames: dict[object, bytes] | None = None) -> None:
+        """Write what was posted (the flusher calls this at the end of the loop turn).
+        ``frames``: frames already built this turn, by content; new ones are added."""
+        pending = self._pending
+        if not pending:
             return
-        self._queue.append(message)
-        self._queued += size
+        self._pending = []
+        self._pending_bytes = 0
+        if frames is None:
+            frames = {}
+        transport = self._request.transport
+        if self._ws.closed or transport is None or transport.is_closing():
+            return
+        if self._compressed:
+            self._queue_for_writer(pending)
+            return
+        if self._coalesce and len(pending) > 1 and all(type(m) is str for m in pending):
+            key: object = tuple(pending)
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = build_frame("\n".join(pending))  # type: ignore[arg-type]
+            transport.write(frame)
+        else:
+            for message in pending:
+                frame = frames.get(message)
+                if frame is None:
+                    frame = frames[message] = build_frame(message)
+                transport.write(frame)
+        if transport.get_write_buffer_size() > self._limit:
+            self._slow()
+
+    def _queue_for_writer(self, messages: list[str | bytes]) -> None:
+        if self._coalesce and len(messages) > 1 and all(type(m) is str for m in messages):
+            messages = ["\n".join(messages)]  # type: ignore[arg-type]
+        for message in messages:
+            self._queue.append(message)
+            self._queued += len(message)
+        if self._queued > self._limit:
+            self._slow()
+            return
         self._idle.clear()
         if self._writer is None:
             self._writer = self._loop.create_task(self._write_loop())
@@ -229,6 +354,7 @@ class WebSocketConnection:
             self._wake.set()
 
     async def _write_loop(self) -> None:
+        """Compressed connections only: aiohttp compresses and sends, one message at a time."""
         ws, queue = self._ws, self._queue
         try:
             while True:
@@ -258,6 +384,7 @@ class WebSocketConnection:
 
     async def _close(self, code: int, reason: str) -> None:
         self._stop_timers()
+        self.flush()  # what was posted before the close (e.g. an error reply) goes out first
         if self._writer is not None:
             # What was posted before the close (e.g. an error reply) goes out first.
             with contextlib.suppress(TimeoutError):
@@ -285,6 +412,8 @@ class WebSocketConnection:
         self._stop_timers()
         if self._writer is not None:
             self._writer.cancel()
+        self._pending.clear()
+        self._pending_bytes = 0
         self._queue.clear()
         self._queued = 0
 
