@@ -83,6 +83,7 @@ def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from hubbub.server.runner import run_loop
     from hubbub.server.runner import serve as run_server
 
     def ready(line: str) -> None:
@@ -104,7 +105,7 @@ def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
             raise click.ClickException(str(exc)) from None
         sys.exit(code)
     try:
-        asyncio.run(run_server(settings, hub=hub, on_ready=ready, reuse_port=reuse_port))
+        run_loop(settings, run_server(settings, hub=hub, on_ready=ready, reuse_port=reuse_port))
     except HubbubError as exc:
         raise click.ClickException(str(exc)) from None
 

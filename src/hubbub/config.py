@@ -123,6 +123,10 @@ class Settings(BaseModel):
         5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="auto: uvloop when installed (pip install 'hubbub[fast]'), else asyncio.",
+    )
     channel: ChannelOptions = Field(
         default_factory=embedded_channel_defaults,
         description="Options of channels with no namespace.",

@@ -22,7 +22,6 @@ exception is logged and the client gets error 100 (internal).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -202,6 +201,7 @@ class Hub:
 
     def run(self, **flags: Any) -> None:
         """Serve this hub until SIGINT/SIGTERM (``flags`` as `hubbub serve`'s options)."""
-        from hubbub.server.runner import serve
+        from hubbub.server.runner import run_loop, serve
 
-        asyncio.run(serve(self.settings(**flags), hub=self))
+        settings = self.settings(**flags)
+        run_loop(settings, serve(settings, hub=self))

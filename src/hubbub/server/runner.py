@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -19,15 +19,35 @@ from hubbub import __version__
 from hubbub.config import Settings
 from hubbub.demos.runner import Demos
 from hubbub.engines.factory import build_engines
-from hubbub.errors import ListenError
+from hubbub.errors import ConfigError, ListenError
 from hubbub.hub import Hooks, Hub
 from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Of the shutdown budget, the share kept for aiohttp's own clean-up after the close handshakes.
 CLEANUP_SHARE: Final = 0.2
+
+
+def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on the event loop ``settings.event_loop`` asks for: uvloop
+    when it is installed (``auto``) or required (``uvloop``), else asyncio's own."""
+    choice = settings.event_loop
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                main.close()
+                raise ConfigError(
+                    ["event_loop: uvloop is not installed (pip install 'hubbub[fast]')"]
+                ) from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def listen_url(host: str, port: int) -> str:
