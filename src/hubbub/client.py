@@ -47,7 +47,7 @@ FLAG_REJECT_UNRECOVERED: Final = 2
 #: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
 SUB_EXPIRED: Final = (2501, "subscription expired")
 
-Handler = Callable[[int, Mapping[str, Any]], Awaitable[str | None]]
+Handler = Callable[["Client", int, Mapping[str, Any]], Awaitable[str | None]]
 
 
 class Client:
@@ -65,27 +65,14 @@ class Client:
         self.client_id = str(uuid.uuid4())
         self.session = Session(self.client_id, node.settings.client_channel_limit)
         self._chan_info: dict[str, str] = {}
-        self._join_leave: set[str] = set()
+        self._join_leave: dict[str, None] = {}  # channels with join/leave pushes (a dict is
+        # a third of an empty set's size, and most connections never fill it)
         self._expiry: asyncio.TimerHandle | None = None
         self._sub_expiry: dict[str, asyncio.TimerHandle] = {}
         settings = node.settings
         self._bucket = TokenBucket(
             settings.client_command_rate, settings.client_command_burst, time.monotonic()
         )
-        self._handlers: dict[str, Handler] = {
-            "connect": self._connect,
-            "subscribe": self._subscribe,
-            "unsubscribe": self._unsubscribe,
-            "publish": self._publish,
-            "presence": self._presence,
-            "presence_stats": self._presence_stats,
-            "history": self._history,
-            "ping": self._ping,
-            "send": self._send,
-            "rpc": self._rpc,
-            "refresh": self._refresh,
-            "sub_refresh": self._sub_refresh,
-        }
 
     @property
     def user(self) -> str:
@@ -121,7 +108,7 @@ class Client:
                 raise ClientError(ErrorCode.METHOD_NOT_FOUND)
             if cmd.problem is not None:
                 raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {cmd.problem}")
-            result = await self._handlers[cmd.method](cmd.id, cmd.params)
+            result = await _HANDLERS[cmd.method](self, cmd.id, cmd.params)
         except (ClientError, StoreError, DisconnectError) as exc:
             if isinstance(exc, DisconnectError):
                 raise
@@ -313,7 +300,7 @@ class Client:
     def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
         """After the reply: buffered publications after ``top``, then live delivery."""
         if join_leave:
-            self._join_leave.add(channel)
+            self._join_leave[channel] = None
         self.node.activate(channel, self, top)
         self.session.subscribed(channel)
 
@@ -374,7 +361,7 @@ class Client:
     async def _left(self, channel: str) -> None:
         info = self.info(channel)
         self._chan_info.pop(channel, None)
-        self._join_leave.discard(channel)
+        self._join_leave.pop(channel, None)
         await self.node.remove_member(channel, self)
         try:
             options = self.node.options(channel)
@@ -581,3 +568,21 @@ class Client:
                 await self.hooks.on_disconnect(ctx)
             except Exception:
                 log.exception("on_disconnect hook failed")
+
+
+#: Command handlers by method, shared by every client (bound methods per client would cost
+#: a dict and a dozen objects per connection).
+_HANDLERS: dict[str, Handler] = {
+    "connect": Client._connect,
+    "subscribe": Client._subscribe,
+    "unsubscribe": Client._unsubscribe,
+    "publish": Client._publish,
+    "presence": Client._presence,
+    "presence_stats": Client._presence_stats,
+    "history": Client._history,
+    "ping": Client._ping,
+    "send": Client._send,
+    "rpc": Client._rpc,
+    "refresh": Client._refresh,
+    "sub_refresh": Client._sub_refresh,
+}

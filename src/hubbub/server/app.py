@@ -124,7 +124,7 @@ async def connection_websocket(request: web.Request) -> web.StreamResponse:
     if node.closing:
         raise web.HTTPServiceUnavailable(text="shutting down\n")
     conn = await accept(request, request.app[SETTINGS_KEY], CENTRIFUGE_POLICY)
-    run = centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, dict(request.headers))
+    run = centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, request.headers)
     return await _serve(request, conn, run, centrifuge.SHUTDOWN)
 
 

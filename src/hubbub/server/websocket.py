@@ -186,18 +186,16 @@ class WebSocketConnection:
         self._policy = policy
         self._ping_interval = settings.ping_interval
         self._pong_timeout = settings.pong_timeout
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost during the handshake")
+        self._transport: asyncio.Transport = transport
         self._coalesce = policy.coalesce
         self._flusher = _flusher_for(self._loop)
         self._pending: list[str | bytes] = []  # posted this turn
         self._pending_bytes = 0
-        self._compressed = bool(ws.compress)
-        # With compression only: what the writer task still has to send.
-        self._queue: deque[str | bytes] = deque()
-        self._queued = 0
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._writer: asyncio.Task[None] | None = None
+        # Only with permessage-deflate: the per-connection compressing writer.
+        self._deflate = _DeflateWriter(self) if ws.compress else None
         self._closer: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
         self._last_seen = self._loop.time()
@@ -224,7 +222,8 @@ class WebSocketConnection:
         """Bytes posted but not yet sent: not yet written, or buffered by the transport."""
         transport = self._request.transport
         buffered = transport.get_write_buffer_size() if transport is not None else 0
-        return self._pending_bytes + self._queued + buffered
+        queued = self._deflate.queued if self._deflate is not None else 0
+        return self._pending_bytes + queued + buffered
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -285,11 +284,12 @@ class WebSocketConnection:
 
     def post(self, message: str | bytes) -> None:
         """Queue a message without waiting; see :class:`hubbub.transport.Transport`."""
-        if self.closing:
+        if self._closer is not None:  # (a closed socket is caught by flush)
             return
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             self._flusher.mark(self)
-        self._pending.append(message)
+        pending.append(message)
         self._pending_bytes += len(message)
         if self._pending_bytes > self._limit:
             self._slow()
@@ -303,8 +303,8 @@ class WebSocketConnection:
         )
         self._pending.clear()
         self._pending_bytes = 0
-        self._queue.clear()
-        self._queued = 0
+        if self._deflate is not None:
+            self._deflate.clear()
         self.close(*self._policy.slow)
 
     def flush(self, frames: dict[object, bytes] | None = None) -> None:
@@ -317,13 +317,22 @@ class WebSocketConnection:
         self._pending_bytes = 0
         if frames is None:
             frames = {}
-        transport = self._request.transport
-        if self._ws.closed or transport is None or transport.is_closing():
+        transport = self._transport
+        if transport.is_closing() or self._ws.closed:
             return
-        if self._compressed:
-            self._queue_for_writer(pending)
+        if self._deflate is not None:
+            if self._coalesce and len(pending) > 1 and all(type(m) is str for m in pending):
+                pending = ["\n".join(pending)]  # type: ignore[arg-type]
+            if not self._deflate.queue(pending):
+                self._slow()
             return
-        if self._coalesce and len(pending) > 1 and all(type(m) is str for m in pending):
+        if len(pending) == 1:  # the common case: one push this turn
+            message = pending[0]
+            frame = frames.get(message)
+            if frame is None:
+                frame = frames[message] = build_frame(message)
+            transport.write(frame)
+        elif self._coalesce and all(type(m) is str for m in pending):
             key: object = tuple(pending)
             frame = frames.get(key)
             if frame is None:
@@ -338,42 +347,6 @@ class WebSocketConnection:
         if transport.get_write_buffer_size() > self._limit:
             self._slow()
 
-    def _queue_for_writer(self, messages: list[str | bytes]) -> None:
-        if self._coalesce and len(messages) > 1 and all(type(m) is str for m in messages):
-            messages = ["\n".join(messages)]  # type: ignore[arg-type]
-        for message in messages:
-            self._queue.append(message)
-            self._queued += len(message)
-        if self._queued > self._limit:
-            self._slow()
-            return
-        self._idle.clear()
-        if self._writer is None:
-            self._writer = self._loop.create_task(self._write_loop())
-        else:
-            self._wake.set()
-
-    async def _write_loop(self) -> None:
-        """Compressed connections only: aiohttp compresses and sends, one message at a time."""
-        ws, queue = self._ws, self._queue
-        try:
-            while True:
-                while queue:
-                    message = queue.popleft()
-                    self._queued -= len(message)
-                    if isinstance(message, str):
-                        await ws.send_str(message)
-                    else:
-                        await ws.send_bytes(message)
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # ConnectionError, or a message the socket cannot take
-            log.info("%s: write failed: %r", self._id, exc)
-            self._abort()
-
     # -- closing --------------------------------------------------------------------------
 
     def close(self, code: int, reason: str) -> None:
@@ -385,12 +358,8 @@ class WebSocketConnection:
     async def _close(self, code: int, reason: str) -> None:
         self._stop_timers()
         self.flush()  # what was posted before the close (e.g. an error reply) goes out first
-        if self._writer is not None:
-            # What was posted before the close (e.g. an error reply) goes out first.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FLUSH_TIMEOUT):
-                    await self._idle.wait()
-            self._writer.cancel()
+        if self._deflate is not None:
+            await self._deflate.drain()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._ws.close(code=code, message=_reason_bytes(reason), drain=False)
@@ -410,12 +379,10 @@ class WebSocketConnection:
     def release(self) -> None:
         """Stop the timers and the writer task; the handler calls this when it is done."""
         self._stop_timers()
-        if self._writer is not None:
-            self._writer.cancel()
+        if self._deflate is not None:
+            self._deflate.stop()
         self._pending.clear()
         self._pending_bytes = 0
-        self._queue.clear()
-        self._queued = 0
 
     def _abort(self) -> None:
         self._stop_timers()
@@ -471,6 +438,71 @@ class WebSocketConnection:
             self.close(*self._policy.no_pong)
         else:
             self._abort()
+
+
+class _DeflateWriter:
+    """The send path of a connection that negotiated permessage-deflate: its compressor
+    keeps context between messages, so aiohttp compresses each message for this connection
+    alone, in order, in one task."""
+
+    def __init__(self, conn: WebSocketConnection) -> None:
+        self._conn = conn
+        self._messages: deque[str | bytes] = deque()
+        self.queued = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def queue(self, messages: list[str | bytes]) -> bool:
+        """Queue for sending; False when that would pass the connection's limit."""
+        for message in messages:
+            self._messages.append(message)
+            self.queued += len(message)
+        if self.queued > self._conn._limit:
+            return False
+        self._idle.clear()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        else:
+            self._wake.set()
+        return True
+
+    def clear(self) -> None:
+        self._messages.clear()
+        self.queued = 0
+
+    async def drain(self) -> None:
+        """Wait (at most :data:`FLUSH_TIMEOUT`) for what is queued to be sent, then stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLUSH_TIMEOUT):
+                await self._idle.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.clear()
+
+    async def _run(self) -> None:
+        ws, messages = self._conn._ws, self._messages
+        try:
+            while True:
+                while messages:
+                    message = messages.popleft()
+                    self.queued -= len(message)
+                    if isinstance(message, str):
+                        await ws.send_str(message)
+                    else:
+                        await ws.send_bytes(message)
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # ConnectionError, or a message the socket cannot take
+            log.info("%s: write failed: %r", self._conn.id, exc)
+            self._conn._abort()
 
 
 async def accept(
