@@ -55,6 +55,20 @@ class Client:
 
     raw = False
 
+    __slots__ = (
+        "_bucket",
+        "_chan_info",
+        "_expiry",
+        "_join_leave",
+        "_sub_expiry",
+        "client_id",
+        "headers",
+        "hooks",
+        "node",
+        "session",
+        "transport",
+    )
+
     def __init__(
         self, node: Node, hooks: Hooks, transport: Transport, headers: Mapping[str, str]
     ) -> None:
@@ -92,7 +106,7 @@ class Client:
         """Handle one command; raises DisconnectError when the connection must end."""
         if cmd.method == "":
             return  # pong
-        if cmd.method != "connect":
+        if self.session.state is not State.CONNECTED and cmd.method != "connect":
             self.session.require_connected(cmd.method or "command")
         if cmd.id == 0 and cmd.method != "send":
             raise DisconnectError(Disconnects.BAD_REQUEST.code, "bad request: command without id")
@@ -429,8 +443,8 @@ class Client:
         handler = self.hooks.rpc.get(method)
         if handler is None:
             raise ClientError(ErrorCode.METHOD_NOT_FOUND)
-        ctx = RPCContext(self.client_id, self.user, method, params.get("data"))
-        result = await self._hook(handler, ctx)
+        # Called directly (not through _hook): handle() turns unexpected errors into error 100.
+        result = await handler(RPCContext(self.client_id, self.user, method, params.get("data")))
         return "{}" if result is None else f'{{"data":{p.dumps(result)}}}'
 
     async def _send(self, cid: int, params: Mapping[str, Any]) -> None:

@@ -70,7 +70,7 @@ class SubscribeResult:
     data: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class PublishContext:
     client: str
     user: str
@@ -85,7 +85,7 @@ class PublishResult:
     data: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class RPCContext:
     client: str
     user: str
@@ -93,7 +93,7 @@ class RPCContext:
     data: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class MessageContext:
     client: str
     user: str

@@ -107,13 +107,20 @@ def _command(obj: Any) -> Command:
     cid = obj.get("id", 0)
     if type(cid) is not int or not 0 <= cid <= MAX_COMMAND_ID:
         raise ProtocolViolation("command id must be an unsigned 32-bit integer")
-    methods = [key for key in obj if key != "id"]
-    if not methods:
-        return Command(cid, "", {})
-    known = [m for m in methods if m in _METHOD_SET]
-    if len(known) != 1:
-        return Command(cid, None, {})
-    method = known[0]
+    if len(obj) - ("id" in obj) == 1:  # the usual shape: one method beside the id
+        for method in obj:
+            if method != "id":
+                break
+        if method not in _METHOD_SET:
+            return Command(cid, None, {})
+    else:
+        methods = [key for key in obj if key != "id"]
+        if not methods:
+            return Command(cid, "", {})
+        known = [m for m in methods if m in _METHOD_SET]
+        if len(known) != 1:
+            return Command(cid, None, {})
+        method = known[0]
     params = obj[method]
     if params is None:
         params = {}

@@ -19,12 +19,17 @@ class TokenBucket:
         self.strikes = 0
 
     def take(self, now: float) -> bool:
-        elapsed = max(0.0, now - self.updated)
-        self.updated = now
-        self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        elapsed = now - self.updated
+        tokens = self.tokens
+        if elapsed > 0.0:
+            self.updated = now
+            tokens += elapsed * self.rate
+            if tokens > self.burst:
+                tokens = float(self.burst)
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
             self.strikes = 0
             return True
+        self.tokens = tokens
         self.strikes += 1
         return False

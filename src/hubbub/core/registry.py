@@ -26,7 +26,9 @@ class Registry(Generic[S]):
 
     def __init__(self) -> None:
         self._by_channel: dict[str, dict[S, None]] = {}
-        self._by_member: dict[S, set[str]] = {}
+        # A list, not a set: most members are in one or a few channels, and a one-item list
+        # is a quarter of a set's size (it counts per connection).
+        self._by_member: dict[S, list[str]] = {}
 
     def subscribe(self, channel: str, member: S) -> bool:
         """Add ``member`` to ``channel``. True if the channel had no member before.
@@ -37,8 +39,10 @@ class Registry(Generic[S]):
         first = members is None
         if members is None:
             members = self._by_channel[channel] = {}
+        elif member in members:
+            return False
         members[member] = None
-        self._by_member.setdefault(member, set()).add(channel)
+        self._by_member.setdefault(member, []).append(channel)
         return first
 
     def unsubscribe(self, channel: str, member: S) -> bool:
@@ -51,7 +55,7 @@ class Registry(Generic[S]):
             return False
         del members[member]
         channels = self._by_member[member]
-        channels.discard(channel)
+        channels.remove(channel)
         if not channels:
             del self._by_member[member]
         if members:

@@ -41,11 +41,11 @@ async def run_centrifuge(
     try:
         while (frame := await conn.receive()) is not None:
             try:
-                commands = decode_frame(frame)
-                for command in commands:
+                for command in decode_frame(frame):
                     await client.handle(command)
                     if command.method == "connect" and not client.connected:
                         break  # an SDK batches subscribes after connect: moot when it failed
+                del command, frame  # not kept alive (with params) while the connection idles
             except ProtocolViolation as exc:
                 log.info("%s: %s", client.client_id, exc)
                 code, reason = Disconnects.BAD_REQUEST.code, f"bad request: {exc}"

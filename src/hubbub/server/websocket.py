@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import logging
+import math
 import struct
 import weakref
 from collections import deque
@@ -88,11 +90,6 @@ def require_upgrade(request: web.Request) -> None:
         raise web.HTTPUpgradeRequired(
             text="this endpoint speaks WebSocket only\n", headers={"Upgrade": "websocket"}
         )
-
-
-def _may_exceed(data: str | bytes, limit: int) -> bool:
-    """Cheap pre-check: could ``data`` be more than ``limit`` bytes (UTF-8 for text)?"""
-    return len(data) * 4 > limit if isinstance(data, str) else len(data) > limit
 
 
 def _byte_size(data: str | bytes) -> int:
@@ -170,6 +167,32 @@ def _reason_bytes(reason: str) -> bytes:
 class WebSocketConnection:
     """A WebSocket accepted by :func:`accept`; see the module docstring for its guarantees."""
 
+    __slots__ = (
+        "_closer",
+        "_coalesce",
+        "_deflate",
+        "_flusher",
+        "_id",
+        "_last_seen",
+        "_limit",
+        "_loop",
+        "_max_size",
+        "_pending",
+        "_pending_bytes",
+        "_ping_due",
+        "_ping_interval",
+        "_ping_sent_at",
+        "_ping_task",
+        "_policy",
+        "_pong_due",
+        "_pong_timeout",
+        "_request",
+        "_scheduled",
+        "_timers",
+        "_transport",
+        "_ws",
+    )
+
     def __init__(
         self,
         request: web.Request,
@@ -200,9 +223,13 @@ class WebSocketConnection:
         self._ping_task: asyncio.Task[None] | None = None
         self._last_seen = self._loop.time()
         self._ping_sent_at = 0.0
-        self._pong_timer: asyncio.TimerHandle | None = None
-        self._timer = self._loop.call_later(self._ping_interval, self._on_ping_timer)
-        self.remote = request.remote
+        # Keepalive deadlines (loop time; inf: none), checked through the loop's shared
+        # _Timers; _scheduled is the earliest time this connection is registered there for.
+        self._ping_due = self._loop.time() + self._ping_interval
+        self._pong_due = math.inf
+        self._scheduled = math.inf
+        self._timers = _timers_for(self._loop)
+        self._arm()
 
     @property
     def id(self) -> str:
@@ -241,7 +268,8 @@ class WebSocketConnection:
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 data: str | bytes = msg.data
-                if _may_exceed(data, self._max_size) and _byte_size(data) > self._max_size:
+                # Cheap pre-check first: a str of n characters is at most 4n UTF-8 bytes.
+                if len(data) * 4 > self._max_size and _byte_size(data) > self._max_size:
                     # Only a compressed message of exactly limit + 1 bytes gets here (see accept).
                     await ws.close(code=int(CloseCode.MESSAGE_TOO_BIG), message=b"message too big")
                     self._stop_timers()
@@ -392,52 +420,132 @@ class WebSocketConnection:
 
     # -- keepalive ------------------------------------------------------------------------
 
+    @property
+    def remote(self) -> str | None:
+        """The peer's address."""
+        return self._request.remote
+
     def _stop_timers(self) -> None:
-        self._timer.cancel()
-        if self._pong_timer is not None:
-            self._pong_timer.cancel()
+        self._ping_due = self._pong_due = math.inf  # registered entries become no-ops
         if self._ping_task is not None:
             self._ping_task.cancel()
 
-    def _on_ping_timer(self) -> None:
+    def _arm(self) -> None:
+        """Register for the next keepalive deadline unless already registered for it."""
+        due = min(self._ping_due, self._pong_due)
+        if due < self._scheduled:
+            self._scheduled = due
+            self._timers.add(self, due)
+
+    def on_timer(self, now: float) -> None:
+        """Called by :class:`_Timers` with a time at or after a registered one."""
+        if now + TIMER_RESOLUTION < self._scheduled:
+            return  # an earlier registration, superseded by a later one
+        self._scheduled = math.inf
+        if self._pong_due <= now:
+            self._on_pong_deadline()
+        if self._ping_due <= now:
+            self._on_ping_due(now)
+        self._arm()
+
+    def _on_ping_due(self, now: float) -> None:
         """Protocol pings go out on a fixed beat, busy or not (SDKs watch for them to detect a
         dead server); WebSocket pings only after ping_interval of silence. Either way the peer
         must show a sign of life within pong_timeout of the oldest unanswered ping."""
-        now = self._loop.time()
         beat = self._policy.ping is not None
         if not beat and now - self._last_seen < self._ping_interval:
-            self._timer = self._loop.call_at(
-                self._last_seen + self._ping_interval, self._on_ping_timer
-            )
+            self._ping_due = self._last_seen + self._ping_interval
             return
         if self.closing:
+            self._ping_due = math.inf
             return
         if beat:
             self.post(self._policy.ping)  # type: ignore[arg-type]
-            self._timer = self._loop.call_later(self._ping_interval, self._on_ping_timer)
+            self._ping_due = now + self._ping_interval
         else:
+            self._ping_due = math.inf  # the pong deadline decides when to look again
             self._ping_task = self._loop.create_task(self._send_ping())
-        if self._pong_timer is None:
-            self._ping_sent_at = now
-            self._pong_timer = self._loop.call_later(self._pong_timeout, self._on_pong_deadline)
+        if self._pong_due == math.inf:
+            # The real time (``now`` may be up to half a slot ahead): a pong must count.
+            self._ping_sent_at = self._loop.time()
+            self._pong_due = now + self._pong_timeout
 
     async def _send_ping(self) -> None:
         with contextlib.suppress(ConnectionError):
             await self._ws.ping()
 
     def _on_pong_deadline(self) -> None:
-        self._pong_timer = None
+        self._pong_due = math.inf
         if self._last_seen >= self._ping_sent_at:
             if self._policy.ping is None:
-                self._timer = self._loop.call_at(
-                    self._last_seen + self._ping_interval, self._on_ping_timer
-                )
+                self._ping_due = self._last_seen + self._ping_interval
             return
         log.info("%s: no answer to ping within %.1fs, dropping", self._id, self._pong_timeout)
         if self._policy.no_pong is not None:
             self.close(*self._policy.no_pong)
         else:
             self._abort()
+
+
+#: Seconds: keepalive deadlines are kept to this resolution.
+TIMER_RESOLUTION: Final = 0.05
+
+
+class _Timers:
+    """Keepalive deadlines of every connection of one event loop, in slots of
+    :data:`TIMER_RESOLUTION` seconds: an idle connection costs a list entry instead of a
+    timer object of its own, and one loop timer serves them all."""
+
+    __slots__ = ("_armed", "_handle", "_heap", "_loop", "_slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._slots: dict[int, list[WebSocketConnection]] = {}
+        self._heap: list[int] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed: int | None = None
+
+    def add(self, conn: WebSocketConnection, when: float) -> None:
+        slot = math.ceil(when / TIMER_RESOLUTION)
+        bucket = self._slots.get(slot)
+        if bucket is None:
+            bucket = self._slots[slot] = []
+            heapq.heappush(self._heap, slot)
+            if self._armed is None or slot < self._armed:
+                self._arm(slot)
+        bucket.append(conn)
+
+    def _arm(self, slot: int) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed = slot
+        self._handle = self._loop.call_at(slot * TIMER_RESOLUTION, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = self._armed = None
+        now = self._loop.time()
+        due = now / TIMER_RESOLUTION + 0.5  # loop timers may fire a hair early
+        heap = self._heap
+        while heap and heap[0] <= due:
+            slot = heapq.heappop(heap)
+            at = max(now, slot * TIMER_RESOLUTION)  # never before the slot's time
+            for conn in self._slots.pop(slot):
+                try:
+                    conn.on_timer(at)
+                except Exception:  # one connection must not stop the others' keepalive
+                    log.exception("%s: keepalive failed", conn.id)
+        if heap:
+            self._arm(heap[0])
+
+
+_timers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Timers] = weakref.WeakKeyDictionary()
+
+
+def _timers_for(loop: asyncio.AbstractEventLoop) -> _Timers:
+    timers = _timers.get(loop)
+    if timers is None:
+        timers = _timers[loop] = _Timers(loop)
+    return timers
 
 
 class _DeflateWriter:
