@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint autobahn autobahn-venv js-deps browser-deps bench clean
+.PHONY: run test lint autobahn autobahn-venv js-deps browser-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +57,19 @@ lint: $(STAMP)
 autobahn: $(STAMP) autobahn-venv
 	$(BIN)/python scripts/autobahn.py --suite full
 
-# Benchmarks print numbers; they are never part of `make test`.
-bench: $(STAMP)
+# Benchmarks print numbers; they are never part of `make test`. `make bench` installs the
+# peers it compares with (the [bench] extra, Node's ws from bench/peers/package-lock.json).
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
+	@[ -d bench/peers/node_modules/ws ] || npm ci --silent --prefix bench/peers
+
+bench: bench-deps
+	$(BIN)/python bench/peers_bench.py
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/workers_bench.py
 

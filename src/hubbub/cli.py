@@ -285,3 +285,45 @@ def subscribe(channels: tuple[str, ...], url: str, connect_token: str, count: in
         asyncio.run(
             operator.subscribe(url, list(channels), token=connect_token, count=count, emit=emit)
         )
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8765", help=URL_HELP)
+@click.option(
+    "--scenario", type=click.Choice(["fanout", "ping", "connect"]), default="fanout",
+    show_default=True, help="What to measure.",
+)  # fmt: skip
+@click.option("--clients", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--duration", type=click.FloatRange(0.5, 600), default=5.0, show_default=True,
+              help="Seconds of measurement.")  # fmt: skip
+@click.option("--channel", default="bench", show_default=True, help="Channel of fanout.")
+@click.option("--token", "connect_token", default="", help="Connection token for every client.")
+@click.option("--size", type=click.IntRange(1, 65536), default=100, show_default=True,
+              help="Bytes of each publication's data.")  # fmt: skip
+@click.option("--pid", type=int, help="The server's process id (same machine): adds its CPU use.")
+def bench(
+    url: str,
+    scenario: str,
+    clients: int,
+    duration: float,
+    channel: str,
+    connect_token: str,
+    size: int,
+    pid: int | None,
+) -> None:
+    """Load a running hubbub server and print what it sustained (a progress bar on stderr)."""
+    import resource
+
+    from hubbub import benchrun
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if clients + 100 > hard:
+        raise click.ClickException(f"--clients {clients} needs more open files than {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        run = benchrun.run(url, scenario, clients, duration, channel=channel,
+                           token=connect_token, size=size, pid=pid)  # fmt: skip
+        rows = asyncio.run(run)
+    except (OSError, TimeoutError) as exc:
+        raise click.ClickException(f"{url}: {exc!r}") from None
+    click.echo(benchrun.table(rows))

@@ -15,6 +15,7 @@ CPU seconds and memory, read from ``/proc``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import resource
@@ -97,14 +98,19 @@ class HubbubDialect(Dialect):
     def replies(self, payload: bytes) -> int:
         return payload.count(b'"id"')
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = "") -> None:
         self._id = 1
+        self._token = token
 
     def _next(self) -> int:
         self._id += 1
         return self._id
 
     def hello(self) -> list[bytes]:
+        if self._token:
+            return [
+                client_frame(b'{"id":1,"connect":{"token":%s}}' % json.dumps(self._token).encode())
+            ]
         return [client_frame(b'{"id":1,"connect":{}}')]
 
     def hello_replies(self) -> int:
@@ -441,6 +447,7 @@ async def paced(
     seconds: float,
     *,
     size: int = 100,
+    channel: str | None = None,
 ) -> tuple[float, float, int]:
     """Publish ``rate`` stamped publications per second for ``seconds``; return the p50 and
     p99 publish-to-receive latency in ms seen by the sampled connections, and the sample
@@ -456,7 +463,7 @@ async def paced(
             break
         if due > now:
             await asyncio.sleep(due - now)
-        publisher.send(publisher.dialect.publish(None, [stamped(size)]))
+        publisher.send(publisher.dialect.publish(channel, [stamped(size)]))
         n += 1
     await asyncio.sleep(0.5)  # the last ones arrive
     samples = sorted(stats.latencies_ns)

@@ -140,3 +140,31 @@ async def test_publish_and_subscribe_with_recovery(start_server: StartServer) ->
 def test_publish_without_key_is_a_clear_error() -> None:
     out = hubbub("publish", "news", "1", "--url", "http://127.0.0.1:9")
     assert out.returncode == 1 and "needs a key" in out.stderr
+
+
+def _figures(stdout: str) -> dict[str, str]:
+    rows = [line.rsplit("  ", 1) for line in stdout.splitlines() if "  " in line]
+    return {name.strip(): value.strip() for name, value in rows}
+
+
+def test_bench_measures_a_running_server(start_server: StartServer) -> None:
+    """`hubbub bench` drives a real server: fan-out deliveries reach every subscriber, ping
+    round trips come back, the server's CPU is read when its pid is given."""
+    server = start_server()
+    url, pid = server.url, str(server.proc.pid)
+    out = hubbub("bench", "--url", url, "--scenario", "fanout", "--clients", "20",
+                 "--duration", "1", "--pid", pid)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    figures = _figures(out.stdout)
+    assert figures["clients"] == "20"
+    assert float(figures["deliveries/s"].replace(",", "")) > 0
+    assert float(figures["deliveries per server CPU-s"].replace(",", "")) > 0
+    out = hubbub("bench", "--url", url, "--scenario", "ping", "--clients", "5", "--duration", "1")
+    assert out.returncode == 0, out.stderr
+    assert float(_figures(out.stdout)["round trips/s"].replace(",", "")) > 0
+
+
+def test_bench_reports_an_unreachable_server(tmp_path: Path) -> None:
+    out = hubbub("bench", "--url", "http://127.0.0.1:9", "--clients", "2", "--duration", "1")
+    assert out.returncode == 1
+    assert "Error: http://127.0.0.1:9" in out.stderr
