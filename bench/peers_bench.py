@@ -52,6 +52,7 @@ from hubbub.loadgen import (  # noqa: E402
     open_client,
     paced,
     parser_ceiling,
+    quiesce,
     rss_bytes,
 )
 
@@ -173,7 +174,7 @@ def running(peer: Peer) -> Iterator[tuple[str, int]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def settle(stats: Stats, quiet: float = 0.3, limit: float = 10.0) -> None:
+async def settle(stats: Stats, quiet: float = 0.5, limit: float = 60.0) -> None:
     """Wait until deliveries stop coming (the previous run's tail)."""
     end = time.perf_counter() + limit
     last = -1
@@ -189,67 +190,104 @@ def status(text: str) -> None:
 async def bench_peer(
     peer: Peer, scenarios: set[str], clients: int, seconds: float
 ) -> dict[str, Any]:
+    """Every selected scenario against one server; a scenario that fails is reported as
+    ``<scenario>_error`` and the others still run."""
     out: dict[str, Any] = {}
     with running(peer) as (url, pid):
         if scenarios & {"fanout", "memory", "connect"}:
-            stats = Stats()
-            rss0 = rss_bytes(pid)
-            subs, rate = await connect_clients(
-                url, peer.dialect, stats, clients, lambda i: [], samples=200,
-                progress=lambda n: status(f"{peer.name}: {n}/{clients} connected")
-                if n % 500 == 0 else None,
-            )  # fmt: skip
-            out["connect"] = rate
-            await asyncio.sleep(1.0)
-            out["memory"] = (rss_bytes(pid) - rss0) / clients
-            if "fanout" in scenarios:
-                publisher = await open_client(url, peer.dialect(), Stats())
-                status(f"{peer.name}: fan-out")
-                out["fanout"] = await flood(
-                    publisher, stats, clients, seconds, [None], batch=1, window=2, pid=pid
-                )
-                await settle(stats)
-                status(f"{peer.name}: fan-out, 8 publications per write")
-                out["coalesced"] = await flood(
-                    publisher, stats, clients, seconds, [None], batch=8, window=16, pid=pid
-                )
-                await settle(stats)
-                per_second = out["fanout"].rate / clients / 2
-                status(f"{peer.name}: latency at {per_second:.1f} publications/s")
-                out["latency"] = await paced(
-                    publisher, stats, per_second, min(10.0, max(3.0, 3 / per_second))
-                )
-                close_all([publisher])
-            close_all(subs)
-            await asyncio.sleep(1.0)
+            await phase(out, "fanout", pid, fanout_phase(peer, url, pid, scenarios, clients,
+                                                         seconds, out))  # fmt: skip
         if "channels" in scenarios:
-            stats = Stats()
-            names = [f"c{n}" for n in range(1000)]
-            subs, _ = await connect_clients(
-                url, peer.dialect, stats, clients,
-                lambda i: [names[(i * 10 + k * 97) % 1000] for k in range(10)],
-                progress=lambda n: status(f"{peer.name}: {n}/{clients} with 10 channels")
-                if n % 500 == 0 else None,
-            )  # fmt: skip
-            publisher = await open_client(url, peer.dialect(), Stats())
-            per_publication = clients * 10 // 1000
-            status(f"{peer.name}: many channels")
-            out["channels"] = await flood(
-                publisher, stats, per_publication, seconds, names, batch=1, window=20, pid=pid
-            )
-            close_all([publisher, *subs])
-            await asyncio.sleep(1.0)
+            await phase(out, "channels", pid, channels_phase(peer, url, pid, clients, seconds,
+                                                             out))  # fmt: skip
         if "echo" in scenarios:
-            stats = Stats()
-            conns: list[Client] = []
-            for _ in range(100):
-                conns.append(await open_client(url, peer.dialect(), stats))
-            status(f"{peer.name}: echo")
-            out["echo"] = await echo(conns, seconds, pid=pid)
-            close_all(conns)
+            await phase(out, "echo", pid, echo_phase(peer, url, pid, seconds, out))
     status("")
     print("\r", end="", file=sys.stderr)
     return out
+
+
+async def phase(out: dict[str, Any], name: str, pid: int, run: Any) -> None:
+    try:
+        await run
+    except Exception as exc:  # reported; the next scenario gets a fresh start
+        out[f"{name}_error"] = repr(exc)
+    await quiesce(pid)
+
+
+async def fanout_phase(
+    peer: Peer, url: str, pid: int, scenarios: set[str], clients: int, seconds: float,
+    out: dict[str, Any],
+) -> None:  # fmt: skip
+    stats = Stats()
+    rss0 = rss_bytes(pid)
+    subs, rate = await connect_clients(
+        url, peer.dialect, stats, clients, lambda i: [], samples=200,
+        progress=lambda n: status(f"{peer.name}: {n}/{clients} connected")
+        if n % 500 == 0 else None,
+    )  # fmt: skip
+    try:
+        out["connect"] = rate
+        await asyncio.sleep(1.0)
+        out["memory"] = (rss_bytes(pid) - rss0) / clients
+        if "fanout" not in scenarios:
+            return
+        publisher = await open_client(url, peer.dialect(), Stats())
+        subs.append(publisher)
+        # One publication at a time (the next once every subscriber has the last): nothing
+        # for hubbub to coalesce.
+        status(f"{peer.name}: fan-out")
+        out["fanout"] = await flood(
+            publisher, stats, clients, seconds, [None], batch=1, window=1, pid=pid
+        )
+        await settle(stats)
+        status(f"{peer.name}: fan-out, 8 publications per write")
+        out["coalesced"] = await flood(
+            publisher, stats, clients, seconds, [None], batch=8, window=16, pid=pid
+        )
+        await settle(stats)
+        per_second = out["fanout"].rate / clients / 2
+        status(f"{peer.name}: latency at {per_second:.1f} publications/s")
+        out["latency"] = await paced(
+            publisher, stats, per_second, min(10.0, max(3.0, 3 / per_second))
+        )
+    finally:
+        close_all(subs)
+
+
+async def channels_phase(
+    peer: Peer, url: str, pid: int, clients: int, seconds: float, out: dict[str, Any]
+) -> None:
+    stats = Stats()
+    names = [f"c{n}" for n in range(1000)]
+    subs, _ = await connect_clients(
+        url, peer.dialect, stats, clients,
+        lambda i: [names[(i * 10 + k * 97) % 1000] for k in range(10)],
+        progress=lambda n: status(f"{peer.name}: {n}/{clients} with 10 channels")
+        if n % 500 == 0 else None,
+    )  # fmt: skip
+    try:
+        publisher = await open_client(url, peer.dialect(), Stats())
+        subs.append(publisher)
+        per_publication = clients * 10 // 1000
+        status(f"{peer.name}: many channels")
+        out["channels"] = await flood(
+            publisher, stats, per_publication, seconds, names, batch=1, window=20, pid=pid
+        )
+    finally:
+        close_all(subs)
+
+
+async def echo_phase(peer: Peer, url: str, pid: int, seconds: float, out: dict[str, Any]) -> None:
+    stats = Stats()
+    conns: list[Client] = []
+    try:
+        for _ in range(100):
+            conns.append(await open_client(url, peer.dialect(), stats))
+        status(f"{peer.name}: echo")
+        out["echo"] = await echo(conns, seconds, pid=pid)
+    finally:
+        close_all(conns)
 
 
 def ratio(hub: float | None, other: float | None) -> str:
@@ -281,7 +319,7 @@ def report(results: dict[str, dict[str, Any]], scenarios: set[str], clients: int
     if "fanout" in scenarios:
         rows = []
         for name, m in measured("fanout"):
-            p50, p99, _ = results[name]["latency"]
+            p50, p99, _ = results[name].get("latency", (float("nan"), float("nan"), 0))
             rows.append([name, fmt(m.rate), fmt(m.per_cpu), ratio(hub["fanout"].per_cpu, m.per_cpu)
                          if "fanout" in hub else "-", f"{p50:.1f}", f"{p99:.1f}",
                          f"{m.own_load:.2f}"])  # fmt: skip
@@ -316,8 +354,12 @@ def report(results: dict[str, dict[str, Any]], scenarios: set[str], clients: int
     if "connect" in scenarios:
         rows = [[name, fmt(r["connect"]), ratio(hub.get("connect"), r["connect"])]
                 for name, r in results.items() if "connect" in r]  # fmt: skip
-        table("5. connect rate: connections with a subscribe, 200 at a time",
+        table("5. connect rate: connections with a subscribe, 100 at a time",
               ["server", "per second", "hubbub x"], rows)  # fmt: skip
+    for name, r in results.items():
+        for key, value in r.items():
+            if key.endswith("_error"):
+                print(f"\n{name}: {key[: -len('_error')]} failed: {value}")
     targets(results)
 
 

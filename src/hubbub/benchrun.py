@@ -7,7 +7,7 @@ Scenarios:
   publications in flight for ``duration`` seconds, then publishes at half the rate reached
   to measure publish-to-receive latency.
 - ``ping``: ``clients`` connections in closed loops of the protocol's ``ping`` command.
-- ``connect``: ``clients`` connections, each connecting and subscribing, 200 at a time.
+- ``connect``: ``clients`` connections, each connecting and subscribing, 100 at a time.
 
 Publications go through the client protocol's ``publish`` command, so the channel must let
 clients publish; its history settings apply (the server stores what it is asked to).

@@ -282,12 +282,16 @@ async def open_client(url: str, dialect: Dialect, stats: Stats, *, sample: bool 
     client = Client(request, dialect, stats, sample)
     client.waiter = opened = loop.create_future()  # completed by the 101 response
     await loop.create_connection(lambda: client, host, port)
-    await asyncio.wait_for(opened, 30)
-    hello = dialect.hello()
-    done = client.expect(dialect.hello_replies())
-    for frame in hello:
-        client.send(frame)
-    await asyncio.wait_for(done, 30)
+    try:
+        await asyncio.wait_for(opened, 30)
+        hello = dialect.hello()
+        done = client.expect(dialect.hello_replies())
+        for frame in hello:
+            client.send(frame)
+        await asyncio.wait_for(done, 30)
+    except BaseException:
+        close_all([client])
+        raise
     return client
 
 
@@ -305,14 +309,18 @@ async def connect_clients(
     count: int,
     channels_of: Callable[[int], Sequence[str]],
     *,
-    concurrency: int = 200,
+    concurrency: int = 100,
     samples: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[Client], float]:
-    """``count`` subscribed clients, ``concurrency`` being set up at a time; returns them and
-    the rate (connections with their subscribe replied, per second)."""
+    """``count`` subscribed clients, ``concurrency`` being set up at a time, ``samples`` of
+    them reading publish timestamps; returns them and the rate (connections with their
+    subscribe replied, per second)."""
     clients: list[Client] = []
     next_index = 0
+    # Sampled connections are spread evenly: servers write to their connections in some
+    # order, and the first ones connected are often the first written to.
+    every = max(1, count // samples) if samples else count + 1
     start = time.perf_counter()
 
     async def worker() -> None:
@@ -320,13 +328,21 @@ async def connect_clients(
         while next_index < count:
             index = next_index
             next_index += 1
-            client = await open_client(url, make_dialect(), stats, sample=index < samples)
+            client = await open_client(url, make_dialect(), stats, sample=index % every == 0)
+            clients.append(client)  # (closed with the others if anything fails)
             await subscribe(client, channels_of(index))
-            clients.append(client)
             if progress is not None:
                 progress(len(clients))
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    try:
+        async with asyncio.TaskGroup() as group:  # the first failure cancels the others
+            for _ in range(min(concurrency, count)):
+                group.create_task(worker())
+    except BaseException as exc:
+        close_all(clients)
+        if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            raise exc.exceptions[0] from None
+        raise
     return clients, count / (time.perf_counter() - start)
 
 
@@ -344,6 +360,17 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def quiesce(pid: int, *, idle: float = 0.05, limit: float = 30.0) -> None:
+    """Wait until process ``pid`` uses less than ``idle`` of a core over half a second (it
+    finished with the previous run: closing connections, draining buffers)."""
+    end = time.perf_counter() + limit
+    while time.perf_counter() < end:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        if cpu_seconds(pid) - before < idle * 0.5:
+            return
 
 
 def rss_bytes(pid: int) -> int:
@@ -465,7 +492,11 @@ async def paced(
             await asyncio.sleep(due - now)
         publisher.send(publisher.dialect.publish(channel, [stamped(size)]))
         n += 1
-    await asyncio.sleep(0.5)  # the last ones arrive
+    # The last ones arrive (a slow server may still be broadcasting them).
+    seen, end = -1, time.perf_counter() + 15.0
+    while len(stats.latencies_ns) != seen and time.perf_counter() < end:
+        seen = len(stats.latencies_ns)
+        await asyncio.sleep(0.5)
     samples = sorted(stats.latencies_ns)
     if not samples:
         return float("nan"), float("nan"), 0

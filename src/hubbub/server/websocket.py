@@ -118,22 +118,22 @@ def build_frame(message: str | bytes) -> bytes:
 class _Flusher:
     """Writes, once per loop turn, what was posted to every connection during the turn."""
 
-    __slots__ = ("_dirty", "_loop", "_scheduled")
+    __slots__ = ("_loop", "dirty", "scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._dirty: list[WebSocketConnection] = []
-        self._scheduled = False
+        #: Connections with something posted this turn (a connection appends itself when
+        #: its first message of the turn comes, then calls schedule() unless scheduled).
+        self.dirty: list[WebSocketConnection] = []
+        self.scheduled = False
 
-    def mark(self, conn: WebSocketConnection) -> None:
-        self._dirty.append(conn)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+    def schedule(self) -> None:
+        self.scheduled = True
+        self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
-        dirty, self._dirty = self._dirty, []
+        self.scheduled = False
+        dirty, self.dirty = self.dirty, []
         # Frames by content, for this turn: the keys (messages, or tuples of them) stay alive
         # in this dict, so equal keys really are equal contents.
         frames: dict[object, bytes] = {}
@@ -316,7 +316,10 @@ class WebSocketConnection:
             return
         pending = self._pending
         if not pending:
-            self._flusher.mark(self)
+            flusher = self._flusher
+            flusher.dirty.append(self)
+            if not flusher.scheduled:
+                flusher.schedule()
         pending.append(message)
         self._pending_bytes += len(message)
         if self._pending_bytes > self._limit:
@@ -341,10 +344,13 @@ class WebSocketConnection:
         pending = self._pending
         if not pending:
             return
-        self._pending = []
-        self._pending_bytes = 0
-        if frames is None:
-            frames = {}
+        try:
+            self._write(pending, {} if frames is None else frames)
+        finally:
+            pending.clear()  # the list is reused: one allocation less per connection and turn
+            self._pending_bytes = 0
+
+    def _write(self, pending: list[str | bytes], frames: dict[object, bytes]) -> None:
         transport = self._transport
         if transport.is_closing() or self._ws.closed:
             return
