@@ -1,0 +1,52 @@
+"""The shared keepalive timer (hubbub.server.websocket._Timers) and frame building."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hubbub.server import websocket
+
+
+class Recorder:
+    id = "rec"
+
+    def __init__(self, name: str, fired: list[tuple[str, float]]) -> None:
+        self.name = name
+        self.fired = fired
+
+    def on_timer(self, now: float) -> None:
+        self.fired.append((self.name, now))
+
+
+async def test_deadlines_fire_in_order_never_early() -> None:
+    loop = asyncio.get_running_loop()
+    timers = websocket._Timers(loop)
+    fired: list[tuple[str, float]] = []
+    t0 = loop.time()
+    wanted = {"b": t0 + 0.2, "a": t0 + 0.1, "c": t0 + 0.2, "d": t0 + 0.02}
+    for name, when in wanted.items():
+        timers.add(Recorder(name, fired), when)  # type: ignore[arg-type]
+    await asyncio.sleep(0.4)
+    assert [name for name, _ in fired] == ["d", "a", "b", "c"]
+    for name, now in fired:
+        assert now >= wanted[name]  # the time handed over is never before the deadline
+        assert now - wanted[name] < 0.2  # and not much after it (coarse, not lost)
+
+
+async def test_an_earlier_deadline_rearms_the_loop_timer() -> None:
+    loop = asyncio.get_running_loop()
+    timers = websocket._Timers(loop)
+    fired: list[tuple[str, float]] = []
+    t0 = loop.time()
+    timers.add(Recorder("late", fired), t0 + 5.0)  # type: ignore[arg-type]
+    timers.add(Recorder("soon", fired), t0 + 0.05)  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    assert [name for name, _ in fired] == ["soon"]
+
+
+def test_frames_carry_their_length_in_the_right_header_form() -> None:
+    short, medium, long = "x" * 125, "y" * 126, b"z" * 65536
+    assert websocket.build_frame(short)[:2] == bytes((0x81, 125))
+    assert websocket.build_frame(medium)[:4] == bytes((0x81, 126, 0, 126))
+    assert websocket.build_frame(long)[:10] == bytes((0x82, 127)) + (65536).to_bytes(8, "big")
+    assert websocket.build_frame("é").endswith("é".encode())
