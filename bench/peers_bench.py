@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from hubbub.loadgen import (  # noqa: E402
     Stats,
     close_all,
     connect_clients,
+    drain,
     echo,
     flood,
     open_client,
@@ -174,15 +176,6 @@ def running(peer: Peer) -> Iterator[tuple[str, int]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def settle(stats: Stats, quiet: float = 0.5, limit: float = 60.0) -> None:
-    """Wait until deliveries stop coming (the previous run's tail)."""
-    end = time.perf_counter() + limit
-    last = -1
-    while stats.delivered != last and time.perf_counter() < end:
-        last = stats.delivered
-        await asyncio.sleep(quiet)
-
-
 def status(text: str) -> None:
     print(f"\r  {text:<76}", end="", file=sys.stderr, flush=True)
 
@@ -212,6 +205,7 @@ async def phase(out: dict[str, Any], name: str, pid: int, run: Any) -> None:
         await run
     except Exception as exc:  # reported; the next scenario gets a fresh start
         out[f"{name}_error"] = repr(exc)
+        traceback.print_exc(file=sys.stderr)
     await quiesce(pid)
 
 
@@ -237,20 +231,23 @@ async def fanout_phase(
         # One publication at a time (the next once every subscriber has the last): nothing
         # for hubbub to coalesce.
         status(f"{peer.name}: fan-out")
+        base = stats.delivered
         out["fanout"] = await flood(
             publisher, stats, clients, seconds, [None], batch=1, window=1, pid=pid
         )
-        await settle(stats)
+        await drain(stats, base + out["fanout"].sent * clients)
         status(f"{peer.name}: fan-out, 8 publications per write")
+        base = stats.delivered
         out["coalesced"] = await flood(
             publisher, stats, clients, seconds, [None], batch=8, window=16, pid=pid
         )
-        await settle(stats)
+        await drain(stats, base + out["coalesced"].sent * clients)
         per_second = out["fanout"].rate / clients / 2
         status(f"{peer.name}: latency at {per_second:.1f} publications/s")
         out["latency"] = await paced(
-            publisher, stats, per_second, min(10.0, max(3.0, 3 / per_second))
-        )
+            publisher, stats, per_second, min(10.0, max(3.0, 3 / per_second)),
+            per_publication=clients,
+        )  # fmt: skip
     finally:
         close_all(subs)
 

@@ -31,6 +31,7 @@ from hubbub.loadgen import (
     client_frame,
     close_all,
     connect_clients,
+    drain,
     flood,
     open_client,
     paced,
@@ -152,8 +153,10 @@ async def _fanout(
         per_second = max(measure.rate / count / 2, 0.5)
         latency = Progress("latency")
         latency.show(0.5, f"{per_second:.1f} publications/s", force=True)
+        await drain(stats, base_count + measure.sent * count)
         p50, p99, samples = await paced(publisher, stats, per_second, min(duration, 10.0),
-                                        size=size, channel=channel)  # fmt: skip
+                                        size=size, channel=channel,
+                                        per_publication=count)  # fmt: skip
         latency.done()
     finally:
         close_all([publisher])

@@ -394,6 +394,8 @@ class Measure:
     count: int
     server_cpu: float | None
     own_cpu: float
+    #: What was sent in the window (publications), where that differs from ``count``.
+    sent: int = 0
 
     @property
     def rate(self) -> float:
@@ -461,10 +463,25 @@ async def flood(
             sent += batch
             await asyncio.sleep(0)
         else:
-            await asyncio.sleep(0.0005)
+            await asyncio.sleep(0.002)  # (uvloop rounds shorter sleeps to none: a busy loop)
         if tick is not None:
             tick(now - measure.t0)
-    return measure.done(stats.delivered - base)
+    result = measure.done(stats.delivered - base)
+    result.sent = sent
+    return result
+
+
+async def drain(stats: Stats, expected: int, limit: float = 60.0) -> None:
+    """Wait until ``stats.delivered`` reaches ``expected`` (the tail of a run), or until
+    deliveries stop for 2 seconds, or ``limit``."""
+    end = time.perf_counter() + limit
+    last, still = stats.delivered, time.perf_counter()
+    while stats.delivered < expected and (now := time.perf_counter()) < end:
+        if stats.delivered != last:
+            last, still = stats.delivered, now
+        elif now - still > 2.0:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def paced(
@@ -475,11 +492,13 @@ async def paced(
     *,
     size: int = 100,
     channel: str | None = None,
+    per_publication: int = 1,
 ) -> tuple[float, float, int]:
     """Publish ``rate`` stamped publications per second for ``seconds``; return the p50 and
     p99 publish-to-receive latency in ms seen by the sampled connections, and the sample
-    count."""
+    count. ``per_publication``: deliveries each publication makes (to wait for the last)."""
     stats.latencies_ns.clear()
+    base = stats.delivered
     interval = 1.0 / rate
     start = time.perf_counter()
     n = 0
@@ -492,11 +511,7 @@ async def paced(
             await asyncio.sleep(due - now)
         publisher.send(publisher.dialect.publish(channel, [stamped(size)]))
         n += 1
-    # The last ones arrive (a slow server may still be broadcasting them).
-    seen, end = -1, time.perf_counter() + 15.0
-    while len(stats.latencies_ns) != seen and time.perf_counter() < end:
-        seen = len(stats.latencies_ns)
-        await asyncio.sleep(0.5)
+    await drain(stats, base + n * per_publication, limit=30.0)  # a slow server's tail
     samples = sorted(stats.latencies_ns)
     if not samples:
         return float("nan"), float("nan"), 0
