@@ -1,24 +1,25 @@
 """Fan-out deliveries per second with the Redis engine: 1 process versus ``--workers 2``.
 
-    python bench/workers_bench.py [--subscribers 500] [--seconds 4]
+    python bench/workers_bench.py [--subscribers 2000] [--seconds 4]
 
 Starts its own redis-server, then for each setup a ``hubbub serve --engine redis://...``,
-connects ``--subscribers`` channel-protocol clients to one channel, publishes 100-byte messages
-from one client (up to 64 in flight) for ``--seconds``, and counts what the subscribers
-received. The load generator is one Python process on the same 2 cores, so it is printed too:
-its ceiling caps both figures. Prints one line per setup and the ratio.
+connects ``--subscribers`` channel-protocol clients to one channel (SO_REUSEPORT spreads them
+over the workers), publishes 100-byte messages from one client (up to 8 in flight) for
+``--seconds``, and counts what the subscribers received (hubbub.loadgen, one process). It
+also prints the CPU seconds of all server processes, so deliveries per server CPU-second
+can be compared. On this 2-core machine the generator, Redis and the workers share two
+cores: a second worker cannot add a core here, so the figure to watch is that the two
+workers deliver everything, to every subscriber, at the same cost per delivery.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
+import resource
 import sys
-import time
 from pathlib import Path
 
-import aiohttp
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,67 +27,49 @@ sys.path.insert(0, str(ROOT))
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 
-PAYLOAD = "x" * 100
+from hubbub.loadgen import (  # noqa: E402
+    HubbubDialect,
+    Stats,
+    close_all,
+    connect_clients,
+    drain,
+    flood,
+    open_client,
+)
 
 
-async def run(url: str, subscribers: int, seconds: float) -> tuple[float, float]:
-    received = 0
-    connector = aiohttp.TCPConnector(limit=0)  # the default pool stops at 100 connections
-    async with aiohttp.ClientSession(connector=connector) as http:
-        sockets = []
-        for _ in range(subscribers):
-            ws = await http.ws_connect(url, max_msg_size=0)
-            await ws.send_str('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"bench"}}')
-            sockets.append(ws)
-        for ws in sockets:  # both replies arrived
-            got = 0
-            while got < 2:
-                msg = await ws.receive()
-                got += sum(1 for line in msg.data.split("\n") if '"id"' in line)
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the server and its workers."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
 
-        async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
-            nonlocal received
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    return
-                received += msg.data.count('"pub"')
 
-        readers = [asyncio.create_task(reader(ws)) for ws in sockets]
-        pub = await http.ws_connect(url)
-        await pub.send_str('{"id":1,"connect":{}}')
-        await pub.receive()
-        sent = 0
-        window = asyncio.Semaphore(64)
-
-        async def replies_reader() -> None:
-            async for msg in pub:
-                for _ in range(msg.data.count('"publish"')):
-                    window.release()
-
-        rr = asyncio.create_task(replies_reader())
-        start = time.perf_counter()
-        base = received
-        cid = 10
-        while time.perf_counter() - start < seconds:
-            await window.acquire()
-            cid += 1
-            await pub.send_str(
-                json.dumps({"id": cid, "publish": {"channel": "bench", "data": PAYLOAD}})
-            )
-            sent += 1
-        await asyncio.sleep(1.0)  # let the tail arrive
-        elapsed = time.perf_counter() - start
-        delivered = received - base
-        for task in [*readers, rr]:
-            task.cancel()
-        return delivered / elapsed, sent / elapsed
+async def run(url: str, pid: int, subscribers: int, seconds: float) -> tuple[float, float, float]:
+    """(deliveries/s, publications/s, deliveries per server CPU-second)."""
+    stats = Stats()
+    subs, _ = await connect_clients(url, HubbubDialect, stats, subscribers, lambda i: ["bench"])
+    publisher = await open_client(url, HubbubDialect(), Stats())
+    try:
+        cpu0 = server_cpu(pid)
+        measure = await flood(publisher, stats, subscribers, seconds, ["bench"], window=8)
+        cpu = server_cpu(pid) - cpu0
+        await drain(stats, stats.delivered + 1, limit=1.0)
+    finally:
+        close_all([publisher, *subs])
+    return measure.rate, measure.rate / subscribers, measure.count / max(cpu, 1e-9)
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subscribers", type=int, default=500)
+    parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import shutil
     import tempfile
 
@@ -105,16 +88,16 @@ async def main() -> int:
                 None, tmp / f"server-{workers}.log",
             )  # fmt: skip
             try:
-                rate, pubs = await run(
-                    server.ws + "/connection/websocket", args.subscribers, args.seconds
+                rate, pubs, per_cpu = await run(
+                    server.ws, server.proc.pid, args.subscribers, args.seconds
                 )
             finally:
                 server.terminate()
                 server.kill()
             results[workers] = rate
             print(
-                f"workers={workers}  deliveries/s={rate:>9.0f}  "
-                f"publications/s={pubs:>7.0f}  subscribers={args.subscribers}"
+                f"workers={workers}  deliveries/s={rate:>9.0f}  publications/s={pubs:>7.0f}  "
+                f"per server CPU-s={per_cpu:>9.0f}  subscribers={args.subscribers}"
             )
         print(f"ratio workers=2 / workers=1: {results[2] / results[1]:.2f}")
     finally:
@@ -124,4 +107,6 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    import uvloop
+
+    sys.exit(uvloop.run(main()))
