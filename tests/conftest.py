@@ -70,9 +70,8 @@ def server(start_server: StartServer) -> ServerProcess:
     return start_server()
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One throw-away PostgreSQL for the session; tests make their own databases in it."""
+def throwaway_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of its own, destroyed afterwards (skips, or fails under CI, without one)."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
         missing("PostgreSQL (initdb, pg_ctl) is not installed here")
@@ -82,6 +81,12 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL for the session; tests make their own databases in it."""
+    yield from throwaway_postgres()
 
 
 _databases = iter(range(1, 1_000_000))

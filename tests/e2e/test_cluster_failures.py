@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import StartServer, missing, need_binary
-from tests.support.postgres import PostgresServer, find_pg_bin
+from tests.conftest import StartServer, need_binary, throwaway_postgres
+from tests.support.postgres import PostgresServer
 from tests.support.proxy import FlakyProxy
 from tests.support.redis import RedisServer
 from tests.support.timing import scaled
@@ -83,15 +83,7 @@ async def subscribed(server_url: str, channel: str, count: int) -> None:
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, since the test stops it."""
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        missing("PostgreSQL (initdb, pg_ctl) is not installed here")
-    assert bin_dir is not None
-    server = PostgresServer(bin_dir)
-    try:
-        yield server
-    finally:
-        server.destroy()
+    yield from throwaway_postgres()
 
 
 async def test_redis_restart_under_load(
