@@ -170,7 +170,7 @@ class Client:
                 data=params.get("data"),
                 name=p.optional_str(params, "name"),
                 version=p.optional_str(params, "version"),
-                headers=self.headers,
+                headers=dict(self.headers),  # a plain dict, made once per connect
                 user=user,
             )
             result = await self._hook(self.hooks.on_connect, ctx)

@@ -36,7 +36,7 @@ from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import Broker, HistoryOptions, PresenceManager
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
-from hubbub.errors import ClientError
+from hubbub.errors import ClientError, StoreError
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,9 @@ class Node:
         self._users: dict[str, set[str]] = {}
         self._members: Registry[Member] = Registry()
         self._pending: dict[str, dict[Member, list[Publication]]] = {}
-        self._upstream: set[str] = set()
+        # Channels subscribed at the broker; the future completes when the subscription is
+        # in place, so that a second subscriber never reads a position before it is.
+        self._upstream: dict[str, asyncio.Future[None]] = {}
         self._presence_entries: dict[tuple[str, str], ClientInfo] = {}
         self._presence_task: asyncio.Task[None] | None = None
         self._announce_task: asyncio.Task[None] | None = None
@@ -249,20 +251,29 @@ class Node:
         return self.rules.options(channel)
 
     async def _ensure_upstream(self, channel: str) -> None:
-        if channel in self._upstream:
+        """Returns once the broker delivers ``channel`` to this node (the first caller asks
+        the broker; callers meanwhile wait for that, and fail with it)."""
+        underway = self._upstream.get(channel)
+        if underway is not None:
+            await asyncio.shield(underway)
             return
-        self._upstream.add(channel)
+        underway = self._upstream[channel] = asyncio.get_running_loop().create_future()
         try:
             await self.broker.subscribe(channel)
-        except BaseException:
-            self._upstream.discard(channel)
+        except BaseException as exc:
+            if self._upstream.get(channel) is underway:
+                del self._upstream[channel]
+            failure = exc if isinstance(exc, StoreError) else StoreError("subscribe failed")
+            underway.set_exception(failure)
+            underway.exception()  # (retrieved: nobody may be waiting)
             raise
+        underway.set_result(None)
 
     async def _release_upstream(self, channel: str) -> None:
         if channel in self._pending or self._members.subscribers(channel):
             return
         if channel in self._upstream:
-            self._upstream.discard(channel)
+            del self._upstream[channel]
             await self.broker.unsubscribe(channel)
 
     async def add_pending(self, channel: str, member: Member) -> None:

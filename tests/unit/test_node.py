@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 
 from hubbub.config import Settings
 from hubbub.core.types import ClientInfo
+from hubbub.engines.local import LocalBroker
+from hubbub.engines.memory import MemoryHistory
+from hubbub.errors import StoreError
 from hubbub.node import Node
 
 
@@ -112,3 +116,48 @@ def test_close_all_uses_each_connections_shutdown_code() -> None:
     assert node.closing
     assert raw.closed_with == (1001, "going away")
     assert proto.closed_with == (3001, "shutdown")
+
+
+class SlowSubscribeBroker(LocalBroker):
+    """A broker whose subscribe takes until ``release`` is set, and can fail."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryHistory())
+        self.release = asyncio.Event()
+        self.fail = False
+        self.calls = 0
+
+    async def subscribe(self, channel: str) -> None:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail:
+            raise StoreError("engine down")
+
+
+async def test_a_second_subscriber_waits_for_the_upstream_subscription() -> None:
+    """Nobody reads a stream position before the broker delivers the channel to the node
+    (else publications in between are missed), and the broker is asked once."""
+    broker = SlowSubscribeBroker()
+    node = Node(broker=broker)
+    first = asyncio.create_task(node.add_pending("c", member("a", False)))
+    second = asyncio.create_task(node.add_pending("c", member("b", False)))
+    await asyncio.sleep(0.01)
+    assert not first.done() and not second.done()
+    broker.release.set()
+    await asyncio.gather(first, second)
+    assert broker.calls == 1
+
+
+async def test_a_failed_upstream_subscription_fails_its_waiters_too() -> None:
+    broker = SlowSubscribeBroker()
+    broker.fail = True
+    node = Node(broker=broker)
+    first = asyncio.create_task(node.add_pending("c", member("a", False)))
+    second = asyncio.create_task(node.add_pending("c", member("b", False)))
+    await asyncio.sleep(0.01)
+    broker.release.set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert all(isinstance(r, StoreError) for r in results)
+    broker.fail = False  # the next subscriber asks the broker again
+    await node.add_pending("c", member("c", False))
+    assert broker.calls == 2

@@ -283,7 +283,13 @@ class PostgresBroker:
             while self._pending:
                 head = self._pending[0]
                 if head.startswith('{"r":'):
-                    text = await self._fetch_ref(int(json.loads(head)["r"]))
+                    try:
+                        ref = int(json.loads(head)["r"])
+                    except (ValueError, KeyError, TypeError):  # not ours: someone NOTIFYed
+                        log.warning("postgresql: ignoring a malformed notification")
+                        self._pending.popleft()
+                        continue
+                    text = await self._fetch_ref(ref)
                     if text is None:
                         # The publication is lost for this node: make its subscribers recover.
                         self._pending.popleft()

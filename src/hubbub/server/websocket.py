@@ -121,15 +121,18 @@ class _Flusher:
     __slots__ = ("_loop", "dirty", "scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: this object is the loop's value in a WeakKeyDictionary keyed by the loop.
+        self._loop = weakref.ref(loop)
         #: Connections with something posted this turn (a connection appends itself when
         #: its first message of the turn comes, then calls schedule() unless scheduled).
         self.dirty: list[WebSocketConnection] = []
         self.scheduled = False
 
     def schedule(self) -> None:
-        self.scheduled = True
-        self._loop.call_soon(self.flush)
+        loop = self._loop()
+        if loop is not None:
+            self.scheduled = True
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self.scheduled = False
@@ -432,7 +435,10 @@ class WebSocketConnection:
         return self._request.remote
 
     def _stop_timers(self) -> None:
-        self._ping_due = self._pong_due = math.inf  # registered entries become no-ops
+        self._ping_due = self._pong_due = math.inf
+        if self._scheduled != math.inf:  # not kept alive by the timers until its slot comes
+            self._timers.discard(self, self._scheduled)
+            self._scheduled = math.inf
         if self._ping_task is not None:
             self._ping_task.cancel()
 
@@ -499,48 +505,80 @@ TIMER_RESOLUTION: Final = 0.05
 
 class _Timers:
     """Keepalive deadlines of every connection of one event loop, in slots of
-    :data:`TIMER_RESOLUTION` seconds: an idle connection costs a list entry instead of a
-    timer object of its own, and one loop timer serves them all."""
+    :data:`TIMER_RESOLUTION` seconds: an idle connection costs a dict entry in a slot shared
+    with the others due then, instead of a timer object of its own, and one loop timer
+    serves them all.
 
-    __slots__ = ("_armed", "_handle", "_heap", "_loop", "_slots")
+    Guarantees: a connection registered for ``when`` gets ``on_timer(at)`` once, with
+    ``at >= slot time >= when`` (up to float rounding), unless discarded first; a
+    registration made while a slot is being fired lands in a later slot, so firing always
+    ends."""
+
+    __slots__ = ("_armed", "_firing", "_handle", "_heap", "_loop", "_slots")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._slots: dict[int, list[WebSocketConnection]] = {}
+        self._loop = weakref.ref(loop)  # (this object is the loop's value in a weak dict)
+        self._slots: dict[int, dict[WebSocketConnection, None]] = {}
         self._heap: list[int] = []
         self._handle: asyncio.TimerHandle | None = None
         self._armed: int | None = None
+        self._firing: int | None = None
+
+    def _slot(self, when: float) -> int:
+        slot = math.ceil(when / TIMER_RESOLUTION)
+        if self._firing is not None and slot <= self._firing:
+            slot = self._firing + 1
+        return slot
 
     def add(self, conn: WebSocketConnection, when: float) -> None:
-        slot = math.ceil(when / TIMER_RESOLUTION)
+        slot = self._slot(when)
         bucket = self._slots.get(slot)
         if bucket is None:
-            bucket = self._slots[slot] = []
+            bucket = self._slots[slot] = {}
             heapq.heappush(self._heap, slot)
             if self._armed is None or slot < self._armed:
                 self._arm(slot)
-        bucket.append(conn)
+        bucket[conn] = None
+
+    def discard(self, conn: WebSocketConnection, when: float) -> None:
+        """Forget the registration made for ``when`` (an empty slot simply fires empty)."""
+        bucket = self._slots.get(math.ceil(when / TIMER_RESOLUTION))
+        if bucket is not None:
+            bucket.pop(conn, None)
 
     def _arm(self, slot: int) -> None:
+        loop = self._loop()
+        if loop is None:
+            return
         if self._handle is not None:
             self._handle.cancel()
         self._armed = slot
-        self._handle = self._loop.call_at(slot * TIMER_RESOLUTION, self._fire)
+        self._handle = loop.call_at(slot * TIMER_RESOLUTION, self._fire)
 
     def _fire(self) -> None:
         self._handle = self._armed = None
-        now = self._loop.time()
+        loop = self._loop()
+        if loop is None:
+            return
+        now = loop.time()
         due = now / TIMER_RESOLUTION + 0.5  # loop timers may fire a hair early
         heap = self._heap
-        while heap and heap[0] <= due:
+        ready = []
+        while heap and heap[0] <= due:  # taken first: what on_timer adds waits a turn
             slot = heapq.heappop(heap)
-            at = max(now, slot * TIMER_RESOLUTION)  # never before the slot's time
-            for conn in self._slots.pop(slot):
-                try:
-                    conn.on_timer(at)
-                except Exception:  # one connection must not stop the others' keepalive
-                    log.exception("%s: keepalive failed", conn.id)
-        if heap:
+            ready.append((slot, self._slots.pop(slot)))
+        try:
+            for slot, bucket in ready:
+                self._firing = slot
+                at = max(now, slot * TIMER_RESOLUTION)  # never before the slot's time
+                for conn in bucket:
+                    try:
+                        conn.on_timer(at)
+                    except Exception:  # one connection must not stop the others' keepalive
+                        log.exception("%s: keepalive failed", conn.id)
+        finally:
+            self._firing = None
+        if heap and (self._armed is None or heap[0] < self._armed):
             self._arm(heap[0])
 
 

@@ -50,3 +50,63 @@ def test_frames_carry_their_length_in_the_right_header_form() -> None:
     assert websocket.build_frame(medium)[:4] == bytes((0x81, 126, 0, 126))
     assert websocket.build_frame(long)[:10] == bytes((0x82, 127)) + (65536).to_bytes(8, "big")
     assert websocket.build_frame("é").endswith("é".encode())
+
+
+class FakeLoop:
+    """Time stands still; call_at only records."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.calls: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: object) -> FakeHandle:
+        self.calls.append(when)
+        return FakeHandle()
+
+
+class FakeHandle:
+    def cancel(self) -> None:
+        pass
+
+
+class NotYet:
+    """A connection whose deadline is a rounding error past the slot's time: it registers
+    again each time it is called (as WebSocketConnection does when nothing is due yet)."""
+
+    id = "not-yet"
+
+    def __init__(self, timers: websocket._Timers, when: float) -> None:
+        self.timers, self.when, self.calls = timers, when, 0
+
+    def on_timer(self, now: float) -> None:
+        self.calls += 1
+        if now < self.when:
+            self.timers.add(self, self.when)  # type: ignore[arg-type]
+
+
+def test_a_registration_made_while_firing_waits_for_a_later_slot() -> None:
+    when = 1.7500000000000002  # ceil(when / 0.05) == 35, but 35 * 0.05 == 1.75 < when
+    loop = FakeLoop(now=1.75)
+    timers = websocket._Timers(loop)  # type: ignore[arg-type]
+    conn = NotYet(timers, when)
+    timers.add(conn, when)  # type: ignore[arg-type]
+    timers._fire()  # returns (it used to spin forever here)
+    assert conn.calls == 1
+    loop.now = 1.8
+    timers._fire()
+    assert conn.calls == 2  # the later slot's time is past the deadline: done
+
+
+def test_discarded_registrations_do_not_fire() -> None:
+    loop = FakeLoop(now=10.0)
+    timers = websocket._Timers(loop)  # type: ignore[arg-type]
+    fired: list[tuple[str, float]] = []
+    kept, dropped = Recorder("kept", fired), Recorder("dropped", fired)
+    timers.add(kept, 9.0)  # type: ignore[arg-type]
+    timers.add(dropped, 9.0)  # type: ignore[arg-type]
+    timers.discard(dropped, 9.0)  # type: ignore[arg-type]
+    timers._fire()
+    assert [name for name, _ in fired] == ["kept"]
