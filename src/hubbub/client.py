@@ -15,7 +15,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 from hubbub import __version__, reads
 from hubbub.auth import SubscribeClaims
@@ -41,6 +42,8 @@ from hubbub.node import Node
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Subscribe flag (SubscribeRequest.flag): reject with 112 instead of recovered=false.
 FLAG_REJECT_UNRECOVERED: Final = 2
@@ -78,11 +81,13 @@ class Client:
         self.headers = headers
         self.client_id = str(uuid.uuid4())
         self.session = Session(self.client_id, node.settings.client_channel_limit)
-        self._chan_info: dict[str, str] = {}
-        self._join_leave: dict[str, None] = {}  # channels with join/leave pushes (a dict is
-        # a third of an empty set's size, and most connections never fill it)
+        # Per-channel extras, rarely used: they share one read-only empty mapping until the
+        # first entry (three empty dicts are ~200 bytes per connection). Written only through
+        # _put, which swaps in a real dict.
+        self._chan_info: dict[str, str] = _NOTHING  # channel -> chan_info JSON
+        self._join_leave: dict[str, None] = _NOTHING  # channels with join/leave pushes
+        self._sub_expiry: dict[str, asyncio.TimerHandle] = _NOTHING
         self._expiry: asyncio.TimerHandle | None = None
-        self._sub_expiry: dict[str, asyncio.TimerHandle] = {}
         settings = node.settings
         self._bucket = TokenBucket(
             settings.client_command_rate, settings.client_command_burst, time.monotonic()
@@ -250,7 +255,7 @@ class Client:
         with self._undone_on_failure(channel):
             data = None
             if claims is not None and claims.info is not None:
-                self._chan_info[channel] = p.dumps(claims.info)
+                self._chan_info = _put(self._chan_info, channel, p.dumps(claims.info))
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
                     client=self.client_id,
@@ -262,7 +267,7 @@ class Client:
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
                     if result.info is not None:
-                        self._chan_info[channel] = p.dumps(result.info)
+                        self._chan_info = _put(self._chan_info, channel, p.dumps(result.info))
                     data = result.data
             reply, top = await self._pending_result(
                 channel, options, params, data, presence=options.presence
@@ -282,7 +287,7 @@ class Client:
             yield
         except BaseException:
             self.session.drop(channel)
-            self._chan_info.pop(channel, None)
+            _drop(self._chan_info, channel)
             raise
 
     async def _pending_result(
@@ -314,7 +319,7 @@ class Client:
     def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
         """After the reply: buffered publications after ``top``, then live delivery."""
         if join_leave:
-            self._join_leave[channel] = None
+            self._join_leave = _put(self._join_leave, channel, None)
         self.node.activate(channel, self, top)
         self.session.subscribed(channel)
 
@@ -374,8 +379,8 @@ class Client:
 
     async def _left(self, channel: str) -> None:
         info = self.info(channel)
-        self._chan_info.pop(channel, None)
-        self._join_leave.pop(channel, None)
+        _drop(self._chan_info, channel)
+        _drop(self._join_leave, channel)
         await self.node.remove_member(channel, self)
         try:
             options = self.node.options(channel)
@@ -479,7 +484,7 @@ class Client:
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
         claims = self._subscription_claims(p.require_str(params, "token"), channel)
         if claims.expire_at is None:
-            timer = self._sub_expiry.pop(channel, None)
+            timer = _drop(self._sub_expiry, channel)
             if timer is not None:
                 timer.cancel()
             return '{"expires":false}'
@@ -514,14 +519,15 @@ class Client:
     def _expire_subscription_at(self, channel: str, expire_at: float) -> int:
         """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
         ``expire_at`` unless a sub_refresh moves it; the TTL."""
-        timer = self._sub_expiry.pop(channel, None)
+        timer = _drop(self._sub_expiry, channel)
         if timer is not None:
             timer.cancel()
         ttl = max(1, int(expire_at - time.time()))
         loop = asyncio.get_running_loop()
-        self._sub_expiry[channel] = loop.call_later(
+        timer = loop.call_later(
             ttl, lambda: loop.create_task(self.server_unsubscribe(channel, *SUB_EXPIRED))
         )
+        self._sub_expiry = _put(self._sub_expiry, channel, timer)
         return ttl
 
     # -- server-side control (server API) ------------------------------------------------
@@ -534,7 +540,7 @@ class Client:
         self.session.begin_subscribe(channel)
         with self._undone_on_failure(channel):
             if info is not None:
-                self._chan_info[channel] = p.dumps(info)
+                self._chan_info = _put(self._chan_info, channel, p.dumps(info))
             body, top = await self._pending_result(
                 channel, options, {}, data, presence=options.presence
             )
@@ -548,7 +554,7 @@ class Client:
         """Unsubscribe this client from ``channel``; an unsubscribe push tells it why
         (codes below 2500 end the subscription, 2500 and up make the SDK resubscribe)."""
         was_subscribed = self.session.is_subscribed(channel)
-        timer = self._sub_expiry.pop(channel, None)
+        timer = _drop(self._sub_expiry, channel)
         if timer is not None:
             timer.cancel()
         if self.session.drop(channel) and was_subscribed:
@@ -567,7 +573,7 @@ class Client:
         self._cancel_expiry()
         for timer in self._sub_expiry.values():
             timer.cancel()
-        self._sub_expiry.clear()
+        self._sub_expiry = _NOTHING
         self.node.unregister_client(self)
         for channel in self.session.close():
             try:
@@ -600,3 +606,23 @@ _HANDLERS: dict[str, Handler] = {
     "refresh": Client._refresh,
     "sub_refresh": Client._sub_refresh,
 }
+
+
+#: The shared empty value of a client's rarely used per-channel dicts (read-only: a write
+#: to it raises, so a missed _put shows at once).
+_NOTHING: Any = MappingProxyType({})
+
+
+def _put(d: dict[str, T], key: str, value: T) -> dict[str, T]:
+    """``d`` with ``key`` set: ``d`` itself, or a new dict in place of :data:`_NOTHING`."""
+    if d is _NOTHING:
+        d = {}
+    d[key] = value
+    return d
+
+
+def _drop(d: dict[str, T], key: str) -> T | None:
+    """Remove ``key`` from ``d`` if there; its value or None (works on :data:`_NOTHING`)."""
+    if key in d:
+        return d.pop(key)
+    return None
