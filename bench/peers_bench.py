@@ -421,6 +421,7 @@ async def main() -> None:
     parser.add_argument("--servers", default=",".join(ALL_PEERS))
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2, help="Best of this many rounds.")
     args = parser.parse_args()
     scenarios = set(args.scenario.split(","))
     unknown = scenarios - set(SCENARIOS)
@@ -437,21 +438,61 @@ async def main() -> None:
                              b"x" * 100 + b'"}}}')  # fmt: skip
     print(f"load generator ceiling: {ceiling:,.0f} frames per CPU-second parsed (one frame "
           "per read; the event loop and socket reads come on top)")  # fmt: skip
-    results: dict[str, dict[str, Any]] = {}
+    peers = []
     for key in args.servers.split(","):
         peer = ALL_PEERS[key]
         why = peer.available()
         if why is not None:
             print(f"{peer.name}: skipped: {why}")
-            continue
-        started = time.perf_counter()
-        try:
-            results[peer.name] = await bench_peer(peer, scenarios, args.clients, args.seconds)
-        except Exception as exc:  # one broken peer must not lose the others' figures
-            print(f"{peer.name}: failed: {exc!r}")
-            continue
-        print(f"{peer.name}: measured in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        else:
+            peers.append(peer)
+    results: dict[str, dict[str, Any]] = {}
+    for round_ in range(args.rounds):
+        # Interleaved, every other round in reverse order, so that drift in the machine's
+        # state does not always favour the same server.
+        for peer in peers if round_ % 2 == 0 else peers[::-1]:
+            started = time.perf_counter()
+            try:
+                got = await bench_peer(peer, scenarios, args.clients, args.seconds)
+            except Exception as exc:  # one broken peer must not lose the others' figures
+                print(f"{peer.name}: failed: {exc!r}")
+                continue
+            results[peer.name] = best(results.get(peer.name, {}), got)
+            took = time.perf_counter() - started
+            print(f"{peer.name}: round {round_ + 1} in {took:.0f} s", file=sys.stderr)
+    print(f"(best of {args.rounds} interleaved rounds per server and figure)")
     report(results, scenarios, args.clients)
+
+
+def best(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Per figure, the better of two rounds: more per CPU-second (the fan-out's latency comes
+    from the same round as its figure), less memory, more connects; an error only where no
+    round measured the scenario."""
+    out = dict(old)
+    for key, value in new.items():
+        mine = out.get(key)
+        if key == "latency" or key.endswith("_error"):
+            continue
+        if mine is None:
+            out[key] = value
+            if key == "fanout" and "latency" in new:
+                out["latency"] = new["latency"]
+        elif isinstance(value, Measure):
+            if (value.per_cpu or value.rate) > (mine.per_cpu or mine.rate):
+                out[key] = value
+                if key == "fanout" and "latency" in new:
+                    out["latency"] = new["latency"]
+        elif key == "memory":
+            out[key] = min(mine, value)
+        else:
+            out[key] = max(mine, value)
+    for key, value in new.items():
+        if key.endswith("_error") and key[: -len("_error")] not in out:
+            out[key] = value
+    for key in list(out):
+        if key.endswith("_error") and key[: -len("_error")] in out:
+            del out[key]
+    return out
 
 
 if __name__ == "__main__":
