@@ -420,7 +420,7 @@ async def main() -> None:
     parser.add_argument("--scenario", default=",".join(SCENARIOS))
     parser.add_argument("--servers", default=",".join(ALL_PEERS))
     parser.add_argument("--clients", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2, help="Best of this many rounds.")
     args = parser.parse_args()
     scenarios = set(args.scenario.split(","))
