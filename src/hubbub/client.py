@@ -15,13 +15,13 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from hubbub import __version__, reads
 from hubbub.auth import SubscribeClaims
 from hubbub.config import ChannelOptions
 from hubbub.core import protocol as p
+from hubbub.core import sparse
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.ratelimit import TokenBucket
@@ -29,6 +29,7 @@ from hubbub.core.recovery import decide_recovery
 from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo, StreamPosition
 from hubbub.errors import ClientError, DisconnectError, StoreError
+from hubbub.expiry import TokenExpiry
 from hubbub.hub import (
     ConnectContext,
     DisconnectContext,
@@ -43,7 +44,6 @@ from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 #: Subscribe flag (SubscribeRequest.flag): reject with 112 instead of recovered=false.
 FLAG_REJECT_UNRECOVERED: Final = 2
@@ -61,9 +61,8 @@ class Client:
     __slots__ = (
         "_bucket",
         "_chan_info",
-        "_expiry",
         "_join_leave",
-        "_sub_expiry",
+        "_tokens",
         "client_id",
         "headers",
         "hooks",
@@ -81,13 +80,10 @@ class Client:
         self.headers = headers
         self.client_id = str(uuid.uuid4())
         self.session = Session(self.client_id, node.settings.client_channel_limit)
-        # Per-channel extras, rarely used: they share one read-only empty mapping until the
-        # first entry (three empty dicts are ~200 bytes per connection). Written only through
-        # _put, which swaps in a real dict.
-        self._chan_info: dict[str, str] = _NOTHING  # channel -> chan_info JSON
-        self._join_leave: dict[str, None] = _NOTHING  # channels with join/leave pushes
-        self._sub_expiry: dict[str, asyncio.TimerHandle] = _NOTHING
-        self._expiry: asyncio.TimerHandle | None = None
+        # Per-channel extras, rarely used (core.sparse: no dict until the first entry).
+        self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
+        self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
+        self._tokens = TokenExpiry()
         settings = node.settings
         self._bucket = TokenBucket(
             settings.client_command_rate, settings.client_command_burst, time.monotonic()
@@ -255,7 +251,7 @@ class Client:
         with self._undone_on_failure(channel):
             data = None
             if claims is not None and claims.info is not None:
-                self._chan_info = _put(self._chan_info, channel, p.dumps(claims.info))
+                self._chan_info = sparse.put(self._chan_info, channel, p.dumps(claims.info))
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
                     client=self.client_id,
@@ -267,7 +263,7 @@ class Client:
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
                     if result.info is not None:
-                        self._chan_info = _put(self._chan_info, channel, p.dumps(result.info))
+                        self._chan_info = sparse.put(self._chan_info, channel, p.dumps(result.info))
                     data = result.data
             reply, top = await self._pending_result(
                 channel, options, params, data, presence=options.presence
@@ -287,7 +283,7 @@ class Client:
             yield
         except BaseException:
             self.session.drop(channel)
-            _drop(self._chan_info, channel)
+            sparse.drop(self._chan_info, channel)
             raise
 
     async def _pending_result(
@@ -319,7 +315,7 @@ class Client:
     def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
         """After the reply: buffered publications after ``top``, then live delivery."""
         if join_leave:
-            self._join_leave = _put(self._join_leave, channel, None)
+            self._join_leave = sparse.put(self._join_leave, channel, None)
         self.node.activate(channel, self, top)
         self.session.subscribed(channel)
 
@@ -379,8 +375,8 @@ class Client:
 
     async def _left(self, channel: str) -> None:
         info = self.info(channel)
-        _drop(self._chan_info, channel)
-        _drop(self._join_leave, channel)
+        sparse.drop(self._chan_info, channel)
+        sparse.drop(self._join_leave, channel)
         await self.node.remove_member(channel, self)
         try:
             options = self.node.options(channel)
@@ -464,7 +460,7 @@ class Client:
         head = f'{{"client":{p.dumps(self.client_id)},"version":{p.dumps(__version__)},'
         token = p.optional_str(params, "token")
         if not token:
-            if self._expiry is None:
+            if not self._tokens.connection_expires:
                 return head + '"expires":false}'
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: token is required")
         claims = self.node.tokens.connect(token)
@@ -472,7 +468,7 @@ class Client:
             d = Disconnects.INVALID_TOKEN
             raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
         if claims.expire_at is None:
-            self._cancel_expiry()
+            self._tokens.cancel_connection()
             return head + '"expires":false}'
         if claims.expire_at <= time.time():
             raise ClientError(ErrorCode.TOKEN_EXPIRED)
@@ -484,9 +480,7 @@ class Client:
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
         claims = self._subscription_claims(p.require_str(params, "token"), channel)
         if claims.expire_at is None:
-            timer = _drop(self._sub_expiry, channel)
-            if timer is not None:
-                timer.cancel()
+            self._tokens.cancel_subscription(channel)
             return '{"expires":false}'
         return f'{{"expires":true,"ttl":{self._expire_subscription_at(channel, claims.expire_at)}}}'
 
@@ -503,32 +497,18 @@ class Client:
 
     def _expire_connection_at(self, expire_at: float) -> int:
         """Close the connection (3005) at ``expire_at`` unless a refresh moves it; the TTL."""
-        self._cancel_expiry()
-        ttl = max(1, int(expire_at - time.time()))
         d = Disconnects.EXPIRED
-        self._expiry = asyncio.get_running_loop().call_later(
-            ttl, self.transport.close, d.code, d.reason
-        )
-        return ttl
-
-    def _cancel_expiry(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
+        return self._tokens.connection_at(expire_at, lambda: self.transport.close(d.code, d.reason))
 
     def _expire_subscription_at(self, channel: str, expire_at: float) -> int:
         """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
         ``expire_at`` unless a sub_refresh moves it; the TTL."""
-        timer = _drop(self._sub_expiry, channel)
-        if timer is not None:
-            timer.cancel()
-        ttl = max(1, int(expire_at - time.time()))
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(
-            ttl, lambda: loop.create_task(self.server_unsubscribe(channel, *SUB_EXPIRED))
+        return self._tokens.subscription_at(
+            channel,
+            expire_at,
+            lambda: loop.create_task(self.server_unsubscribe(channel, *SUB_EXPIRED)),
         )
-        self._sub_expiry = _put(self._sub_expiry, channel, timer)
-        return ttl
 
     # -- server-side control (server API) ------------------------------------------------
 
@@ -540,7 +520,7 @@ class Client:
         self.session.begin_subscribe(channel)
         with self._undone_on_failure(channel):
             if info is not None:
-                self._chan_info = _put(self._chan_info, channel, p.dumps(info))
+                self._chan_info = sparse.put(self._chan_info, channel, p.dumps(info))
             body, top = await self._pending_result(
                 channel, options, {}, data, presence=options.presence
             )
@@ -554,9 +534,7 @@ class Client:
         """Unsubscribe this client from ``channel``; an unsubscribe push tells it why
         (codes below 2500 end the subscription, 2500 and up make the SDK resubscribe)."""
         was_subscribed = self.session.is_subscribed(channel)
-        timer = _drop(self._sub_expiry, channel)
-        if timer is not None:
-            timer.cancel()
+        self._tokens.cancel_subscription(channel)
         if self.session.drop(channel) and was_subscribed:
             self.transport.post(
                 p.push(channel, "unsubscribe", f'{{"code":{code},"reason":{p.dumps(reason)}}}')
@@ -570,10 +548,7 @@ class Client:
 
     async def close(self, code: int, reason: str) -> None:
         """The connection ended: leave every channel, tell the disconnect hook."""
-        self._cancel_expiry()
-        for timer in self._sub_expiry.values():
-            timer.cancel()
-        self._sub_expiry = _NOTHING
+        self._tokens.cancel_all()
         self.node.unregister_client(self)
         for channel in self.session.close():
             try:
@@ -606,23 +581,3 @@ _HANDLERS: dict[str, Handler] = {
     "refresh": Client._refresh,
     "sub_refresh": Client._sub_refresh,
 }
-
-
-#: The shared empty value of a client's rarely used per-channel dicts (read-only: a write
-#: to it raises, so a missed _put shows at once).
-_NOTHING: Any = MappingProxyType({})
-
-
-def _put(d: dict[str, T], key: str, value: T) -> dict[str, T]:
-    """``d`` with ``key`` set: ``d`` itself, or a new dict in place of :data:`_NOTHING`."""
-    if d is _NOTHING:
-        d = {}
-    d[key] = value
-    return d
-
-
-def _drop(d: dict[str, T], key: str) -> T | None:
-    """Remove ``key`` from ``d`` if there; its value or None (works on :data:`_NOTHING`)."""
-    if key in d:
-        return d.pop(key)
-    return None

@@ -16,7 +16,8 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
   turn for identical contents, so a publication fanned out to 10,000 connections is framed
   once. When the unsent bytes pass ``write_buffer_limit`` the connection is closed with the
   policy's ``slow`` code. Connections that negotiated permessage-deflate compress per
-  connection (their compressor has state), through one writer task each.
+  connection (their compressor has state), through one writer task each. The machinery is in
+  :mod:`hubbub.server.sending`; keepalive deadlines share :mod:`hubbub.server.keepalive`.
 - :meth:`close` that cannot hang: the close handshake is bounded by :data:`CLOSE_TIMEOUT`, and a
   peer that does not read gets its TCP connection aborted.
 """
@@ -25,13 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import logging
 import math
-import struct
-import weakref
-from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,13 +36,13 @@ from aiohttp import WSMsgType, web
 
 from hubbub.config import Settings
 from hubbub.core.closecode import CloseCode, close_reply
+from hubbub.server.keepalive import TIMER_RESOLUTION, timers_for
+from hubbub.server.sending import DeflateWriter, build_frame, flusher_for
 
 log = logging.getLogger(__name__)
 
 #: Seconds the close handshake may take before the TCP connection is dropped.
 CLOSE_TIMEOUT: Final = 3.0
-#: Seconds queued messages get to go out before a close frame.
-FLUSH_TIMEOUT: Final = 1.0
 #: A close reason may hold at most 123 bytes (RFC 6455 §5.5: control frames carry <= 125).
 MAX_REASON_BYTES: Final = 123
 
@@ -94,70 +91,6 @@ def require_upgrade(request: web.Request) -> None:
 
 def _byte_size(data: str | bytes) -> int:
     return len(data.encode()) if isinstance(data, str) else len(data)
-
-
-_TEXT: Final = 0x81  # FIN + opcode 1
-_BINARY: Final = 0x82  # FIN + opcode 2
-
-
-def build_frame(message: str | bytes) -> bytes:
-    """An unmasked, uncompressed, final WebSocket frame (server to client) holding
-    ``message``: text for ``str``, binary for ``bytes``."""
-    if isinstance(message, str):
-        payload, first = message.encode(), _TEXT
-    else:
-        payload, first = message, _BINARY
-    size = len(payload)
-    if size < 126:
-        return bytes((first, size)) + payload
-    if size < 65536:
-        return struct.pack("!BBH", first, 126, size) + payload
-    return struct.pack("!BBQ", first, 127, size) + payload
-
-
-class _Flusher:
-    """Writes, once per loop turn, what was posted to every connection during the turn."""
-
-    __slots__ = ("_loop", "dirty", "scheduled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Weakly: this object is the loop's value in a WeakKeyDictionary keyed by the loop.
-        self._loop = weakref.ref(loop)
-        #: Connections with something posted this turn (a connection appends itself when
-        #: its first message of the turn comes, then calls schedule() unless scheduled).
-        self.dirty: list[WebSocketConnection] = []
-        self.scheduled = False
-
-    def schedule(self) -> None:
-        loop = self._loop()
-        if loop is not None:
-            self.scheduled = True
-            loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.scheduled = False
-        dirty, self.dirty = self.dirty, []
-        # Frames by content, for this turn: the keys (messages, or tuples of them) stay alive
-        # in this dict, so equal keys really are equal contents.
-        frames: dict[object, bytes] = {}
-        for conn in dirty:
-            try:
-                conn.flush(frames)
-            except Exception:  # one broken connection must not stop the others
-                log.exception("%s: flushing failed", conn.id)
-                conn._abort()
-
-
-_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _flusher_for(loop: asyncio.AbstractEventLoop) -> _Flusher:
-    flusher = _flushers.get(loop)
-    if flusher is None:
-        flusher = _flushers[loop] = _Flusher(loop)
-    return flusher
 
 
 def _reason_bytes(reason: str) -> bytes:
@@ -217,21 +150,23 @@ class WebSocketConnection:
             raise ConnectionResetError("connection lost during the handshake")
         self._transport: asyncio.Transport = transport
         self._coalesce = policy.coalesce
-        self._flusher = _flusher_for(self._loop)
+        self._flusher = flusher_for(self._loop)
         self._pending: list[str | bytes] = []  # posted this turn
         self._pending_bytes = 0
         # Only with permessage-deflate: the per-connection compressing writer.
-        self._deflate = _DeflateWriter(self) if ws.compress else None
+        self._deflate = (
+            DeflateWriter(ws, self._limit, self._id, self.abort) if ws.compress else None
+        )
         self._closer: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
         self._last_seen = self._loop.time()
         self._ping_sent_at = 0.0
         # Keepalive deadlines (loop time; inf: none), checked through the loop's shared
-        # _Timers; _scheduled is the earliest time this connection is registered there for.
+        # keepalive.Timers; _scheduled is the earliest time this connection is registered there for.
         self._ping_due = self._loop.time() + self._ping_interval
         self._pong_due = math.inf
         self._scheduled = math.inf
-        self._timers = _timers_for(self._loop)
+        self._timers = timers_for(self._loop)
         self._arm()
 
     @property
@@ -311,7 +246,7 @@ class WebSocketConnection:
             else:
                 await self._ws.send_bytes(message)
         except ConnectionError:
-            self._abort()
+            self.abort()
 
     def post(self, message: str | bytes) -> None:
         """Queue a message without waiting; see :class:`hubbub.transport.Transport`."""
@@ -421,7 +356,8 @@ class WebSocketConnection:
         self._pending.clear()
         self._pending_bytes = 0
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
+        """Drop the TCP connection now (no close handshake)."""
         self._stop_timers()
         transport = self._request.transport
         if transport is not None:
@@ -450,7 +386,8 @@ class WebSocketConnection:
             self._timers.add(self, due)
 
     def on_timer(self, now: float) -> None:
-        """Called by :class:`_Timers` with a time at or after a registered one."""
+        """Called by :class:`hubbub.server.keepalive.Timers` with a time at or after a
+        registered one."""
         if now + TIMER_RESOLUTION < self._scheduled:
             return  # an earlier registration, superseded by a later one
         self._scheduled = math.inf
@@ -496,165 +433,7 @@ class WebSocketConnection:
         if self._policy.no_pong is not None:
             self.close(*self._policy.no_pong)
         else:
-            self._abort()
-
-
-#: Seconds: keepalive deadlines are kept to this resolution.
-TIMER_RESOLUTION: Final = 0.05
-
-
-class _Timers:
-    """Keepalive deadlines of every connection of one event loop, in slots of
-    :data:`TIMER_RESOLUTION` seconds: an idle connection costs a dict entry in a slot shared
-    with the others due then, instead of a timer object of its own, and one loop timer
-    serves them all.
-
-    Guarantees: a connection registered for ``when`` gets ``on_timer(at)`` once, with
-    ``at >= slot time >= when`` (up to float rounding), unless discarded first; a
-    registration made while a slot is being fired lands in a later slot, so firing always
-    ends."""
-
-    __slots__ = ("_armed", "_firing", "_handle", "_heap", "_loop", "_slots")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)  # (this object is the loop's value in a weak dict)
-        self._slots: dict[int, dict[WebSocketConnection, None]] = {}
-        self._heap: list[int] = []
-        self._handle: asyncio.TimerHandle | None = None
-        self._armed: int | None = None
-        self._firing: int | None = None
-
-    def _slot(self, when: float) -> int:
-        slot = math.ceil(when / TIMER_RESOLUTION)
-        if self._firing is not None and slot <= self._firing:
-            slot = self._firing + 1
-        return slot
-
-    def add(self, conn: WebSocketConnection, when: float) -> None:
-        slot = self._slot(when)
-        bucket = self._slots.get(slot)
-        if bucket is None:
-            bucket = self._slots[slot] = {}
-            heapq.heappush(self._heap, slot)
-            if self._armed is None or slot < self._armed:
-                self._arm(slot)
-        bucket[conn] = None
-
-    def discard(self, conn: WebSocketConnection, when: float) -> None:
-        """Forget the registration made for ``when`` (an empty slot simply fires empty)."""
-        bucket = self._slots.get(math.ceil(when / TIMER_RESOLUTION))
-        if bucket is not None:
-            bucket.pop(conn, None)
-
-    def _arm(self, slot: int) -> None:
-        loop = self._loop()
-        if loop is None:
-            return
-        if self._handle is not None:
-            self._handle.cancel()
-        self._armed = slot
-        self._handle = loop.call_at(slot * TIMER_RESOLUTION, self._fire)
-
-    def _fire(self) -> None:
-        self._handle = self._armed = None
-        loop = self._loop()
-        if loop is None:
-            return
-        now = loop.time()
-        due = now / TIMER_RESOLUTION + 0.5  # loop timers may fire a hair early
-        heap = self._heap
-        ready = []
-        while heap and heap[0] <= due:  # taken first: what on_timer adds waits a turn
-            slot = heapq.heappop(heap)
-            ready.append((slot, self._slots.pop(slot)))
-        try:
-            for slot, bucket in ready:
-                self._firing = slot
-                at = max(now, slot * TIMER_RESOLUTION)  # never before the slot's time
-                for conn in bucket:
-                    try:
-                        conn.on_timer(at)
-                    except Exception:  # one connection must not stop the others' keepalive
-                        log.exception("%s: keepalive failed", conn.id)
-        finally:
-            self._firing = None
-        if heap and (self._armed is None or heap[0] < self._armed):
-            self._arm(heap[0])
-
-
-_timers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Timers] = weakref.WeakKeyDictionary()
-
-
-def _timers_for(loop: asyncio.AbstractEventLoop) -> _Timers:
-    timers = _timers.get(loop)
-    if timers is None:
-        timers = _timers[loop] = _Timers(loop)
-    return timers
-
-
-class _DeflateWriter:
-    """The send path of a connection that negotiated permessage-deflate: its compressor
-    keeps context between messages, so aiohttp compresses each message for this connection
-    alone, in order, in one task."""
-
-    def __init__(self, conn: WebSocketConnection) -> None:
-        self._conn = conn
-        self._messages: deque[str | bytes] = deque()
-        self.queued = 0
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
-
-    def queue(self, messages: list[str | bytes]) -> bool:
-        """Queue for sending; False when that would pass the connection's limit."""
-        for message in messages:
-            self._messages.append(message)
-            self.queued += len(message)
-        if self.queued > self._conn._limit:
-            return False
-        self._idle.clear()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        else:
-            self._wake.set()
-        return True
-
-    def clear(self) -> None:
-        self._messages.clear()
-        self.queued = 0
-
-    async def drain(self) -> None:
-        """Wait (at most :data:`FLUSH_TIMEOUT`) for what is queued to be sent, then stop."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FLUSH_TIMEOUT):
-                await self._idle.wait()
-        self.stop()
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self.clear()
-
-    async def _run(self) -> None:
-        ws, messages = self._conn._ws, self._messages
-        try:
-            while True:
-                while messages:
-                    message = messages.popleft()
-                    self.queued -= len(message)
-                    if isinstance(message, str):
-                        await ws.send_str(message)
-                    else:
-                        await ws.send_bytes(message)
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # ConnectionError, or a message the socket cannot take
-            log.info("%s: write failed: %r", self._conn.id, exc)
-            self._conn._abort()
+            self.abort()
 
 
 async def accept(

@@ -1,10 +1,10 @@
-"""The shared keepalive timer (hubbub.server.websocket._Timers) and frame building."""
+"""The shared keepalive timer (hubbub.server.keepalive) and frame building (sending)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from hubbub.server import websocket
+from hubbub.server import keepalive, sending
 
 
 class Recorder:
@@ -20,7 +20,7 @@ class Recorder:
 
 async def test_deadlines_fire_in_order_never_early() -> None:
     loop = asyncio.get_running_loop()
-    timers = websocket._Timers(loop)
+    timers = keepalive.Timers(loop)
     fired: list[tuple[str, float]] = []
     t0 = loop.time()
     wanted = {"b": t0 + 0.2, "a": t0 + 0.1, "c": t0 + 0.2, "d": t0 + 0.02}
@@ -35,7 +35,7 @@ async def test_deadlines_fire_in_order_never_early() -> None:
 
 async def test_an_earlier_deadline_rearms_the_loop_timer() -> None:
     loop = asyncio.get_running_loop()
-    timers = websocket._Timers(loop)
+    timers = keepalive.Timers(loop)
     fired: list[tuple[str, float]] = []
     t0 = loop.time()
     timers.add(Recorder("late", fired), t0 + 5.0)  # type: ignore[arg-type]
@@ -46,10 +46,10 @@ async def test_an_earlier_deadline_rearms_the_loop_timer() -> None:
 
 def test_frames_carry_their_length_in_the_right_header_form() -> None:
     short, medium, long = "x" * 125, "y" * 126, b"z" * 65536
-    assert websocket.build_frame(short)[:2] == bytes((0x81, 125))
-    assert websocket.build_frame(medium)[:4] == bytes((0x81, 126, 0, 126))
-    assert websocket.build_frame(long)[:10] == bytes((0x82, 127)) + (65536).to_bytes(8, "big")
-    assert websocket.build_frame("é").endswith("é".encode())
+    assert sending.build_frame(short)[:2] == bytes((0x81, 125))
+    assert sending.build_frame(medium)[:4] == bytes((0x81, 126, 0, 126))
+    assert sending.build_frame(long)[:10] == bytes((0x82, 127)) + (65536).to_bytes(8, "big")
+    assert sending.build_frame("é").endswith("é".encode())
 
 
 class FakeLoop:
@@ -78,7 +78,7 @@ class NotYet:
 
     id = "not-yet"
 
-    def __init__(self, timers: websocket._Timers, when: float) -> None:
+    def __init__(self, timers: keepalive.Timers, when: float) -> None:
         self.timers, self.when, self.calls = timers, when, 0
 
     def on_timer(self, now: float) -> None:
@@ -90,7 +90,7 @@ class NotYet:
 def test_a_registration_made_while_firing_waits_for_a_later_slot() -> None:
     when = 1.7500000000000002  # ceil(when / 0.05) == 35, but 35 * 0.05 == 1.75 < when
     loop = FakeLoop(now=1.75)
-    timers = websocket._Timers(loop)  # type: ignore[arg-type]
+    timers = keepalive.Timers(loop)  # type: ignore[arg-type]
     conn = NotYet(timers, when)
     timers.add(conn, when)  # type: ignore[arg-type]
     timers._fire()  # returns (it used to spin forever here)
@@ -102,7 +102,7 @@ def test_a_registration_made_while_firing_waits_for_a_later_slot() -> None:
 
 def test_discarded_registrations_do_not_fire() -> None:
     loop = FakeLoop(now=10.0)
-    timers = websocket._Timers(loop)  # type: ignore[arg-type]
+    timers = keepalive.Timers(loop)  # type: ignore[arg-type]
     fired: list[tuple[str, float]] = []
     kept, dropped = Recorder("kept", fired), Recorder("dropped", fired)
     timers.add(kept, 9.0)  # type: ignore[arg-type]
