@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from hubbub import reads
+from hubbub.control import Control
 from hubbub.core import protocol as p
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.errors import ClientError
-from hubbub.node import ControlledClient, Node
+from hubbub.node import Node
 
 Method = Callable[[Node, Mapping[str, Any]], Awaitable[str]]
 
@@ -79,31 +80,25 @@ async def broadcast(node: Node, params: Mapping[str, Any]) -> str:
     return f'{{"responses":[{",".join(responses)}]}}'
 
 
-def _targets(node: Node, params: Mapping[str, Any]) -> list[ControlledClient]:
-    user = p.require_str(params, "user", allow_empty=True)
-    client_id = p.optional_str(params, "client")
-    if client_id:
-        client = node.client(client_id)
-        return [client] if client is not None and client.user == user else []
-    return node.clients_of(user)
+def _addressee(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The ``user`` (required, may be empty: anonymous) and ``client`` (optional) named."""
+    return p.require_str(params, "user", allow_empty=True), p.optional_str(params, "client")
 
 
 async def subscribe(node: Node, params: Mapping[str, Any]) -> str:
+    """Subscribe the user's connections on every node (see :mod:`hubbub.control`)."""
     channel = p.require_str(params, "channel")
     node.options(channel)
-    for client in _targets(node, params):
-        try:
-            await client.server_subscribe(channel, params.get("info"), params.get("data"))
-        except ClientError as exc:
-            if exc.code != ErrorCode.ALREADY_SUBSCRIBED:
-                raise
+    user, client = _addressee(params)
+    info, data = params.get("info"), params.get("data")
+    await node.control(Control("subscribe", user, client, channel, info, data))
     return "{}"
 
 
 async def unsubscribe(node: Node, params: Mapping[str, Any]) -> str:
     channel = p.require_str(params, "channel")
-    for client in _targets(node, params):
-        await client.server_unsubscribe(channel)
+    user, client = _addressee(params)
+    await node.control(Control("unsubscribe", user, client, channel))
     return "{}"
 
 
@@ -116,11 +111,12 @@ async def disconnect(node: Node, params: Mapping[str, Any]) -> str:
     if not 3000 <= code <= 4999:
         raise _bad("disconnect code must be in 3000..4999")
     keep = params.get("whitelist") or []
-    if not isinstance(keep, list):
+    if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
         raise _bad("whitelist must be a list of client ids")
-    for client in _targets(node, params):
-        if client.client_id not in keep:
-            client.disconnect(code, reason)
+    user, client = _addressee(params)
+    await node.control(
+        Control("disconnect", user, client, code=code, reason=reason, keep=tuple(keep))
+    )
     return "{}"
 
 

@@ -26,9 +26,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
-from hubbub import __version__
+from hubbub import __version__, control
 from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
+from hubbub.control import Control, ControlledClient
 from hubbub.core import protocol
 from hubbub.core.channels import ChannelRules
 from hubbub.core.registry import Registry
@@ -63,24 +64,6 @@ class Member(Protocol):
     def wants_join_leave(self, channel: str) -> bool:
         """Whether it asked for join/leave pushes in ``channel``."""
         ...
-
-
-class ControlledClient(Protocol):
-    """A channel-protocol client as the server API reaches it."""
-
-    @property
-    def client_id(self) -> str: ...
-
-    @property
-    def user(self) -> str: ...
-
-    async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None: ...
-
-    async def server_unsubscribe(
-        self, channel: str, code: int = 2000, reason: str = "server unsubscribe"
-    ) -> None: ...
-
-    def disconnect(self, code: int, reason: str) -> None: ...
 
 
 class Node:
@@ -233,6 +216,34 @@ class Node:
 
     def clients_of(self, user: str) -> list[ControlledClient]:
         return [self._clients[cid] for cid in self._users.get(user, ())]
+
+    async def control(self, cmd: Control) -> None:
+        """Carry ``cmd`` out on the user's connections on every node: sent through the
+        broker to the other nodes (returns once it is sent; StoreError when it could not be),
+        then applied here (ClientError when this node's clients refuse it)."""
+        await self.broker.control(cmd.encode(self.uid))
+        await control.apply(self, cmd)
+
+    def handle_control(self, message: str) -> None:
+        """A control command from another node (the broker's control channel)."""
+        try:
+            origin, cmd = control.decode(message)
+        except ValueError as exc:
+            log.warning("ignoring a malformed control message: %s", exc)
+            return
+        if origin == self.uid:
+            return  # applied when it was sent
+        task = asyncio.get_running_loop().create_task(self._apply_control(cmd))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply_control(self, cmd: Control) -> None:
+        try:
+            await control.apply(self, cmd)
+        except (ClientError, StoreError) as exc:
+            log.info("control %s for user %r: %s", cmd.kind, cmd.user, exc)
+        except Exception:
+            log.exception("control %s for user %r failed", cmd.kind, cmd.user)
 
     @property
     def client_count(self) -> int:

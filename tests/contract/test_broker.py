@@ -19,6 +19,7 @@ class Handler:
         self.pubs: list[tuple[str, Publication]] = []
         self.joins: list[tuple[str, str]] = []
         self.leaves: list[tuple[str, str]] = []
+        self.controls: list[str] = []
 
     def handle_publication(self, channel: str, pub: Publication) -> None:
         self.pubs.append((channel, pub))
@@ -28,6 +29,9 @@ class Handler:
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
         self.leaves.append((channel, info.client))
+
+    def handle_control(self, message: str) -> None:
+        self.controls.append(message)
 
 
 async def subscribed(engine: Engine, *channels: str) -> Handler:
@@ -129,6 +133,23 @@ async def test_raw_frame_is_not_kept_in_history(engine: Engine) -> None:
         await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
     ).publications
     assert stored.raw is None
+
+
+@pytest.mark.parametrize("history", [KEEP, None], ids=["history", "no-history"])
+async def test_raw_frame_reaches_the_handler_byte_for_byte(
+    engine: Engine, history: HistoryOptions | None
+) -> None:
+    """A raw-room frame is delivered as it was sent, text as text and binary as binary,
+    whichever engine carries it between nodes."""
+    handler = await subscribed(engine, "a")
+    frames: list[str | bytes] = ["hello", '{"b": 1,  "a":[1,2]}', 'quote " and \\ \n', "ü€𝄞"]
+    frames += [b"\x00\xff\n", b""]
+    for frame in frames:
+        await engine.broker.publish("a", Publication('"x"', raw=frame), history)
+    await eventually(lambda: len(handler.pubs) == len(frames))
+    got = [p.raw for _, p in handler.pubs]
+    assert got == frames
+    assert [type(r) for r in got] == [type(f) for f in frames]
 
 
 async def test_idempotent_publish_returns_the_original(engine: Engine) -> None:
@@ -249,3 +270,24 @@ async def test_unsubscribed_channels_are_not_delivered(engine: Engine) -> None:
         return
     await asyncio.sleep(0.2)
     assert [(c, p.data) for c, p in handler.pubs] == [("a", '"here"')]
+
+
+async def test_control_messages_reach_every_other_node_in_order(engine: Engine) -> None:
+    """Whatever the other node subscribed to; large ones too (PostgreSQL's NOTIFY limit)."""
+    if isinstance(engine.broker, LocalBroker):
+        await engine.broker.control('{"k":"x"}')  # one node: nothing to reach, no error
+        return
+    assert engine.reopen is not None
+    other = await engine.reopen()
+    try:
+        handler = Handler()
+        other.register(handler)
+        # Connected: its control channel is listened to (Redis confirms it asynchronously).
+        await eventually(lambda: bool(getattr(other, "connected", False)))
+        messages = ['{"n":1}', '{"n":2,"big":"' + "x" * 9000 + '"}', '{"n":3}']
+        for message in messages:
+            await engine.broker.control(message)
+        await eventually(lambda: len(handler.controls) >= 3)
+        assert handler.controls == messages
+    finally:
+        await other.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,8 +67,10 @@ async def run_room(node: Node, room: str, conn: RawConnection) -> None:
     """Membership of ``room`` for the life of ``conn``."""
     channel = room_channel(room)
     options = node.options(channel)
-    member = RoomMember(conn.id, conn)
-    info = ClientInfo(client=conn.id, user="")
+    # An id unique in the cluster (connection ids are only unique within a node): members
+    # never get their own messages, and members of other nodes never look like them.
+    member = RoomMember(str(uuid.uuid4()), conn)
+    info = ClientInfo(client=member.client_id, user="")
     await node.add_member(channel, member)
     try:
         while (message := await conn.receive()) is not None:

@@ -13,6 +13,8 @@ Guarantees every :class:`Broker` gives:
 - **Failures are StoreError.** Backend exceptions are translated; a publish that raised was not
   acknowledged and may or may not have been delivered (at-most-once fan-out).
 - Handler calls never await and never raise into the broker.
+- **Control messages** (:meth:`Broker.control`) reach every node connected to the engine
+  when they are sent, whatever channels it subscribed to; at most once, like publications.
 - A broker that fans out between nodes hands over only channels subscribed to (from the return
   of ``subscribe`` to the return of ``unsubscribe``); the local broker hands over everything
   and the node keeps what its members subscribed to.
@@ -69,6 +71,11 @@ class BrokerHandler(Protocol):
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None: ...
 
+    def handle_control(self, message: str) -> None:
+        """A control message some node sent with :meth:`Broker.control` (this node's own
+        included, where the engine loops them back)."""
+        ...
+
     def handle_resync(self) -> None:
         """The broker's subscriptions were re-established after a failure: publications may
         have been missed, so local subscribers must recover."""
@@ -109,6 +116,12 @@ class Broker(Protocol):
         ...
 
     async def publish_join(self, channel: str, info: ClientInfo) -> None: ...
+
+    async def control(self, message: str) -> None:
+        """Send ``message`` to the handler of every other node connected to the engine
+        (at most once, in the order sent by this node); returns once it is sent. Engines that
+        connect no other nodes do nothing."""
+        ...
 
     async def publish_leave(self, channel: str, info: ClientInfo) -> None: ...
 

@@ -59,6 +59,10 @@ class LocalBroker:
         if self._handler is not None:
             self._handler.handle_leave(channel, info)
 
+    async def control(self, message: str) -> None:
+        """No other node to reach."""
+        return None
+
     async def history(
         self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
     ) -> HistoryResult:

@@ -39,7 +39,7 @@ from hubbub.core.protocol import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
 from hubbub.engines.durable import MAX_BATCH
-from hubbub.engines.envelope import pub_from_obj, pub_payload
+from hubbub.engines.envelope import pub_from_obj, pub_payload, raw_from_text, raw_text
 from hubbub.engines.groupcommit import GroupCommit
 from hubbub.engines.memory import Clock
 from hubbub.engines.postgres import TIMEOUT, PostgresHistory
@@ -57,7 +57,15 @@ NODE_TTL: Final = 10.0
 #: Seconds between two checks of the listening connection.
 HEALTH_INTERVAL: Final = 1.0
 
+#: How a control message's notification starts (the message follows, then ``}``).
+_CONTROL_HEAD: Final = '{"ctl":'
+
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def control_channel(prefix: str) -> str:
+    """The PostgreSQL notification channel of control messages (every node LISTENs)."""
+    return f"{prefix[:30]}_control"
 
 
 def notify_channel(prefix: str, channel: str) -> str:
@@ -175,6 +183,7 @@ class PostgresBroker:
             try:
                 self._lost.clear()
                 conn.add_termination_listener(lambda _conn: self._lost.set())
+                await conn.add_listener(control_channel(self.prefix), self._on_notify)
                 names = set(self._wanted_names)
                 for name in names:
                     await conn.add_listener(name, self._on_notify)
@@ -318,6 +327,10 @@ class PostgresBroker:
 
     def _deliver(self, text: str) -> None:
         handler = self._handler
+        if text.startswith(_CONTROL_HEAD):
+            if handler is not None:
+                handler.handle_control(text[len(_CONTROL_HEAD) : -1])
+            return
         try:
             obj = json.loads(text)
             channel = obj["c"]
@@ -327,7 +340,8 @@ class PostgresBroker:
         if handler is None or channel not in self._wanted:
             return
         if "p" in obj:
-            handler.handle_publication(channel, pub_from_obj(obj["p"], int(obj.get("o", 0))))
+            raw = raw_from_text(obj["x"]) if "x" in obj else None
+            handler.handle_publication(channel, pub_from_obj(obj["p"], int(obj.get("o", 0)), raw))
         elif "j" in obj or "l" in obj:
             info = info_from_text(dumps(obj.get("j", obj.get("l"))))
             if info is None:
@@ -345,6 +359,9 @@ class PostgresBroker:
         head = f'{{"c":{dumps(channel)},"o":{pub.offset}'
         if not pub.offset:
             head += f',"n":{self._next_nonce()}'
+        raw = raw_text(pub.raw)
+        if raw is not None:
+            head += f',"x":{raw}'
         return notify_channel(self.prefix, channel), f'{head},"p":{pub_payload(pub)}}}'
 
     def _next_nonce(self) -> int:
@@ -401,9 +418,13 @@ class PostgresBroker:
                 self.errors += 1
                 raise
             return stored
-        plain = Publication(pub.data, 0, pub.info, pub.tags, pub.time_ms)
+        plain = Publication(pub.data, 0, pub.info, pub.tags, pub.time_ms, pub.raw)
         await self._notify(self.publication_notification(channel, plain))
         return pub
+
+    async def control(self, message: str) -> None:
+        """NOTIFY on the control channel (group-committed like the other notifications)."""
+        await self._notify((control_channel(self.prefix), f"{_CONTROL_HEAD}{message}}}"))
 
     async def _presence_event(self, channel: str, kind: str, info: ClientInfo) -> None:
         text = f'{{"c":{dumps(channel)},"n":{self._next_nonce()},"{kind}":{info.to_json()}}}'

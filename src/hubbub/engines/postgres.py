@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Final, TypeVar
 
 import asyncpg
@@ -254,7 +255,11 @@ class PostgresHistory(DurableHistory):
                 list(sizes),
                 [next_offset[c] - 1 - size for c, size in sizes.items()],
             )
-        await self._after_append(conn, [(item.channel, assigned[id(item)]) for item in new_items])
+        # The raw frame (raw rooms) is not stored, but the notifications carry it.
+        await self._after_append(
+            conn,
+            [(item.channel, replace(assigned[id(item)], raw=item.pub.raw)) for item in new_items],
+        )
         out: list[tuple[Publication, bool]] = []
         for item in batch:
             fresh = assigned.get(id(item))

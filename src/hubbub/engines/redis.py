@@ -6,6 +6,7 @@ Keys (``P`` is the prefix, so several clusters can share one Redis):
   publish. ``P:stream:{ch}`` the stream, entry IDs ``0-<offset>``, capped at the history size,
   expiring ``history_ttl`` after the last publish. ``P:idem:{ch}:{key}`` idempotency keys.
 - ``P:ch:{ch}`` the pub/sub channel every node subscribed to ``ch`` listens on.
+- ``P:control`` the pub/sub channel of control messages (server API control), every node.
 - ``P:presence:{ch}`` hash client -> info, ``P:presence-exp:{ch}`` sorted set client -> expiry.
 - ``P:node:{uid}`` each node's snapshot (counts, channels), refreshed every second, expiring
   after :data:`NODE_TTL`.
@@ -34,7 +35,7 @@ from redis.exceptions import RedisError
 from hubbub.core.protocol import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
-from hubbub.engines.envelope import pub_from_payload, pub_payload
+from hubbub.engines.envelope import pub_from_payload, pub_payload, raw_from_text, raw_text
 from hubbub.engines.memory import Clock, new_epoch
 from hubbub.engines.sqlite import info_from_text
 from hubbub.errors import StoreError
@@ -62,7 +63,7 @@ local top = redis.call('HINCRBY', KEYS[2], 's', 1)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '0-' .. top, 'p', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('PUBLISH', KEYS[3], '{"t":"p","o":' .. top .. ',"p":' .. ARGV[1] .. '}')
+redis.call('PUBLISH', KEYS[3], '{"t":"p","o":' .. top .. ARGV[7] .. ',"p":' .. ARGV[1] .. '}')
 if idem ~= '' then
   redis.call('SET', idem, top, 'EX', ARGV[6])
 end
@@ -84,7 +85,9 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
-_ENVELOPE = re.compile(r'^\{"t":"p","o":(\d+),"p":(.*)\}$', re.S)
+#: A publication on a node's pub/sub channel: offset, the raw frame (a JSON string, see
+#: :mod:`hubbub.engines.envelope`) when there is one, then the payload.
+_ENVELOPE = re.compile(r'^\{"t":"p","o":(\d+)(?:,"x":("(?:[^"\\]|\\.)*"))?,"p":(.*)\}$', re.S)
 
 
 def _store_error(exc: Exception) -> StoreError:
@@ -121,6 +124,10 @@ class RedisBroker:
 
     def _k(self, kind: str, channel: str) -> str:
         return f"{self.prefix}:{kind}:{channel}"
+
+    @property
+    def _control_key(self) -> str:
+        return f"{self.prefix}:control"
 
     def _channel_of(self, key: str) -> str:
         return key[len(self.prefix) + len(":ch:") :]
@@ -189,7 +196,7 @@ class RedisBroker:
             pubsub = self.redis.pubsub()
             active = self._active = set()
             try:
-                await pubsub.subscribe(f"{self.prefix}:control")
+                await pubsub.subscribe(self._control_key)
                 if not first:
                     self.reconnects += 1
                     log.warning("redis: pub/sub connection restored")
@@ -205,7 +212,7 @@ class RedisBroker:
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
-                        if not self.connected and message["channel"] == f"{self.prefix}:control":
+                        if not self.connected and message["channel"] == self._control_key:
                             self.connected = True
                             delay = 0.1
                             if not first and self._handler is not None:
@@ -239,14 +246,17 @@ class RedisBroker:
         handler = self._handler
         if handler is None:
             return
+        if key == self._control_key:
+            handler.handle_control(data)
+            return
         channel = self._channel_of(key)
         if channel not in self._wanted:  # unsubscribed; Redis may not know yet
             return
         match = _ENVELOPE.match(data)
         if match is not None:
-            handler.handle_publication(
-                channel, pub_from_payload(match.group(2), int(match.group(1)))
-            )
+            raw = raw_from_text(json.loads(match.group(2))) if match.group(2) else None
+            pub = pub_from_payload(match.group(3), int(match.group(1)), raw)
+            handler.handle_publication(channel, pub)
             return
         try:
             msg = json.loads(data)
@@ -270,9 +280,13 @@ class RedisBroker:
         idempotency_key: str | None = None,
     ) -> Publication:
         payload = pub_payload(pub)
+        raw = raw_text(pub.raw)
+        raw_part = "" if raw is None else f',"x":{raw}'
         try:
             if history is None or not history.enabled:
-                await self.redis.publish(self._k("ch", channel), f'{{"t":"p","o":0,"p":{payload}}}')
+                await self.redis.publish(
+                    self._k("ch", channel), f'{{"t":"p","o":0{raw_part},"p":{payload}}}'
+                )
                 return pub
             keys = [
                 self._k("stream", channel),
@@ -287,6 +301,7 @@ class RedisBroker:
                 self._meta_ttl,
                 new_epoch(),
                 max(1, int(history.idempotency_ttl)),
+                raw_part,
             ]
             top, _, _ = await self._publish(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -299,6 +314,14 @@ class RedisBroker:
             await self.redis.publish(
                 self._k("ch", channel), f'{{"t":"{kind}","i":{info.to_json()}}}'
             )
+        except (RedisError, OSError) as exc:
+            self.errors += 1
+            raise _store_error(exc) from None
+
+    async def control(self, message: str) -> None:
+        """PUBLISH on the control channel every node's listener subscribes to."""
+        try:
+            await self.redis.publish(self._control_key, message)
         except (RedisError, OSError) as exc:
             self.errors += 1
             raise _store_error(exc) from None

@@ -1,0 +1,135 @@
+"""Server-side control of connected clients, on every node of the cluster.
+
+The server API's ``subscribe``, ``unsubscribe`` and ``disconnect`` name a user (and maybe one
+of its clients); that user's connections may be on any node. A :class:`Control` is the
+command as it travels: the node that got the API call applies it to its own clients and sends
+it through the engine's control channel (Redis pub/sub, PostgreSQL NOTIFY) to every other
+node, which applies it to theirs. Delivery to other nodes is at most once, like publications:
+a node that is cut off from the engine misses it (its clients are asked to reconnect and
+recover when the engine comes back).
+
+Wire form: compact JSON, ``{"o": <origin node uid>, "k": <kind>, ...fields}``;
+:func:`decode` refuses anything else with ValueError, so a foreign message on the channel is
+dropped, never half-applied.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+from hubbub.core.codes import ErrorCode
+from hubbub.core.protocol import dumps
+from hubbub.errors import ClientError
+
+Kind = Literal["subscribe", "unsubscribe", "disconnect"]
+KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnect"})
+
+
+class ControlledClient(Protocol):
+    """A channel-protocol client as the server API reaches it."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None: ...
+
+    async def server_unsubscribe(
+        self, channel: str, code: int = 2000, reason: str = "server unsubscribe"
+    ) -> None: ...
+
+    def disconnect(self, code: int, reason: str) -> None: ...
+
+
+class ClientDirectory(Protocol):
+    """This node's connected clients (the node)."""
+
+    def client(self, client_id: str) -> ControlledClient | None: ...
+
+    def clients_of(self, user: str) -> list[ControlledClient]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One control command for the connections of ``user`` (only ``client`` when set).
+
+    ``subscribe``: ``channel``, ``info`` and ``data`` (JSON values or None);
+    ``unsubscribe``: ``channel``; ``disconnect``: ``code``, ``reason`` and ``keep`` (client ids
+    spared).
+    """
+
+    kind: Kind
+    user: str
+    client: str = ""
+    channel: str = ""
+    info: Any = None
+    data: Any = None
+    code: int = 0
+    reason: str = ""
+    keep: tuple[str, ...] = field(default=())
+
+    def encode(self, origin: str) -> str:
+        """The wire form, sent by node ``origin``."""
+        body: dict[str, Any] = {"o": origin, "k": self.kind, "u": self.user}
+        if self.client:
+            body["c"] = self.client
+        if self.kind == "disconnect":
+            body.update(code=self.code, reason=self.reason, keep=list(self.keep))
+        else:
+            body["ch"] = self.channel
+            if self.kind == "subscribe":
+                body.update(info=self.info, data=self.data)
+        return dumps(body)
+
+
+def decode(text: str) -> tuple[str, Control]:
+    """``(origin node uid, command)`` from :meth:`Control.encode`'s text; ValueError for
+    anything else."""
+    obj = json.loads(text)
+    if not isinstance(obj, dict):
+        raise ValueError("control message is not an object")
+    origin, kind, user = obj.get("o"), obj.get("k"), obj.get("u")
+    client = obj.get("c", "")
+    if not (isinstance(origin, str) and kind in KINDS and isinstance(user, str)):
+        raise ValueError("control message without origin, kind or user")
+    if not isinstance(client, str):
+        raise ValueError("control message with a bad client id")
+    if kind == "disconnect":
+        code, reason, keep = obj.get("code"), obj.get("reason"), obj.get("keep", [])
+        if type(code) is not int or not isinstance(reason, str) or not isinstance(keep, list):
+            raise ValueError("disconnect without code or reason")
+        spared = tuple(str(k) for k in keep)
+        return origin, Control("disconnect", user, client, code=code, reason=reason, keep=spared)
+    channel = obj.get("ch")
+    if not isinstance(channel, str) or not channel:
+        raise ValueError("control message without channel")
+    info, data = obj.get("info"), obj.get("data")
+    return origin, Control(kind, user, client, channel, info, data)
+
+
+def targets(clients: ClientDirectory, cmd: Control) -> list[ControlledClient]:
+    """The local clients ``cmd`` is for."""
+    if cmd.client:
+        found = clients.client(cmd.client)
+        return [found] if found is not None and found.user == cmd.user else []
+    return clients.clients_of(cmd.user)
+
+
+async def apply(clients: ClientDirectory, cmd: Control) -> None:
+    """Carry ``cmd`` out on the local clients it is for. Raises ClientError for a subscribe
+    this node's clients cannot take (other than being subscribed already)."""
+    for client in targets(clients, cmd):
+        if cmd.kind == "subscribe":
+            try:
+                await client.server_subscribe(cmd.channel, cmd.info, cmd.data)
+            except ClientError as exc:
+                if exc.code != ErrorCode.ALREADY_SUBSCRIBED:
+                    raise
+        elif cmd.kind == "unsubscribe":
+            await client.server_unsubscribe(cmd.channel)
+        elif client.client_id not in cmd.keep:
+            client.disconnect(cmd.code, cmd.reason)

@@ -1,0 +1,154 @@
+"""The deployment matrix: every scenario of ``tests/matrix/`` runs on every row of
+:data:`DEPLOYMENTS` (engine x history store x topology).
+
+A new engine or topology joins the matrix by adding a row; a new wire (dialect) joins by
+adding its scenarios to ``test_matrix.py``. Each deployment is started once per module (its
+servers shared by the scenarios, which use channels and users of their own) and stopped at the
+end. Rows that need Redis or PostgreSQL skip without them, and fail under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hubbub.auth import mint
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+
+KEY = "matrix-api-key-0123456789"
+SECRET = "m" * 40
+CONFIG = f"""
+presence_ttl = 3
+token_hmac_secret = "{SECRET}"
+write_buffer_limit = 65536
+client_command_rate = 100000
+client_command_burst = 100000
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One deployment: ``engine`` memory | redis | pgengine; ``history`` (memory engine only)
+    memory | sqlite | postgres; ``nodes`` separate processes; ``workers`` per process."""
+
+    name: str
+    engine: str = "memory"
+    history: str = "sqlite"
+    nodes: int = 1
+    workers: int = 1
+
+
+DEPLOYMENTS = (
+    Row("memory", history="memory"),
+    Row("sqlite"),
+    Row("pg-history", history="postgres"),
+    Row("redis-2nodes", engine="redis", nodes=2),
+    Row("redis-workers2", engine="redis", workers=2),
+    Row("pgengine-2nodes", engine="pgengine", nodes=2),
+    Row("pgengine-workers2", engine="pgengine", workers=2),
+)
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A channel, room or user name no other scenario uses."""
+    return f"{prefix}{next(_names)}"
+
+
+@dataclass
+class Deployment:
+    row: Row
+    servers: list[ServerProcess]
+
+    @property
+    def clustered(self) -> bool:
+        return self.row.engine != "memory"
+
+    def node(self, i: int) -> ServerProcess:
+        """The ``i``-th node, round robin (every node of the deployment gets used)."""
+        return self.servers[i % len(self.servers)]
+
+    def ws(self, i: int, path: str) -> str:
+        return self.node(i).ws + path
+
+    async def api(self, method: str, params: dict[str, Any], node: int = 0) -> Any:
+        """Call the server API on ``node``; the result (asserting there is no error)."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.node(node).url}/api/{method}", json=params, headers={"X-API-Key": KEY}
+            ) as resp,
+        ):
+            body = await resp.json()
+        assert "error" not in body, body
+        return body["result"]
+
+    async def wait_subscribers(self, channel: str, count: int) -> None:
+        """Until the cluster counts ``count`` subscribers of ``channel`` (every node asked)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + scaled(15)
+        while True:
+            seen = []
+            for i in range(len(self.servers)):
+                result = await self.api("channels", {"pattern": channel}, node=i)
+                seen.append(result["channels"].get(channel, {}).get("num_clients", 0))
+            if all(n == count for n in seen):
+                return
+            if loop.time() > deadline:
+                raise AssertionError(f"{channel}: subscribers {seen}, expected {count}")
+            await asyncio.sleep(0.1)
+
+
+def token(user: str) -> str:
+    return mint(SECRET, user)
+
+
+@pytest.fixture(scope="module", params=DEPLOYMENTS, ids=[r.name for r in DEPLOYMENTS])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    row: Row = request.param
+    tmp: Path = tmp_path_factory.mktemp(row.name)
+    config = CONFIG
+    args = ["--api-key", KEY, "--config", str(tmp / "hubbub.toml")]
+    if row.engine == "redis":
+        from tests.conftest import need_binary
+        from tests.support.redis import RedisServer
+
+        redis = request.getfixturevalue("redis_session")
+        assert isinstance(redis, RedisServer)
+        need_binary("redis-server")
+        args += ["--engine", redis.url]
+        config += f'engine_prefix = "{unique("m")}"\n'  # the session's Redis is shared
+    elif row.engine == "pgengine":
+        postgres = request.getfixturevalue("postgres")
+        args += ["--engine", postgres.create_database(unique("matrix"))]
+    elif row.history == "postgres":
+        postgres = request.getfixturevalue("postgres")
+        args += ["--history", postgres.create_database(unique("matrix"))]
+    elif row.history == "memory":
+        args += ["--history", "memory"]
+    if row.workers > 1:
+        args += ["--workers", str(row.workers)]
+    (tmp / "hubbub.toml").write_text(config)
+    servers: list[ServerProcess] = []
+    try:
+        for i in range(row.nodes):
+            node_args = [*args, "--data-dir", str(tmp / f"data-{i}")]
+            servers.append(ServerProcess(node_args, None, tmp / f"server-{i}.log"))
+        yield Deployment(row, servers)
+    finally:
+        for server in servers:
+            try:
+                server.terminate()
+            finally:
+                server.kill()

@@ -1,0 +1,273 @@
+"""Scenarios where features meet, on every deployment of the matrix (see conftest.py): raw
+rooms (text and binary) and the channel protocol, publish and delivery byte for byte, history
+and recovery, presence and join/leave, server API control of users on other nodes.
+
+Clients are spread round robin over the deployment's nodes, half of them with
+permessage-deflate (browsers always offer it)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.matrix.conftest import Deployment, token, unique
+from tests.support.proto import Observer, call
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+Frame = tuple[aiohttp.WSMsgType, str | bytes]
+
+
+@asynccontextmanager
+async def sockets(
+    deployment: Deployment, path: str, count: int
+) -> AsyncIterator[list[aiohttp.ClientWebSocketResponse]]:
+    """``count`` WebSockets to ``path``, round robin over the nodes, every other one with
+    permessage-deflate."""
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        out = []
+        for i in range(count):
+            ws = await stack.enter_async_context(
+                http.ws_connect(deployment.ws(i, path), compress=15 if i % 2 else 0)
+            )
+            out.append(ws)
+        yield out
+
+
+async def frames_until(
+    ws: aiohttp.ClientWebSocketResponse, count: int, quiet: float = 0.3
+) -> list[Frame]:
+    """``count`` data frames, then whatever else arrives within ``quiet`` seconds."""
+    got: list[Frame] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + scaled(15)
+    while True:
+        timeout = deadline - loop.time() if len(got) < count else quiet
+        try:
+            msg = await asyncio.wait_for(ws.receive(), max(timeout, 0.01))
+        except TimeoutError:
+            if len(got) < count:
+                raise AssertionError(f"got {len(got)} of {count} frames: {got[:10]}") from None
+            return got
+        if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            got.append((msg.type, msg.data))
+        else:
+            raise AssertionError(f"connection ended: {msg}")
+
+
+TEXT, BINARY = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+
+
+def messages_of(sender: int) -> list[Frame]:
+    """What member ``sender`` sends: plain text, JSON text with odd spacing (must not be
+    re-encoded), text with quotes and non-ASCII, binary with bytes that are not UTF-8, and
+    (member 0 only, so that every frame has one sender) an empty binary frame."""
+    empty: list[Frame] = [(BINARY, b"")] if sender == 0 else []
+    return [
+        (TEXT, f"hello {sender}"),
+        (TEXT, f'{{"n":  {sender}, "list":[1 ,2]}}'),
+        (TEXT, f'"quoted" \\ {sender} ü€𝄞'),
+        (BINARY, bytes([sender, 0, 255, 10])),
+        *empty,
+    ]
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, frame: Frame) -> None:
+    kind, data = frame
+    if kind is TEXT:
+        assert isinstance(data, str)
+        await ws.send_str(data)
+    else:
+        assert isinstance(data, bytes)
+        await ws.send_bytes(data)
+
+
+async def test_raw_room_frames_arrive_byte_for_byte(deployment: Deployment) -> None:
+    """Every member gets every other member's frames exactly as sent (type and bytes), in
+    each sender's order, and never its own, wherever the members are connected."""
+    room = unique("room")
+    members = 4
+    async with sockets(deployment, f"/rooms/{room}", members) as socks:
+        await deployment.wait_subscribers(f"rooms:{room}", members)
+        for i, ws in enumerate(socks):
+            for frame in messages_of(i):
+                await send(ws, frame)
+        sent = [len(messages_of(i)) for i in range(members)]
+        received = await asyncio.gather(
+            *(frames_until(ws, sum(sent) - sent[i]) for i, ws in enumerate(socks))
+        )
+    for i, got in enumerate(received):
+        expected = {j: messages_of(j) for j in range(members) if j != i}
+        by_sender: dict[int, list[Frame]] = {j: [] for j in expected}
+        for frame in got:
+            owner = [j for j, frames in expected.items() if frame in frames]
+            assert owner, f"member {i} got a frame nobody sent: {frame!r}"
+            by_sender[owner[0]].append(frame)
+        assert by_sender == expected, f"member {i}"
+
+
+async def test_rooms_and_channel_protocol_meet(deployment: Deployment) -> None:
+    """Room frames reach channel subscribers as publication data; channel publications reach
+    room members as the data's JSON text."""
+    room = unique("meet")
+    channel = f"rooms:{room}"
+    async with (
+        sockets(deployment, f"/rooms/{room}", 1) as (member,),
+        sockets(deployment, "/connection/websocket", 2) as (_, proto),
+    ):
+        await call(proto, {"id": 1, "connect": {}})
+        (reply,) = await call(proto, {"id": 2, "subscribe": {"channel": channel}})
+        assert "error" not in reply, reply
+        observer = Observer(proto)
+        await deployment.wait_subscribers(channel, 2)
+        await member.send_str("plain")
+        await member.send_str('{"a":  1}')
+        await member.send_bytes(b"\x00\x01")
+        datas = [(await observer.push("pub", channel))["pub"]["data"] for _ in range(3)]
+        assert datas == ["plain", {"a": 1}, {"base64": base64.b64encode(b"\x00\x01").decode()}]
+        await deployment.api("publish", {"channel": channel, "data": {"from": "api"}}, node=1)
+        (frame,) = await frames_until(member, 1)
+        assert frame[0] is TEXT and json.loads(frame[1]) == {"from": "api"}
+        observer.stop()
+
+
+async def connect_as(ws: aiohttp.ClientWebSocketResponse, user: str) -> Observer:
+    (reply,) = await call(ws, {"id": 1, "connect": {"token": token(user)}})
+    assert "connect" in reply, reply
+    return Observer(ws)
+
+
+async def test_publications_reach_every_subscriber_once_in_one_order(
+    deployment: Deployment,
+) -> None:
+    channel = unique("news")
+    async with sockets(deployment, "/connection/websocket", 4) as socks:
+        observers = [await connect_as(ws, unique("u")) for ws in socks]
+        for obs in observers:
+            assert "error" not in await obs.command("subscribe", {"channel": channel})
+        await deployment.wait_subscribers(channel, 4)
+
+        async def publish_from(k: int) -> None:
+            for n in range(10):
+                if k < 2:
+                    reply = await observers[k].command(
+                        "publish", {"channel": channel, "data": {"k": k, "n": n}}
+                    )
+                    assert "error" not in reply, reply
+                else:
+                    await deployment.api(
+                        "publish", {"channel": channel, "data": {"k": k, "n": n}}, k
+                    )
+
+        await asyncio.gather(*(publish_from(k) for k in range(4)))
+        seen = []
+        for obs in observers:
+            pubs = [(await obs.push("pub", channel))["pub"] for _ in range(40)]
+            seen.append([(p["data"]["k"], p["data"]["n"], p.get("offset")) for p in pubs])
+            obs.stop()
+    assert all(s == seen[0] for s in seen), "one order for every subscriber"
+    assert sorted((k, n) for k, n, _ in seen[0]) == [(k, n) for k in range(4) for n in range(10)]
+    assert [o for _, _, o in seen[0]] == list(range(1, 41)), "offsets 1..N in delivery order"
+
+
+async def test_history_and_recovery_across_nodes(deployment: Deployment) -> None:
+    """A client that saw offset N recovers what was published after it, on another node."""
+    channel = unique("hist")
+    async with sockets(deployment, "/connection/websocket", 2) as (first, second):
+        obs = await connect_as(first, unique("u"))
+        reply = await obs.command("subscribe", {"channel": channel, "recoverable": True})
+        sub = reply["subscribe"]
+        epoch, offset = sub["epoch"], sub.get("offset", 0)
+        obs.stop()
+        for n in range(3):
+            await deployment.api("publish", {"channel": channel, "data": {"n": n}}, node=1)
+        history = await deployment.api("history", {"channel": channel, "limit": -1})
+        assert [p["data"]["n"] for p in history["publications"]] == [0, 1, 2]
+        other = await connect_as(second, unique("u"))
+        params = {"channel": channel, "recover": True, "offset": offset, "epoch": epoch}
+        recovered = (await other.command("subscribe", params))["subscribe"]
+        other.stop()
+    assert recovered["recovered"] is True, recovered
+    assert [p["data"]["n"] for p in recovered["publications"]] == [0, 1, 2]
+
+
+async def test_presence_and_join_leave_across_nodes(deployment: Deployment) -> None:
+    channel = unique("room")
+    alice, bob = unique("alice"), unique("bob")
+    async with sockets(deployment, "/connection/websocket", 2) as (a_ws, b_ws):
+        a = await connect_as(a_ws, alice)
+        assert "error" not in await a.command("subscribe", {"channel": channel, "join_leave": True})
+        b = await connect_as(b_ws, bob)
+        assert "error" not in await b.command("subscribe", {"channel": channel})
+        join = await a.push("join", channel)
+        if join["join"]["info"]["user"] == alice:  # her own join may come first
+            join = await a.push("join", channel)
+        assert join["join"]["info"]["user"] == bob
+        for node in range(len(deployment.servers)):
+            present = await deployment.api("presence", {"channel": channel}, node=node)
+            assert sorted(i["user"] for i in present["presence"].values()) == sorted([alice, bob])
+        await b_ws.close()
+        b.stop()
+        leave = await a.push("leave", channel)
+        assert leave["leave"]["info"]["user"] == bob
+        present = await deployment.api("presence", {"channel": channel})
+        assert [i["user"] for i in present["presence"].values()] == [alice]
+        a.stop()
+
+
+async def users_present(deployment: Deployment, channel: str) -> list[str]:
+    result = await deployment.api("presence", {"channel": channel})
+    return sorted(i["user"] for i in result["presence"].values())
+
+
+async def eventually(check: Any, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + scaled(10)
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"never: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_server_api_controls_users_on_every_node(deployment: Deployment) -> None:
+    """subscribe, unsubscribe and disconnect sent to one node reach the user's connections
+    on every node (and each node's presence follows)."""
+    carol = unique("carol")
+    channel = unique("ctl")
+    async with sockets(deployment, "/connection/websocket", 4) as socks:
+        observers = [await connect_as(ws, carol) for ws in socks]  # on every node
+        for node in range(len(deployment.servers)):
+            await deployment.api("subscribe", {"user": carol, "channel": channel}, node=node)
+            for obs in observers:
+                await obs.push("subscribe", channel)
+            await deployment.api("publish", {"channel": channel, "data": node}, node=node)
+            for obs in observers:
+                assert (await obs.push("pub", channel))["pub"]["data"] == node
+            await deployment.api("unsubscribe", {"user": carol, "channel": channel}, node=node)
+            for obs in observers:
+                await obs.push("unsubscribe", channel)
+
+        async def nobody_present() -> bool:
+            return await users_present(deployment, channel) == []
+
+        await eventually(nobody_present, "presence empty after unsubscribe")
+        spared = await observers[1].command("rpc", {"method": "none"})  # still connected
+        assert spared["error"]["code"] == 104
+        await deployment.api(
+            "disconnect", {"user": carol, "disconnect": {"code": 4321, "reason": "bye"}}, node=0
+        )
+
+        async def all_closed() -> bool:
+            return all(obs.closed is not None for obs in observers)
+
+        await eventually(all_closed, "every connection of the user closed")
+        assert [ws.close_code for ws in socks] == [4321] * len(socks)
