@@ -11,11 +11,15 @@ Rules of this module:
   (not JSON, not an object, bad id) and returns :class:`Command` objects whose ``params`` are
   checked later by :func:`require_*` helpers, which raise :class:`hubbub.errors.ClientError`
   (107 bad request) for a missing or mistyped field.
+- JSON means RFC 8259 JSON, in and out: a command holding NaN, Infinity, a number out of
+  range or a lone surrogate escape is answered with 107 (the connection stays), and
+  :func:`dumps` never writes them, so every push and reply is text ``JSON.parse`` takes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -42,22 +46,82 @@ METHODS: Final = (
 _METHOD_SET: Final = frozenset(METHODS)
 MAX_COMMAND_ID: Final = 2**32 - 1
 
-# ensure_ascii: a lone surrogate ("\ud800") in client JSON stays an escape instead of becoming
-# text that cannot be encoded to UTF-8.
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+# ensure_ascii: text stays ASCII on the wire; allow_nan=False: NaN and Infinity, which JSON
+# has no words for, raise ValueError instead of becoming text that JSON.parse throws on.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
 
 
-def _loads(text: str) -> Any:
-    """``json.loads``, through orjson when it takes the text: orjson is strict RFC 8259 and
-    refuses the few things json accepts beyond it (NaN, integers past 64 bits, lone
-    surrogates), which then go to json, so what is accepted and how it reads stays json's."""
+class NotJSON(ValueError):
+    """Text that is not RFC 8259 JSON; the message says what is wrong with it."""
+
+
+class _NotRFC8259:
+    """Stands in, while a fallback parse runs, for what RFC 8259 has no value for."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+def _constant(name: str) -> _NotRFC8259:
+    return _NotRFC8259(name)
+
+
+def _float(text: str) -> float | _NotRFC8259:
+    value = float(text)
+    return value if math.isfinite(value) else _NotRFC8259(f"{text} (out of range)")
+
+
+def _problem(value: Any) -> str | None:
+    """What in ``value`` (a json.loads result) is not RFC 8259 JSON: NaN, Infinity, numbers
+    out of range, lone surrogates; None when it is all JSON. Iterative: values may be deep."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _NotRFC8259):
+            return item.what
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "a lone surrogate escape"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _parse(text: str | bytes) -> tuple[Any, str | None]:
+    """Parse JSON text: ``(value, None)``, or ``(value, problem)`` when the text parses but
+    holds what RFC 8259 has no value for (the value then has stand-ins in those places).
+    Raises ValueError for text that does not parse at all.
+
+    orjson first (strict RFC 8259); what it refuses goes to json, whose hooks mark NaN,
+    Infinity and numbers out of range, so that the command they came in can be answered."""
     try:
-        return orjson.loads(text)
+        return orjson.loads(text), None
     except orjson.JSONDecodeError:
         try:
-            return json.loads(text)
+            value = json.loads(text, parse_constant=_constant, parse_float=_float)
         except RecursionError:  # nested deeper than json can follow
             raise ValueError("JSON nested too deeply") from None
+        return value, _problem(value)
+
+
+def loads(text: str | bytes) -> Any:
+    """Strict RFC 8259 JSON: raises :class:`NotJSON` (saying why) for anything else,
+    including NaN, Infinity, numbers out of range and lone surrogate escapes."""
+    try:
+        value, problem = _parse(text)
+    except ValueError as exc:
+        raise NotJSON(f"not JSON: {exc}") from None
+    if problem is not None:
+        raise NotJSON(f"not RFC 8259 JSON: {problem}")
+    return value
 
 
 class ProtocolViolation(Exception):
@@ -76,8 +140,12 @@ class Command:
 
 
 def dumps(value: Any) -> str:
-    """Compact, single-line, ASCII-only JSON text."""
-    return _dumps(value)
+    """Compact, single-line, ASCII-only RFC 8259 JSON text. Raises ValueError for what JSON
+    cannot hold (NaN, Infinity) and for values nested deeper than the encoder can follow."""
+    try:
+        return _dumps(value)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def decode_frame(frame: str | bytes) -> list[Command]:
@@ -92,10 +160,13 @@ def decode_frame(frame: str | bytes) -> list[Command]:
         if not line or line.isspace():
             continue
         try:
-            obj = _loads(line)
+            obj, problem = _parse(line)
         except ValueError:
             raise ProtocolViolation("command is not JSON") from None
-        commands.append(_command(obj))
+        command = _command(obj)
+        if problem is not None and command.problem is None and command.method:
+            command = Command(command.id, command.method, {}, f"not RFC 8259 JSON: {problem}")
+        commands.append(command)
     if not commands:
         raise ProtocolViolation("empty frame")
     return commands
@@ -181,7 +252,10 @@ def data_text(params: Mapping[str, Any], field: str = "data", *, required: bool 
         if required:
             raise _bad(field, "is required")
         return "null"
-    return dumps(params[field])
+    try:
+        return dumps(params[field])
+    except ValueError as exc:  # nested too deeply (what else is not JSON was refused before)
+        raise _bad(field, f"is not usable JSON: {exc}") from None
 
 
 # -- writing replies and pushes -------------------------------------------------------------

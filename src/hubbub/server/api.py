@@ -17,6 +17,7 @@ from aiohttp import web
 
 from hubbub import api
 from hubbub.config import Settings
+from hubbub.core import protocol
 from hubbub.core.codes import ErrorCode
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node
@@ -65,9 +66,9 @@ async def handle(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         return _error(413, ErrorCode.LIMIT_EXCEEDED, f"body is larger than {limit} bytes")
     try:
-        params: Any = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        return _error(400, ErrorCode.BAD_REQUEST, "bad request: the body is not JSON")
+        params: Any = protocol.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        return _error(400, ErrorCode.BAD_REQUEST, f"bad request: the body is {exc}")
     if not isinstance(params, dict):
         return _error(400, ErrorCode.BAD_REQUEST, "bad request: the body must be a JSON object")
     try:

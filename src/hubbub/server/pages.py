@@ -20,6 +20,7 @@ from aiohttp import web
 from hubbub import __version__
 from hubbub.api import METHODS
 from hubbub.config import Settings
+from hubbub.core import protocol
 from hubbub.core.channels import NAMESPACE_SEPARATOR
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node
@@ -114,9 +115,9 @@ async def admin_call(request: web.Request) -> web.Response:
     if name not in ADMIN_METHODS:
         raise web.HTTPNotFound(text=f"no admin method {name}\n")
     try:
-        params = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="the body is not JSON\n") from None
+        params = protocol.loads(await request.read())
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"the body is {exc}\n") from None
     if not isinstance(params, dict):
         raise web.HTTPBadRequest(text="the body must be a JSON object\n")
     try:

@@ -68,3 +68,21 @@ def test_replies_and_pushes_are_valid_json() -> None:
     assert json.loads(p.push("", "disconnect", '{"code":3001}')) == {
         "push": {"disconnect": {"code": 3001}}
     }
+
+
+@pytest.mark.parametrize(
+    "data", ["NaN", "Infinity", "-Infinity", "1e999", "[-1e400]", '"\\ud800"', '{"\\udfff":1}']
+)
+def test_commands_holding_what_json_cannot_are_answered_with_107(data: str) -> None:
+    """RFC 8259 only: the command is kept (so it can be answered), its params are not."""
+    (cmd,) = p.decode_frame(f'{{"id":7,"publish":{{"channel":"c","data":{data}}}}}')
+    assert (cmd.id, cmd.method, dict(cmd.params)) == (7, "publish", {})
+    assert cmd.problem is not None and "RFC 8259" in cmd.problem
+
+
+def test_strict_loads_and_dumps_refuse_what_json_cannot_hold() -> None:
+    with pytest.raises(p.NotJSON, match="NaN"):
+        p.loads(b'{"a": NaN}')
+    with pytest.raises(ValueError):
+        p.dumps(float("nan"))
+    assert p.loads('{"big": 1e308, "n": 18446744073709551616}')["big"] == 1e308
