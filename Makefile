@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	@key=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))'); \
 	echo "server API key for this run: $$key   (export HUBBUB_API_KEY=$$key)"; \
-	HUBBUB_API_KEY=$$key exec $(BIN)/hubbub serve
+	echo "admin dashboard without a password, for this machine only (HUBBUB_ADMIN_INSECURE=true): http://127.0.0.1:8765/admin"; \
+	HUBBUB_API_KEY=$$key HUBBUB_ADMIN_INSECURE=true exec $(BIN)/hubbub serve
 
 autobahn-venv: $(STAMP)
 	bash scripts/autobahn-venv.sh $(AUTOBAHN_VENV)

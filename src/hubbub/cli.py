@@ -64,6 +64,12 @@ def main() -> None:
     default=None,
     help="Accept connections without a token [default: true].",
 )
+@click.option(
+    "--admin-insecure",
+    is_flag=True,
+    default=None,
+    help="Serve /admin without a password to this machine only (direct, loopback requests).",
+)
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Set by --workers for its workers.")
 def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
     """Run the server until SIGINT/SIGTERM.

@@ -219,8 +219,15 @@ class Settings(BaseModel):
         None,
         min_length=8,
         description=(
-            "Password of /admin (HTTP Basic, any user name). Without one the dashboard is open "
-            "only while hubbub listens on a loopback address."
+            "Password of /admin (HTTP Basic, any user name). Without one the dashboard is "
+            "refused unless admin_insecure is set."
+        ),
+    )
+    admin_insecure: bool = Field(
+        False,
+        description=(
+            "Serve /admin without a password to direct requests from this machine (loopback "
+            "peer and Host, no proxy headers); for trying hubbub locally (make run sets it)."
         ),
     )
 

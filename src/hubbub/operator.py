@@ -37,6 +37,7 @@ def genconfig() -> str:
     """A commented production configuration with freshly generated secrets."""
     api_key = secrets.token_urlsafe(32)
     hmac_secret = secrets.token_urlsafe(48)
+    admin_password = secrets.token_urlsafe(18)
     return f'''# hubbub configuration written by `hubbub genconfig`.
 # Check it with `hubbub checkconfig hubbub.toml`; serve with `hubbub serve --config hubbub.toml`.
 # Every key can also be given as HUBBUB_<KEY> in the environment or as --<key> on the
@@ -61,6 +62,10 @@ api_key = "{api_key}"
 token_hmac_secret = "{hmac_secret}"
 # Or with public keys: token_rsa_public_key = "rsa.pem", token_ecdsa_public_key = "ec.pem",
 # token_jwks_file = "jwks.json"; and require claims: token_audience, token_issuer.
+
+# Password of the /admin dashboard (HTTP Basic, any user name). Without one /admin is refused:
+# behind a reverse proxy every request looks local, so being on 127.0.0.1 proves nothing.
+admin_password = "{admin_password}"
 
 # No anonymous connections: every client needs a connection token (or an on_connect hook).
 allow_anonymous = false

@@ -125,7 +125,7 @@ async def test_echo_page(browser: Any, start_server: StartServer) -> None:
 
 
 async def test_admin_counters_and_publish(browser: Any, start_server: StartServer) -> None:
-    server = start_server()
+    server = start_server("--admin-insecure")
     async with aiohttp.ClientSession() as http:
         sockets = [await http.ws_connect(server.ws + "/connection/websocket") for _ in range(3)]
         for ws in sockets:

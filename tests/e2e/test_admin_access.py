@@ -6,12 +6,8 @@ import base64
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from hubbub.config import Settings
-from hubbub.node import Node
-from hubbub.server import pages
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.e2e
@@ -48,22 +44,46 @@ async def test_admin_password_and_csrf_header(start_server: StartServer) -> None
             assert resp.status == 404  # only what the dashboard needs
 
 
-@pytest.mark.parametrize(
-    ("host", "password", "allowed"),
-    [("127.0.0.1", None, True), ("::1", None, True), ("localhost", None, True),
-     ("0.0.0.0", None, False), ("192.0.2.7", None, False)],
-)  # fmt: skip
-def test_without_password_only_loopback_is_open(
-    host: str, password: str | None, allowed: bool
+#: (server settings, request headers, expected status of GET /admin and of an admin POST)
+ACCESS = [
+    ("", {}, 403),  # no password and not insecure: refused, even from this machine
+    ("admin_insecure = true\n", {}, 200),
+    ("admin_insecure = true\n", {"Host": "evil.example"}, 403),  # DNS rebinding
+    ("admin_insecure = true\n", {"Host": "evil.example:8765"}, 403),
+    ("admin_insecure = true\n", {"Host": "localhost"}, 200),
+    ("admin_insecure = true\n", {"Host": "[::1]:8765"}, 200),
+    ("admin_insecure = true\n", {"X-Forwarded-For": "203.0.113.9"}, 403),  # via a proxy
+    ("admin_insecure = true\n", {"Forwarded": "for=203.0.113.9"}, 403),
+    ("admin_insecure = true\n", {"X-Real-IP": "203.0.113.9"}, 403),
+    ('admin_password = "correct horse"\n', {}, 401),
+    ('admin_password = "correct horse"\n', {"Host": "evil.example"}, 401),
+    ('admin_password = "correct horse"\n', basic("x", "correct horse"), 200),
+]
+
+
+@pytest.mark.parametrize(("config", "headers", "status"), ACCESS)
+async def test_who_gets_into_the_admin(
+    start_server: StartServer, config: str, headers: dict[str, str], status: int
 ) -> None:
-    """Checked without binding anything: the decision depends on the configured host only."""
-    settings = Settings(host=host, admin_password=password)
-    app = web.Application()
-    pages.add_routes(app, settings, Node(settings))
-    request = make_mocked_request("GET", "/admin", app=app)
-    if allowed:
-        pages._check_admin(request)
-    else:
-        with pytest.raises(web.HTTPForbidden) as refused:
-            pages._check_admin(request)
-        assert "admin_password" in (refused.value.text or "")
+    """The security table of /admin: a password, or admin_insecure for direct requests
+    from this machine only; never open because of where hubbub listens."""
+    server = start_server(config=config)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/admin", headers=headers) as resp:
+            assert resp.status == status, await resp.text()
+        post = {**headers, "X-Hubbub-Admin": "1"}
+        body = {"channel": "news", "data": 1}
+        async with http.post(server.url + "/admin/api/publish", json=body, headers=post) as resp:
+            assert resp.status == status, await resp.text()
+        async with http.get(server.url + "/admin/api/stats", headers=headers) as resp:
+            assert resp.status == status
+
+
+def test_genconfig_sets_an_admin_password() -> None:
+    """What genconfig writes is safe behind a reverse proxy: /admin has a password."""
+    import tomllib
+
+    from hubbub.operator import genconfig
+
+    settings = Settings(**tomllib.loads(genconfig()))
+    assert settings.admin_password and not settings.admin_insecure

@@ -1,8 +1,12 @@
 """Demo pages and the admin dashboard (HTML from ``static/``) and the admin's JSON endpoints.
 
 ``/admin`` and ``/admin/api/*`` need HTTP Basic auth with ``admin_password`` (any user name).
-Without a password they are open only while hubbub listens on a loopback address, the default
-for trying it locally. Admin API calls must carry ``X-Hubbub-Admin: 1``: a header a cross-site
+Without a password they are refused, unless ``admin_insecure`` is set (``make run`` sets it):
+then only direct requests from this machine get in: a loopback peer, a loopback Host (a
+DNS-rebinding page has its own name there) and no proxy headers (Forwarded, X-Forwarded-For,
+X-Real-IP). A bare proxy that adds none of them and sends the upstream's address as Host
+cannot be told from a local browser, which is why the setting is off by default and genconfig
+writes a password. Admin API calls must carry ``X-Hubbub-Admin: 1``: a header a cross-site
 form cannot send, so another web page cannot make the browser call them.
 """
 
@@ -35,7 +39,9 @@ ADMIN_METHODS: Final = (
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost":
+    """Whether ``host`` (a name or an address, no port) is this machine's loopback."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -43,13 +49,46 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _host_name(host_header: str) -> str:
+    """The host of a ``Host`` header value, without its port."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+#: Headers a reverse proxy adds; a request carrying one did not come from this machine.
+FORWARDING_HEADERS: Final = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+
+
+def _check_insecure(request: web.Request) -> None:
+    """``admin_insecure``: open without a password, but only to a browser on this machine
+    that reached it directly: the peer is a loopback address, the Host header a loopback
+    name (a DNS-rebinding page has its own name there), and no proxy forwarded it."""
+    refusal = None
+    if not _loopback(request.remote or ""):
+        refusal = f"the peer {request.remote} is not on this machine"
+    elif not _loopback(_host_name(request.headers.get("Host", ""))):
+        refusal = f"Host {request.headers.get('Host', '')!r} is not a loopback name"
+    elif any(name in request.headers for name in FORWARDING_HEADERS):
+        refusal = "the request came through a proxy"
+    if refusal is not None:
+        raise web.HTTPForbidden(
+            text=f"admin_insecure serves /admin only to this machine directly: {refusal}; "
+            "set admin_password to use it from elsewhere\n"
+        )
+
+
 def _check_admin(request: web.Request) -> None:
+    """``admin_password`` (HTTP Basic) is required, unless ``admin_insecure`` opens the
+    dashboard to direct requests from this machine (see :func:`_check_insecure`)."""
     settings = request.app[PAGES_SETTINGS]
     if settings.admin_password is None:
-        if _loopback(settings.host):
+        if settings.admin_insecure:
+            _check_insecure(request)
             return
         raise web.HTTPForbidden(
-            text="the admin dashboard needs admin_password when hubbub listens beyond loopback\n"
+            text="the admin dashboard needs admin_password (or, to try it on this machine "
+            "only, admin_insecure = true / --admin-insecure)\n"
         )
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     password = ""
