@@ -271,3 +271,32 @@ async def test_server_api_controls_users_on_every_node(deployment: Deployment) -
 
         await eventually(all_closed, "every connection of the user closed")
         assert [ws.close_code for ws in socks] == [4321] * len(socks)
+
+
+async def test_pipelined_publishes_keep_their_order(deployment: Deployment) -> None:
+    """One connection sends publishes without waiting for replies: replies in command order,
+    publications in that order with consecutive offsets, on every node."""
+    channel = unique("pipe")
+    count = 300
+    async with sockets(deployment, "/connection/websocket", 3) as (pub_ws, *sub_socks):
+        subscribers = [await connect_as(ws, unique("u")) for ws in sub_socks]
+        for obs in subscribers:
+            assert "error" not in await obs.command("subscribe", {"channel": channel})
+        await deployment.wait_subscribers(channel, len(subscribers))
+        (reply,) = await call(pub_ws, {"id": 1, "connect": {}})
+        for i in range(count):
+            cmd = {"id": 10 + i, "publish": {"channel": channel, "data": i}}
+            await pub_ws.send_str(json.dumps(cmd))
+        ids: list[int] = []
+        while len(ids) < count:
+            msg = await asyncio.wait_for(pub_ws.receive(), scaled(15))
+            for line in msg.data.split("\n"):
+                answer = json.loads(line)
+                assert "error" not in answer, answer
+                ids.append(answer["id"])
+        assert ids == [10 + i for i in range(count)]
+        for obs in subscribers:
+            pubs = [(await obs.push("pub", channel))["pub"] for _ in range(count)]
+            assert [p["data"] for p in pubs] == list(range(count))
+            assert [p["offset"] for p in pubs] == list(range(1, count + 1))
+            obs.stop()

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -35,7 +35,9 @@ from redis.exceptions import RedisError
 from hubbub.core.protocol import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
+from hubbub.engines.durable import MAX_BATCH
 from hubbub.engines.envelope import pub_from_payload, pub_payload, raw_from_text, raw_text
+from hubbub.engines.groupcommit import GroupCommit
 from hubbub.engines.memory import Clock, new_epoch
 from hubbub.engines.sqlite import info_from_text
 from hubbub.errors import StoreError
@@ -94,8 +96,25 @@ def _store_error(exc: Exception) -> StoreError:
     return StoreError(f"redis: {exc}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """One publish for the batcher: the history script (``keys``, ``args``), else a plain
+    PUBLISH of ``message`` on ``key``."""
+
+    key: str
+    message: str = ""
+    keys: list[str] | None = None
+    args: list[str | int | float] | None = None
+
+
 class RedisBroker:
-    """A :class:`hubbub.engines.base.Broker` on Redis (see the module docstring)."""
+    """A :class:`hubbub.engines.base.Broker` on Redis (see the module docstring).
+
+    Publishes go through a batcher (:class:`hubbub.engines.groupcommit.GroupCommit`): those
+    submitted while a batch is on its way travel together in the next pipeline, on one
+    connection, in submission order. So publishes started one after another (a connection's
+    pipelined publishes) keep their order, which separate pooled connections would not.
+    """
 
     def __init__(
         self,
@@ -115,6 +134,7 @@ class RedisBroker:
         self._active: set[str] = set()  # pub/sub channels subscribed on the current connection
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._sends: GroupCommit[_Send, Any] = GroupCommit(self._send_batch, MAX_BATCH)
         self.connected = False
         self._closing = False
         self.errors = 0
@@ -282,32 +302,50 @@ class RedisBroker:
         payload = pub_payload(pub)
         raw = raw_text(pub.raw)
         raw_part = "" if raw is None else f',"x":{raw}'
+        if history is None or not history.enabled:
+            message = f'{{"t":"p","o":0{raw_part},"p":{payload}}}'
+            await self._sent(_Send(self._k("ch", channel), message=message))
+            return pub
+        keys = [
+            self._k("stream", channel),
+            self._k("meta", channel),
+            self._k("ch", channel),
+            self._k("idem", f"{channel}:{idempotency_key}") if idempotency_key else "",
+        ]
+        args: list[str | int | float] = [
+            payload,
+            history.size,
+            max(1, int(history.ttl)),
+            self._meta_ttl,
+            new_epoch(),
+            max(1, int(history.idempotency_ttl)),
+            raw_part,
+        ]
+        top, _, _ = await self._sent(_Send(keys[2], keys=keys, args=args))
+        return replace(pub, offset=int(top))
+
+    async def _sent(self, item: _Send) -> Any:
+        """Send through the batcher; the command's result (StoreError when it failed)."""
         try:
-            if history is None or not history.enabled:
-                await self.redis.publish(
-                    self._k("ch", channel), f'{{"t":"p","o":0{raw_part},"p":{payload}}}'
-                )
-                return pub
-            keys = [
-                self._k("stream", channel),
-                self._k("meta", channel),
-                self._k("ch", channel),
-                self._k("idem", f"{channel}:{idempotency_key}") if idempotency_key else "",
-            ]
-            args: list[str | int | float] = [
-                payload,
-                history.size,
-                max(1, int(history.ttl)),
-                self._meta_ttl,
-                new_epoch(),
-                max(1, int(history.idempotency_ttl)),
-                raw_part,
-            ]
-            top, _, _ = await self._publish(keys=keys, args=args)
+            result = await self._sends.submit(item)
         except (RedisError, OSError) as exc:
             self.errors += 1
             raise _store_error(exc) from None
-        return replace(pub, offset=int(top))
+        if isinstance(result, Exception):
+            self.errors += 1
+            raise _store_error(result)
+        return result
+
+    async def _send_batch(self, items: list[_Send]) -> list[Any]:
+        """One pipeline (no transaction) on one connection: Redis runs the commands in the
+        order they were submitted. Per-command errors come back as exceptions."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                if item.keys is None:
+                    pipe.publish(item.key, item.message)
+                else:
+                    await self._publish(keys=item.keys, args=item.args, client=pipe)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def _publish_presence_event(self, channel: str, kind: str, info: ClientInfo) -> None:
         try:
