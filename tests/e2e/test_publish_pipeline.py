@@ -72,7 +72,8 @@ async def test_publishes_of_one_connection_share_transactions_and_keep_order(
         store = the_hub._node.broker.store
         batches_before = store.commits.batches
         for i in range(N):  # one command per frame, as an SDK sends them, never waiting
-            await pub.send_str(json.dumps({"id": 10 + i, "publish": {"channel": "fast", "data": i}}))
+            cmd = {"id": 10 + i, "publish": {"channel": "fast", "data": i}}
+            await pub.send_str(json.dumps(cmd))
         replies = await lines(pub, N, "id")
         pushes = await lines(sub, N, "push")
         batches = store.commits.batches - batches_before

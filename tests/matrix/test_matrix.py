@@ -283,7 +283,7 @@ async def test_pipelined_publishes_keep_their_order(deployment: Deployment) -> N
         for obs in subscribers:
             assert "error" not in await obs.command("subscribe", {"channel": channel})
         await deployment.wait_subscribers(channel, len(subscribers))
-        (reply,) = await call(pub_ws, {"id": 1, "connect": {}})
+        await call(pub_ws, {"id": 1, "connect": {}})
         for i in range(count):
             cmd = {"id": 10 + i, "publish": {"channel": channel, "data": i}}
             await pub_ws.send_str(json.dumps(cmd))
