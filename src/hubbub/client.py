@@ -340,9 +340,7 @@ class Client:
         if options.history_enabled and (recoverable or p.optional_bool(params, "positioned")):
             broker, limit = self.node.broker, self.node.settings.recovery_max_publications
             if recover:
-                since = StreamPosition(
-                    p.optional_int(params, "offset"), p.optional_str(params, "epoch")
-                )
+                since = StreamPosition(reads.since_offset(params), p.optional_str(params, "epoch"))
                 history = await broker.history(
                     channel, since_offset=since.offset, limit=limit + 1, reverse=False
                 )
