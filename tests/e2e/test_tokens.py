@@ -102,7 +102,9 @@ async def test_per_user_connection_limit(secured: ServerProcess) -> None:
 
 
 async def test_command_flood_gets_111_then_3013(start_server: StartServer) -> None:
-    server = start_server(config="client_command_rate = 5\nclient_command_burst = 5\n")
+    server = start_server(
+        config="client_command_rate = 5\nclient_command_burst = 5\nclient_refusal_limit = 5\n"
+    )
     async with raw_client(server) as ws:
         await call(ws, {"id": 1, "connect": {}})
         await ws.send_str("\n".join(json.dumps({"id": 10 + i, "ping": {}}) for i in range(8)))
@@ -114,6 +116,7 @@ async def test_command_flood_gets_111_then_3013(start_server: StartServer) -> No
                 if reply.get("id"):
                     codes.append(reply.get("error", {}).get("code"))
         assert codes.count(None) == 4 and codes.count(111) == 4  # the burst, then refusals
+        # The allowance of 5 refusals (per 10 s) is nearly used up: 2 more end the connection.
         await ws.send_str("\n".join(json.dumps({"id": 30 + i, "ping": {}}) for i in range(10)))
         assert (await closed_with(ws))[0] == 3013
 
