@@ -228,6 +228,14 @@ class Settings(BaseModel):
         gt=0,
         description="Seconds over which client_refusal_limit refusals are allowed.",
     )
+    memory_history_max_bytes: int = Field(
+        256 * MiB,
+        ge=1 * MiB,
+        description=(
+            "Most bytes the memory history store holds across all channels; beyond, the "
+            "oldest publications (then the longest idle streams) are evicted."
+        ),
+    )
     client_channel_limit: int = Field(
         128, ge=1, description="Most channels one connection may be subscribed to."
     )

@@ -1,6 +1,7 @@
 """Rate limits that protect (issue 12, defect 8), against a server process with its default
 limits: a sustained command flood ends in 3013, a connection sending big messages at full
-speed is refused (111) then disconnected, a flooding raw room member is closed with 1008."""
+speed is refused (111) then disconnected, a flooding raw room member is closed with 1008, and
+the memory history store stays within its byte bound across channels."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StartServer
-from tests.support.proto import WS, connected, raw_client, wait_connections
+from tests.support.proto import WS, call, connected, raw_client, wait_connections
 from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
@@ -139,3 +140,45 @@ async def test_a_flooding_raw_room_member_is_closed_1008(start_server: StartServ
         await asyncio.sleep(0)
         reader.cancel()
     assert 60 <= received < sent
+
+
+async def test_memory_history_is_bounded_across_channels(start_server: StartServer) -> None:
+    """A 1 MiB memory history: 2.5 MB published over five channels; the oldest publications
+    are evicted, the positions stay, and recovery from before the loss says recovered=false."""
+    config = """
+history = "memory"
+memory_history_max_bytes = 1048576
+[[namespaces]]
+name = "kept"
+history_size = 1000
+history_ttl = 3600
+"""
+    server = start_server(config=config)
+    data = "y" * 50_000
+    async with raw_client(server) as ws:
+        await connected(ws)
+        for channel in ("kept:a", "kept:b", "kept:c", "kept:d", "kept:e"):
+            commands = [
+                {"id": 10 + n, "publish": {"channel": channel, "data": data}} for n in range(10)
+            ]
+            for command in commands:
+                (reply,) = await call(ws, command)
+                assert reply == {"id": command["id"], "publish": {}}
+        held = 0
+        for n, channel in enumerate(("kept:a", "kept:b", "kept:c", "kept:d", "kept:e")):
+            (reply,) = await call(ws, {"id": 100 + n, "history": {"channel": channel, "limit": -1}})
+            result = reply["history"]
+            assert result["offset"] == 10  # every stream still knows its position
+            held += sum(len(pub["data"]) for pub in result.get("publications", []))
+            if channel == "kept:a":
+                assert result.get("publications", []) == []  # the oldest went first
+                epoch = result["epoch"]
+        assert 0 < held <= 1048576
+        (reply,) = await call(
+            ws,
+            {
+                "id": 200,
+                "subscribe": {"channel": "kept:a", "recover": True, "offset": 5, "epoch": epoch},
+            },
+        )
+        assert reply["subscribe"]["recovered"] is False
