@@ -9,8 +9,14 @@ A connection token has no ``channel`` claim; a subscription token must have one,
 stand in for the other. What a refused token gets (Centrifugo's codes):
 
 - expired (``exp`` passed): error 109 "token expired" (SDKs fetch a new token and retry);
-- anything else (bad signature, unknown algorithm, ``nbf`` in the future, wrong ``aud``/``iss``,
-  malformed, the wrong kind of token): disconnect 3500 "invalid token".
+- anything else (bad signature, unknown algorithm, ``nbf`` or ``iat`` in the future, wrong
+  ``aud``/``iss``, malformed, the wrong kind of token): disconnect 3500 "invalid token".
+
+The time claims ``exp``, ``nbf``, ``iat`` and ``expire_at`` must be JSON numbers of seconds
+since 1970 between 0 and the end of the year 9999: a string (even of digits), a boolean, NaN,
+Infinity or a larger number makes the token invalid (3500), so such a token is neither
+accepted without expiry nor turned into an internal error. They are checked against the
+``now`` given to :meth:`TokenVerifier.connect` / :meth:`TokenVerifier.subscribe`.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import jwt
 
@@ -48,6 +54,9 @@ def invalid(reason: str) -> DisconnectError:
 
 
 EXPIRED = ClientError(ErrorCode.TOKEN_EXPIRED)
+
+#: The latest time claim accepted, 9999-12-31T23:59:59Z: later ones fit no calendar or timer.
+MAX_NUMERIC_DATE: Final = 253_402_300_799
 
 
 class TokenVerifier:
@@ -103,12 +112,16 @@ class TokenVerifier:
                 algorithms=[str(alg)],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": ["sub"], "verify_aud": self._audience is not None},
+                options={
+                    "require": ["sub"],
+                    "verify_aud": self._audience is not None,
+                    # Time claims are checked by _check_times: PyJWT takes digit strings and
+                    # booleans for numbers (it calls int() on them).
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise EXPIRED from None
-        except jwt.ImmatureSignatureError:
-            raise invalid("not valid yet") from None
         except jwt.InvalidAudienceError:
             raise invalid("wrong audience") from None
         except jwt.InvalidIssuerError:
@@ -117,6 +130,7 @@ class TokenVerifier:
             raise invalid(str(exc)) from None
         if not isinstance(claims.get("sub"), str):
             raise invalid("sub must be a string")
+        _check_times(claims, now)
         return claims
 
     def connect(self, token: str, now: float | None = None) -> ConnectClaims:
@@ -136,15 +150,36 @@ class TokenVerifier:
         return SubscribeClaims(claims["sub"], channel, _expire_at(claims), claims.get("info"))
 
 
+def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+    """The time claim ``name`` in seconds since 1970, None when absent. Anything but a JSON
+    number in ``[0, MAX_NUMERIC_DATE]`` (strings, booleans, NaN, Infinity, huge numbers) is
+    an invalid token."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    # type(), not isinstance: bool is an int; the comparison is False for NaN.
+    if type(value) not in (int, float) or not 0 <= value <= MAX_NUMERIC_DATE:
+        raise invalid(f"{name} must be a number of seconds since 1970")
+    return float(value)
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    """Refuse a token not valid at ``now``: ``iat`` or ``nbf`` in the future (3500), ``exp``
+    passed (109); every time claim, ``expire_at`` included, must be well typed (3500)."""
+    iat, nbf = _numeric_date(claims, "iat"), _numeric_date(claims, "nbf")
+    exp = _numeric_date(claims, "exp")
+    _numeric_date(claims, "expire_at")
+    if (iat is not None and iat > now) or (nbf is not None and nbf > now):
+        raise invalid("not valid yet")
+    if exp is not None and exp <= now:
+        raise EXPIRED
+
+
 def _expire_at(claims: dict[str, Any]) -> float | None:
     """When the session ends: ``expire_at`` when given (0: never), else ``exp``."""
     if "expire_at" in claims:
-        value = claims["expire_at"]
-        if not isinstance(value, int | float):
-            raise invalid("expire_at must be a number")
-        return float(value) or None
-    exp = claims.get("exp")
-    return float(exp) if isinstance(exp, int | float) else None
+        return _numeric_date(claims, "expire_at") or None
+    return _numeric_date(claims, "exp")
 
 
 def _read(path: Any, alg: str) -> str:

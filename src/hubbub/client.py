@@ -20,12 +20,12 @@ from typing import Any, Final
 
 from hubbub import __version__, reads
 from hubbub.auth import SubscribeClaims
-from hubbub.config import ChannelOptions
+from hubbub.config import ChannelOptions, Settings
 from hubbub.core import protocol as p
 from hubbub.core import sparse
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
-from hubbub.core.ratelimit import TokenBucket
+from hubbub.core.ratelimit import Limits, RateLimiter, Verdict
 from hubbub.core.recovery import decide_recovery
 from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo, StreamPosition
@@ -70,9 +70,9 @@ class Client:
 
     __slots__ = (
         "_acks",
-        "_bucket",
         "_chan_info",
         "_join_leave",
+        "_limiter",
         "_tokens",
         "_unacked",
         "_window_strikes",
@@ -101,10 +101,7 @@ class Client:
         self._acks: deque[tuple[int, str, asyncio.Future[str]]] | None = None
         self._unacked = 0  # publishes started and not yet completed
         self._window_strikes = 0
-        settings = node.settings
-        self._bucket = TokenBucket(
-            settings.client_command_rate, settings.client_command_burst, time.monotonic()
-        )
+        self._limiter = RateLimiter(shared_limits(node.settings), time.monotonic())
 
     @property
     def user(self) -> str:
@@ -120,22 +117,30 @@ class Client:
 
     # -- dispatch ------------------------------------------------------------------------
 
-    async def handle(self, cmd: p.Command) -> None:
+    async def handle(self, cmd: p.Command, size: int = 0) -> None:
         """Handle one command; raises DisconnectError when the connection must end.
+
+        ``size``: the bytes the command brings for the rate limit (the size of its frame for
+        the first command of a frame, 0 for the others; see :mod:`hubbub.core.ratelimit`).
+        Over a limit the command gets error 111; sustained abuse disconnects with 3013.
 
         Replies go out in command order. Publishes pipeline: each is handed to the node and
         the next command is handled while it is stored (see :meth:`_publish`); any other
-        command first waits until the publishes before it are answered."""
-        if cmd.method == "":
-            return  # pong
+        command first waits until the publishes before it are answered.
+        """
+        if cmd.method == "":  # pong: never refused, but its frame's bytes count
+            if size:
+                self._limiter.admit(time.monotonic(), size, commands=0)
+            return
         if self._acks and cmd.method != "publish":
             await self._drain()
         if self.session.state is not State.CONNECTED and cmd.method != "connect":
             self.session.require_connected(cmd.method or "command")
         if cmd.id == 0 and cmd.method != "send":
             raise DisconnectError(Disconnects.BAD_REQUEST.code, "bad request: command without id")
-        if not self._bucket.take(time.monotonic()):
-            if self._bucket.strikes > self._bucket.burst:
+        verdict = self._limiter.admit(time.monotonic(), size)
+        if verdict is not Verdict.ADMIT:
+            if verdict is Verdict.DISCONNECT:
                 d = Disconnects.TOO_MANY_REQUESTS
                 raise DisconnectError(d.code, d.reason)
             if cmd.id:
@@ -428,9 +433,7 @@ class Client:
         if options.history_enabled and (recoverable or p.optional_bool(params, "positioned")):
             broker, limit = self.node.broker, self.node.settings.recovery_max_publications
             if recover:
-                since = StreamPosition(
-                    p.optional_int(params, "offset"), p.optional_str(params, "epoch")
-                )
+                since = StreamPosition(reads.since_offset(params), p.optional_str(params, "epoch"))
                 history = await broker.history(
                     channel, since_offset=since.offset, limit=limit + 1, reverse=False
                 )
@@ -655,6 +658,17 @@ class Client:
                 await self.hooks.on_disconnect(ctx)
             except Exception:
                 log.exception("on_disconnect hook failed")
+
+
+_limits: tuple[Settings, Limits] | None = None
+
+
+def shared_limits(settings: Settings) -> Limits:
+    """The rate limits of ``settings``, one object for every connection of a node."""
+    global _limits
+    if _limits is None or _limits[0] is not settings:
+        _limits = (settings, Limits.of(settings))
+    return _limits[1]
 
 
 #: Command handlers by method, shared by every client (bound methods per client would cost

@@ -199,6 +199,43 @@ class Settings(BaseModel):
     client_command_burst: int = Field(
         2000, ge=1, description="Commands one connection may send in a burst."
     )
+    client_byte_rate: float = Field(
+        1 * MiB,
+        gt=0,
+        description=(
+            "Bytes per second one connection may send on average (its WebSocket messages as "
+            "received; raw room members too); beyond, its commands get error 111."
+        ),
+    )
+    client_byte_burst: int = Field(
+        4 * MiB,
+        ge=1,
+        description=(
+            "Bytes one connection may send in a burst (one message of any accepted size "
+            "still gets through after a pause)."
+        ),
+    )
+    client_refusal_limit: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Refusals (error 111) a connection may collect within client_refusal_window; "
+            "the next one disconnects it (3013; raw room members 1008)."
+        ),
+    )
+    client_refusal_window: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds over which client_refusal_limit refusals are allowed.",
+    )
+    memory_history_max_bytes: int = Field(
+        256 * MiB,
+        ge=1 * MiB,
+        description=(
+            "Most bytes the memory history store holds across all channels; beyond, the "
+            "oldest publications (then the longest idle streams) are evicted."
+        ),
+    )
     client_channel_limit: int = Field(
         128, ge=1, description="Most channels one connection may be subscribed to."
     )

@@ -1,7 +1,8 @@
 """Reading a channel's presence and history, shared by the client protocol and the server API.
 
 Each function returns the protocol's result object as JSON text; permissions are the caller's
-business. A channel without presence (or history) in its options gets error 108.
+business. A channel without presence (or history) in its options gets error 108; a stream
+position out of range (offset negative or from 2**63) gets 107.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ from hubbub.node import Node
 
 #: Most publications one history call returns.
 HISTORY_MAX_LIMIT: Final = 1000
+#: Stream offsets are 64-bit signed integers in every store: 0 <= offset < 2**63.
+OFFSET_END: Final = 2**63
+
+
+def since_offset(params: Mapping[str, Any]) -> int:
+    """The ``offset`` of a stream position sent by a client (a history ``since``, a
+    subscribe's recovery position): error 107 unless it is an integer in ``[0, 2**63)``."""
+    offset = p.optional_int(params, "offset")
+    if not 0 <= offset < OFFSET_END:
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: offset is out of range")
+    return offset
 
 
 async def presence(node: Node, channel: str) -> str:
@@ -49,9 +61,7 @@ async def history(node: Node, channel: str, params: Mapping[str, Any]) -> str:
     if since_raw is not None:
         if not isinstance(since_raw, dict):
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: since must be an object")
-        since = StreamPosition(
-            p.optional_int(since_raw, "offset"), p.optional_str(since_raw, "epoch")
-        )
+        since = StreamPosition(since_offset(since_raw), p.optional_str(since_raw, "epoch"))
     result = await node.broker.history(
         channel,
         since_offset=since.offset if since is not None else None,

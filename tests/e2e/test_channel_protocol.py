@@ -126,6 +126,7 @@ async def test_slow_subscriber_is_cut_off_others_get_everything(start_server: St
     server = start_server(
         config=(
             "write_buffer_limit = 65536\nclient_command_rate = 1e6\nclient_command_burst = 100000\n"
+            "client_byte_rate = 1e9\nclient_byte_burst = 1000000000\n"  # 25 MB from one sender
         )
     )
     slow = await RawWebSocket.connect("127.0.0.1", server.port, "/connection/websocket")

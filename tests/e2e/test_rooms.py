@@ -111,7 +111,9 @@ async def test_oversize_member_closed_others_carry_on(start_server) -> None:  # 
 
 async def test_slow_member_is_cut_off_others_get_everything(start_server) -> None:  # type: ignore[no-untyped-def]
     """A member that stops reading is closed as slow; the others receive every message."""
-    server = start_server(config="write_buffer_limit = 65536\n")
+    # 25 MB from one sender: above its default byte budget, which this test is not about.
+    limits = "client_byte_rate = 1e9\nclient_byte_burst = 1000000000\n"
+    server = start_server(config="write_buffer_limit = 65536\n" + limits)
     async with (
         await RawWebSocket.connect("127.0.0.1", server.port, "/rooms/r"),
         members(server.ws + "/rooms/r", 2) as (sender, fast),

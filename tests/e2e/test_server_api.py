@@ -201,3 +201,30 @@ async def test_api_on_its_own_port(start_server: StartServer) -> None:
             assert resp.status == 200
         async with http.post(server.url + "/api/info", json={}, headers={"X-API-Key": KEY}) as resp:
             assert resp.status == 404
+
+
+OUT_OF_RANGE_OFFSETS = [2**63, 2**64 + 5, str(2**63), -1]
+
+
+async def test_since_offset_out_of_range_is_107(
+    api_server: ServerProcess, observer: Observer
+) -> None:
+    """Offsets are 0 <= offset < 2**63: beyond (or negative) is a bad request (107) on the
+    server API (HTTP 200, like other method errors; it was 500) and on the client protocol
+    (it was error 100), for history and for a subscribe's recovery position."""
+    async with aiohttp.ClientSession() as http:
+        for offset in OUT_OF_RANGE_OFFSETS:
+            body = {"channel": "news:a", "limit": 10, "since": {"offset": offset, "epoch": ""}}
+            async with http.post(
+                api_server.url + "/api/history", json=body, headers={"X-API-Key": KEY}
+            ) as resp:
+                assert (resp.status, (await resp.json())["error"]["code"]) == (200, 107), offset
+    for offset in OUT_OF_RANGE_OFFSETS:
+        since = {"offset": offset, "epoch": ""}
+        reply = await observer.command("history", {"channel": "news:a", "since": since})
+        assert reply["error"]["code"] == 107, offset
+        reply = await observer.command(
+            "subscribe", {"channel": "news:b", "recover": True, "offset": offset, "epoch": "x"}
+        )
+        assert reply["error"]["code"] == 107, offset
+    assert "error" not in await observer.command("history", {"channel": "news:a"})

@@ -7,6 +7,8 @@ import asyncio
 import json
 import time
 
+import aiohttp
+import jwt
 import pytest
 
 from hubbub.auth import mint
@@ -100,7 +102,9 @@ async def test_per_user_connection_limit(secured: ServerProcess) -> None:
 
 
 async def test_command_flood_gets_111_then_3013(start_server: StartServer) -> None:
-    server = start_server(config="client_command_rate = 5\nclient_command_burst = 5\n")
+    server = start_server(
+        config="client_command_rate = 5\nclient_command_burst = 5\nclient_refusal_limit = 5\n"
+    )
     async with raw_client(server) as ws:
         await call(ws, {"id": 1, "connect": {}})
         await ws.send_str("\n".join(json.dumps({"id": 10 + i, "ping": {}}) for i in range(8)))
@@ -112,5 +116,42 @@ async def test_command_flood_gets_111_then_3013(start_server: StartServer) -> No
                 if reply.get("id"):
                     codes.append(reply.get("error", {}).get("code"))
         assert codes.count(None) == 4 and codes.count(111) == 4  # the burst, then refusals
+        # The allowance of 5 refusals (per 10 s) is nearly used up: 2 more end the connection.
         await ws.send_str("\n".join(json.dumps({"id": 30 + i, "ping": {}}) for i in range(10)))
         assert (await closed_with(ws))[0] == 3013
+
+
+#: Time claims of the wrong type or out of range: each makes the token invalid (3500), none
+#: is accepted without expiry or turned into an internal error (100).
+BAD_TIME_CLAIMS = [
+    {"exp": "99999999999"},  # a numeric string: PyJWT took it, and it never expired
+    {"exp": True},
+    {"exp": float("nan")},
+    {"exp": float("inf")},
+    {"exp": 10**30},
+    {"expire_at": float("nan")},  # PyJWT's JSON reads NaN: it was error 100
+    {"expire_at": float("-inf")},
+    {"expire_at": "2000000000"},
+    {"expire_at": 1e300},
+    {"nbf": "0"},
+    {"iat": False},
+    {"iat": 2**64},
+]
+
+
+async def test_badly_typed_time_claims_are_invalid_tokens(secured: ServerProcess) -> None:
+    outcomes = {}
+    for extra in BAD_TIME_CLAIMS:
+        claims = {"sub": "ada", "iat": int(time.time()), **extra}
+        token = jwt.encode(claims, SECRET, algorithm="HS256")
+        async with raw_client(secured) as ws:
+            await ws.send_str(json.dumps({"id": 1, "connect": {"token": token}}))
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                outcomes[json.dumps(extra)] = json.loads(msg.data)
+            else:
+                outcomes[json.dumps(extra)] = (ws.close_code, msg.extra or "")
+    assert all(
+        isinstance(outcome, tuple) and outcome[0] == 3500 and outcome[1].startswith("invalid token")
+        for outcome in outcomes.values()
+    ), outcomes

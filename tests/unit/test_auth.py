@@ -176,3 +176,52 @@ def test_subscription_claims() -> None:
 def test_no_keys_refuses_every_token() -> None:
     with pytest.raises(DisconnectError, match="no token keys"):
         TokenVerifier(Settings()).connect(jwt.encode({"sub": "a"}, SECRET, "HS256"))
+
+
+#: A fixed "now" for the time claims below (no dependence on when the test runs).
+AT = 1_800_000_000.0
+
+BAD_TIME_CLAIMS: list[tuple[str, dict[str, Any]]] = [
+    ("exp as a numeric string", {"exp": "99999999999"}),  # was accepted and never expired
+    ("exp as a past numeric string", {"exp": "1000"}),
+    ("exp true", {"exp": True}),  # was int(True) = 1: "expired"
+    ("exp NaN", {"exp": float("nan")}),
+    ("exp Infinity", {"exp": float("inf")}),
+    ("exp past year 9999", {"exp": 10**12}),
+    ("exp negative", {"exp": -1}),
+    ("expire_at NaN", {"expire_at": float("nan")}),  # was error 100 at connect
+    ("expire_at -Infinity", {"expire_at": float("-inf")}),
+    ("expire_at string", {"expire_at": "1900000000"}),
+    ("expire_at huge", {"expire_at": 1e300}),
+    ("expire_at false", {"expire_at": False}),
+    ("nbf string", {"nbf": "0"}),
+    ("nbf NaN", {"nbf": float("nan")}),
+    ("iat list", {"iat": [1]}),
+    ("iat 2**64", {"iat": 2**64}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "extra"), BAD_TIME_CLAIMS, ids=[w for w, _ in BAD_TIME_CLAIMS])
+def test_badly_typed_time_claims_make_an_invalid_token(what: str, extra: dict[str, Any]) -> None:
+    verifier = TokenVerifier(Settings(token_hmac_secret=SECRET))
+    for kind in ("connect", "subscribe"):
+        claims = {"sub": "ada", **({"channel": "c"} if kind == "subscribe" else {}), **extra}
+        token = jwt.encode(claims, SECRET, "HS256")  # PyJWT writes NaN and Infinity as is
+        check = verifier.connect if kind == "connect" else verifier.subscribe
+        with pytest.raises(DisconnectError) as info:
+            check(token, now=AT)
+        assert info.value.code == 3500 and "invalid token" in info.value.reason
+
+
+def test_time_claims_are_checked_at_the_given_now() -> None:
+    verifier = TokenVerifier(Settings(token_hmac_secret=SECRET))
+    token = jwt.encode({"sub": "ada", "exp": 2_000_000_000, "nbf": 1_900_000_000}, SECRET)
+    with pytest.raises(DisconnectError, match="not valid yet"):
+        verifier.connect(token, now=1_899_999_999.0)
+    assert verifier.connect(token, now=1_900_000_000.0).expire_at == 2_000_000_000.0
+    assert verifier.connect(token, now=1_999_999_999.5).expire_at == 2_000_000_000.0
+    with pytest.raises(ClientError) as info:
+        verifier.connect(token, now=2_000_000_000.0)
+    assert info.value.code == 109
+    floats = jwt.encode({"sub": "ada", "exp": 2e9 + 0.5, "expire_at": 2.1e9}, SECRET)
+    assert verifier.connect(floats, now=AT).expire_at == 2.1e9  # JSON numbers, not just ints

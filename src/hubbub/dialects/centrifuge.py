@@ -3,6 +3,7 @@
 Commands of one frame are handled in order, each to the end, before the next frame is read.
 A frame that is not JSON, a command without id, or a command before connect closes the
 connection with 3501 "bad request"; other mistakes get an error reply and the connection stays.
+Each frame's size counts against the connection's byte budget (``client_byte_rate``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Protocol
 from hubbub.client import Client
 from hubbub.core.codes import Disconnects
 from hubbub.core.protocol import PING, ProtocolViolation, decode_frame
+from hubbub.core.ratelimit import message_size
 from hubbub.errors import DisconnectError
 from hubbub.hub import Hooks
 from hubbub.node import Node
@@ -41,8 +43,10 @@ async def run_centrifuge(
     try:
         while (frame := await conn.receive()) is not None:
             try:
+                size = message_size(frame)  # charged with the frame's first command
                 for command in decode_frame(frame):
-                    await client.handle(command)
+                    await client.handle(command, size)
+                    size = 0
                     if command.method == "connect" and not client.connected:
                         break  # an SDK batches subscribes after connect: moot when it failed
                 del command, frame  # not kept alive (with params) while the connection idles

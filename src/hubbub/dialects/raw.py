@@ -6,23 +6,34 @@
   subscribers get it as publication data: text that is JSON as that JSON value, other text as a
   JSON string, binary as ``{"base64": "..."}``. Publications from the channel protocol reach
   raw members as text frames holding the data's JSON.
+
+Room members are rate limited like channel-protocol connections (every message is one command
+and its size in bytes, :mod:`hubbub.core.ratelimit`): a message over the limit is dropped (raw
+WebSockets have no error reply), and a member that keeps sending over it is closed with 1008
+"rate limit exceeded". The echo endpoint is not limited: it answers at the pace the peer reads.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
+from hubbub.client import shared_limits
 from hubbub.core.channels import room_channel
 from hubbub.core.closecode import CloseCode
 from hubbub.core.protocol import dumps
+from hubbub.core.ratelimit import RateLimiter, Verdict, message_size
 from hubbub.core.types import ClientInfo
 from hubbub.errors import StoreError
 from hubbub.node import Node
 from hubbub.transport import Transport
+
+#: Close reason of a room member closed for sustained abuse of the rate limits (code 1008).
+RATE_LIMITED: Final = "rate limit exceeded"
 
 
 class RawConnection(Transport, Protocol):
@@ -71,9 +82,16 @@ async def run_room(node: Node, room: str, conn: RawConnection) -> None:
     # never get their own messages, and members of other nodes never look like them.
     member = RoomMember(str(uuid.uuid4()), conn)
     info = ClientInfo(client=member.client_id, user="")
+    limiter = RateLimiter(shared_limits(node.settings), time.monotonic())
     await node.add_member(channel, member)
     try:
         while (message := await conn.receive()) is not None:
+            verdict = limiter.admit(time.monotonic(), message_size(message))
+            if verdict is Verdict.DISCONNECT:
+                conn.close(int(CloseCode.POLICY_VIOLATION), RATE_LIMITED)
+                break
+            if verdict is Verdict.REFUSE:
+                continue
             try:
                 await node.publish(
                     channel, room_data(message), info=info, raw=message, options=options

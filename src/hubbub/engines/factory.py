@@ -14,7 +14,9 @@ def history_store(settings: Settings) -> HistoryStore:
     """The history store for ``settings.history_url``."""
     url = settings.history_url
     if url == "memory":
-        return MemoryHistory(meta_ttl=settings.history_meta_ttl)
+        return MemoryHistory(
+            meta_ttl=settings.history_meta_ttl, max_bytes=settings.memory_history_max_bytes
+        )
     if url.startswith("sqlite:///"):
         from hubbub.engines.sqlite import SqliteHistory
 
