@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint autobahn autobahn-venv js-deps browser-deps bench bench-deps clean
+.PHONY: run test lint reliability autobahn autobahn-venv js-deps browser-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ browser-deps:
 
 test: $(STAMP) autobahn-venv js-deps browser-deps
 	$(BIN)/python -m pytest
+
+# The reliability suite at the issue's scale (make test runs it small); figures are appended
+# to reports/reliability.jsonl and quoted in docs/reliability.md.
+reliability: $(STAMP)
+	HUBBUB_RELIABILITY=long $(BIN)/python -m pytest tests/reliability -m reliability -s -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts examples bench

@@ -93,6 +93,11 @@ class Node:
         self._users: dict[str, set[str]] = {}
         self._members: Registry[Member] = Registry()
         self._pending: dict[str, dict[Member, list[Publication]]] = {}
+        # Live members that must still skip publications up to an offset: a store makes a
+        # publication readable (history, recovery) before the broker hands it to the node,
+        # so a member positioned after it could get it again live. Cleared by the first
+        # publication past the offset.
+        self._catching_up: dict[str, dict[Member, int]] = {}
         # Channels subscribed at the broker; the future completes when the subscription is
         # in place, so that a second subscriber never reads a position before it is.
         self._upstream: dict[str, asyncio.Future[None]] = {}
@@ -303,9 +308,14 @@ class Node:
         buffered = pending.pop(member, []) if pending is not None else []
         if pending is not None and not pending:
             del self._pending[channel]
+        newest = after_offset
         for pub in buffered:
             if pub.offset == 0 or pub.offset > after_offset:
                 member.transport.post(protocol.push(channel, "pub", pub.to_json()))
+                newest = max(newest, pub.offset)
+        if after_offset and newest == after_offset:
+            # Publications up to after_offset may still be on their way from the broker.
+            self._catching_up.setdefault(channel, {})[member] = after_offset
         self._members.subscribe(channel, member)
 
     async def drop_pending(self, channel: str, member: Member) -> None:
@@ -323,6 +333,7 @@ class Node:
 
     async def remove_member(self, channel: str, member: Member) -> None:
         self._members.unsubscribe(channel, member)
+        self._caught_up(channel, member)
         await self._release_upstream(channel)
 
     def member_channels(self, member: Member) -> frozenset[str]:
@@ -370,6 +381,21 @@ class Node:
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------
 
+    def _caught_up(self, channel: str, member: Member) -> None:
+        behind = self._catching_up.get(channel)
+        if behind is not None and behind.pop(member, None) is not None and not behind:
+            del self._catching_up[channel]
+
+    def _skipping(self, channel: str, behind: dict[Member, int], offset: int) -> set[Member]:
+        """Members of ``behind`` that got ``offset`` already (their subscribe position is
+        at or past it); the others have caught up and leave ``behind``."""
+        skip = {member for member, top in behind.items() if offset <= top}
+        for member in [m for m in behind if m not in skip]:
+            del behind[member]
+        if not behind:
+            del self._catching_up[channel]
+        return skip
+
     def handle_publication(self, channel: str, pub: Publication) -> None:
         self.publications += 1
         pending = self._pending.get(channel)
@@ -379,11 +405,15 @@ class Node:
         members = self._members.subscribers(channel)
         if not members:
             return
+        behind = self._catching_up.get(channel)
+        skip = self._skipping(channel, behind, pub.offset) if behind and pub.offset else None
         json_frame: str | None = None
         raw_frame: str | bytes | None = None
         sender = pub.info.client if pub.info is not None else None
         delivered = 0
         for member in members:
+            if skip and member in skip:
+                continue
             if member.raw:
                 if member.client_id == sender:
                     continue

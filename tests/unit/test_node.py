@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from hubbub.config import Settings
-from hubbub.core.types import ClientInfo
+from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory
 from hubbub.errors import StoreError
@@ -161,3 +161,18 @@ async def test_a_failed_upstream_subscription_fails_its_waiters_too() -> None:
     broker.fail = False  # the next subscriber asks the broker again
     await node.add_pending("c", member("c", False))
     assert broker.calls == 2
+
+
+async def test_a_publication_read_from_history_is_not_delivered_again_live() -> None:
+    """A store makes a publication readable before the broker hands it to the node: a
+    member activated after a position that includes it must not get it again (found by the
+    reliability suite's recovery storm)."""
+    node = Node(history_settings())
+    m = member("m", False)
+    await node.add_pending("h:c", m)
+    node.activate("h:c", m, 5)  # its subscribe reply covered offsets up to 5
+    for offset in (4, 5, 6, 7):
+        node.handle_publication("h:c", Publication('"x"', offset=offset))
+    got = [json.loads(p)["push"]["pub"]["offset"] for p in m.transport.inbox]  # type: ignore[arg-type]
+    assert got == [6, 7]
+    assert not node._catching_up, "caught up: nothing left to filter"

@@ -294,6 +294,18 @@ class PostgresHistory(DurableHistory):
         self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
     ) -> HistoryResult:
         async def work(conn: asyncpg.Connection) -> HistoryResult:
+            # One snapshot for the position and the rows: read in two snapshots, a commit in
+            # between would make a continuous stream look broken (recovered: false).
+            for attempt in range(3):
+                try:
+                    async with conn.transaction(isolation="repeatable_read"):
+                        return await read_in(conn)
+                except asyncpg.SerializationError:  # a new stream's epoch written meanwhile
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+        async def read_in(conn: asyncpg.Connection) -> HistoryResult:
             position = await self._position_in(conn, channel)
             if limit == 0:
                 return HistoryResult([], position)

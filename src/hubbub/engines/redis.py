@@ -383,26 +383,30 @@ class RedisBroker:
     async def history(
         self, channel: str, *, since_offset: int | None, limit: int, reverse: bool
     ) -> HistoryResult:
-        position = await self.position(channel)
-        if limit == 0:
-            return HistoryResult([], position)
+        """The position and the entries are read in one MULTI/EXEC, so they agree (a publish
+        between two separate reads would make a continuous stream look broken)."""
+        if limit == 0 or (reverse and since_offset is not None and since_offset <= 1):
+            return HistoryResult([], await self.position(channel))
         count = None if limit < 0 else limit
         key = self._k("stream", channel)
         entries: Any
         try:
-            if reverse:
-                top = f"0-{since_offset - 1}" if since_offset is not None else "+"
-                if since_offset is not None and since_offset <= 1:
-                    return HistoryResult([], position)
-                entries = await self.redis.xrevrange(key, max=top, min="-", count=count)
-            else:
-                low = f"0-{since_offset + 1}" if since_offset is not None else "-"
-                entries = await self.redis.xrange(key, min=low, max="+", count=count)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await self._position(
+                    keys=[self._k("meta", channel)], args=[new_epoch(), self._meta_ttl], client=pipe
+                )
+                if reverse:
+                    top = f"0-{since_offset - 1}" if since_offset is not None else "+"
+                    pipe.xrevrange(key, max=top, min="-", count=count)
+                else:
+                    low = f"0-{since_offset + 1}" if since_offset is not None else "-"
+                    pipe.xrange(key, min=low, max="+", count=count)
+                (offset, epoch), entries = await pipe.execute()
         except (RedisError, OSError) as exc:
             self.errors += 1
             raise _store_error(exc) from None
         pubs = [pub_from_payload(fields["p"], int(eid.split("-")[1])) for eid, fields in entries]
-        return HistoryResult(pubs, position)
+        return HistoryResult(pubs, StreamPosition(int(offset), str(epoch)))
 
     async def remove_history(self, channel: str) -> None:
         try:
