@@ -107,7 +107,9 @@ class DeliveryChecker:
                     reordered += 1
                 last[publisher] = max(seq, last.get(publisher, seq))
             if contiguous_offsets:
-                gaps += sum(1 for a, b in zip(got.offsets, got.offsets[1:], strict=False) if b != a + 1)
+                gaps += sum(
+                    1 for a, b in zip(got.offsets, got.offsets[1:], strict=False) if b != a + 1
+                )
         return Report(
             len(self._subs), len(self._acked), delivered, lost, duplicated, reordered, gaps,
             unacked,

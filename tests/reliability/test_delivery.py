@@ -150,7 +150,13 @@ async def test_recovery_storm(
     report = checker.report(contiguous_offsets=True)
     reconnects = sum(s.connects - 1 for s in subs)
     unrecovered = sum(s.unrecovered for s in subs)
-    record(f"recovery-storm-{engine}", report, cuts=cuts, reconnects=reconnects, unrecovered=unrecovered)
+    record(
+        f"recovery-storm-{engine}",
+        report,
+        cuts=cuts,
+        reconnects=reconnects,
+        unrecovered=unrecovered,
+    )
     assert reconnects >= cuts * len(subs) // 2, "the proxy did cut the subscribers"
     assert unrecovered == 0
     assert report.clean, report
