@@ -2,7 +2,7 @@
 
 aiohttp accepts a client's offer with the server's window at whatever the client asked for
 (15 bits when it asked nothing, which is what browsers do), and its compressor uses zlib's
-default memory level 8: 263 KiB allocated per connection. hubbub negotiates itself:
+default memory level 8: 262 KiB allocated per connection. hubbub negotiates itself:
 
 - ``server_max_window_bits`` is always sent, at most ``max_window_bits`` (the
   ``compression_window_bits`` setting, 12 by default) and at most what the client asked for.
@@ -29,7 +29,6 @@ from multidict import CIMultiDict
 
 #: zlib writes raw deflate streams with windows of 9 to 15 bits (8 is refused).
 MIN_WINDOW_BITS: Final = 9
-MAX_WINDOW_BITS: Final = 15
 #: Window bits a client may name in an offer (RFC 7692 §7.1.2).
 _OFFER_BITS: Final = range(8, 16)
 _KNOWN: Final = frozenset(
@@ -64,9 +63,9 @@ def mem_level(window_bits: int) -> int:
 
 
 def compressor_bytes(window_bits: int) -> int:
-    """Bytes zlib allocates for one compressor with ``window_bits`` (zlib 1.2.12+: window and
-    chain of 2 bytes per window slot each, hash head and pending buffer of ``2**(level + 8)``
-    bytes together, and the ~6 KiB state)."""
+    """Bytes zlib (1.2.12+) allocates for one compressor with ``window_bits``: the window and
+    its chain, 2 bytes per window slot each; the hash head and the pending buffer,
+    ``2**(level + 8)`` bytes each; and the ~6 KiB state."""
     return (1 << (window_bits + 2)) + (1 << (mem_level(window_bits) + 9)) + 6 * 1024
 
 
