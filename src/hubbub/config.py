@@ -119,6 +119,16 @@ class Settings(BaseModel):
         description="Unsent bytes queued for one connection before it is closed as slow.",
     )
     compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692).")
+    compression_window_bits: int = Field(
+        12,
+        ge=9,
+        le=15,
+        description=(
+            "Largest permessage-deflate window (server_max_window_bits) the server compresses "
+            "with; memory per compressing connection is about 1.5 * 2**(bits + 2) bytes + 6 KiB "
+            "(30 KiB at 12, 198 KiB at 15)."
+        ),
+    )
     shutdown_timeout: float = Field(
         5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
     )

@@ -5,27 +5,22 @@ connection of the loop together (see :class:`hubbub.server.websocket.WebSocketCo
 - :class:`Flusher`: one per event loop; connections append themselves to ``dirty`` when their
   first message of a turn is posted, and the flusher calls their ``flush`` at the end of the
   turn with a frame cache shared by all of them, so equal contents are framed once.
-- :class:`DeflateWriter`: the send path of a connection that negotiated permessage-deflate,
-  whose frames cannot be shared (the compressor keeps context).
+- :class:`DeflateWriter`: the frames of a connection that negotiated permessage-deflate,
+  compressed for it alone (the compressor keeps context), synchronously like the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import struct
 import weakref
-from collections import deque
-from collections.abc import Callable
+import zlib
 from typing import Final, Protocol
 
-from aiohttp import web
+from hubbub.server.deflate import mem_level
 
 log = logging.getLogger(__name__)
-
-#: Seconds queued messages get to go out before a close frame.
-FLUSH_TIMEOUT: Final = 1.0
 
 
 class Flushable(Protocol):
@@ -41,6 +36,8 @@ class Flushable(Protocol):
 
 _TEXT: Final = 0x81  # FIN + opcode 1
 _BINARY: Final = 0x82  # FIN + opcode 2
+_RSV1: Final = 0x40  # set on the first frame of a compressed message (RFC 7692 §6)
+_FLUSH_TAIL: Final = b"\x00\x00\xff\xff"
 
 
 def build_frame(message: str | bytes) -> bytes:
@@ -50,6 +47,11 @@ def build_frame(message: str | bytes) -> bytes:
         payload, first = message.encode(), _TEXT
     else:
         payload, first = message, _BINARY
+    return _framed(first, payload)
+
+
+def _framed(first: int, payload: bytes) -> bytes:
+    """A frame of ``payload`` behind the header byte ``first`` (FIN, RSV, opcode)."""
     size = len(payload)
     if size < 126:
         return bytes((first, size)) + payload
@@ -104,70 +106,50 @@ def flusher_for(loop: asyncio.AbstractEventLoop) -> Flusher:
 
 
 class DeflateWriter:
-    """The send path of a connection that negotiated permessage-deflate: its compressor
-    keeps context between messages, so aiohttp compresses each message for this connection
-    alone, in order, in one task."""
+    """Frames for a connection that negotiated permessage-deflate (RFC 7692 §7.2.1): each
+    message compressed with this connection's compressor, which keeps context from message to
+    message (unless ``no_context_takeover``), so its frames are never shared.
 
-    def __init__(
-        self, ws: web.WebSocketResponse, limit: int, conn_id: str, on_error: Callable[[], None]
-    ) -> None:
-        self._ws = ws
-        self._limit = limit
-        self._id = conn_id
-        self._on_error = on_error
-        self._messages: deque[str | bytes] = deque()
-        self.queued = 0
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+    Guarantees: :meth:`frame` is synchronous, and frames written in the order they were made
+    decode in that order. The zlib compressor is made at the first message, with a window of
+    ``window_bits`` (the negotiated ``server_max_window_bits``) and the memory level
+    :func:`hubbub.server.deflate.mem_level` pairs with it, so it holds at most
+    :func:`hubbub.server.deflate.compressor_bytes` (30 KiB for 12 bits). :meth:`close` frees
+    it; the writer refers to nothing else (no task, no callback: no reference cycle)."""
 
-    def queue(self, messages: list[str | bytes]) -> bool:
-        """Queue for sending; False when that would pass the connection's limit."""
-        for message in messages:
-            self._messages.append(message)
-            self.queued += len(message)
-        if self.queued > self._limit:
-            return False
-        self._idle.clear()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+    __slots__ = ("__weakref__", "_closed", "_compressor", "_flush_mode", "_window_bits")
+
+    def __init__(self, window_bits: int, no_context_takeover: bool = False) -> None:
+        self._window_bits = window_bits
+        # A full flush also forgets the context, as server_no_context_takeover requires.
+        self._flush_mode = zlib.Z_FULL_FLUSH if no_context_takeover else zlib.Z_SYNC_FLUSH
+        self._compressor: zlib._Compress | None = None
+        self._closed = False
+
+    @property
+    def allocated(self) -> bool:
+        """Whether the compressor exists (from the first message until :meth:`close`)."""
+        return self._compressor is not None
+
+    def frame(self, message: str | bytes) -> bytes:
+        """A final, unmasked frame with RSV1 set holding ``message`` compressed: text for
+        ``str``, binary for ``bytes``. Raises ``ConnectionResetError`` after :meth:`close`."""
+        compressor = self._compressor
+        if compressor is None:
+            if self._closed:
+                raise ConnectionResetError("the connection's compressor was released")
+            compressor = self._compressor = zlib.compressobj(
+                zlib.Z_BEST_SPEED, zlib.DEFLATED, -self._window_bits, mem_level(self._window_bits)
+            )
+        if isinstance(message, str):
+            payload, first = message.encode(), _TEXT | _RSV1
         else:
-            self._wake.set()
-        return True
+            payload, first = message, _BINARY | _RSV1
+        data = compressor.compress(payload) + compressor.flush(self._flush_mode)
+        # A flush ends with an empty stored block, 00 00 ff ff, which the peer adds back.
+        return _framed(first, data[:-4] if data.endswith(_FLUSH_TAIL) else data)
 
-    def clear(self) -> None:
-        self._messages.clear()
-        self.queued = 0
-
-    async def drain(self) -> None:
-        """Wait (at most :data:`FLUSH_TIMEOUT`) for what is queued to be sent, then stop."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FLUSH_TIMEOUT):
-                await self._idle.wait()
-        self.stop()
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self.clear()
-
-    async def _run(self) -> None:
-        ws, messages = self._ws, self._messages
-        try:
-            while True:
-                while messages:
-                    message = messages.popleft()
-                    self.queued -= len(message)
-                    if isinstance(message, str):
-                        await ws.send_str(message)
-                    else:
-                        await ws.send_bytes(message)
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # ConnectionError, or a message the socket cannot take
-            log.info("%s: write failed: %r", self._id, exc)
-            self._on_error()
+    def close(self) -> None:
+        """Free the compressor; later :meth:`frame` calls raise."""
+        self._compressor = None
+        self._closed = True

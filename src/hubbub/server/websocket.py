@@ -16,10 +16,15 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
   turn for identical contents, so a publication fanned out to 10,000 connections is framed
   once. When the unsent bytes pass ``write_buffer_limit`` the connection is closed with the
   policy's ``slow`` code. Connections that negotiated permessage-deflate compress per
-  connection (their compressor has state), through one writer task each. The machinery is in
-  :mod:`hubbub.server.sending`; keepalive deadlines share :mod:`hubbub.server.keepalive`.
+  connection (their compressor has state) in the same flush, with a bounded compressor
+  (:mod:`hubbub.server.deflate`). The machinery is in :mod:`hubbub.server.sending`; keepalive
+  deadlines share :mod:`hubbub.server.keepalive`.
 - :meth:`close` that cannot hang: the close handshake is bounded by :data:`CLOSE_TIMEOUT`, and a
   peer that does not read gets its TCP connection aborted.
+- :meth:`release`, which leaves nothing of the connection in a reference cycle: once the
+  handler is done, the connection, its aiohttp response, request and protocol are freed by
+  reference counting alone, however the connection ended (the cyclic GC is rare in a server,
+  see ``runner.GC_THRESHOLDS``, and does not see the zlib memory it would free).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from aiohttp import WSMsgType, web
 
 from hubbub.config import Settings
 from hubbub.core.closecode import CloseCode, close_reply
+from hubbub.server.deflate import DeflateResponse
 from hubbub.server.keepalive import TIMER_RESOLUTION, timers_for
 from hubbub.server.sending import DeflateWriter, build_frame, flusher_for
 
@@ -100,10 +106,22 @@ def _reason_bytes(reason: str) -> bytes:
     return data[:MAX_REASON_BYTES].decode(errors="ignore").encode()
 
 
+def _drop_tracebacks(exc: BaseException | None) -> None:
+    """Clear the tracebacks of ``exc`` and of the exceptions it was raised from or during."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        if exc.__cause__ is not None:
+            _drop_tracebacks(exc.__cause__)
+        exc = exc.__context__
+
+
 class WebSocketConnection:
     """A WebSocket accepted by :func:`accept`; see the module docstring for its guarantees."""
 
     __slots__ = (
+        "__weakref__",
         "_closer",
         "_coalesce",
         "_deflate",
@@ -153,9 +171,10 @@ class WebSocketConnection:
         self._flusher = flusher_for(self._loop)
         self._pending: list[str | bytes] = []  # posted this turn
         self._pending_bytes = 0
-        # Only with permessage-deflate: the per-connection compressing writer.
+        # Only with permessage-deflate: the connection's own compressor and framer.
+        params = ws.deflate if isinstance(ws, DeflateResponse) else None
         self._deflate = (
-            DeflateWriter(ws, self._limit, self._id, self.abort) if ws.compress else None
+            DeflateWriter(params.window_bits, params.no_context_takeover) if params else None
         )
         self._closer: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
@@ -187,8 +206,7 @@ class WebSocketConnection:
         """Bytes posted but not yet sent: not yet written, or buffered by the transport."""
         transport = self._request.transport
         buffered = transport.get_write_buffer_size() if transport is not None else 0
-        queued = self._deflate.queued if self._deflate is not None else 0
-        return self._pending_bytes + queued + buffered
+        return self._pending_bytes + buffered
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -240,11 +258,27 @@ class WebSocketConnection:
         """
         if self.closing:
             return
+        if self._deflate is not None:
+            await self._send_compressed(message)
+            return
         try:
             if isinstance(message, str):
                 await self._ws.send_str(message)
             else:
                 await self._ws.send_bytes(message)
+        except ConnectionError:
+            self.abort()
+
+    async def _send_compressed(self, message: str | bytes) -> None:
+        # Through this connection's compressor, like what is posted (aiohttp's would be a
+        # second compression context the peer does not know of).
+        transport = self._transport
+        if transport.is_closing():
+            return
+        assert self._deflate is not None
+        transport.write(self._deflate.frame(message))
+        try:
+            await self._request.writer.drain()
         except ConnectionError:
             self.abort()
 
@@ -272,8 +306,6 @@ class WebSocketConnection:
         )
         self._pending.clear()
         self._pending_bytes = 0
-        if self._deflate is not None:
-            self._deflate.clear()
         self.close(*self._policy.slow)
 
     def flush(self, frames: dict[object, bytes] | None = None) -> None:
@@ -293,12 +325,8 @@ class WebSocketConnection:
         if transport.is_closing() or self._ws.closed:
             return
         if self._deflate is not None:
-            if self._coalesce and len(pending) > 1 and all(type(m) is str for m in pending):
-                pending = ["\n".join(pending)]  # type: ignore[arg-type]
-            if not self._deflate.queue(pending):
-                self._slow()
-            return
-        if len(pending) == 1:  # the common case: one push this turn
+            self._write_compressed(transport, pending, self._deflate)
+        elif len(pending) == 1:  # the common case: one push this turn
             message = pending[0]
             frame = frames.get(message)
             if frame is None:
@@ -319,6 +347,15 @@ class WebSocketConnection:
         if transport.get_write_buffer_size() > self._limit:
             self._slow()
 
+    def _write_compressed(
+        self, transport: asyncio.Transport, pending: list[str | bytes], deflate: DeflateWriter
+    ) -> None:
+        if self._coalesce and len(pending) > 1 and all(type(m) is str for m in pending):
+            transport.write(deflate.frame("\n".join(pending)))  # type: ignore[arg-type]
+            return
+        for message in pending:
+            transport.write(deflate.frame(message))
+
     # -- closing --------------------------------------------------------------------------
 
     def close(self, code: int, reason: str) -> None:
@@ -330,8 +367,6 @@ class WebSocketConnection:
     async def _close(self, code: int, reason: str) -> None:
         self._stop_timers()
         self.flush()  # what was posted before the close (e.g. an error reply) goes out first
-        if self._deflate is not None:
-            await self._deflate.drain()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._ws.close(code=code, message=_reason_bytes(reason), drain=False)
@@ -349,12 +384,17 @@ class WebSocketConnection:
                 await asyncio.shield(self._closer)
 
     def release(self) -> None:
-        """Stop the timers and the writer task; the handler calls this when it is done."""
+        """The handler is done with the connection: stop its timers, free its compressor, and
+        cut what would keep it in a reference cycle, so that it is freed without the cyclic
+        GC once the handler's references go."""
         self._stop_timers()
         if self._deflate is not None:
-            self._deflate.stop()
+            self._deflate.close()
         self._pending.clear()
         self._pending_bytes = 0
+        # aiohttp keeps the exception that ended a connection (a reset peer, a failed write);
+        # its traceback holds the frames of the response's own methods, hence the response.
+        _drop_tracebacks(self._ws.exception())
 
     def abort(self) -> None:
         """Drop the TCP connection now (no close handshake)."""
@@ -376,7 +416,10 @@ class WebSocketConnection:
             self._timers.discard(self, self._scheduled)
             self._scheduled = math.inf
         if self._ping_task is not None:
+            # Dropped too: a cancelled task keeps its CancelledError, whose traceback holds
+            # _send_ping's frame, hence this connection (a cycle through _ping_task).
             self._ping_task.cancel()
+            self._ping_task = None
 
     def _arm(self) -> None:
         """Register for the next keepalive deadline unless already registered for it."""
@@ -445,10 +488,10 @@ async def accept(
     """
     check_origin(request, settings.allowed_origins)
     require_upgrade(request)
-    ws = web.WebSocketResponse(
+    ws = DeflateResponse(
         autoclose=False,
         autoping=False,
-        compress=settings.compression,
+        window_bits=settings.compression_window_bits if settings.compression else None,
         # aiohttp refuses an uncompressed message of exactly max_msg_size bytes (its check is
         # ">="), but allows a compressed one of that size: giving it limit + 1 makes the first
         # right, and receive() refuses the one decompressed size that then slips through.
