@@ -10,7 +10,8 @@ stand in for the other. What a refused token gets (Centrifugo's codes):
 
 - expired (``exp`` passed): error 109 "token expired" (SDKs fetch a new token and retry);
 - anything else (bad signature, unknown algorithm, ``nbf`` or ``iat`` in the future, wrong
-  ``aud``/``iss``, malformed, the wrong kind of token): disconnect 3500 "invalid token".
+  ``aud``/``iss``, malformed, longer than :data:`MAX_TOKEN_LENGTH` characters, the wrong kind
+  of token): disconnect 3500 "invalid token".
 
 The time claims ``exp``, ``nbf``, ``iat`` and ``expire_at`` must be JSON numbers of seconds
 since 1970 between 0 and the end of the year 9999: a string (even of digits), a boolean, NaN,
@@ -57,6 +58,9 @@ EXPIRED = ClientError(ErrorCode.TOKEN_EXPIRED)
 
 #: The latest time claim accepted, 9999-12-31T23:59:59Z: later ones fit no calendar or timer.
 MAX_NUMERIC_DATE: Final = 253_402_300_799
+#: The longest token looked at, in characters: as much as the default max_message_size, and
+#: far more than keys, claims, a channel list and some info take.
+MAX_TOKEN_LENGTH: Final = 65_536
 
 
 class TokenVerifier:
@@ -89,6 +93,12 @@ class TokenVerifier:
     def _decode(self, token: str, now: float) -> dict[str, Any]:
         if not self.enabled:
             raise invalid("no token keys are configured")
+        # Before any decoding: a 1 MB token costs nothing, and a JWT is base64url and dots
+        # only (PyJWT raised UnicodeEncodeError, an internal error, on a lone surrogate).
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise invalid(f"too long (more than {MAX_TOKEN_LENGTH} characters)")
+        if not token.isascii():
+            raise invalid("malformed")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
