@@ -160,12 +160,6 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 ALLOWED_ORIGINS: Final = ("https://app.example.com", "https://other.example:8443")
 ROUTES: Final = ("/", "/rooms/lobby", "/connection/websocket")
 
-TWO_ORIGINS_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="src/hubbub/server/websocket.py:79: check_origin reads only the first of several "
-    "Origin headers (headers.get), so an allowed one followed by a foreign one gets 101; "
-    "low impact (no browser sends two, and a request without Origin is let in by design)",
-)
 
 #: (id, Origin header values, each one header line, expected handshake status)
 ORIGINS: list[Any] = [
@@ -194,7 +188,7 @@ ORIGINS: list[Any] = [
     ("homoglyph", ["https://\xd0\xb0pp.example.com"], 403),  # Cyrillic a, UTF-8 bytes
     ("list-in-one-header", ["https://app.example.com, https://evil.net"], 403),
     ("two-headers-foreign-first", ["https://evil.net", "https://app.example.com"], 403),
-    pytest.param("two-headers-allowed-first", ["https://app.example.com", "https://evil.net"], 403, marks=TWO_ORIGINS_XFAIL),
+    pytest.param("two-headers-allowed-first", ["https://app.example.com", "https://evil.net"], 403),
 ]  # fmt: skip
 
 
@@ -372,17 +366,6 @@ ADMIN_HEADER: Final = ("X-Hubbub-Admin", "1")
 NO_HOST: Final = ("", "")  # a marker: send no Host header at all
 MAPPED_LOOPBACK: Final = frozenset({200, 403})
 
-BRACKET_HOST_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="src/hubbub/server/pages.py:55: _host_name keeps what is between the brackets and "
-    "drops the rest, so Host '[::1].evil.example' counts as loopback; not reachable from a "
-    "browser (a DNS name has no brackets) and the peer must still be loopback",
-)
-BASIC_NON_ASCII_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="src/hubbub/server/pages.py:97: base64.b64decode raises ValueError (not "
-    "binascii.Error) on non-ASCII text, uncaught: 500 instead of 401",
-)
 
 #: (id, server, headers, status of GET /admin, of POST /admin/api/info and of GET
 #: /admin/api/stats); a status set means either answer is right.
@@ -409,7 +392,7 @@ ADMIN: list[Any] = [
     ("host-missing", "insecure", [NO_HOST], 400),  # aiohttp: HTTP/1.1 needs a Host
     ("host-twice-loopback-first", "insecure", [("Host", "127.0.0.1"), ("Host", "evil.example")], 400),  # aiohttp refuses
     ("host-twice-evil-first", "insecure", [("Host", "evil.example"), ("Host", "127.0.0.1")], 400),
-    pytest.param("host-bracketed-then-evil", "insecure", [("Host", "[::1].evil.example")], 403, marks=BRACKET_HOST_XFAIL),
+    pytest.param("host-bracketed-then-evil", "insecure", [("Host", "[::1].evil.example")], 403),
     ("x-forwarded-host", "insecure", [("X-Forwarded-Host", "127.0.0.1")], 403),
     ("x-forwarded-for-loopback", "insecure", [("X-Forwarded-For", "127.0.0.1")], 403),
     ("forwarded-lower-case-name", "insecure", [("forwarded", "for=127.0.0.1")], 403),
@@ -424,8 +407,8 @@ ADMIN: list[Any] = [
     ("password-bearer", "password", [("Authorization", f"Bearer {PASSWORD}")], 401),
     ("password-not-base64", "password", [("Authorization", "Basic !!!!")], 401),
     ("password-scheme-only", "password", [("Authorization", "Basic")], 401),
-    pytest.param("password-non-ascii-latin1", "password", [("Authorization", "Basic \xff")], 401, marks=BASIC_NON_ASCII_XFAIL),
-    pytest.param("password-non-ascii-utf8", "password", [("Authorization", "Basic \xc3\xa9")], 401, marks=BASIC_NON_ASCII_XFAIL),
+    pytest.param("password-non-ascii-latin1", "password", [("Authorization", "Basic \xff")], 401),
+    pytest.param("password-non-ascii-utf8", "password", [("Authorization", "Basic \xc3\xa9")], 401),
     # -- neither: refused even from this machine
     ("default-direct", "default", [], 403),
 ]  # fmt: skip
@@ -597,11 +580,6 @@ async def test_static_symlinks_do_not_escape(tmp_path: Path) -> None:
 API_KEY: Final = "k3y-k3y-k3y-k3y-k3y"
 API_LIMIT: Final = 4096
 PUBLISH: Final = b'{"channel":"news","data":1}'
-API_NON_ASCII_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="src/hubbub/server/api.py:55: a key header with a non-UTF-8 byte arrives as a "
-    "surrogate and given.encode() raises UnicodeEncodeError: 500 (not JSON) instead of 401",
-)
 
 
 @pytest.fixture(scope="module")
@@ -634,13 +612,13 @@ API: list[Any] = [
     ("x-api-key-upper-case", "POST", "/api/publish", [("X-API-Key", API_KEY.upper())], PUBLISH, 401, 101),
     ("x-api-key-header-lower-case", "POST", "/api/publish", [("x-api-key", API_KEY)], PUBLISH, 200, 0),
     ("x-api-key-utf8", "POST", "/api/publish", [("X-API-Key", "\xc3\xa9t\xc3\xa9")], PUBLISH, 401, 101),
-    pytest.param("x-api-key-latin1-byte", "POST", "/api/publish", [("X-API-Key", "\xff")], PUBLISH, 401, 101, marks=API_NON_ASCII_XFAIL),
+    pytest.param("x-api-key-latin1-byte", "POST", "/api/publish", [("X-API-Key", "\xff")], PUBLISH, 401, 101),
     ("x-api-key-twice-wrong-first", "POST", "/api/publish", [("X-API-Key", "nope"), KEY], PUBLISH, 401, 101),
     ("apikey-right", "POST", "/api/publish", [("Authorization", f"apikey {API_KEY}")], PUBLISH, 200, 0),
     ("apikey-scheme-upper-case", "POST", "/api/publish", [("Authorization", f"APIKEY {API_KEY}")], PUBLISH, 200, 0),
     ("apikey-wrong", "POST", "/api/publish", [("Authorization", "apikey nope")], PUBLISH, 401, 101),
     ("apikey-empty", "POST", "/api/publish", [("Authorization", "apikey ")], PUBLISH, 401, 101),
-    pytest.param("apikey-latin1-byte", "POST", "/api/publish", [("Authorization", "apikey \xff")], PUBLISH, 401, 101, marks=API_NON_ASCII_XFAIL),
+    pytest.param("apikey-latin1-byte", "POST", "/api/publish", [("Authorization", "apikey \xff")], PUBLISH, 401, 101),
     ("bearer-right-key", "POST", "/api/publish", [("Authorization", f"Bearer {API_KEY}")], PUBLISH, 401, 101),
     ("basic-right-key", "POST", "/api/publish", [("Authorization", f"Basic {API_KEY}")], PUBLISH, 401, 101),
     ("bare-key-in-authorization", "POST", "/api/publish", [("Authorization", API_KEY)], PUBLISH, 401, 101),

@@ -52,7 +52,9 @@ async def handle(request: web.Request) -> web.Response:
             "the server API is off: set an API key (--api-key, HUBBUB_API_KEY or api_key)",
         )
     given = _given_key(request)
-    if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+    # surrogateescape: a header byte that is not UTF-8 arrives as a surrogate
+    given_bytes = given.encode("utf-8", "surrogateescape") if given is not None else b""
+    if given is None or not hmac.compare_digest(given_bytes, settings.api_key.encode()):
         return _error(401, ErrorCode.UNAUTHORIZED, "unauthorized: missing or wrong API key")
     name = request.match_info["method"]
     method = METHODS.get(name)

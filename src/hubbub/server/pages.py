@@ -52,7 +52,11 @@ def _loopback(host: str) -> bool:
 def _host_name(host_header: str) -> str:
     """The host of a ``Host`` header value, without its port."""
     if host_header.startswith("["):
-        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
+        end = host_header.find("]")
+        rest = host_header[end + 1 :] if end > 0 else ""
+        if end < 0 or (rest and not rest.startswith(":")):
+            return host_header  # not an IPv6 literal with an optional port
+        return host_header[1:end]
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
@@ -95,9 +99,10 @@ def _check_admin(request: web.Request) -> None:
     if scheme.lower() == "basic":
         try:
             password = base64.b64decode(encoded).decode().partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # (non-ASCII text: ValueError)
             password = ""
-    if not hmac.compare_digest(password.encode(), settings.admin_password.encode()):
+    given = password.encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, settings.admin_password.encode()):
         raise web.HTTPUnauthorized(
             text="admin password required\n", headers={"WWW-Authenticate": 'Basic realm="hubbub"'}
         )

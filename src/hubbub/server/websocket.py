@@ -82,9 +82,9 @@ def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
     """Raise HTTP 403 when an allow-list is set and the request's ``Origin`` is not on it."""
     if not allowed:
         return
-    origin = request.headers.get("Origin")
-    if origin is not None and origin.lower() not in allowed:
-        raise web.HTTPForbidden(text=f"origin {origin!r} is not allowed\n")
+    for origin in request.headers.getall("Origin", ()):  # every one of them, if several
+        if origin.strip().lower() not in allowed:
+            raise web.HTTPForbidden(text=f"origin {origin!r} is not allowed\n")
 
 
 def require_upgrade(request: web.Request) -> None:
