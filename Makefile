@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint reliability autobahn autobahn-venv js-deps browser-deps bench bench-deps clean
+.PHONY: run test lint reliability fuzz autobahn autobahn-venv js-deps browser-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test: $(STAMP) autobahn-venv js-deps browser-deps
 # to reports/reliability.jsonl and quoted in docs/reliability.md.
 reliability: $(STAMP)
 	HUBBUB_RELIABILITY=long $(BIN)/python -m pytest tests/reliability -m reliability -s -q
+
+# The property-based fuzz tests (tests/fuzz) for 10 minutes, fresh seeds every round.
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --minutes 10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts examples bench
