@@ -34,11 +34,15 @@ def scale(short: int, long: int) -> int:
     return long if LONG else short
 
 
-def record(scenario: str, report: Report, **figures: Any) -> None:
-    """Print the scenario's result and append it to reports/reliability.jsonl."""
-    line = {"scenario": scenario, "scale": "long" if LONG else "short", "time": time.time()}
-    line.update(report=str(report), clean=report.clean, **figures)
-    print(f"\n[{scenario}] {report} {figures}")
+def record(scenario: str, report: Report | None, **figures: Any) -> None:
+    """Print the scenario's result (a delivery report, or only figures) and append it to
+    reports/reliability.jsonl."""
+    line: dict[str, Any] = {"scenario": scenario, "scale": "long" if LONG else "short"}
+    line["time"] = time.time()
+    if report is not None:
+        line.update(report=str(report), clean=report.clean)
+    line.update(figures)
+    print(f"\n[{scenario}] {report or ''} {figures}")
     REPORTS.mkdir(exist_ok=True)
     with (REPORTS / "reliability.jsonl").open("a") as out:
         out.write(json.dumps(line) + "\n")
