@@ -45,6 +45,7 @@ async def run_centrifuge(
 ) -> None:
     """Serve one connection until it closes."""
     client = Client(node, hooks, conn, headers)
+    del headers  # the client holds them until it is connected, nothing else here
     code, reason = 3000, "connection closed"
 
     def stale() -> None:

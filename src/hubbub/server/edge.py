@@ -121,7 +121,8 @@ class MaskCheck:
     """Stands in front of aiohttp's WebSocket reader and stops at the first client frame
     without the mask bit: the bytes before it and then :data:`RESERVED_OPCODE_FRAME` are fed
     to the reader, ``on_unmasked`` is called, nothing after it is read. Only frame headers are
-    looked at; payloads are skipped by count."""
+    looked at (payloads are skipped by count), and the reader never gets the first byte of a
+    header without the second (the one with the mask bit): it waits here for it."""
 
     __slots__ = ("_carry", "_failed", "_on_unmasked", "_reader", "_skip")
 
@@ -129,29 +130,32 @@ class MaskCheck:
         self._reader = reader
         self._on_unmasked = on_unmasked
         self._skip = 0  # payload bytes of the current frame still to come
-        self._carry = b""  # the start of a frame header split between two reads
+        self._carry = b""  # the start of a frame header, not fed yet
         self._failed = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         if self._failed:
             return True, b""
-        bad = self._scan(data)
-        if bad < 0:
-            return self._reader.feed_data(data)
-        self._failed = True
-        self._on_unmasked()
-        self._reader.feed_data(data[:bad] + RESERVED_OPCODE_FRAME)
-        return True, b""
+        if self._carry:
+            data, self._carry = self._carry + data, b""
+        end, unmasked = self._scan(data)
+        if unmasked:
+            self._failed = True
+            self._on_unmasked()
+            self._reader.feed_data(data[:end] + RESERVED_OPCODE_FRAME)
+            return True, b""
+        if end < len(data):
+            data, self._carry = data[:end], data[end:]
+            if not data:
+                return False, b""
+        return self._reader.feed_data(data)
 
     def feed_eof(self) -> None:
         self._reader.feed_eof()
 
-    def _scan(self, data: bytes) -> int:
-        """The offset in ``data`` of the first unmasked frame header (0 when it began in an
-        earlier read), else -1; remembers where the next header starts."""
-        carry = self._carry
-        if carry:
-            data = carry + data
+    def _scan(self, data: bytes) -> tuple[int, bool]:
+        """Where the first unmasked frame header starts in ``data`` (and True), else where an
+        incomplete header at the end starts, or ``len(data)`` (and False)."""
         pos = self._skip
         end = len(data)
         while pos < end:
@@ -159,7 +163,7 @@ class MaskCheck:
                 break
             second = data[pos + 1]
             if not second & 0x80:
-                return max(pos - len(carry), 0)
+                return pos, True
             size = second & 0x7F
             if size < 126:
                 pos += 6 + size  # 2 bytes of header, 4 of mask
@@ -172,10 +176,10 @@ class MaskCheck:
                     break
                 pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
         if pos >= end:
-            self._skip, self._carry = pos - end, b""
-        else:
-            self._skip, self._carry = 0, data[pos:]
-        return -1
+            self._skip = pos - end
+            return end, False
+        self._skip = 0
+        return pos, False
 
 
 class EdgeProtocol(RequestHandler):
