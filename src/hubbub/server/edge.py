@@ -312,7 +312,9 @@ class EdgeProtocol(RequestHandler):
         return response
 
     def _refusal(self, exc: HttpProcessingError) -> tuple[int, str, bool]:
-        """Status, text and whether it is worth an INFO line, for a parser error."""
+        """Status, text and whether it is worth an INFO line, for a parser error. A line too
+        long is the request line (414) when the first request's was, else a header (431); on
+        later requests of a keep-alive connection it is taken for a header."""
         if isinstance(exc, LineTooLong):
             if self._request_line < 0 or self._request_line > self.max_line_size:
                 return 414, f"request line longer than {self.max_line_size} bytes", True

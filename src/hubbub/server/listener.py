@@ -57,10 +57,10 @@ def open_file_limit() -> int | None:
 
 def socket_budget(open_files: int | None) -> int | None:
     """TCP connections a process with this open-file limit keeps open at most: the limit less
-    a reserve of :data:`FD_RESERVE_SHARE` (at least :data:`FD_RESERVE_MIN`)."""
+    a reserve of :data:`FD_RESERVE_SHARE` (at least :data:`FD_RESERVE_MIN`, at most half)."""
     if open_files is None:
         return None
-    reserve = max(FD_RESERVE_MIN, int(open_files * FD_RESERVE_SHARE))
+    reserve = min(max(FD_RESERVE_MIN, int(open_files * FD_RESERVE_SHARE)), open_files // 2)
     return max(1, open_files - reserve)
 
 

@@ -142,6 +142,7 @@ def test_defaults_follow_the_open_file_limit() -> None:
     assert listener.socket_budget(1024) == 960  # the reserve is at least 64
     assert listener.default_connection_limit(1024) == 864
     assert listener.socket_budget(256) == 192
+    assert listener.socket_budget(100) == 50  # the reserve is at most half
     assert listener.socket_budget(None) is None
     assert listener.default_connection_limit(None) is None
 
