@@ -36,14 +36,18 @@ StartServer = Callable[..., ServerProcess]
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Factory: ``start_server(*args, env={...}, config="toml text")`` -> a ready server.
+    """Factory: ``start_server(*args, env={...}, config="toml text")`` -> a ready server
+    (``preexec_fn=`` runs in the child first, e.g. to lower an rlimit).
 
     Every server is stopped at the end of the test.
     """
     started: list[ServerProcess] = []
 
     def start(
-        *args: str, env: dict[str, str] | None = None, config: str | None = None
+        *args: str,
+        env: dict[str, str] | None = None,
+        config: str | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> ServerProcess:
         extra = list(args)
         if config is not None:
@@ -52,7 +56,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             extra += ["--config", str(cfg)]
         if "--data-dir" not in extra:
             extra += ["--data-dir", str(tmp_path / f"data-{len(started)}")]
-        server = ServerProcess(extra, env, tmp_path / f"server-{len(started)}.log")
+        server = ServerProcess(extra, env, tmp_path / f"server-{len(started)}.log", preexec_fn)
         started.append(server)
         return server
 

@@ -118,6 +118,52 @@ class Settings(BaseModel):
         ge=64 * KiB,
         description="Unsent bytes queued for one connection before it is closed as slow.",
     )
+    max_handshake_header_bytes: int = Field(
+        16 * KiB,
+        ge=1 * KiB,
+        le=1 * MiB,
+        description=(
+            "Largest request line plus headers of one HTTP request (a WebSocket handshake "
+            "included), in bytes; bigger gets HTTP 431. Each line is also limited to 8190 "
+            "bytes and a request to 128 headers."
+        ),
+    )
+    handshake_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds a new TCP connection has to send its first request line and headers; "
+            "silent and trickling ones are closed."
+        ),
+    )
+    keepalive_timeout: float = Field(
+        75.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds an HTTP keep-alive connection may wait for (and receive the headers of) "
+            "its next request before it is closed."
+        ),
+    )
+    client_connect_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds a channel-protocol connection has to complete its connect command; "
+            "else it is closed with 3502 (stale)."
+        ),
+    )
+    client_connection_limit: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "WebSockets one node serves at once, handshakes under way included; more get "
+            "HTTP 503. Default: 90 % of the sockets the open-file limit leaves after a "
+            "reserve of 5 % (at least 64) for engines, files and listening sockets."
+        ),
+    )
     compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692).")
     compression_window_bits: int = Field(
         12,

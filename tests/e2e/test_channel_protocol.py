@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.support.proto import call, closed_with, connected, raw_client, wait_connections
-from tests.support.rawws import OP_TEXT, RawWebSocket
+from tests.support.rawws import OP_CLOSE, OP_TEXT, RawWebSocket
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -163,6 +163,56 @@ async def test_slow_subscriber_is_cut_off_others_get_everything(start_server: St
         assert received == count
         await wait_connections(server, 2)  # the slow one is gone
         assert "closing slow consumer" in server.stderr()
+
+
+async def test_slow_subscriber_gets_its_3008_close_frame(start_server: StartServer) -> None:
+    """A subscriber that stopped reading and resumes once it was cut off reads the frames that
+    were already under way, intact, then the close frame 3008 "slow", then EOF: what was still
+    queued for it is dropped rather than sent ahead of the close frame."""
+    server = start_server(
+        config=(
+            "write_buffer_limit = 65536\nclient_command_rate = 1e6\nclient_command_burst = 100000\n"
+        )
+    )
+    slow = await RawWebSocket.connect("127.0.0.1", server.port, "/connection/websocket")
+    async with slow, raw_client(server) as publisher:
+        slow.send_frame(OP_TEXT, b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"big"}}')
+        await connected(publisher)
+        await wait_connections(server, 2)
+        for _ in range(2):  # the connect and subscribe replies
+            assert (await asyncio.wait_for(slow.recv_frame(), scaled(10))).opcode == OP_TEXT
+        chunk, sent = "x" * 10000, 0
+        async with asyncio.timeout(scaled(60)):
+            while "closing slow consumer" not in server.stderr():
+                await publisher.send_str(
+                    json.dumps({"id": 10 + sent, "publish": {"channel": "big", "data": chunk}})
+                )
+                sent += 1
+                if sent % 20 == 0:
+                    await asyncio.sleep(0.01)  # let the server's log reach the file
+        pushes = 0
+        while (frame := await asyncio.wait_for(slow.recv_frame(), scaled(10))).opcode == OP_TEXT:
+            for line in frame.payload.split(b"\n"):
+                pushes += json.loads(line)["push"]["pub"]["data"] == chunk
+        assert (frame.opcode, frame.close_code, frame.payload[2:]) == (OP_CLOSE, 3008, b"slow")
+        assert 0 < pushes < sent
+        assert await asyncio.wait_for(slow.eof(), scaled(10))
+
+
+async def test_connect_must_come_within_client_connect_timeout(start_server: StartServer) -> None:
+    """A connection that never sends connect is closed with 3502 "stale", though it answers
+    pings; one that connected at the same time stays."""
+    server = start_server(config="client_connect_timeout = 0.5\nping_interval = 0.1\n")
+    async with raw_client(server) as lurker, raw_client(server) as member:
+        await connected(member)
+        async with asyncio.timeout(scaled(10)):
+            while (msg := await lurker.receive()).type == aiohttp.WSMsgType.TEXT:
+                assert msg.data == "{}"
+                await lurker.send_str("{}")
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert (msg.data, msg.extra) == (3502, "stale")
+        (ping,) = await call(member, {"id": 2, "ping": {}})
+        assert ping == {"id": 2, "ping": {}}
 
 
 async def test_busy_client_still_gets_pings(start_server: StartServer) -> None:

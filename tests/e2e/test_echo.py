@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.support.rawws import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawWebSocket
+from tests.support.rawws import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RawWebSocket, client_frame
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -49,6 +49,25 @@ async def test_invalid_close_code_is_protocol_error(server: ServerProcess, bad_c
     """A close frame with a code not allowed on the wire is answered with 1002."""
     async with await RawWebSocket.connect("127.0.0.1", server.port, "/") as ws:
         ws.send_close(bad_code)
+        frame = await asyncio.wait_for(ws.recv_frame(), scaled(10))
+        assert frame.opcode == OP_CLOSE
+        assert frame.close_code == 1002
+        assert await asyncio.wait_for(ws.eof(), scaled(10))
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "byte-by-byte"])
+async def test_unmasked_client_frame_fails_the_connection(
+    server: ServerProcess, split: bool
+) -> None:
+    """RFC 6455 §5.1: a frame from the client without the mask bit is answered with 1002 (the
+    masked frames before it are still echoed)."""
+    async with await RawWebSocket.connect("127.0.0.1", server.port, "/") as ws:
+        data = client_frame(OP_TEXT, b"masked" * 30) + client_frame(OP_TEXT, b"bare", mask=False)
+        for chunk in [data[i : i + 1] for i in range(len(data))] if split else [data]:
+            ws.writer.write(chunk)
+            await ws.writer.drain()
+        echo = await asyncio.wait_for(ws.recv_frame(), scaled(10))
+        assert (echo.opcode, echo.payload) == (OP_TEXT, b"masked" * 30)
         frame = await asyncio.wait_for(ws.recv_frame(), scaled(10))
         assert frame.opcode == OP_CLOSE
         assert frame.close_code == 1002

@@ -39,18 +39,9 @@ class RawWebSocket:
             raise ConnectionError(f"handshake refused with HTTP {status}")
         return cls(reader, writer)
 
-    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        mask = os.urandom(4)
-        head = bytes([(0x80 if fin else 0) | opcode])
-        n = len(payload)
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 1 << 16:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + masked)
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> None:
+        """Send one frame; ``mask=False`` sends it unmasked, as no client may (RFC 6455 §5.1)."""
+        self.writer.write(client_frame(opcode, payload, fin, mask))
 
     def send_close(self, code: int, reason: bytes = b"") -> None:
         self.send_frame(OP_CLOSE, struct.pack("!H", code) + reason)
@@ -82,6 +73,23 @@ class RawWebSocket:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> bytes:
+    """A client frame: masked with a random key unless ``mask`` is false."""
+    bit = 0x80 if mask else 0
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 1 << 16:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
 async def handshake(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.timing import scaled
@@ -21,7 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 class ServerProcess:
     """A running ``hubbub serve``; ``url`` is its http base URL, ``ws`` the ws one."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None, log_path: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None,
+        log_path: Path,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        """``preexec_fn`` runs in the child before hubbub starts (e.g. to lower an rlimit)."""
         self.log_path = log_path
         self._log = log_path.open("wb")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
@@ -32,6 +40,7 @@ class ServerProcess:
             stderr=self._log,
             env=full_env,
             cwd=ROOT,  # so that --app examples.chat_hub:hub imports
+            preexec_fn=preexec_fn,
         )
         self.url = self._wait_ready(scaled(30))
         self.ws = "ws" + self.url[len("http") :]

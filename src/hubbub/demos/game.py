@@ -4,7 +4,8 @@ Clients call RPC ``demo.game.join`` (name) -> their id and the full state, then
 ``demo.game.input`` with a direction while keys are held; ``demo.game.ping`` measures the round
 trip. A tick loop at :data:`TICK_HZ` moves every player and publishes only what changed to
 ``game:arena`` (``{"tick", "players": {id: [x, y, color, name]}, "gone": [ids]}``). Players
-without input for :data:`IDLE_SECONDS` leave the arena.
+without input for :data:`IDLE_SECONDS` leave the arena. A tick that fails is logged and the
+loop goes on (:func:`hubbub.periodic.every`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hubbub.core.protocol import dumps
 from hubbub.errors import ClientError, HubbubError
 from hubbub.hub import RPCContext
 from hubbub.node import Node
+from hubbub.periodic import every
 
 CHANNEL: Final = "game:arena"
 TICK_HZ: Final = 20
@@ -51,6 +53,7 @@ class Game:
         self._dirty: set[str] = set()
         self._gone: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._last = 0.0  # monotonic time of the previous tick
 
     def rpc_handlers(self) -> dict[str, Any]:
         return {
@@ -122,13 +125,14 @@ class Game:
         return delta
 
     async def _run(self) -> None:
-        period = 1.0 / TICK_HZ
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            delta = self.step(now - last, now)
-            last = now
-            if delta is not None:
-                with contextlib.suppress(HubbubError):
-                    await self.node.publish(CHANNEL, dumps(delta))
+        self._last = time.monotonic()
+        await every(1.0 / TICK_HZ, self.tick_once, "game demo tick")
+
+    async def tick_once(self) -> None:
+        """Advance the world to now and publish what changed."""
+        now = time.monotonic()
+        delta = self.step(now - self._last, now)
+        self._last = now
+        if delta is not None:
+            with contextlib.suppress(HubbubError):
+                await self.node.publish(CHANNEL, dumps(delta))

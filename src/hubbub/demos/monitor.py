@@ -1,4 +1,8 @@
-"""Live monitoring demo: host and hubbub metrics published to ``monitor:host`` once a second."""
+"""Live monitoring demo: host and hubbub metrics published to ``monitor:host`` once a second.
+
+The publisher outlives its errors (a failed sample, e.g. EMFILE at the open-file limit, is
+logged and retried after a back-off: :func:`hubbub.periodic.every`).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import psutil
 from hubbub.core.protocol import dumps
 from hubbub.errors import HubbubError
 from hubbub.node import Node
+from hubbub.periodic import every
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +67,12 @@ class MonitorPublisher:
         }
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.node.publish(CHANNEL, dumps(self.sample()))
-            except HubbubError as exc:
-                log.warning("monitor demo: %s", exc)
+        await every(self.interval, self.publish_sample, "monitor demo")
+
+    async def publish_sample(self) -> None:
+        """One sample to the channel; an engine that refuses it is worth a line, not more."""
+        sample = dumps(self.sample())
+        try:
+            await self.node.publish(CHANNEL, sample)
+        except HubbubError as exc:
+            log.warning("monitor demo: %s", exc)

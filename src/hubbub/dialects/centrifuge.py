@@ -4,13 +4,18 @@ Commands of one frame are handled in order, each to the end, before the next fra
 A frame that is not JSON, a command without id, or a command before connect closes the
 connection with 3501 "bad request"; other mistakes get an error reply and the connection stays.
 Each frame's size counts against the connection's byte budget (``client_byte_rate``).
+A connection that has not completed connect within ``client_connect_timeout`` seconds is closed
+with 3502 "stale" (answering pings does not keep it). The handshake headers are kept for the
+on_connect hook only until connect succeeded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Protocol
+from types import MappingProxyType
+from typing import Final, Protocol
 
 from hubbub.client import Client
 from hubbub.core.codes import Disconnects
@@ -28,6 +33,9 @@ PING_MESSAGE = PING
 NO_PONG = (Disconnects.NO_PONG.code, Disconnects.NO_PONG.reason)
 SLOW = (Disconnects.SLOW.code, Disconnects.SLOW.reason)
 SHUTDOWN = (Disconnects.SHUTDOWN.code, Disconnects.SHUTDOWN.reason)
+STALE = (Disconnects.STALE.code, Disconnects.STALE.reason)
+#: What a connected client keeps of its handshake headers (hooks saw them at connect).
+NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 class FrameConnection(Transport, Protocol):
@@ -39,7 +47,18 @@ async def run_centrifuge(
 ) -> None:
     """Serve one connection until it closes."""
     client = Client(node, hooks, conn, headers)
+    del headers  # the client holds them until it is connected, nothing else here
     code, reason = 3000, "connection closed"
+
+    def stale() -> None:
+        nonlocal code, reason
+        if not client.connected:
+            log.info("%s: no connect within %.1fs", client.client_id, timeout)
+            code, reason = STALE
+            conn.close(code, reason)
+
+    timeout = node.settings.client_connect_timeout
+    deadline: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(timeout, stale)
     try:
         while (frame := await conn.receive()) is not None:
             try:
@@ -50,6 +69,10 @@ async def run_centrifuge(
                     if command.method == "connect" and not client.connected:
                         break  # an SDK batches subscribes after connect: moot when it failed
                 del command, frame  # not kept alive (with params) while the connection idles
+                if deadline is not None and client.connected:
+                    deadline.cancel()
+                    deadline = None
+                    client.headers = NO_HEADERS
             except ProtocolViolation as exc:
                 log.info("%s: %s", client.client_id, exc)
                 code, reason = Disconnects.BAD_REQUEST.code, f"bad request: {exc}"
@@ -60,4 +83,6 @@ async def run_centrifuge(
                 conn.close(code, reason)
                 break
     finally:
+        if deadline is not None:
+            deadline.cancel()
         await client.close(code, reason)

@@ -1,14 +1,24 @@
-"""The aiohttp application: routes only. Handlers validate, accept and hand over to dialects."""
+"""The aiohttp application: routes only. Handlers validate, accept and hand over to dialects.
+
+Every route: a request whose request line and headers exceed ``max_handshake_header_bytes``
+gets 431 (the connection's first request is refused earlier, as its bytes arrive: see
+:mod:`hubbub.server.edge`). WebSocket routes: beyond ``client_connection_limit`` (connections
+attached to the node plus handshakes under way) a handshake gets 503 before the upgrade.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from hubbub import __version__
 from hubbub.config import Settings
@@ -19,7 +29,10 @@ from hubbub.errors import InvalidName
 from hubbub.hub import Hooks
 from hubbub.node import Node
 from hubbub.server import api, metrics, pages
+from hubbub.server.listener import LogThrottle, default_connection_limit, open_file_limit
 from hubbub.server.websocket import Policy, WebSocketConnection, accept
+
+log = logging.getLogger(__name__)
 
 NODE_KEY: Final = web.AppKey("node", Node)
 HOOKS_KEY: Final = web.AppKey("hooks", Hooks)
@@ -29,6 +42,17 @@ HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
 
 STATIC_DIR: Final = Path(str(files("hubbub.server").joinpath("static")))
 _INDEX_HTML: Final = (STATIC_DIR / "index.html").read_text("utf-8")
+#: What /static/ serves: the files of STATIC_DIR by their relative path (a name that is not
+#: one of them is 404 without a look at the file system, whatever its length). Files that
+#: lie elsewhere (symlinks out of the directory) are not served.
+_STATIC_ROOT: Final = STATIC_DIR.resolve()
+STATIC_FILES: Final = {
+    path.relative_to(STATIC_DIR).as_posix(): path
+    for path in STATIC_DIR.rglob("*")
+    if path.is_file()
+    and "__pycache__" not in path.parts
+    and path.resolve().is_relative_to(_STATIC_ROOT)
+}
 
 
 CENTRIFUGE_POLICY: Final = Policy(
@@ -36,18 +60,94 @@ CENTRIFUGE_POLICY: Final = Policy(
 )
 
 
+def header_bytes(request: web.BaseRequest) -> int:
+    """The size of ``request``'s request line and headers as a client sends them."""
+    size = len(request.method) + len(request.raw_path) + 12  # " " " HTTP/1.1\r\n"
+    for name, value in request.raw_headers:
+        size += len(name) + len(value) + 4  # ": " and "\r\n"
+    return size + 2  # the blank line
+
+
+def header_limit(limit: int) -> Middleware:
+    """Middleware: 431 (closing the connection) for a request whose head exceeds ``limit``."""
+
+    @web.middleware
+    async def check_header_size(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if header_bytes(request) > limit:
+            log.info(
+                "refused a request from %s: request line and headers over %d bytes (HTTP 431)",
+                request.remote,
+                limit,
+            )
+            refusal = web.HTTPRequestHeaderFieldsTooLarge(
+                text=f"request line and headers exceed {limit} bytes\n"
+            )
+            refusal.force_close()
+            raise refusal
+        return await handler(request)
+
+    return check_header_size
+
+
+class Admission:
+    """Lets WebSocket handshakes in while the node serves fewer than ``limit`` connections
+    (``None``: no limit), counting handshakes under way (between the check and
+    ``node.attach``) as connections."""
+
+    __slots__ = ("_node", "_throttle", "handshakes", "limit")
+
+    def __init__(self, node: Node, limit: int | None) -> None:
+        self._node = node
+        self.limit = limit
+        self.handshakes = 0
+        self._throttle = LogThrottle(log)
+
+    @contextmanager
+    def handshake(self) -> Iterator[None]:
+        """``with admission.handshake(): conn = await accept(...)``, then attach the connection
+        with no await in between. Raises 503 while shutting down or at the limit."""
+        node = self._node
+        if node.closing:
+            raise web.HTTPServiceUnavailable(text="shutting down\n")
+        limit = self.limit
+        if limit is not None and node.connection_count + self.handshakes >= limit:
+            self._throttle.warning("refusing WebSocket handshakes: %d connections (limit)", limit)
+            raise web.HTTPServiceUnavailable(
+                text=f"too many connections: this node serves at most {limit}\n"
+            )
+        self.handshakes += 1
+        try:
+            yield
+        finally:
+            self.handshakes -= 1
+
+
+ADMISSION_KEY: Final = web.AppKey("admission", Admission)
+
+
+def connection_limit(settings: Settings) -> int | None:
+    """``client_connection_limit``, or the default derived from the open-file limit."""
+    if settings.client_connection_limit is not None:
+        return settings.client_connection_limit
+    return default_connection_limit(open_file_limit())
+
+
 def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.Application:
     """Build the application serving ``node`` with the application's ``hooks``."""
-    app = web.Application(client_max_size=settings.api_max_body_size)
+    app = web.Application(
+        client_max_size=settings.api_max_body_size,
+        middlewares=[header_limit(settings.max_handshake_header_bytes)],
+    )
     app[SETTINGS_KEY] = settings
     app[NODE_KEY] = node
     app[HOOKS_KEY] = hooks or Hooks()
     app[HANDLERS_KEY] = set()
+    app[ADMISSION_KEY] = Admission(node, connection_limit(settings))
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/rooms/{room:.*}", room)
     app.router.add_get("/connection/websocket", connection_websocket)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.router.add_get("/static/{path:.+}", static_file)
     pages.add_routes(app, settings, node)
     if settings.api_port is None:
         api.add_routes(app, settings, node)
@@ -57,7 +157,10 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
 
 def make_api_app(settings: Settings, node: Node) -> web.Application:
     """The internal app for ``api_port``: the server API (and later metrics and admin)."""
-    app = web.Application(client_max_size=settings.api_max_body_size)
+    app = web.Application(
+        client_max_size=settings.api_max_body_size,
+        middlewares=[header_limit(settings.max_handshake_header_bytes)],
+    )
     api.add_routes(app, settings, node)
     metrics.add_routes(app, node)
     app.router.add_get("/health", health)
@@ -102,10 +205,8 @@ async def index(request: web.Request) -> web.StreamResponse:
         ws_base = f"ws://{request.host}"
         html = _INDEX_HTML.replace("{{version}}", __version__).replace("{{ws}}", ws_base)
         return web.Response(text=html, content_type="text/html")
-    settings = request.app[SETTINGS_KEY]
-    if request.app[NODE_KEY].closing:
-        raise web.HTTPServiceUnavailable(text="shutting down\n")
-    conn = await accept(request, settings)
+    with request.app[ADMISSION_KEY].handshake():
+        conn = await accept(request, request.app[SETTINGS_KEY])
     with _Served(request, conn):
         await run_echo(conn)
         await conn.wait_closed()
@@ -119,9 +220,8 @@ async def room(request: web.Request) -> web.StreamResponse:
         validate_name(name)
     except InvalidName as exc:
         raise web.HTTPBadRequest(text=f"bad room name: {exc.reason}\n") from None
-    if request.app[NODE_KEY].closing:
-        raise web.HTTPServiceUnavailable(text="shutting down\n")
-    conn = await accept(request, request.app[SETTINGS_KEY])
+    with request.app[ADMISSION_KEY].handshake():
+        conn = await accept(request, request.app[SETTINGS_KEY])
     with _Served(request, conn):
         await run_room(request.app[NODE_KEY], name, conn)
         # A close the dialect started must reach the peer before aiohttp ends the response
@@ -133,13 +233,20 @@ async def room(request: web.Request) -> web.StreamResponse:
 async def connection_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /connection/websocket``: the Centrifugo client protocol (JSON)."""
     node = request.app[NODE_KEY]
-    if node.closing:
-        raise web.HTTPServiceUnavailable(text="shutting down\n")
-    conn = await accept(request, request.app[SETTINGS_KEY], CENTRIFUGE_POLICY)
+    with request.app[ADMISSION_KEY].handshake():
+        conn = await accept(request, request.app[SETTINGS_KEY], CENTRIFUGE_POLICY)
     with _Served(request, conn, centrifuge.SHUTDOWN):
         await centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, request.headers)
         await conn.wait_closed()
     return conn.response
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """``GET /static/{path}``: one of :data:`STATIC_FILES`, else 404."""
+    path = STATIC_FILES.get(request.match_info["path"])
+    if path is None:
+        raise web.HTTPNotFound(text="no such file\n")
+    return web.FileResponse(path)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -3,6 +3,10 @@
 On SIGINT or SIGTERM: stop accepting connections, close every WebSocket with 1001
 "going away", wait for the handlers to finish, and return, all within
 ``settings.shutdown_timeout`` seconds (stragglers are cut off when it runs out).
+
+Connections are accepted by :mod:`hubbub.server.listener` (a socket budget below the open-file
+limit, back-off on accept errors) and served by :mod:`hubbub.server.edge` (handshake timeout,
+header size limit); both ports share one budget.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from hubbub.errors import ConfigError, ListenError
 from hubbub.hub import Hooks, Hub
 from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
+from hubbub.server.edge import EdgeRunner, EdgeSite
+from hubbub.server.listener import SocketBudget, open_file_limit, socket_budget
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +101,15 @@ async def serve(
     if hub is not None:
         hub.bind(node)
     cleanup_budget = settings.shutdown_timeout * CLEANUP_SHARE
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=cleanup_budget
-    )
+    sockets = SocketBudget(socket_budget(open_file_limit()))
+    runner = EdgeRunner(app, settings, sockets, shutdown_timeout=cleanup_budget)
     await runner.setup()
     cleanups: list[web.AppRunner] = []
     try:
         await node.start()
         if demos is not None:
             demos.start()
-        site = web.TCPSite(
-            runner, settings.host, settings.port, reuse_address=True, reuse_port=reuse_port or None
-        )
+        site = EdgeSite(runner, settings.host, settings.port, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as exc:
@@ -114,16 +117,10 @@ async def serve(
         port = runner.addresses[0][1]
         api_line = None
         if settings.api_port is not None:
-            api_runner = web.AppRunner(make_api_app(settings, node), access_log=None)
+            api_runner = EdgeRunner(make_api_app(settings, node), settings, sockets)
             await api_runner.setup()
             cleanups.append(api_runner)
-            api_site = web.TCPSite(
-                api_runner,
-                settings.host,
-                settings.api_port,
-                reuse_address=True,
-                reuse_port=reuse_port or None,
-            )
+            api_site = EdgeSite(api_runner, settings.host, settings.api_port, reuse_port=reuse_port)
             try:
                 await api_site.start()
             except OSError as exc:

@@ -20,11 +20,16 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
   (:mod:`hubbub.server.deflate`). The machinery is in :mod:`hubbub.server.sending`; keepalive
   deadlines share :mod:`hubbub.server.keepalive`.
 - :meth:`close` that cannot hang: the close handshake is bounded by :data:`CLOSE_TIMEOUT`, and a
-  peer that does not read gets its TCP connection aborted.
+  peer that does not read gets its TCP connection aborted. Within that bound the close frame
+  goes out before the TCP connection ends, also for a slow consumer: while the transport's
+  buffer is over its high-water mark, posted messages wait in the connection (not in the
+  transport), so a slow close drops them and its close frame queues behind at most that mark.
 - :meth:`release`, which leaves nothing of the connection in a reference cycle: once the
   handler is done, the connection, its aiohttp response, request and protocol are freed by
   reference counting alone, however the connection ended (the cyclic GC is rare in a server,
   see ``runner.GC_THRESHOLDS``, and does not see the zlib memory it would free).
+- Served over an :class:`hubbub.server.edge.EdgeProtocol`, a client frame without the mask bit
+  fails the connection with 1002 (aiohttp's reader reports it as a protocol error).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import WSMsgType, web
+from aiohttp.base_protocol import BaseProtocol
 
 from hubbub.config import Settings
 from hubbub.core.closecode import CloseCode, close_reply
 from hubbub.server.deflate import DeflateResponse
+from hubbub.server.edge import EdgeProtocol
 from hubbub.server.keepalive import TIMER_RESOLUTION, timers_for
 from hubbub.server.sending import DeflateWriter, build_frame, flusher_for
 
@@ -49,6 +56,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds the close handshake may take before the TCP connection is dropped.
 CLOSE_TIMEOUT: Final = 3.0
+#: Seconds between two looks at a closing transport's buffer (is the close frame out yet?).
+CLOSE_POLL: Final = 0.02
 #: A close reason may hold at most 123 bytes (RFC 6455 §5.5: control frames carry <= 125).
 MAX_REASON_BYTES: Final = 123
 
@@ -125,6 +134,7 @@ class WebSocketConnection:
         "_closer",
         "_coalesce",
         "_deflate",
+        "_flow",
         "_flusher",
         "_id",
         "_last_seen",
@@ -153,7 +163,10 @@ class WebSocketConnection:
         ws: web.WebSocketResponse,
         settings: Settings,
         policy: Policy = RAW_POLICY,
+        flow: BaseProtocol | None = None,
     ) -> None:
+        """``flow``: the protocol whose ``writing_paused`` holds posted messages back; whoever
+        passes it calls :meth:`on_writable` when writing resumes."""
         self._id = f"ws-{next(_ids)}"
         self._request = request
         self._ws = ws
@@ -176,6 +189,7 @@ class WebSocketConnection:
         self._deflate = (
             DeflateWriter(params.window_bits, params.no_context_takeover) if params else None
         )
+        self._flow = flow  # (deflate too: its frames are compressed when they are written)
         self._closer: asyncio.Task[None] | None = None
         self._ping_task: asyncio.Task[None] | None = None
         self._last_seen = self._loop.time()
@@ -314,6 +328,9 @@ class WebSocketConnection:
         pending = self._pending
         if not pending:
             return
+        flow = self._flow
+        if flow is not None and flow.writing_paused and self._closer is None:
+            return  # held back until on_writable(); a slow close drops them unsent
         try:
             self._write(pending, {} if frames is None else frames)
         finally:
@@ -356,6 +373,15 @@ class WebSocketConnection:
         for message in pending:
             transport.write(deflate.frame(message))
 
+    def on_writable(self) -> None:
+        """The transport's buffer drained below its low-water mark: what was held back is
+        written at the end of the turn."""
+        if self._pending and self._closer is None:
+            flusher = self._flusher
+            flusher.dirty.append(self)
+            if not flusher.scheduled:
+                flusher.schedule()
+
     # -- closing --------------------------------------------------------------------------
 
     def close(self, code: int, reason: str) -> None:
@@ -370,12 +396,22 @@ class WebSocketConnection:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._ws.close(code=code, message=_reason_bytes(reason), drain=False)
+                # aiohttp returns at once when the reader was waiting (it then closes the
+                # transport): the close frame may still sit in the transport's buffer.
+                await self._sent()
         except (TimeoutError, ConnectionError):
             pass
         transport = self._request.transport
         if transport is not None and transport.get_write_buffer_size() > 0:
             # The peer is not reading; a FIN would wait forever behind the unsent data.
             transport.abort()
+
+    async def _sent(self) -> None:
+        """Return once the transport's buffer is empty (handed to the kernel or dropped)."""
+        transport = self._transport
+        # Polled: a transport tells when its buffer is below the low-water mark, not empty.
+        while transport.get_write_buffer_size() > 0:  # noqa: ASYNC110
+            await asyncio.sleep(CLOSE_POLL)
 
     async def wait_closed(self) -> None:
         """Wait for a close started with :meth:`close` to finish (bounded)."""
@@ -484,7 +520,9 @@ async def accept(
 ) -> WebSocketConnection:
     """Check the Origin, complete the WebSocket handshake and wrap the result.
 
-    Raises ``web.HTTPException`` (403, 426, 400) for handshakes that are refused.
+    Raises ``web.HTTPException`` (403, 426, 400) for handshakes that are refused. Over an
+    :class:`EdgeProtocol` the connection holds messages back while the transport's buffer is
+    full.
     """
     check_origin(request, settings.allowed_origins)
     require_upgrade(request)
@@ -499,4 +537,9 @@ async def accept(
         timeout=CLOSE_TIMEOUT,
     )
     await ws.prepare(request)
-    return WebSocketConnection(request, ws, settings, policy)
+    protocol = request.protocol
+    if not isinstance(protocol, EdgeProtocol):
+        return WebSocketConnection(request, ws, settings, policy)
+    conn = WebSocketConnection(request, ws, settings, policy, flow=protocol)
+    protocol.bind(conn)
+    return conn
