@@ -167,11 +167,11 @@ async def test_slow_subscriber_is_cut_off_others_get_everything(start_server: St
 
 async def test_slow_subscriber_gets_its_3008_close_frame(start_server: StartServer) -> None:
     """A subscriber that stopped reading and resumes once it was cut off reads the frames that
-    were already under way, intact, then the close frame 3008 "slow", then EOF: what was still
-    queued for it is dropped rather than sent ahead of the close frame."""
+    were already under way, intact, then the close frame 3008 "slow", then EOF."""
     server = start_server(
         config=(
             "write_buffer_limit = 65536\nclient_command_rate = 1e6\nclient_command_burst = 100000\n"
+            "client_byte_rate = 1000000000\nclient_byte_burst = 1000000000\n"
         )
     )
     slow = await RawWebSocket.connect("127.0.0.1", server.port, "/connection/websocket")
@@ -195,7 +195,10 @@ async def test_slow_subscriber_gets_its_3008_close_frame(start_server: StartServ
             for line in frame.payload.split(b"\n"):
                 pushes += json.loads(line)["push"]["pub"]["data"] == chunk
         assert (frame.opcode, frame.close_code, frame.payload[2:]) == (OP_CLOSE, 3008, b"slow")
-        assert 0 < pushes < sent
+        # What the transport had taken goes out before the close frame (all of it when the
+        # cut came on a write); what waited behind a full transport is dropped (unit-tested
+        # in tests/unit/server/test_backpressure.py).
+        assert 0 < pushes <= sent
         assert await asyncio.wait_for(slow.eof(), scaled(10))
 
 

@@ -105,6 +105,25 @@ async def test_pushes_of_one_turn_share_one_frame(hub: tuple[Hub, str], compress
             await ws.close()
 
 
+@pytest.mark.parametrize("compress", [0, 15], ids=["plain", "deflate"])
+async def test_a_burst_bigger_than_the_limit_in_one_turn_is_not_slow(
+    hub: tuple[Hub, str], compress: int
+) -> None:
+    """A group commit completes many publications in one loop turn: more than
+    write_buffer_limit for one connection in that turn is written out as it comes, and a
+    subscriber that reads is not cut off as slow."""
+    the_hub, url = hub
+    async with aiohttp.ClientSession() as http:
+        ws = await subscriber(http, url, ["live:burst"], compress=compress)
+        count = 3 * LIMIT // 10_000  # three limits' worth of 10 KB publications, one turn
+        await asyncio.gather(
+            *(the_hub.publish("live:burst", {"n": n, "pad": "p" * 10_000}) for n in range(count))
+        )
+        frames = await pub_frames(ws, count)
+        assert [p["pub"]["data"]["n"] for f in frames for p in f] == list(range(count))
+        await ws.close()
+
+
 async def test_a_publication_is_serialised_and_framed_once(
     hub: tuple[Hub, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -162,6 +162,7 @@ class Publisher:
         self.sent = 0
         self.acked = 0
         self.failed = 0
+        self.errors: list[dict[str, Any]] = []  # the first few error replies
         self._pending: dict[int, int] = {}  # command id -> seq
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -195,6 +196,8 @@ class Publisher:
                     self.acked += 1
                 else:
                     self.failed += 1
+                    if len(self.errors) < 5:
+                        self.errors.append(obj["error"])
         for seq in self._pending.values():  # never answered: not acknowledged
             self.checker.published(self.name, seq, acked=False)
         self._pending.clear()

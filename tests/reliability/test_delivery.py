@@ -294,3 +294,52 @@ async def test_kill_9_three_times_loses_nothing_acknowledged(
     record(f"kill-9-x3-{store}", report, stored=len(stored))
     assert [o for _, _, o in stored] == list(range(1, len(stored) + 1)), "offsets 1..N"
     assert report.lost == 0 and report.duplicated == 0, report
+
+
+@pytest.mark.parametrize("engine", ["redis", "pgengine"])
+async def test_a_killed_nodes_clients_move_and_recover(
+    start_server: StartServer, request: pytest.FixtureRequest, engine: str
+) -> None:
+    """500 clients (long; 100 in make test) on a node that is killed with -9 while a
+    publisher on the other node goes on: 95% are back on the other node within 10 s, and
+    every client ends with every publication once, in order."""
+    shared = engine_args(request, engine)  # one engine for both nodes
+    a = start_server(*shared, config=CONFIG)
+    b = start_server(*shared, config=CONFIG)
+    clients = scale(100, 500)
+    checker = DeliveryChecker()
+    subs = [
+        await Subscriber(f"s{i}", [url(a), url(b)], "move", checker).start() for i in range(clients)
+    ]
+    publisher = await Publisher("p", url(b), "move", checker).start()
+    publishing = asyncio.create_task(publisher.publish(scale(3_000, 10_000), rate=500))
+    await asyncio.sleep(1.0)
+    loop = asyncio.get_running_loop()
+    a.proc.send_signal(signal.SIGKILL)
+    killed_at = loop.time()
+    a.proc.wait()
+    moved_in = None
+    while moved_in is None:
+        back = sum(1 for s in subs if s.connects >= 2 and s.recoveries >= 1)
+        if back >= 0.95 * clients:
+            moved_in = loop.time() - killed_at
+        elif loop.time() - killed_at > scaled(30):
+            raise AssertionError(f"only {back} of {clients} clients came back")
+        await asyncio.sleep(0.05)
+    await publishing
+    await publisher.wait_answered()
+    await settle(subs, await top(b, "move"))
+    for sub in subs:
+        await sub.stop()
+    await publisher.close()
+    report = checker.report(contiguous_offsets=True)
+    record(
+        f"node-killed-{engine}",
+        report,
+        clients=clients,
+        moved_95pct_s=round(moved_in, 2),
+        publish_errors=publisher.errors,
+    )
+    assert moved_in <= 10.0, f"95% back after {moved_in:.1f} s"
+    assert publisher.failed == 0, publisher.errors  # the surviving node never refused
+    assert report.clean, report

@@ -5,6 +5,7 @@ descriptors and RSS back within 10% of where they were after warm-up), and a def
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import zlib
 
@@ -116,3 +117,62 @@ async def test_a_deflate_bomb_is_closed_with_1009_without_the_memory(
         rss_after_mib=round(rss_after / MiB, 1),
     )
     assert rss_after - rss_before < 20 * MiB
+
+
+async def test_silent_and_slowloris_sockets_are_closed_and_others_carry_on(
+    start_server: StartServer,
+) -> None:
+    """2,000 sockets (long; 500 in make test) that send nothing or trickle a request header
+    byte by byte are closed after handshake_timeout; meanwhile a real client connects and
+    works, and the descriptors come back."""
+    server = start_server(config=CHURN_CONFIG + "handshake_timeout = 1.0\n")
+    fds_before = fds(server)
+    total = scale(500, 2_000)
+    sockets: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for i in range(total):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        if i % 2:
+            writer.write(b"GET /connection/websocket HTTP/1.1\r\nHost: x\r\n")  # never ends
+        sockets.append((reader, writer))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def trickle() -> None:
+        for _ in range(int(scaled(10) / 0.2)):
+            for _, writer in sockets[1::2]:
+                if not writer.is_closing():
+                    writer.write(b"X")
+            await asyncio.sleep(0.2)
+
+    trickling = asyncio.create_task(trickle())
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/connection/websocket") as ws,
+    ):
+        await ws.send_str('{"id":1,"connect":{}}')
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        assert '"connect"' in msg.data
+    closed = 0
+    for reader, _ in sockets:
+        with contextlib.suppress(ConnectionError):
+            await asyncio.wait_for(reader.read(), scaled(15))  # EOF once the server closed
+        closed += 1
+    elapsed = loop.time() - started
+    trickling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await trickling
+    for _, writer in sockets:
+        writer.close()
+    await wait_connections(server, 0)
+    await asyncio.sleep(0.2)
+    fds_after = fds(server)
+    record(
+        "silent-and-slowloris",
+        None,
+        sockets=total,
+        all_closed_within_s=round(elapsed, 1),
+        fds_before=fds_before,
+        fds_after=fds_after,
+    )
+    assert closed == total
+    assert fds_after <= fds_before + 2

@@ -45,6 +45,10 @@ from hubbub.errors import StoreError
 log = logging.getLogger(__name__)
 
 NODE_TTL: Final = 10
+#: Connections of a node's command pool (beside its pub/sub connection), and the seconds a
+#: command waits for one of them before it fails.
+POOL_SIZE: Final = 64
+POOL_TIMEOUT: Final = 5.0
 #: Seconds a subscribe waits for Redis to confirm before it fails.
 SUBSCRIBE_TIMEOUT: Final = 5.0
 
@@ -158,9 +162,17 @@ class RedisBroker:
         self._handler = handler
 
     async def open(self) -> None:
-        self._redis = aioredis.from_url(
-            self.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+        # A blocking pool: a burst of commands (hundreds of clients resubscribing at once)
+        # waits for a connection instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_TIMEOUT,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=5,
         )
+        self._redis = aioredis.Redis.from_pool(pool)
         self._publish = self._redis.register_script(_PUBLISH)
         self._position = self._redis.register_script(_POSITION)
         self._presence = self._redis.register_script(_PRESENCE)

@@ -309,7 +309,13 @@ class WebSocketConnection:
         pending.append(message)
         self._pending_bytes += len(message)
         if self._pending_bytes > self._limit:
-            self._slow()
+            flow = self._flow
+            if flow is not None and flow.writing_paused:
+                self._slow()  # held back behind a full transport: the peer is not reading
+            else:
+                # A burst bigger than the limit in one turn (a group commit's batch) goes out
+                # now; only what the transport then cannot take makes the peer slow.
+                self.flush()
 
     def _slow(self) -> None:
         log.info(
