@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from tests.support.procs import alive, pids_using, start_time
+from tests.support.timing import scaled
 
 PREFIXES = ("hubbub-pg-", "hubbub-redis-")
 #: The machine's own Redis, PostgreSQL and NATS: never picked, never stopped.
@@ -111,14 +112,14 @@ def reap(path: Path, pg_bin: Path | None) -> list[int]:
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+            subprocess.run(cmd, capture_output=True, timeout=scaled(60), check=False)
     # What is still there: SIGQUIT is a postmaster's immediate shutdown (its backends go with
     # it); SIGKILL for redis-server, and for anything that outlives the SIGQUIT.
     for sig in (signal.SIGQUIT if postgres else signal.SIGKILL, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
-        until = time.monotonic() + 10
+        until = time.monotonic() + scaled(10)
         while any(alive(pid) for pid in pids) and time.monotonic() < until:
             time.sleep(0.05)
     shutil.rmtree(path, ignore_errors=True)
