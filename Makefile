@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint reliability fuzz autobahn autobahn-venv js-deps browser-deps bench bench-deps clean
+.PHONY: run test lint reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,15 @@ run: $(STAMP)
 autobahn-venv: $(STAMP)
 	bash scripts/autobahn-venv.sh $(AUTOBAHN_VENV)
 
+# redis-server, PostgreSQL, Node and npm, Chromium: installed from Debian (apt-get) when
+# missing and running as root; otherwise a message, and the tests that need them skip (fail
+# under CI=true). Quiet when everything is there.
+test-deps:
+	@bash scripts/test-deps.sh
+
 # centrifuge-js for the interop tests, from the lock file (npm ci); skipped without npm
 # except under CI.
-js-deps:
+js-deps: test-deps
 	@if command -v npm >/dev/null 2>&1; then \
 	  [ -d tests/interop/js/node_modules/centrifuge ] || npm ci --silent --prefix tests/interop/js; \
 	else \
@@ -37,16 +43,9 @@ js-deps:
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded).
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else \
-	    echo "browser-deps: /usr/bin/chromium is missing; the browser tests will be skipped" >&2; \
-	    [ "$$CI" != "true" ]; \
-	  fi; \
-	fi
+	@bash scripts/test-deps.sh chromium
 
-test: $(STAMP) autobahn-venv js-deps browser-deps
+test: $(STAMP) test-deps autobahn-venv js-deps
 	$(BIN)/python -m pytest
 
 # The reliability suite at the issue's scale (make test runs it small); figures are appended

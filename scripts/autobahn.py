@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,9 @@ def main() -> int:
     servers: list[ServerProcess] = []
     clients: list[subprocess.Popen[bytes]] = []
     started = time.monotonic()
+    # SIGTERM (a test's timeout) ends the run through the finally below, which stops the
+    # servers and wstest instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         for i, (cases, exclude) in enumerate(shards):
             shard_dir = outdir / f"shard{i}"
@@ -99,6 +103,7 @@ def main() -> int:
         for client in clients:
             if client.poll() is None:
                 client.kill()
+            client.wait()
         for server in servers:
             try:
                 server.terminate()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,15 +14,37 @@ import pytest
 from tests.support.postgres import PostgresServer, find_pg_bin
 from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess
+from tests.support.throwaway import reap_leftovers
+from tests.support.timing import scaled
 
 ON_CI = os.environ.get("CI") == "true"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop and remove the throw-away PostgreSQL and Redis servers of runs that crashed (their
+    pytest process is gone), before this run starts its own."""
+    for path in reap_leftovers(find_pg_bin()):
+        print(f"removed a throw-away server left by a crashed run: {path}")
+
+
+#: Oldest usable major version: the Node tests use --experimental-websocket (Node 20.10+;
+#: Debian 12's own nodejs is 18).
+MIN_MAJOR = {"node": 20}
+
+
 def need_binary(name: str, path: str | None = None) -> str:
-    """Return the path of ``name``; skip the test when it is missing, fail under CI."""
+    """Return the path of ``name``; skip the test when it is missing (or too old), fail
+    under CI. ``make test`` installs what is missing when it runs as root."""
     found = path if path and os.access(path, os.X_OK) else shutil.which(name)
     if not found:
-        missing(f"{name} is not installed here; this test needs it")
+        missing(f"{name} is not installed here; this test needs it (make test installs it)")
+    if name in MIN_MAJOR:
+        version = subprocess.run(
+            [str(found), "--version"], capture_output=True, text=True, timeout=scaled(30)
+        ).stdout.strip()
+        major = int(m.group(1)) if (m := re.match(r"v?(\d+)", version)) else 0
+        if major < MIN_MAJOR[name]:
+            missing(f"{name} {version} is too old; this test needs {MIN_MAJOR[name]} or newer")
     return str(found)
 
 
@@ -60,12 +84,25 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         started.append(server)
         return server
 
-    yield start
-    for server in started:
+    try:
+        yield start
+    finally:
+        stop_all(started)
+
+
+def stop_all(servers: list[ServerProcess]) -> None:
+    """SIGTERM each server, SIGKILL it (and its process group) in any case; every server is
+    stopped even when one fails to stop in time, then the first such error is raised."""
+    errors: list[BaseException] = []
+    for server in servers:
         try:
             server.terminate()
+        except BaseException as exc:
+            errors.append(exc)
         finally:
             server.kill()
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

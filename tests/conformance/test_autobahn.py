@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import need_binary
+from tests.support.procs import run
 
 pytestmark = pytest.mark.conformance
 
@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_autobahn_quick_suite_has_no_failure() -> None:
     """All 373 quick-suite cases run and none is FAILED."""
     need_binary("wstest", str(ROOT / ".venv-autobahn" / "bin" / "wstest"))
-    proc = subprocess.run(
+    # In a process group of its own: on a timeout the script gets SIGTERM (it stops its
+    # servers and wstest), then whatever is left of the group SIGKILL.
+    proc = run(
         [sys.executable, str(ROOT / "scripts" / "autobahn.py"), "--suite", "quick"],
-        capture_output=True,
-        text=True,
         timeout=600,
+        term_grace=30,
         cwd=ROOT,
     )
     summary = re.search(r"autobahn: (\d+) cases, .* (\d+) FAILED", proc.stdout)

@@ -17,6 +17,7 @@ from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.engines.postgres import PostgresHistory
 from hubbub.engines.sqlite import SqliteHistory
+from tests.support.timing import scaled
 
 
 class FakeClock:
@@ -129,7 +130,7 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
     import asyncio
 
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
+    deadline = loop.time() + scaled(within)
     while not check():
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")

@@ -6,8 +6,8 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -35,12 +35,16 @@ def durable_redis() -> Iterator[RedisServer]:
 
 
 class Subscriber:
-    """`hubbub subscribe` (centrifuge-python inside) in its own process, lines collected."""
+    """`hubbub subscribe` (centrifuge-python inside) in its own process, lines collected.
+    Every one still running at the end of a test is stopped (``stop_subscribers``)."""
+
+    running: ClassVar[list[Subscriber]] = []
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.got: list[tuple[int, Any]] = []
         self._reader = asyncio.create_task(self._read())
+        Subscriber.running.append(self)
 
     @classmethod
     async def start(cls, url: str, channel: str) -> Subscriber:
@@ -59,8 +63,20 @@ class Subscriber:
     async def stop(self) -> None:
         if self.proc.returncode is None:
             self.proc.terminate()
-            await self.proc.wait()
+            try:
+                await asyncio.wait_for(self.proc.wait(), scaled(10))
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
         await self._reader
+
+
+@pytest.fixture(autouse=True)
+async def stop_subscribers() -> AsyncIterator[None]:
+    """A failing test must not leave its `hubbub subscribe` processes running."""
+    yield
+    while Subscriber.running:
+        await Subscriber.running.pop().stop()
 
 
 async def subscribed(server_url: str, channel: str, count: int) -> None:
@@ -124,7 +140,7 @@ async def restart_under_load(
                     a.url + "/api/publish",
                     json={"channel": "load", "data": n},
                     headers={"X-API-Key": KEY},
-                    timeout=aiohttp.ClientTimeout(total=10),
+                    timeout=aiohttp.ClientTimeout(total=scaled(10)),
                 ) as resp:
                     body = await resp.json()
             except (aiohttp.ClientError, TimeoutError):
@@ -198,7 +214,7 @@ async def test_killed_node_clients_move_and_presence_expires(
     assert stats["num_clients"] == 2
     proxy.target_port = b.port  # new connections go to node b
     a.proc.send_signal(signal.SIGKILL)
-    a.proc.wait()
+    await asyncio.to_thread(a.proc.wait, scaled(10))
     for n in range(3, 6):
         await api("publish", {"channel": "room", "data": n})
     for _ in range(int(scaled(200))):

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.support.proto import call, connected, raw_client
 from tests.support.server import ServerProcess
-from tests.support.timing import scaled
+from tests.support.timing import eventually, scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -73,6 +73,7 @@ async def test_kill_9_loses_no_acknowledged_publication(
     seen: list[int] = []
     epoch = ""
     killed = asyncio.Event()
+    subscribed = asyncio.Event()
 
     async def publisher(p: int) -> None:
         async with (
@@ -101,6 +102,7 @@ async def test_kill_9_loses_no_acknowledged_publication(
             await connected(ws)
             (reply,) = await call(ws, {"id": 2, "subscribe": {"channel": "crash"}})
             epoch = reply["subscribe"]["epoch"]
+            subscribed.set()
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     return
@@ -110,11 +112,17 @@ async def test_kill_9_loses_no_acknowledged_publication(
                         seen.append(pub["offset"])
 
     sub_task = asyncio.create_task(subscriber())
-    await asyncio.sleep(0.2)
-    await asyncio.wait_for(asyncio.gather(*(publisher(p) for p in range(PUBLISHERS))), scaled(120))
-    assert killed.is_set()
-    await asyncio.wait_for(sub_task, scaled(10))
-    server.proc.wait()
+    try:
+        # Publishing starts once the subscriber is subscribed (it must see offset 1 onwards).
+        await asyncio.wait_for(subscribed.wait(), scaled(10))
+        await asyncio.wait_for(
+            asyncio.gather(*(publisher(p) for p in range(PUBLISHERS))), scaled(120)
+        )
+        assert killed.is_set()
+        await asyncio.wait_for(sub_task, scaled(10))
+    finally:
+        sub_task.cancel()
+    await asyncio.to_thread(server.proc.wait, scaled(10))
 
     restarted = start_server(*args, config=CONFIG)
     pubs, epoch_after, top = await read_all(restarted, "crash")
@@ -172,13 +180,13 @@ async def test_store_outage_fails_publishes_and_recovers(
             assert ping == {"id": 3, "ping": {}}
         finally:
             postgres.start()
-        for attempt in range(int(scaled(50))):
-            (reply,) = await call(pub, {"id": 10 + attempt, "publish": {"channel": "o", "data": 3}})
-            if "error" not in reply:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("publishing never worked again")
+        ids = iter(range(10, 1_000_000))
+
+        async def published() -> bool:
+            (reply,) = await call(pub, {"id": next(ids), "publish": {"channel": "o", "data": 3}})
+            return "error" not in reply
+
+        await eventually(published, 10, interval=0.1, what="publishing working again")
         (history,) = await call(sub, {"id": 4, "history": {"channel": "o", "limit": 10}})
         assert [p["data"] for p in history["history"]["publications"]] == [1, 3]
 

@@ -57,7 +57,7 @@ async def test_three_members_one_order_no_self_echo(server: ServerProcess) -> No
         # nothing more arrives (in particular no self-echo)
         for ws in (a, b, c):
             with pytest.raises(TimeoutError):
-                await asyncio.wait_for(ws.receive(), 0.2)
+                await asyncio.wait_for(ws.receive(), scaled(0.2))
 
 
 async def test_rooms_are_separate(server: ServerProcess) -> None:
@@ -70,7 +70,7 @@ async def test_rooms_are_separate(server: ServerProcess) -> None:
         await a.send_str("for room one")
         assert await receive_n(b, 1) == ["for room one"]
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(c.receive(), 0.3)
+            await asyncio.wait_for(c.receive(), scaled(0.3))
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import selectors
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StartServer, need_binary
+from tests.support.procs import LineReader
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -27,29 +27,28 @@ class NodeClient:
             [node, "--experimental-websocket", "--no-warnings", str(path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
+            bufsize=0,
         )
+        assert self.proc.stdout is not None
+        # Lines read from the pipe itself: two lines that arrive together are both seen.
+        self.out = LineReader(self.proc.stdout)
         self.lines: list[str] = []
 
     def wait_for(self, line: str, timeout: float = 10) -> None:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + scaled(timeout)
         while line not in self.lines:
-            if time.monotonic() > deadline or not sel.select(deadline - time.monotonic()):
+            got = self.out.readline(deadline - time.monotonic())
+            if got is None:
                 raise AssertionError(f"node never printed {line!r}; it printed {self.lines!r}")
-            got = self.proc.stdout.readline()
             if not got:
                 raise AssertionError(f"node exited before {line!r}; it printed {self.lines!r}")
-            self.lines.append(got.rstrip("\n"))
+            self.lines.append(got.decode(errors="replace").rstrip("\n"))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
+        self.out.close()
 
 
 def seed_for(server: ServerProcess) -> str:

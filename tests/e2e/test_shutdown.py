@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.support.proto import wait_connections
-from tests.support.rawws import RawWebSocket
+from tests.support.rawws import OP_CLOSE, RawWebSocket
 from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
@@ -52,12 +52,17 @@ async def test_unresponsive_client_does_not_hold_up_exit(start_server: StartServ
 
 
 async def test_no_new_connections_while_closing(start_server: StartServer) -> None:
-    """After SIGTERM the port stops accepting."""
-    server = start_server(config="shutdown_timeout = 2\n")
-    async with await RawWebSocket.connect("127.0.0.1", server.port, "/"):
+    """After SIGTERM the port stops accepting, before the connections are closed: once a
+    client has its 1001, a new connection is refused while the server is still closing (an
+    unresponsive client holds it up)."""
+    server = start_server(config=f"shutdown_timeout = {scaled(30):g}\n")
+    async with await RawWebSocket.connect("127.0.0.1", server.port, "/") as stuck:
         await wait_connections(server, 1)
         server.proc.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
+        frame = await asyncio.wait_for(stuck.recv_frame(), scaled(10))  # read, never answered
+        assert (frame.opcode, frame.close_code) == (OP_CLOSE, 1001)
         with pytest.raises(OSError):
             await RawWebSocket.connect("127.0.0.1", server.port, "/")
-        await asyncio.to_thread(server.proc.wait, scaled(10))
+        assert server.proc.poll() is None, "the refusal must come while the server is closing"
+    # The unresponsive client goes away: the server need not wait out shutdown_timeout.
+    assert await asyncio.to_thread(server.proc.wait, scaled(10)) == 0

@@ -7,15 +7,14 @@ object; each test here asserts one scenario's outcome.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import missing, need_binary
+from tests.support.procs import run
 from tests.support.server import ServerProcess
-from tests.support.timing import scaled
 
 pytestmark = pytest.mark.interop
 
@@ -36,12 +35,10 @@ def outcome(
         tmp / "server.log",
     )
     try:
-        proc = subprocess.run(
+        proc = run(
             [node, "--experimental-websocket", "--no-warnings", "scenario.mjs", str(server.port)],
+            timeout=120,
             cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=scaled(120),
         )
     finally:
         server.terminate()

@@ -7,13 +7,12 @@ starts the server they talk to and asserts that every one of them passes.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import StartServer, need_binary
-from tests.support.timing import scaled
+from tests.support.procs import run
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +36,13 @@ def test_hubbub_js(start_server: StartServer) -> None:
     node = need_binary("node")
     server = start_server("--token-hmac-secret", SECRET, config=CONFIG)
     env = {**os.environ, "HUBBUB_URL": server.url, "HUBBUB_SECRET": SECRET}
-    proc = subprocess.run(
+    # node --test runs each file in a child process: a process group of its own, so that a
+    # timeout ends those too.
+    proc = run(
         [node, "--experimental-websocket", "--no-warnings", "--test", "tests/js/"],
+        timeout=180,
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=scaled(180),
     )
     if proc.returncode != 0:
         print(proc.stdout)

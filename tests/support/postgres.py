@@ -9,10 +9,16 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
 from pathlib import Path
+
+from tests.support.throwaway import free_port, make_dir, write_owner
+from tests.support.timing import scaled
+
+#: How many ports the first start tries when the one it picked is taken meanwhile.
+PORT_ATTEMPTS = 5
+
+__all__ = ["PostgresServer", "find_pg_bin", "free_port"]
 
 
 def find_pg_bin() -> Path | None:
@@ -26,29 +32,43 @@ def find_pg_bin() -> Path | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class PortTaken(RuntimeError):
+    pass
 
 
 class PostgresServer:
+    """Started by the constructor (on another port if the one picked was taken before the
+    postmaster could bind it); if it cannot start, nothing is left running and the dir is
+    gone."""
+
     def __init__(self, bin_dir: Path) -> None:
         self.bin = bin_dir
-        self.dir = Path(tempfile.mkdtemp(prefix="hubbub-pg-"))
+        self.dir = make_dir("hubbub-pg-")
         self.data = self.dir / "data"
-        self.port = free_port()
+        self.port = 0
         self.as_root = os.geteuid() == 0
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        self.start()
+        try:
+            if self.as_root:
+                shutil.chown(self.dir, "postgres", "postgres")
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                      "-E", "UTF8")  # fmt: skip
+            for attempt in range(PORT_ATTEMPTS):
+                self.port = free_port()
+                try:
+                    self.start()
+                    break
+                except PortTaken:
+                    if attempt == PORT_ATTEMPTS - 1:
+                        raise
+        except BaseException:
+            self.destroy()
+            raise
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bin / tool), *args]
         if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
+        return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=scaled(120))
 
     @property
     def url(self) -> str:
@@ -57,20 +77,43 @@ class PostgresServer:
     def url_for(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def log(self) -> Path:
+        return self.dir / "log"
+
     def start(self) -> None:
+        """Start on ``self.port`` (a restart keeps the port: clients reconnect to it)."""
+        write_owner(self.dir, self.port)
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
             "-c max_connections=200 -c shared_buffers=32MB"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
-                  "-w", "-t", "60", "start")  # fmt: skip
+        logged = self.log.stat().st_size if self.log.exists() else 0
+        wait = str(int(scaled(60)))
+        started = self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log),
+                            "-w", "-t", wait, "start", check=False)  # fmt: skip
+        if started.returncode == 0:
+            return
+        self.stop("immediate")  # pg_ctl may have given up on a postmaster still starting
+        with self.log.open("rb") as f:
+            f.seek(logged)
+            this_start = f.read().decode(errors="replace")
+        if "Address already in use" in this_start:
+            raise PortTaken(f"port {self.port} was taken")
+        raise RuntimeError(
+            f"pg_ctl start failed ({started.returncode}): {started.stdout}{started.stderr}\n"
+            f"{this_start}"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
 
     def destroy(self) -> None:
-        self.stop("immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            if self.data.exists():
+                self.stop("immediate")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def create_database(self, name: str) -> str:
         self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from tests.support.server import ServerProcess
-from tests.support.timing import scaled
+from tests.support.timing import eventually, scaled
 
 WS = aiohttp.ClientWebSocketResponse
 
@@ -57,12 +57,12 @@ async def connected(ws: WS) -> dict[str, Any]:
 async def wait_connections(server: ServerProcess, n: int) -> None:
     """Wait until the server counts ``n`` connections (joins happen after the handshake)."""
     async with aiohttp.ClientSession() as http:
-        for _ in range(int(scaled(100))):
+
+        async def reached() -> bool:
             async with http.get(server.url + "/health") as resp:
-                if (await resp.json())["connections"] == n:
-                    return
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"server never reached {n} connections")
+                return bool((await resp.json())["connections"] == n)
+
+        await eventually(reached, 5, what=f"the server counting {n} connections")
 
 
 class Observer:
@@ -95,11 +95,11 @@ class Observer:
         self._next_id += 1
         cid = self._next_id
         await self.ws.send_str(json.dumps({"id": cid, method: params}))
-        for _ in range(int(scaled(500))):
-            if cid in self.replies:
-                return self.replies.pop(cid)
-            await asyncio.sleep(0.01)
-        raise TimeoutError(f"no reply to {method}")
+        try:
+            await eventually(lambda: cid in self.replies, 5, interval=0.01, what="a reply")
+        except AssertionError:
+            raise TimeoutError(f"no reply to {method}") from None
+        return self.replies.pop(cid)
 
     async def push(self, kind: str, channel: str | None = None) -> dict[str, Any]:
         """The next push of ``kind`` (for ``channel``), skipping others."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from tests.support.timing import scaled
+
 
 class FlakyProxy:
     """Forwards 127.0.0.1:<port> to a target. :meth:`cut` aborts every connection (no close
@@ -68,7 +70,7 @@ class FlakyProxy:
             self._server.close()
             await self._server.wait_closed()
         if self._tasks:  # cut() aborted their sockets: they end by themselves
-            await asyncio.wait(tuple(self._tasks), timeout=2)
+            await asyncio.wait(tuple(self._tasks), timeout=scaled(2))
         for task in tuple(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

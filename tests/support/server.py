@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -13,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.procs import LineReader, kill_group
 from tests.support.timing import scaled
 
 READY_RE = re.compile(r"listening on (http://\S+)")
@@ -20,7 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerProcess:
-    """A running ``hubbub serve``; ``url`` is its http base URL, ``ws`` the ws one."""
+    """A running ``hubbub serve``; ``url`` is its http base URL, ``ws`` the ws one.
+
+    The server leads a process group of its own, so that :meth:`kill` also ends the workers
+    of ``--workers N`` (which a SIGKILL of the supervisor alone would leave running). A server
+    that does not get ready is killed before the error is raised.
+    """
 
     def __init__(
         self,
@@ -34,47 +38,48 @@ class ServerProcess:
         self._log = log_path.open("wb")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
         full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hubbub", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=full_env,
-            cwd=ROOT,  # so that --app examples.chat_hub:hub imports
-            preexec_fn=preexec_fn,
-        )
-        self.url = self._wait_ready(scaled(30))
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hubbub", "serve", "--port", "0", *args],
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                env=full_env,
+                cwd=ROOT,  # so that --app examples.chat_hub:hub imports
+                process_group=0,
+                bufsize=0,
+                preexec_fn=preexec_fn,
+            )
+        except BaseException:
+            self._log.close()
+            raise
+        assert self.proc.stdout is not None
+        self._stdout = LineReader(self.proc.stdout)
+        try:
+            self.url = self._wait_ready(scaled(30))
+        except BaseException:
+            self.kill()
+            raise
         self.ws = "ws" + self.url[len("http") :]
         self.port = int(self.url.rsplit(":", 1)[1])
 
     def _wait_ready(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
         seen = b""
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=0.1):
-                if self.proc.poll() is not None:
-                    break
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
-                break
+        until = time.monotonic() + timeout
+        while line := self._stdout.readline(until - time.monotonic()):  # None: timeout; b"": exit
             seen += line
-            match = READY_RE.search(line.decode())
+            match = READY_RE.search(line.decode(errors="replace"))
             if match:
                 return match.group(1)
-        self.kill()
         raise RuntimeError(
-            f"hubbub serve did not get ready; stdout={seen!r}\nstderr={self.stderr()}"
+            f"hubbub serve did not get ready in {timeout:g} s; stdout={seen!r}\n"
+            f"stderr={self.stderr()}"
         )
 
     def read_line(self, timeout: float = 10.0) -> str:
         """The next line the server prints on stdout (after the ready line)."""
-        assert self.proc.stdout is not None
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            # readline, not select: the line may already sit in the reader's buffer
-            line = pool.submit(self.proc.stdout.readline).result(timeout=scaled(timeout))
+        line = self._stdout.readline(scaled(timeout))
+        if line is None:
+            raise TimeoutError(f"hubbub serve printed no line in {scaled(timeout):g} s")
         return line.decode().strip()
 
     def stderr(self) -> str:
@@ -93,9 +98,7 @@ class ServerProcess:
             raise
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        """SIGKILL the server and everything in its process group; idempotent."""
+        kill_group(self.proc)
+        self._stdout.close()
         self._log.close()

@@ -22,7 +22,10 @@ from hubbub.config import Settings
 from hubbub.errors import ClientError, DisconnectError
 
 SECRET = "s3cret-" * 6
-NOW = time.time()
+#: A fixed "now": tokens are made relative to it and the verifier is given it (``now=``), so
+#: no result depends on when, or for how long, the tests run.
+AT = 1_800_000_000.0
+NOW = int(AT)
 
 
 def b64(data: bytes) -> str:
@@ -72,7 +75,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 
 def claims(**extra: Any) -> dict[str, Any]:
-    base = {"sub": "ada", "exp": int(NOW) + 7200, "aud": "hubbub", "iss": "https://auth.example"}
+    base = {"sub": "ada", "exp": NOW + 7200, "aud": "hubbub", "iss": "https://auth.example"}
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -94,8 +97,8 @@ INVALID: list[tuple[str, Maker, str, int]] = [
     ("ES256 from another key", lambda k: jwt.encode(claims(), k.other_ec, "ES256"), "connect", 3500),
     ("HS512 not accepted", lambda k: jwt.encode(claims(), SECRET * 2, "HS512"), "connect", 3500),
     ("RS256 with unknown kid", lambda k: jwt.encode(claims(), k.other_rsa, "RS256", headers={"kid": "k9"}), "connect", 3500),
-    ("expired", lambda k: jwt.encode(claims(exp=int(NOW) - 10), SECRET, "HS256"), "connect", 109),
-    ("not valid yet", lambda k: jwt.encode(claims(nbf=int(NOW) + 600), SECRET, "HS256"), "connect", 3500),
+    ("expired", lambda k: jwt.encode(claims(exp=NOW - 10), SECRET, "HS256"), "connect", 109),
+    ("not valid yet", lambda k: jwt.encode(claims(nbf=NOW + 600), SECRET, "HS256"), "connect", 3500),
     ("wrong audience", lambda k: jwt.encode(claims(aud="other"), SECRET, "HS256"), "connect", 3500),
     ("no audience", lambda k: jwt.encode(claims(aud=None), SECRET, "HS256"), "connect", 3500),
     ("wrong issuer", lambda k: jwt.encode(claims(iss="https://evil"), SECRET, "HS256"), "connect", 3500),
@@ -120,7 +123,7 @@ INVALID: list[tuple[str, Maker, str, int]] = [
     ("connection token to subscribe", lambda k: jwt.encode(claims(), SECRET, "HS256"), "subscribe", 3500),
     ("channels not a list", lambda k: jwt.encode(claims(channels="a"), SECRET, "HS256"), "connect", 3500),
     ("expire_at not a number", lambda k: jwt.encode(claims(expire_at="soon"), SECRET, "HS256"), "connect", 3500),
-    ("expired subscription token", lambda k: jwt.encode(claims(channel="a", exp=int(NOW) - 1), SECRET, "HS256"), "subscribe", 109),
+    ("expired subscription token", lambda k: jwt.encode(claims(channel="a", exp=NOW - 1), SECRET, "HS256"), "subscribe", 109),
 ]  # fmt: skip
 
 
@@ -132,7 +135,7 @@ def test_invalid_tokens_are_refused(
     token = make(keys)
     check = verifier.connect if kind == "connect" else verifier.subscribe
     with pytest.raises((ClientError, DisconnectError)) as info:
-        check(token)
+        check(token, now=AT)
     assert info.value.code == code
 
 
@@ -147,24 +150,39 @@ VALID: list[tuple[str, Maker]] = [
 
 @pytest.mark.parametrize(("what", "make"), VALID, ids=[w for w, _ in VALID])
 def test_valid_connection_tokens(keys: Keys, what: str, make: Maker) -> None:
-    result = TokenVerifier(keys.settings).connect(make(keys))
+    result = TokenVerifier(keys.settings).connect(make(keys), now=AT)
     assert result.user == "ada"
 
 
 def test_connection_claims() -> None:
     verifier = TokenVerifier(Settings(token_hmac_secret=SECRET))
-    now = time.time()  # NOW is from import time; this test may run minutes later
-    token = mint(SECRET, "bob", ttl=60, info={"name": "Bob"}, channels=["news"], now=now)
-    got = verifier.connect(token)
+    token = mint(SECRET, "bob", ttl=60, info={"name": "Bob"}, channels=["news"], now=AT)
+    got = verifier.connect(token, now=AT + 59)
     assert (got.user, got.info, got.channels) == ("bob", {"name": "Bob"}, ["news"])
-    assert got.expire_at == int(now) + 60
-    forever = jwt.encode({"sub": "bob", "exp": int(now) + 60, "expire_at": 0}, SECRET, "HS256")
-    assert verifier.connect(forever).expire_at is None
+    assert got.expire_at == NOW + 60
+    with pytest.raises(ClientError) as info:
+        verifier.connect(token, now=AT + 60)
+    assert info.value.code == 109
+    forever = jwt.encode({"sub": "bob", "exp": NOW + 60, "expire_at": 0}, SECRET, "HS256")
+    assert verifier.connect(forever, now=AT).expire_at is None
+
+
+def test_without_now_the_clock_is_the_real_one() -> None:
+    """No ``now``: the verifier reads the clock (time taken here, in this test)."""
+    verifier = TokenVerifier(Settings(token_hmac_secret=SECRET))
+    now = time.time()
+    assert verifier.connect(mint(SECRET, "bob", ttl=3600, now=now)).user == "bob"
+    with pytest.raises(ClientError) as info:
+        verifier.connect(mint(SECRET, "bob", ttl=60, now=now - 120))
+    assert info.value.code == 109
+    with pytest.raises(DisconnectError, match="not valid yet"):
+        verifier.connect(mint(SECRET, "bob", now=now + 3600))  # issued an hour from now
 
 
 def test_subscription_claims() -> None:
     verifier = TokenVerifier(Settings(token_hmac_secret=SECRET))
-    got = verifier.subscribe(mint(SECRET, "bob", channel="secret:1", info={"seat": 2}))
+    token = mint(SECRET, "bob", channel="secret:1", info={"seat": 2}, now=AT)
+    got = verifier.subscribe(token, now=AT)
     assert (got.user, got.channel, got.info, got.expire_at) == (
         "bob",
         "secret:1",
@@ -177,9 +195,6 @@ def test_no_keys_refuses_every_token() -> None:
     with pytest.raises(DisconnectError, match="no token keys"):
         TokenVerifier(Settings()).connect(jwt.encode({"sub": "a"}, SECRET, "HS256"))
 
-
-#: A fixed "now" for the time claims below (no dependence on when the test runs).
-AT = 1_800_000_000.0
 
 BAD_TIME_CLAIMS: list[tuple[str, dict[str, Any]]] = [
     ("exp as a numeric string", {"exp": "99999999999"}),  # was accepted and never expired

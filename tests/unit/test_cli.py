@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hubbub.cli import main
+from tests.support.timing import scaled
 
 
 def test_bad_flag_value_names_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +46,7 @@ def test_port_in_use_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-unty
             ],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=scaled(30),
             cwd=tmp_path,
         )
     assert proc.returncode == 1
