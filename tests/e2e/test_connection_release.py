@@ -32,10 +32,10 @@ from hubbub.config import Settings
 from hubbub.dialects import centrifuge
 from hubbub.hub import Hub
 from hubbub.server import app, websocket
-from hubbub.server.runner import serve
 from hubbub.server.sending import DeflateWriter
 from hubbub.server.websocket import RAW_POLICY, Policy, WebSocketConnection
 from tests.support.deflatepeer import BROWSER_OFFER, DeflatePeer
+from tests.support.inprocess import serving
 from tests.support.timing import scaled
 
 MAX_MESSAGE = 4096
@@ -102,21 +102,9 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     monkeypatch.setattr(websocket, "DeflateWriter", TrackedDeflateWriter)
 
     hub = Hub(port=0, history="memory", max_message_size=MAX_MESSAGE)
-    stop = asyncio.Event()
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve(
-            hub.settings(data_dir=tmp_path, demos=False),
-            hub=hub,
-            on_ready=lambda line: ready.set_result(line),
-            stop=stop,
-        )
-    )
-    line = await asyncio.wait_for(ready, scaled(10))
-    host, port = line.split("listening on http://", 1)[1].rsplit(":", 1)
-    yield Server(hub, host, int(port), tracked)
-    stop.set()
-    await asyncio.wait_for(task, scaled(10))
+    async with serving(hub, tmp_path) as base:
+        host, port = base.split("http://", 1)[1].rsplit(":", 1)
+        yield Server(hub, host, int(port), tracked)
 
 
 async def exchange(srv: Server, peer: DeflatePeer, path: str) -> None:

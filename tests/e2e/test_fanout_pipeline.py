@@ -21,7 +21,7 @@ import pytest
 from hubbub.core.types import Publication
 from hubbub.hub import Hub
 from hubbub.server import websocket
-from hubbub.server.runner import serve
+from tests.support.inprocess import serving
 from tests.support.rawws import OP_TEXT, RawWebSocket, handshake
 from tests.support.timing import scaled
 
@@ -38,20 +38,8 @@ async def hub(tmp_path: Path) -> AsyncIterator[tuple[Hub, str]]:
         client_command_burst=100000,
         namespaces=[{"name": "live"}, {"name": "kept", "history_size": 100, "history_ttl": 60}],
     )
-    stop = asyncio.Event()
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve(
-            hub.settings(data_dir=tmp_path, demos=False),
-            hub=hub,
-            on_ready=lambda line: ready.set_result(line),
-            stop=stop,
-        )
-    )
-    line = await asyncio.wait_for(ready, scaled(10))
-    yield hub, "ws" + line.split("listening on http", 1)[1] + "/connection/websocket"
-    stop.set()
-    await asyncio.wait_for(task, scaled(10))
+    async with serving(hub, tmp_path) as base:
+        yield hub, "ws" + base[len("http") :] + "/connection/websocket"
 
 
 async def subscriber(

@@ -15,7 +15,7 @@ import pytest
 
 from hubbub import client as client_module
 from hubbub.hub import Hub
-from hubbub.server.runner import serve
+from tests.support.inprocess import serving
 from tests.support.timing import scaled
 
 N = 2000
@@ -24,20 +24,8 @@ N = 2000
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[tuple[Hub, str]]:
     hub = Hub(port=0, client_command_rate=1e6, client_command_burst=100000)
-    stop = asyncio.Event()
-    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve(
-            hub.settings(data_dir=tmp_path, demos=False),
-            hub=hub,
-            on_ready=lambda line: ready.set_result(line),
-            stop=stop,
-        )
-    )
-    line = await asyncio.wait_for(ready, scaled(10))
-    yield hub, "ws" + line.split("listening on http", 1)[1] + "/connection/websocket"
-    stop.set()
-    await asyncio.wait_for(task, scaled(10))
+    async with serving(hub, tmp_path) as base:
+        yield hub, "ws" + base[len("http") :] + "/connection/websocket"
 
 
 async def lines(ws: aiohttp.ClientWebSocketResponse, want: int, key: str) -> list[dict[str, Any]]:

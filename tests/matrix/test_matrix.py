@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 from tests.matrix.conftest import Deployment, token, unique
 from tests.support.proto import Observer, call
+from tests.support.rawws import OP_CLOSE, OP_TEXT, RawWebSocket, handshake
 from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
@@ -299,4 +301,54 @@ async def test_pipelined_publishes_keep_their_order(deployment: Deployment) -> N
             pubs = [(await obs.push("pub", channel))["pub"] for _ in range(count)]
             assert [p["data"] for p in pubs] == list(range(count))
             assert [p["offset"] for p in pubs] == list(range(1, count + 1))
+            obs.stop()
+
+
+async def test_a_slow_consumer_is_cut_off_and_the_others_get_everything(
+    deployment: Deployment,
+) -> None:
+    """A subscriber that stops reading is closed with 3008 once its unsent data passes
+    write_buffer_limit (64 KiB here); the readers on every node get every publication."""
+    channel = unique("slow")
+    host, port = deployment.node(0).url.split("//")[1].rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    status, _ = await handshake(reader, writer, host, int(port), "/connection/websocket")
+    assert status == 101
+    slow = RawWebSocket(reader, writer)
+    slow.send_frame(
+        OP_TEXT,
+        f'{{"id":1,"connect":{{}}}}\n{{"id":2,"subscribe":{{"channel":"{channel}"}}}}'.encode(),
+    )
+    count, pad = 200, "s" * 50_000
+    async with sockets(deployment, "/connection/websocket", 2) as socks:
+        readers = [await connect_as(ws, unique("u")) for ws in socks]
+        for obs in readers:
+            assert "error" not in await obs.command("subscribe", {"channel": channel})
+        await deployment.wait_subscribers(channel, 3)
+
+        async def publish_all() -> None:
+            for n in range(count):  # 10 MB: more than the slow one's socket buffers hold
+                data = {"n": n, "pad": pad}
+                await deployment.api("publish", {"channel": channel, "data": data}, n)
+
+        cuts_before = deployment.node(0).stderr().count("closing slow consumer")
+
+        async def cut() -> bool:
+            return deployment.node(0).stderr().count("closing slow consumer") > cuts_before
+
+        publishing = asyncio.create_task(publish_all())
+        await eventually(cut, "the slow consumer cut off")
+        async with asyncio.timeout(scaled(10)):  # read it now: its close frame is under way
+            while (frame := await slow.recv_frame()).opcode != OP_CLOSE:
+                pass
+        slow.close()
+        assert (frame.close_code, frame.payload[2:]) == (3008, b"slow")
+        await publishing
+        for obs in readers:
+            got = [(await obs.push("pub", channel))["pub"]["data"]["n"] for _ in range(count)]
+            assert got == list(range(count))
             obs.stop()

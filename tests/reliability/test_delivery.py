@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import StartServer
+from tests.conftest import StartServer, need_binary
 from tests.reliability.checker import DeliveryChecker
 from tests.reliability.client import Publisher, Subscriber, api
 from tests.reliability.conftest import API_KEY, CONFIG, record, scale
@@ -342,4 +342,47 @@ async def test_a_killed_nodes_clients_move_and_recover(
     )
     assert moved_in <= 10.0, f"95% back after {moved_in:.1f} s"
     assert publisher.failed == 0, publisher.errors  # the surviving node never refused
+    assert report.clean, report
+
+
+async def test_redis_down_under_load(start_server: StartServer) -> None:
+    """Redis (durable, AOF) killed for 10 s (long; 3 s in make test) while a publisher goes
+    on through two nodes: publishes fail meanwhile (never acknowledged), resume after, and
+    every subscriber ends with every acknowledged publication once, in order."""
+    redis = RedisServer(need_binary("redis-server"), durable=True)
+    try:
+        nodes = [start_server("--engine", redis.url, config=CONFIG) for _ in range(2)]
+        checker = DeliveryChecker()
+        subs = [
+            await Subscriber(f"s{i}", [url(nodes[i % 2])], "down", checker).start()
+            for i in range(6)
+        ]
+        publisher = await Publisher("p", url(nodes[0]), "down", checker).start()
+        outage = scale(3, 10)
+        publishing = asyncio.create_task(publisher.publish((outage + 4) * 500, rate=500))
+        await asyncio.sleep(2)
+        acked_before = publisher.acked
+        redis.stop()
+        await asyncio.sleep(outage)
+        redis.start()
+        await publishing
+        await publisher.wait_answered()
+        await settle(subs, await top(nodes[0], "down"))
+        for sub in subs:
+            await sub.stop()
+        await publisher.close()
+    finally:
+        redis.destroy()
+    report = checker.report(contiguous_offsets=True)
+    record(
+        "redis-down",
+        report,
+        outage_s=outage,
+        acked=publisher.acked,
+        refused=publisher.failed,
+        recoveries=sum(s.recoveries for s in subs),
+    )
+    assert publisher.failed > 0, "publishes failed while Redis was down"
+    assert publisher.acked > acked_before + 500, "and were acknowledged again after"
+    assert sum(s.unrecovered for s in subs) == 0
     assert report.clean, report

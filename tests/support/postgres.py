@@ -12,11 +12,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.support.throwaway import free_port, make_dir, write_owner
+from tests.support.throwaway import (
+    PortTaken,
+    free_port,
+    make_dir,
+    start_on_a_free_port,
+    write_owner,
+)
 from tests.support.timing import scaled
-
-#: How many ports the first start tries when the one it picked is taken meanwhile.
-PORT_ATTEMPTS = 5
 
 __all__ = ["PostgresServer", "find_pg_bin", "free_port"]
 
@@ -30,10 +33,6 @@ def find_pg_bin() -> Path | None:
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     return None
-
-
-class PortTaken(RuntimeError):
-    pass
 
 
 class PostgresServer:
@@ -52,14 +51,7 @@ class PostgresServer:
                 shutil.chown(self.dir, "postgres", "postgres")
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
                       "-E", "UTF8")  # fmt: skip
-            for attempt in range(PORT_ATTEMPTS):
-                self.port = free_port()
-                try:
-                    self.start()
-                    break
-                except PortTaken:
-                    if attempt == PORT_ATTEMPTS - 1:
-                        raise
+            self.port = start_on_a_free_port(self._start_on, free_port)
         except BaseException:
             self.destroy()
             raise
@@ -80,6 +72,10 @@ class PostgresServer:
     @property
     def log(self) -> Path:
         return self.dir / "log"
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
+        self.start()
 
     def start(self) -> None:
         """Start on ``self.port`` (a restart keeps the port: clients reconnect to it)."""

@@ -8,15 +8,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.throwaway import free_port, make_dir, write_owner
+from tests.support.throwaway import (
+    PortTaken,
+    free_port,
+    make_dir,
+    start_on_a_free_port,
+    write_owner,
+)
 from tests.support.timing import scaled
-
-#: How many ports the first start tries when the one it picked is taken meanwhile.
-PORT_ATTEMPTS = 5
-
-
-class PortTaken(RuntimeError):
-    pass
 
 
 class RedisServer:
@@ -33,14 +32,7 @@ class RedisServer:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         try:
-            for attempt in range(PORT_ATTEMPTS):
-                self.port = free_port()
-                try:
-                    self.start()
-                    break
-                except PortTaken:
-                    if attempt == PORT_ATTEMPTS - 1:
-                        raise
+            self.port = start_on_a_free_port(self._start_on, free_port)
         except BaseException:
             self.destroy()
             raise
@@ -52,6 +44,10 @@ class RedisServer:
     @property
     def log(self) -> Path:
         return self.dir / "redis.log"
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
+        self.start()
 
     def start(self) -> None:
         """Start on ``self.port`` (a restart keeps the port: clients reconnect to it)."""

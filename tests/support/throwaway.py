@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.procs import alive, pids_using, start_time
@@ -132,3 +133,29 @@ def reap_leftovers(pg_bin: Path | None, root: Path | None = None) -> list[Path]:
     for path in gone:
         reap(path, pg_bin)
     return gone
+
+
+#: How many ports a first start tries when the one it picked is taken meanwhile.
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """The port picked for a server was taken before the server could bind it."""
+
+
+def start_on_a_free_port(
+    start: Callable[[int], None],
+    pick: Callable[[], int] = free_port,
+    attempts: int = PORT_ATTEMPTS,
+) -> int:
+    """Call ``start(port)`` with a port from ``pick`` until it does not raise PortTaken (at
+    most ``attempts`` times); the port it started on."""
+    for attempt in range(attempts):
+        port = pick()
+        try:
+            start(port)
+            return port
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
