@@ -14,8 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
 from hubbub import __version__, reads
@@ -41,6 +40,7 @@ from hubbub.hub import (
     SubscribeContext,
 )
 from hubbub.node import Node
+from hubbub.pipeline import Replies
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,6 @@ log = logging.getLogger(__name__)
 FLAG_REJECT_UNRECOVERED: Final = 2
 #: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
 SUB_EXPIRED: Final = (2501, "subscription expired")
-#: Publishes of one connection waiting for their store at once (the pipeline's window; a
-#: group commit takes up to 1000 per transaction).
-PUBLISH_WINDOW: Final = 1000
-#: Seconds a publish waits for room in a full window before it is refused with 111: a store
-#: that keeps up absorbs bursts, an overloaded one shows as errors, not as a queue whose
-#: latency grows without bound.
-PUBLISH_WAIT: Final = 1.0
-#: Publishes refused in a row because the window stayed full; then the client is cut (3013).
-WINDOW_STRIKES: Final = 100
 
 Handler = Callable[["Client", int, Mapping[str, Any]], Awaitable[str | None]]
 
@@ -69,13 +60,11 @@ class Client:
     raw = False
 
     __slots__ = (
-        "_acks",
         "_chan_info",
         "_join_leave",
         "_limiter",
+        "_replies",
         "_tokens",
-        "_unacked",
-        "_window_strikes",
         "client_id",
         "headers",
         "hooks",
@@ -97,10 +86,9 @@ class Client:
         self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
         self._tokens = TokenExpiry()
-        # The publish pipeline (see _publish): replies in command order, made on first use.
-        self._acks: deque[tuple[int, str, asyncio.Future[str]]] | None = None
-        self._unacked = 0  # publishes started and not yet completed
-        self._window_strikes = 0
+        # Replies in command order with publishes pipelined (hubbub.pipeline): made at the
+        # first publish, until then replies are posted as they come.
+        self._replies: Replies | None = None
         self._limiter = RateLimiter(shared_limits(node.settings), time.monotonic())
 
     @property
@@ -132,8 +120,8 @@ class Client:
             if size:
                 self._limiter.admit(time.monotonic(), size, commands=0)
             return
-        if self._acks and cmd.method != "publish":
-            await self._drain()
+        if self._replies is not None and self._replies.waiting and cmd.method != "publish":
+            await self._replies.drain()
         if self.session.state is not State.CONNECTED and cmd.method != "connect":
             self.session.require_connected(cmd.method or "command")
         if cmd.id == 0 and cmd.method != "send":
@@ -174,65 +162,12 @@ class Client:
             exc = ClientError(ErrorCode.INTERNAL)
         return p.error_reply(cid, exc)
 
-    # -- the publish pipeline ------------------------------------------------------------
-
     def _answer(self, cid: int, text: str) -> None:
         """Post a reply now, or after the publishes still waiting before it."""
-        if not self._acks:
+        if self._replies is None:
             self.transport.post(text)
-            return
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        done.set_result(text)
-        self._acks.append((cid, "", done))
-
-    async def _start_publish(self, cid: int, publishing: Coroutine[Any, Any, Any]) -> None:
-        """Answer ``cid`` once ``publishing`` is done, in command order, without waiting for
-        it. With :data:`PUBLISH_WINDOW` publishes pending, wait up to :data:`PUBLISH_WAIT`
-        for the oldest (the connection is not read meanwhile: TCP slows the client down),
-        then refuse with 111."""
-        if self._unacked >= PUBLISH_WINDOW and self._acks:
-            oldest = next((done for _, _, done in self._acks if not done.done()), None)
-            if oldest is not None:
-                await asyncio.wait({oldest}, timeout=PUBLISH_WAIT)
-        if self._unacked >= PUBLISH_WINDOW:
-            publishing.close()
-            self._window_strikes += 1
-            if self._window_strikes > WINDOW_STRIKES:
-                d = Disconnects.TOO_MANY_REQUESTS
-                raise DisconnectError(d.code, d.reason)
-            raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: publishes pending")
-        self._window_strikes = 0
-        if self._acks is None:
-            self._acks = deque()
-        task = asyncio.get_running_loop().create_task(publishing)
-        self._unacked += 1
-        self._acks.append((cid, "publish", task))
-        task.add_done_callback(self._acked)
-
-    def _acked(self, task: asyncio.Future[Any]) -> None:
-        """A publish completed: post every reply at the head of the line that is ready."""
-        self._unacked -= 1
-        acks = self._acks
-        while acks and acks[0][2].done():
-            cid, method, done = acks.popleft()
-            if done.cancelled():
-                continue
-            exc = done.exception()
-            if exc is None:
-                self.transport.post(done.result() if not method else p.reply(cid, method, "{}"))
-            elif isinstance(exc, ClientError | StoreError):
-                self.transport.post(self._error_text(cid, method, exc))
-            else:
-                log.error("%s: publish failed", self.client_id, exc_info=exc)
-                self.transport.post(p.error_reply(cid, ClientError(ErrorCode.INTERNAL)))
-
-    async def _drain(self) -> None:
-        """Wait until every publish started so far is answered."""
-        while self._acks:
-            pending = {done for _, _, done in self._acks if not done.done()}
-            if pending:
-                await asyncio.wait(pending)
-            await asyncio.sleep(0)  # let the done callbacks post the replies
+        else:
+            self._replies.answer(cid, text)
 
     async def _hook(self, fn: Callable[[Any], Awaitable[Any]], ctx: Any) -> Any:
         """Call an application hook; its unexpected errors become error 100."""
@@ -508,8 +443,10 @@ class Client:
             if result is not None:
                 data = p.dumps(result.data)
         # Pipelined: stored (in command order: the stores queue appends as they are called)
-        # while the next commands are read; answered by _acked.
-        await self._start_publish(
+        # while the next commands are read; answered in order by the Replies.
+        if self._replies is None:
+            self._replies = Replies(self.transport.post, self._error_text, self.client_id)
+        await self._replies.start(
             cid, self.node.publish(channel, data, info=self.info(channel), options=options)
         )
         return None

@@ -285,7 +285,8 @@ async def run_session(script: list[tuple[str, Any]]) -> tuple[Recorder, list[int
                 assert 3000 <= exc.code <= 4999
                 disconnected = True
                 break
-        await client._drain()
+        if client._replies is not None:
+            await client._replies.drain()
     finally:
         await client.close(3000, "fuzz")
         await node.stop()

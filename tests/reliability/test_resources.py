@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 MiB = 1024 * 1024
 #: The churn server: no history or presence work per cycle, so what is measured is the
 #: connection path (handshake, deflate, client, close).
-CHURN_CONFIG = CONFIG + 'history = "memory"\ndemos = false\n'
+CHURN_CONFIG = 'history = "memory"\ndemos = false\n' + CONFIG  # (top-level keys first)
 
 
 def fds(server: ServerProcess) -> int:
@@ -125,7 +125,7 @@ async def test_silent_and_slowloris_sockets_are_closed_and_others_carry_on(
     """2,000 sockets (long; 500 in make test) that send nothing or trickle a request header
     byte by byte are closed after handshake_timeout; meanwhile a real client connects and
     works, and the descriptors come back."""
-    server = start_server(config=CHURN_CONFIG + "handshake_timeout = 1.0\n")
+    server = start_server(config="handshake_timeout = 1.0\n" + CHURN_CONFIG)
     fds_before = fds(server)
     total = scale(500, 2_000)
     sockets: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
