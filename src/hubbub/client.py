@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 FLAG_REJECT_UNRECOVERED: Final = 2
 #: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
 SUB_EXPIRED: Final = (2501, "subscription expired")
+#: Seconds a closing connection waits for its pending publishes to be stored and answered.
+SETTLE_TIMEOUT: Final = 5.0
 
 Handler = Callable[["Client", int, Mapping[str, Any]], Awaitable[str | None]]
 
@@ -578,8 +580,18 @@ class Client:
 
     # -- end -----------------------------------------------------------------------------
 
+    async def settle(self) -> None:
+        """Wait (at most :data:`SETTLE_TIMEOUT`) until the publishes started so far are
+        stored and answered, so that what follows (a close, leave, the disconnect hook)
+        comes after them, as it would without pipelining."""
+        if self._replies is not None and self._replies.waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replies.drain(), SETTLE_TIMEOUT)
+
     async def close(self, code: int, reason: str) -> None:
-        """The connection ended: leave every channel, tell the disconnect hook."""
+        """The connection ended: its publishes settle, then it leaves every channel and the
+        disconnect hook is told."""
+        await self.settle()
         self._tokens.cancel_all()
         self.node.unregister_client(self)
         for channel in self.session.close():

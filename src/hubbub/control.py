@@ -89,7 +89,10 @@ class Control:
 def decode(text: str) -> tuple[str, Control]:
     """``(origin node uid, command)`` from :meth:`Control.encode`'s text; ValueError for
     anything else."""
-    obj = json.loads(text)
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise ValueError("control message nested too deeply") from None
     if not isinstance(obj, dict):
         raise ValueError("control message is not an object")
     origin, kind, user = obj.get("o"), obj.get("k"), obj.get("u")

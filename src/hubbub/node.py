@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 GOING_AWAY: Final = (1001, "going away")
 #: Seconds between two announcements of this node to the cluster.
 ANNOUNCE_INTERVAL: Final = 1.0
+#: Seconds after a subscribe within which publications its reply covered may still arrive
+#: from the broker (they are skipped for that member; see Node.activate).
+CATCH_UP_WINDOW: Final = 5.0
 
 
 class Member(Protocol):
@@ -93,11 +96,16 @@ class Node:
         self._users: dict[str, set[str]] = {}
         self._members: Registry[Member] = Registry()
         self._pending: dict[str, dict[Member, list[Publication]]] = {}
-        # Live members that must still skip publications up to an offset: a store makes a
-        # publication readable (history, recovery) before the broker hands it to the node,
-        # so a member positioned after it could get it again live. Cleared by the first
-        # publication past the offset.
-        self._catching_up: dict[str, dict[Member, int]] = {}
+        # Live members that must still skip publications they got in their subscribe reply:
+        # a store makes a publication readable (history, recovery) before the broker hands
+        # it to the node, so a member positioned at N may be handed N or less live. Per
+        # member: (low, top, until): skip offsets in (low, top] until loop time ``until``
+        # (see _skipping). _last_offset: the newest offset handed over per channel.
+        self._catching_up: dict[str, dict[Member, tuple[int, int, float]]] = {}
+        self._last_offset: dict[str, int] = {}
+        # Control commands from other nodes, applied one after another in arrival order.
+        self._controls: asyncio.Queue[Control] | None = None
+        self._control_worker: asyncio.Task[None] | None = None
         # Channels subscribed at the broker; the future completes when the subscription is
         # in place, so that a second subscriber never reads a position before it is.
         self._upstream: dict[str, asyncio.Future[None]] = {}
@@ -123,12 +131,13 @@ class Node:
             self._announce_task = loop.create_task(self._announce_forever())
 
     async def stop(self) -> None:
-        for task in (self._presence_task, self._announce_task):
+        for task in (self._presence_task, self._announce_task, self._control_worker):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._presence_task = self._announce_task = None
+        self._presence_task = self._announce_task = self._control_worker = None
+        self._controls = None
         await self.broker.close()
 
     async def _refresh_presence(self) -> None:
@@ -233,14 +242,22 @@ class Node:
         """A control command from another node (the broker's control channel)."""
         try:
             origin, cmd = control.decode(message)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             log.warning("ignoring a malformed control message: %s", exc)
             return
         if origin == self.uid:
             return  # applied when it was sent
-        task = asyncio.get_running_loop().create_task(self._apply_control(cmd))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._controls is None:
+            self._controls = asyncio.Queue()
+            self._control_worker = asyncio.get_running_loop().create_task(self._apply_controls())
+        self._controls.put_nowait(cmd)
+
+    async def _apply_controls(self) -> None:
+        """One command after the other, in arrival order (a subscribe then an unsubscribe
+        must not overtake each other)."""
+        assert self._controls is not None
+        while True:
+            await self._apply_control(await self._controls.get())
 
     async def _apply_control(self, cmd: Control) -> None:
         try:
@@ -290,6 +307,7 @@ class Node:
             return
         if channel in self._upstream:
             del self._upstream[channel]
+            self._last_offset.pop(channel, None)
             await self.broker.unsubscribe(channel)
 
     async def add_pending(self, channel: str, member: Member) -> None:
@@ -308,14 +326,16 @@ class Node:
         buffered = pending.pop(member, []) if pending is not None else []
         if pending is not None and not pending:
             del self._pending[channel]
-        newest = after_offset
+        seen = self._last_offset.get(channel, 0)  # handed over before it went live
         for pub in buffered:
             if pub.offset == 0 or pub.offset > after_offset:
                 member.transport.post(protocol.push(channel, "pub", pub.to_json()))
-                newest = max(newest, pub.offset)
-        if after_offset and newest == after_offset:
-            # Publications up to after_offset may still be on their way from the broker.
-            self._catching_up.setdefault(channel, {})[member] = after_offset
+            seen = max(seen, pub.offset)
+        if after_offset > 0 and seen < after_offset:
+            # Offsets in (seen, after_offset] are in its reply but may still be on their
+            # way from the broker; they come within moments, if at all.
+            until = asyncio.get_running_loop().time() + CATCH_UP_WINDOW
+            self._catching_up.setdefault(channel, {})[member] = (seen, after_offset, until)
         self._members.subscribe(channel, member)
 
     async def drop_pending(self, channel: str, member: Member) -> None:
@@ -386,11 +406,24 @@ class Node:
         if behind is not None and behind.pop(member, None) is not None and not behind:
             del self._catching_up[channel]
 
-    def _skipping(self, channel: str, behind: dict[Member, int], offset: int) -> set[Member]:
-        """Members of ``behind`` that got ``offset`` already (their subscribe position is
-        at or past it); the others have caught up and leave ``behind``."""
-        skip = {member for member, top in behind.items() if offset <= top}
-        for member in [m for m in behind if m not in skip]:
+    def _skipping(
+        self, channel: str, behind: dict[Member, tuple[int, int, float]], offset: int
+    ) -> set[Member]:
+        """Members of ``behind`` that got ``offset`` in their subscribe reply already. A
+        member leaves ``behind`` at its top offset, at the first offset past it, at an offset
+        not above what was handed over before it went live (a new epoch), and when its
+        window has passed."""
+        now = asyncio.get_running_loop().time()
+        skip = set()
+        done = []
+        for member, (low, top, until) in behind.items():
+            if now <= until and low < offset <= top:
+                skip.add(member)
+                if offset == top:
+                    done.append(member)
+            else:
+                done.append(member)
+        for member in done:
             del behind[member]
         if not behind:
             del self._catching_up[channel]
@@ -405,6 +438,8 @@ class Node:
         members = self._members.subscribers(channel)
         if not members:
             return
+        if pub.offset:
+            self._last_offset[channel] = pub.offset
         behind = self._catching_up.get(channel)
         skip = self._skipping(channel, behind, pub.offset) if behind and pub.offset else None
         json_frame: str | None = None

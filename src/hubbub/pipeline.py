@@ -78,7 +78,11 @@ class Replies:
         if self._unacked >= PUBLISH_WINDOW:
             oldest = next((done for _, _, done in self._line if not done.done()), None)
             if oldest is not None:
-                await asyncio.wait({oldest}, timeout=PUBLISH_WAIT)
+                try:
+                    await asyncio.wait({oldest}, timeout=PUBLISH_WAIT)
+                except BaseException:  # cancelled while waiting: never to run
+                    publishing.close()
+                    raise
         if self._unacked >= PUBLISH_WINDOW:
             publishing.close()
             self.window_strikes += 1
@@ -100,14 +104,19 @@ class Replies:
             cid, method, done = line.popleft()
             if done.cancelled():
                 continue
-            exc = done.exception()
-            if exc is None:
-                self._post(done.result() if not method else p.reply(cid, method, "{}"))
-            elif isinstance(exc, ClientError | StoreError):
-                self._post(self._error_text(cid, method, exc))
-            else:
-                log.error("%s: publish failed", self._name, exc_info=exc)
-                self._post(p.error_reply(cid, ClientError(ErrorCode.INTERNAL)))
+            try:
+                self._post(self._text(cid, method, done))
+            except Exception:  # one bad answer must not hold up the line
+                log.exception("%s: answering %d failed", self._name, cid)
+
+    def _text(self, cid: int, method: str, done: asyncio.Future[Any]) -> str:
+        exc = done.exception()
+        if exc is None:
+            return str(done.result()) if not method else p.reply(cid, method, "{}")
+        if isinstance(exc, ClientError | StoreError):
+            return self._error_text(cid, method, exc)
+        log.error("%s: publish failed", self._name, exc_info=exc)
+        return p.error_reply(cid, ClientError(ErrorCode.INTERNAL))
 
     async def drain(self) -> None:
         """Wait until every publish started so far is answered."""

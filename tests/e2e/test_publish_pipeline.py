@@ -111,3 +111,37 @@ async def test_a_full_window_is_refused_at_once_in_order(
     codes = [r.get("error", {}).get("code") for r in replies[:8]]
     assert codes == [None] * 5 + [111] * 3
     assert "presence_stats" in replies[8]
+
+
+async def test_the_disconnect_hook_comes_after_the_last_publishes(
+    hub: tuple[Hub, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that publishes and goes away: its publications are stored before the
+    disconnect hook runs, as without pipelining (review finding: the hook came first)."""
+    the_hub, url = hub
+    events: list[str] = []
+
+    async def on_disconnect(ctx: Any) -> None:
+        events.append("disconnect hook")
+
+    monkeypatch.setattr(the_hub.hooks, "on_disconnect", on_disconnect)
+    store = the_hub._node.broker.store
+    real_batch = store._append_batch
+
+    async def slow_batch(batch: Any) -> Any:
+        await asyncio.sleep(0.2)
+        result = await real_batch(batch)
+        events.append("stored")
+        return result
+
+    monkeypatch.setattr(store.commits, "_run_batch", slow_batch)
+    async with aiohttp.ClientSession() as http:
+        pub = await connect(http, url)
+        await pub.send_str('{"id":2,"publish":{"channel":"bye","data":1}}')
+        await pub.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + scaled(10)
+    while len(events) < 2:
+        assert loop.time() < deadline, events
+        await asyncio.sleep(0.01)
+    assert events == ["stored", "disconnect hook"]

@@ -176,3 +176,59 @@ async def test_a_publication_read_from_history_is_not_delivered_again_live() -> 
     got = [json.loads(p)["push"]["pub"]["offset"] for p in m.transport.inbox]  # type: ignore[arg-type]
     assert got == [6, 7]
     assert not node._catching_up, "caught up: nothing left to filter"
+
+
+async def test_a_member_positioned_after_what_it_was_handed_skips_nothing() -> None:
+    """Only publications that may still be on their way are skipped: once the node has
+    handed over offset N, a member positioned at N skips nothing, so a new epoch's 1, 2, 3
+    (history removed) reach it (review finding: they were skipped)."""
+    node = Node(history_settings())
+    first, late = member("first", False), member("late", False)
+    await node.add_member("h:c", first)
+    for offset in range(1, 6):
+        node.handle_publication("h:c", Publication('"old"', offset=offset))
+    await node.add_pending("h:c", late)
+    node.activate("h:c", late, 5)
+    for offset in (1, 2, 3):  # a new epoch
+        node.handle_publication("h:c", Publication('"new"', offset=offset))
+    got = [json.loads(p)["push"]["pub"]["offset"] for p in late.transport.inbox]  # type: ignore[arg-type]
+    assert got == [1, 2, 3]
+
+
+async def test_control_commands_from_other_nodes_apply_in_arrival_order() -> None:
+    """A subscribe that waits (engine round trips) is not overtaken by the unsubscribe sent
+    after it (review finding: each ran in its own task)."""
+    from hubbub.control import Control
+
+    calls: list[str] = []
+
+    class Slow:
+        client_id, user = "c1", "carol"
+
+        async def server_subscribe(
+            self, channel: str, info: object = None, data: object = None
+        ) -> None:
+            calls.append("subscribe start")
+            await asyncio.sleep(0.05)
+            calls.append("subscribe done")
+
+        async def server_unsubscribe(
+            self, channel: str, code: int = 2000, reason: str = ""
+        ) -> None:
+            calls.append("unsubscribe")
+
+        def disconnect(self, code: int, reason: str) -> None:
+            calls.append("disconnect")
+
+    node = Node()
+    node.register_client(Slow())
+    other = "another-node"
+    node.handle_control(Control("subscribe", "carol", channel="a").encode(other))
+    node.handle_control(Control("unsubscribe", "carol", channel="a").encode(other))
+    node.handle_control("[" * 100_000)  # garbage from the channel: ignored, nothing breaks
+    for _ in range(100):
+        if len(calls) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert calls == ["subscribe start", "subscribe done", "unsubscribe"]
+    await node.stop()

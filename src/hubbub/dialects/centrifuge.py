@@ -76,10 +76,12 @@ async def run_centrifuge(
             except ProtocolViolation as exc:
                 log.info("%s: %s", client.client_id, exc)
                 code, reason = Disconnects.BAD_REQUEST.code, f"bad request: {exc}"
+                await client.settle()  # the publishes before it are answered first
                 conn.close(code, reason)
                 break
             except DisconnectError as exc:
                 code, reason = exc.code, exc.reason
+                await client.settle()
                 conn.close(code, reason)
                 break
     finally:

@@ -64,13 +64,16 @@ _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 def control_channel(prefix: str) -> str:
-    """The PostgreSQL notification channel of control messages (every node LISTENs)."""
-    return f"{prefix[:30]}_control"
+    """The PostgreSQL notification channel of control messages (every node LISTENs); the
+    whole prefix is in its hash, so clusters whose prefixes share 30 characters differ."""
+    digest = hashlib.blake2b(prefix.encode(), digest_size=8).hexdigest()
+    return f"{prefix[:30]}_c{digest}"
 
 
 def notify_channel(prefix: str, channel: str) -> str:
-    """The PostgreSQL notification channel carrying ``channel`` (at most 47 bytes)."""
-    digest = hashlib.blake2b(channel.encode(), digest_size=8).hexdigest()
+    """The PostgreSQL notification channel carrying ``channel`` (at most 47 bytes); the hash
+    covers the whole prefix and the channel."""
+    digest = hashlib.blake2b(f"{prefix}\0{channel}".encode(), digest_size=8).hexdigest()
     return f"{prefix[:30]}_{digest}"
 
 
@@ -326,6 +329,14 @@ class PostgresBroker:
         return None
 
     def _deliver(self, text: str) -> None:
+        """Hand one notification to the node; one that cannot be handled is logged and
+        dropped (anyone who can connect may NOTIFY)."""
+        try:
+            self._deliver_one(text)
+        except Exception:
+            log.exception("postgresql: a notification could not be handled")
+
+    def _deliver_one(self, text: str) -> None:
         handler = self._handler
         if text.startswith(_CONTROL_HEAD):
             if handler is not None:

@@ -275,6 +275,14 @@ class RedisBroker:
                 delay = min(delay * 2, 2.0)
 
     def _dispatch(self, key: str, data: str) -> None:
+        """Hand one pub/sub message to the node; a message that cannot be handled is logged
+        and dropped (it must not end the listener, which carries every channel)."""
+        try:
+            self._dispatch_one(key, data)
+        except Exception:
+            log.exception("redis: a message on %s could not be handled", key)
+
+    def _dispatch_one(self, key: str, data: str) -> None:
         handler = self._handler
         if handler is None:
             return
