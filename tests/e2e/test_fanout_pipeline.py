@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from hubbub.core.types import Publication
 from hubbub.hub import Hub
 from hubbub.server import websocket
 from tests.support.inprocess import serving
-from tests.support.rawws import OP_TEXT, RawWebSocket, handshake
+from tests.support.rawws import OP_TEXT, non_reader
 from tests.support.timing import scaled
 
 LIMIT = 65536
@@ -149,14 +148,7 @@ async def test_slow_consumer_is_cut_off_while_100_others_get_everything(
     the_hub, url = hub
     host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
     # A client that subscribes and then never reads, with a tiny receive buffer.
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    status, _ = await handshake(reader, writer, host, int(port), "/connection/websocket")
-    assert status == 101
-    slow = RawWebSocket(reader, writer)
+    slow = await non_reader(host, int(port), "/connection/websocket")
     slow.send_frame(
         OP_TEXT,
         b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"kept:s"}}\n'
@@ -185,11 +177,11 @@ async def test_slow_consumer_is_cut_off_while_100_others_get_everything(
         assert received == [count] * len(fast)
         # The slow one was closed: its socket ends (after whatever the kernel had buffered).
         try:
-            data = await asyncio.wait_for(reader.read(), scaled(20))
+            data = await asyncio.wait_for(slow.reader.read(), scaled(20))
         except ConnectionResetError:  # aborted: the peer was not reading
             data = b""
         assert len(data) < 100 * 100_000
         assert "closing slow consumer" in caplog.text
         for ws in fast:
             await ws.close()
-    writer.close()
+    slow.writer.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 
 from tests.matrix.conftest import Deployment, token, unique
 from tests.support.proto import Observer, call
-from tests.support.rawws import OP_CLOSE, OP_TEXT, RawWebSocket, handshake
+from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
 from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
@@ -311,14 +310,7 @@ async def test_a_slow_consumer_is_cut_off_and_the_others_get_everything(
     write_buffer_limit (64 KiB here); the readers on every node get every publication."""
     channel = unique("slow")
     host, port = deployment.node(0).url.split("//")[1].rsplit(":", 1)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    status, _ = await handshake(reader, writer, host, int(port), "/connection/websocket")
-    assert status == 101
-    slow = RawWebSocket(reader, writer)
+    slow = await non_reader(host, int(port), "/connection/websocket")
     slow.send_frame(
         OP_TEXT,
         f'{{"id":1,"connect":{{}}}}\n{{"id":2,"subscribe":{{"channel":"{channel}"}}}}'.encode(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -115,3 +116,16 @@ async def handshake(
     head = (await reader.readuntil(b"\r\n\r\n")).decode()
     status = int(head.split(" ", 2)[1])
     return status, head
+
+
+async def non_reader(host: str, port: int, path: str) -> RawWebSocket:
+    """A WebSocket with a tiny receive buffer, for a client that will stop reading (a slow
+    consumer): its server's unsent data piles up after a few KB."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    status, _ = await handshake(reader, writer, host, port, path)
+    assert status == 101
+    return RawWebSocket(reader, writer)
