@@ -25,9 +25,8 @@ from hubbub.core import sparse
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.ratelimit import Limits, RateLimiter, Verdict
-from hubbub.core.recovery import decide_recovery
 from hubbub.core.session import Session, State
-from hubbub.core.types import ClientInfo, StreamPosition
+from hubbub.core.types import ClientInfo
 from hubbub.errors import ClientError, DisconnectError, StoreError
 from hubbub.expiry import TokenExpiry
 from hubbub.hub import (
@@ -46,8 +45,6 @@ from hubbub.transport import Transport
 log = logging.getLogger(__name__)
 
 
-#: Subscribe flag (SubscribeRequest.flag): reject with 112 instead of recovered=false.
-FLAG_REJECT_UNRECOVERED: Final = 2
 #: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
 SUB_EXPIRED: Final = (2501, "subscription expired")
 #: Seconds a closing connection waits for its pending publishes to be stored and answered.
@@ -331,7 +328,7 @@ class Client:
         (on every node)."""
         await self.node.add_pending(channel, self)
         try:
-            result = await self._stream_result(channel, options, params, data)
+            result = await reads.subscribe_result(self.node, channel, options, params, data)
             if presence:
                 await self.node.presence_add(channel, self.info(channel))
             return result
@@ -351,48 +348,6 @@ class Client:
 
     def wants_join_leave(self, channel: str) -> bool:
         return channel in self._join_leave
-
-    async def _stream_result(
-        self, channel: str, options: ChannelOptions, params: Mapping[str, Any], data: Any
-    ) -> tuple[str, int]:
-        """The subscribe result (JSON text) for ``params`` (a subscribe request, or a
-        connect's ``subs`` entry), and the offset live delivery continues after.
-
-        A history channel gives a position when the namespace forces recovery or the client
-        asks for one (recoverable, positioned, or recover); recovery replays every missed
-        publication or none.
-        """
-        result: dict[str, Any] = {}
-        pubs_json: list[str] = []
-        top = 0
-        recover = p.optional_bool(params, "recover")
-        recoverable = options.force_recovery or p.optional_bool(params, "recoverable") or recover
-        if options.history_enabled and (recoverable or p.optional_bool(params, "positioned")):
-            broker, limit = self.node.broker, self.node.settings.recovery_max_publications
-            if recover:
-                since = StreamPosition(reads.since_offset(params), p.optional_str(params, "epoch"))
-                history = await broker.history(
-                    channel, since_offset=since.offset, limit=limit + 1, reverse=False
-                )
-                decision = decide_recovery(since, history, limit)
-                reject = p.optional_int(params, "flag") & FLAG_REJECT_UNRECOVERED
-                if not decision.recovered and reject:
-                    raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
-                position = decision.position
-                pubs_json = [pub.to_json() for pub in decision.publications]
-                result.update(was_recovering=True, recovered=decision.recovered)
-            else:
-                position = await broker.position(channel)
-            top = position.offset
-            result.update(recoverable=recoverable, positioned=True, epoch=position.epoch)
-            if position.offset:
-                result["offset"] = position.offset
-        if data is not None:
-            result["data"] = data
-        text = p.dumps(result)
-        if pubs_json:  # paste the publications' JSON in as it is
-            text = text[:-1] + ',"publications":[' + ",".join(pubs_json) + "]}"
-        return text, top
 
     async def _joined(self, channel: str, options: ChannelOptions, *, presence: bool) -> None:
         """Enter presence (unless done already) and announce the join."""

@@ -1,4 +1,5 @@
-"""Reading a channel's presence and history, shared by the client protocol and the server API.
+"""Reading a channel's presence and history, shared by the client protocol and the server API,
+and the subscribe result (position, recovery) read from the stream.
 
 Each function returns the protocol's result object as JSON text; permissions are the caller's
 business. A channel without presence (or history) in its options gets error 108; a stream
@@ -10,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from hubbub.config import ChannelOptions
 from hubbub.core import protocol as p
 from hubbub.core.codes import ErrorCode
-from hubbub.core.recovery import is_continuous
+from hubbub.core.recovery import decide_recovery, is_continuous
 from hubbub.core.types import StreamPosition
 from hubbub.errors import ClientError
 from hubbub.node import Node
 
+#: Subscribe flag (SubscribeRequest.flag): reject with 112 instead of recovered=false.
+FLAG_REJECT_UNRECOVERED: Final = 2
 #: Most publications one history call returns.
 HISTORY_MAX_LIMIT: Final = 1000
 #: Stream offsets are 64-bit signed integers in every store: 0 <= offset < 2**63.
@@ -78,3 +82,46 @@ async def history(node: Node, channel: str, params: Mapping[str, Any]) -> str:
     pubs = ",".join(pub.to_json() for pub in result.publications)
     pos = result.position
     return f'{{"publications":[{pubs}],"epoch":{p.dumps(pos.epoch)},"offset":{pos.offset}}}'
+
+
+async def subscribe_result(
+    node: Node, channel: str, options: ChannelOptions, params: Mapping[str, Any], data: Any
+) -> tuple[str, int]:
+    """The subscribe result (JSON text) for ``params`` (a subscribe request, or a connect's
+    ``subs`` entry), and the offset live delivery continues after.
+
+    A history channel gives a position when the namespace forces recovery or the client asks
+    for one (recoverable, positioned, or recover); recovery replays every missed publication
+    or none (112 instead of ``recovered: false`` when the request's flag asks for it).
+    """
+    result: dict[str, Any] = {}
+    pubs_json: list[str] = []
+    top = 0
+    recover = p.optional_bool(params, "recover")
+    recoverable = options.force_recovery or p.optional_bool(params, "recoverable") or recover
+    if options.history_enabled and (recoverable or p.optional_bool(params, "positioned")):
+        broker, limit = node.broker, node.settings.recovery_max_publications
+        if recover:
+            since = StreamPosition(since_offset(params), p.optional_str(params, "epoch"))
+            history = await broker.history(
+                channel, since_offset=since.offset, limit=limit + 1, reverse=False
+            )
+            decision = decide_recovery(since, history, limit)
+            reject = p.optional_int(params, "flag") & FLAG_REJECT_UNRECOVERED
+            if not decision.recovered and reject:
+                raise ClientError(ErrorCode.UNRECOVERABLE_POSITION)
+            position = decision.position
+            pubs_json = [pub.to_json() for pub in decision.publications]
+            result.update(was_recovering=True, recovered=decision.recovered)
+        else:
+            position = await broker.position(channel)
+        top = position.offset
+        result.update(recoverable=recoverable, positioned=True, epoch=position.epoch)
+        if position.offset:
+            result["offset"] = position.offset
+    if data is not None:
+        result["data"] = data
+    text = p.dumps(result)
+    if pubs_json:  # paste the publications' JSON in as it is
+        text = text[:-1] + ',"publications":[' + ",".join(pubs_json) + "]}"
+    return text, top
