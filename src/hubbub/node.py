@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 GOING_AWAY: Final = (1001, "going away")
 #: Seconds between two announcements of this node to the cluster.
 ANNOUNCE_INTERVAL: Final = 1.0
+#: Control commands from other nodes waiting to be applied; more are dropped (at most once
+#: delivery, as publications), so a flood of API calls elsewhere cannot grow this node.
+CONTROL_QUEUE: Final = 10_000
 #: Seconds after a subscribe within which publications its reply covered may still arrive
 #: from the broker (they are skipped for that member; see Node.activate).
 CATCH_UP_WINDOW: Final = 5.0
@@ -106,6 +109,7 @@ class Node:
         # Control commands from other nodes, applied one after another in arrival order.
         self._controls: asyncio.Queue[Control] | None = None
         self._control_worker: asyncio.Task[None] | None = None
+        self.controls_dropped = 0
         # Channels subscribed at the broker; the future completes when the subscription is
         # in place, so that a second subscriber never reads a position before it is.
         self._upstream: dict[str, asyncio.Future[None]] = {}
@@ -248,9 +252,14 @@ class Node:
         if origin == self.uid:
             return  # applied when it was sent
         if self._controls is None:
-            self._controls = asyncio.Queue()
+            self._controls = asyncio.Queue(CONTROL_QUEUE)
             self._control_worker = asyncio.get_running_loop().create_task(self._apply_controls())
-        self._controls.put_nowait(cmd)
+        try:
+            self._controls.put_nowait(cmd)
+        except asyncio.QueueFull:
+            self.controls_dropped += 1
+            if self.controls_dropped % 1000 == 1:  # one log line per thousand, not a flood
+                log.warning("control queue full: %d commands dropped", self.controls_dropped)
 
     async def _apply_controls(self) -> None:
         """One command after the other, in arrival order (a subscribe then an unsubscribe
