@@ -62,7 +62,12 @@ async def test_unmasked_client_frame_fails_the_connection(
     """RFC 6455 §5.1: a frame from the client without the mask bit is answered with 1002 (the
     masked frames before it are still echoed)."""
     async with await RawWebSocket.connect("127.0.0.1", server.port, "/") as ws:
-        data = client_frame(OP_TEXT, b"masked" * 30) + client_frame(OP_TEXT, b"bare", mask=False)
+        masked = client_frame(OP_TEXT, b"masked" * 30)
+        data = masked + client_frame(OP_TEXT, b"bare", mask=False)
+        if split:
+            # Up to the bare frame's header: the server fails the connection there, and bytes
+            # written after its close would only earn a reset racing the close frame.
+            data = data[: len(masked) + 2]
         for chunk in [data[i : i + 1] for i in range(len(data))] if split else [data]:
             ws.writer.write(chunk)
             await ws.writer.drain()
