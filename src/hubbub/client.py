@@ -19,12 +19,12 @@ from typing import Any, Final
 
 from hubbub import __version__, reads
 from hubbub.auth import SubscribeClaims
-from hubbub.config import ChannelOptions, Settings
+from hubbub.config import ChannelOptions
 from hubbub.core import protocol as p
 from hubbub.core import sparse
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
-from hubbub.core.ratelimit import Limits, RateLimiter, Verdict
+from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo
 from hubbub.errors import ClientError, DisconnectError, StoreError
@@ -88,7 +88,7 @@ class Client:
         # Replies in command order with publishes pipelined (hubbub.pipeline): made at the
         # first publish, until then replies are posted as they come.
         self._replies: Replies | None = None
-        self._limiter = RateLimiter(shared_limits(node.settings), time.monotonic())
+        self._limiter = RateLimiter(node.limits, time.monotonic())
 
     @property
     def user(self) -> str:
@@ -562,17 +562,6 @@ class Client:
                 await self.hooks.on_disconnect(ctx)
             except Exception:
                 log.exception("on_disconnect hook failed")
-
-
-_limits: tuple[Settings, Limits] | None = None
-
-
-def shared_limits(settings: Settings) -> Limits:
-    """The rate limits of ``settings``, one object for every connection of a node."""
-    global _limits
-    if _limits is None or _limits[0] is not settings:
-        _limits = (settings, Limits.of(settings))
-    return _limits[1]
 
 
 #: Command handlers by method, shared by every client (bound methods per client would cost

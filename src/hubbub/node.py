@@ -32,6 +32,7 @@ from hubbub.config import ChannelOptions, Settings
 from hubbub.control import Control, ControlledClient
 from hubbub.core import protocol
 from hubbub.core.channels import ChannelRules
+from hubbub.core.ratelimit import Limits
 from hubbub.core.registry import Registry
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import Broker, HistoryOptions, PresenceManager
@@ -93,6 +94,8 @@ class Node:
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)
         self.tokens = TokenVerifier(self.settings)
+        #: The rate limits every connection of this node shares (one object for all).
+        self.limits = Limits.of(self.settings)
         self.uid = str(uuid.uuid4())
         self._connections: dict[str, tuple[Transport, tuple[int, str]]] = {}
         self._clients: dict[str, ControlledClient] = {}

@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from hubbub.client import shared_limits
 from hubbub.core.channels import room_channel
 from hubbub.core.closecode import CloseCode
 from hubbub.core.protocol import dumps
@@ -82,7 +81,7 @@ async def run_room(node: Node, room: str, conn: RawConnection) -> None:
     # never get their own messages, and members of other nodes never look like them.
     member = RoomMember(str(uuid.uuid4()), conn)
     info = ClientInfo(client=member.client_id, user="")
-    limiter = RateLimiter(shared_limits(node.settings), time.monotonic())
+    limiter = RateLimiter(node.limits, time.monotonic())
     await node.add_member(channel, member)
     try:
         while (message := await conn.receive()) is not None:
