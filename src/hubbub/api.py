@@ -7,15 +7,18 @@ codes (102 unknown channel, 107 bad request, 108 not available, ...).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from hubbub import reads
 from hubbub.control import Control
-from hubbub.core import protocol as p
+from hubbub.core import jsontext as p
+from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.dialects.centrifuge import jsonwire, reads
 from hubbub.errors import ClientError
 from hubbub.node import Node
 
@@ -40,10 +43,35 @@ def _tags(params: Mapping[str, Any]) -> dict[str, str] | None:
     return tags or None
 
 
+def _b64(params: Mapping[str, Any], field: str) -> str | None:
+    """The JSON text in base64 field ``field`` (None when absent). Binary payloads reach
+    Protobuf clients as bytes; hubbub admits them when they are JSON text (UTF-8), so that
+    JSON clients of the same channel can read them too (else 107)."""
+    value = params.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad(f"{field} must be a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad(f"{field} is not base64") from None
+    payload = m.Payload.of_bytes(raw)
+    if payload.text is None:
+        raise _bad(f"{field} must hold JSON text (UTF-8): JSON clients could not read it")
+    return payload.text
+
+
+def _data(params: Mapping[str, Any]) -> str:
+    """The ``data`` (a JSON value) or ``b64data`` (JSON text in base64) of a publish."""
+    if params.get("data") is not None and params.get("b64data") is not None:
+        raise _bad("data and b64data are exclusive")
+    b64 = _b64(params, "b64data")
+    return b64 if b64 is not None else p.data_text(params, required=True)
+
+
 async def _publish_one(node: Node, channel: str, params: Mapping[str, Any]) -> str:
-    if params.get("b64data") is not None:
-        raise _bad("b64data is not supported: JSON clients cannot receive binary; use data")
-    data = p.data_text(params, required=True)
+    data = _data(params)
     options = node.options(channel)
     pub = await node.publish(
         channel,
@@ -91,6 +119,11 @@ async def subscribe(node: Node, params: Mapping[str, Any]) -> str:
     node.options(channel)
     user, client = _addressee(params)
     info, data = params.get("info"), params.get("data")
+    b64info, b64data = _b64(params, "b64info"), _b64(params, "b64data")
+    if b64info is not None:
+        info = p.loads(b64info)
+    if b64data is not None:
+        data = p.loads(b64data)
     await node.control(Control("subscribe", user, client, channel, info, data))
     return "{}"
 
@@ -121,15 +154,29 @@ async def disconnect(node: Node, params: Mapping[str, Any]) -> str:
 
 
 async def presence(node: Node, params: Mapping[str, Any]) -> str:
-    return await reads.presence(node, p.require_str(params, "channel"))
+    result = await reads.presence(node, p.require_str(params, "channel"))
+    return jsonwire.presence_json(result)
 
 
 async def presence_stats(node: Node, params: Mapping[str, Any]) -> str:
-    return await reads.presence_stats(node, p.require_str(params, "channel"))
+    result = await reads.presence_stats(node, p.require_str(params, "channel"))
+    return jsonwire.presence_stats_json(result)
 
 
 async def history(node: Node, params: Mapping[str, Any]) -> str:
-    return await reads.history(node, p.require_str(params, "channel"), params)
+    since_raw = params.get("since")
+    since = None
+    if since_raw is not None:
+        if not isinstance(since_raw, dict):
+            raise _bad("since must be an object")
+        since = m.Since(p.optional_int(since_raw, "offset"), p.optional_str(since_raw, "epoch"))
+    request = m.History(
+        channel=p.require_str(params, "channel"),
+        limit=p.optional_int(params, "limit"),
+        since=since,
+        reverse=p.optional_bool(params, "reverse"),
+    )
+    return jsonwire.history_json(await reads.history(node, request))
 
 
 async def history_remove(node: Node, params: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from hubbub.core.codes import ErrorCode
-from hubbub.core.protocol import dumps
+from hubbub.core.jsontext import dumps
 from hubbub.errors import ClientError
 
 Kind = Literal["subscribe", "unsubscribe", "disconnect"]

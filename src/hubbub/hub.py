@@ -22,112 +22,49 @@ exception is logged and the client gets error 100 (internal).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from hubbub.config import Settings, load_settings
 from hubbub.errors import HubbubError
+from hubbub.hooks import (
+    ConnectContext,
+    ConnectHook,
+    ConnectResult,
+    DisconnectContext,
+    DisconnectHook,
+    Hooks,
+    MessageContext,
+    MessageHook,
+    PublishContext,
+    PublishHook,
+    PublishResult,
+    RPCContext,
+    RPCHandler,
+    SubscribeContext,
+    SubscribeHook,
+    SubscribeResult,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class ConnectContext:
-    """``user`` is the verified token's ``sub`` ("" without a token)."""
-
-    client: str
-    token: str
-    data: Any
-    name: str
-    version: str
-    headers: Mapping[str, str]
-    user: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectResult:
-    """Who the client is. ``channels`` are server-side subscriptions made at connect."""
-
-    user: str = ""
-    info: Any = None
-    data: Any = None
-    channels: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class SubscribeContext:
-    client: str
-    user: str
-    channel: str
-    data: Any
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class SubscribeResult:
-    """``info`` is shown to others as the subscriber's chan_info; ``data`` goes to the client."""
-
-    info: Any = None
-    data: Any = None
-
-
-@dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
-class PublishContext:
-    client: str
-    user: str
-    channel: str
-    data: Any
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """Replace the published data with ``data``."""
-
-    data: Any
-
-
-@dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
-class RPCContext:
-    client: str
-    user: str
-    method: str
-    data: Any
-
-
-@dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
-class MessageContext:
-    client: str
-    user: str
-    data: Any
-
-
-@dataclass(frozen=True, slots=True)
-class DisconnectContext:
-    client: str
-    user: str
-    code: int
-    reason: str
-
-
-ConnectHook = Callable[[ConnectContext], Awaitable[ConnectResult | None]]
-SubscribeHook = Callable[[SubscribeContext], Awaitable[SubscribeResult | None]]
-PublishHook = Callable[[PublishContext], Awaitable[PublishResult | None]]
-RPCHandler = Callable[[RPCContext], Awaitable[Any]]
-MessageHook = Callable[[MessageContext], Awaitable[None]]
-DisconnectHook = Callable[[DisconnectContext], Awaitable[None]]
-
-F = TypeVar("F")
-
-
-@dataclass(slots=True)
-class Hooks:
-    """The application's hooks; every one is optional."""
-
-    on_connect: ConnectHook | None = None
-    on_subscribe: SubscribeHook | None = None
-    on_publish: PublishHook | None = None
-    on_message: MessageHook | None = None
-    on_disconnect: DisconnectHook | None = None
-    rpc: dict[str, RPCHandler] = field(default_factory=dict)
+__all__ = [
+    "ConnectContext",
+    "ConnectHook",
+    "ConnectResult",
+    "DisconnectContext",
+    "DisconnectHook",
+    "Hooks",
+    "Hub",
+    "MessageContext",
+    "MessageHook",
+    "PublishContext",
+    "PublishHook",
+    "PublishResult",
+    "RPCContext",
+    "RPCHandler",
+    "SubscribeContext",
+    "SubscribeHook",
+    "SubscribeResult",
+]
 
 
 class Hub:
@@ -187,7 +124,7 @@ class Hub:
         history) once it is stored. A retry with the same ``idempotency_key`` within the
         window returns the first offset and delivers nothing again. Only while the hub is
         being served; raises StoreError when the publication could not be stored."""
-        from hubbub.core.protocol import dumps
+        from hubbub.core.jsontext import dumps
 
         if self._node is None:
             raise HubbubError("the hub is not running: call hub.run() or serve it first")

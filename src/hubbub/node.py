@@ -5,8 +5,9 @@ Edges attach connections; dialects add members to channels and publish; the brok
 publications back through :meth:`Node.handle_publication`, which fans them out.
 
 Fan-out guarantees (DESIGN.md §5): a publication is encoded at most once per wire format
-(JSON push text, raw frame) and the same object is posted to every member; posting never
-awaits, so one slow member delays no one (its transport cuts it off instead).
+(:class:`hubbub.wire.Wire`: each member carries its own) and the same object is posted to
+every member of that wire; posting never awaits, so one slow member delays no one (its
+transport cuts it off instead). The node knows no wire format itself.
 
 Subscribing with a catch-up (recovery, history position) is race-free: the member is first
 *pending* — publications arriving meanwhile are buffered for it — and :meth:`activate` then
@@ -30,16 +31,16 @@ from hubbub import __version__, control
 from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
 from hubbub.control import Control, ControlledClient
-from hubbub.core import protocol
 from hubbub.core.channels import ChannelRules
 from hubbub.core.ratelimit import Limits
 from hubbub.core.registry import Registry
 from hubbub.core.types import ClientInfo, Publication
-from hubbub.engines.base import Broker, HistoryOptions, PresenceManager
+from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, PresenceManager
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError, StoreError
 from hubbub.transport import Transport
+from hubbub.wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,8 @@ class Member(Protocol):
     def client_id(self) -> str: ...
 
     @property
-    def raw(self) -> bool:
-        """True: gets raw frames and never its own messages; False: JSON protocol pushes."""
+    def wire(self) -> Wire:
+        """The format it gets channel events in."""
         ...
 
     @property
@@ -134,8 +135,8 @@ class Node:
         loop = asyncio.get_running_loop()
         if self._presence_task is None:
             self._presence_task = loop.create_task(self._refresh_presence())
-        if hasattr(self.broker, "announce") and self._announce_task is None:
-            self._announce_task = loop.create_task(self._announce_forever())
+        if isinstance(self.broker, Announcing) and self._announce_task is None:
+            self._announce_task = loop.create_task(self._announce_forever(self.broker))
 
     async def stop(self) -> None:
         for task in (self._presence_task, self._announce_task, self._control_worker):
@@ -205,16 +206,15 @@ class Node:
 
     async def cluster(self) -> list[dict[str, Any]]:
         """Every live node's snapshot (just this one without a cluster broker)."""
-        nodes_of = getattr(self.broker, "nodes", None)
-        if nodes_of is None:
+        if not isinstance(self.broker, Clustered):
             return [self.snapshot()]
-        nodes: list[dict[str, Any]] = await nodes_of()
+        nodes = await self.broker.nodes()
         mine = self.snapshot()
         return [mine, *(n for n in nodes if n.get("uid") != self.uid)]
 
-    async def _announce_forever(self) -> None:
+    async def _announce_forever(self, broker: Announcing) -> None:
         while True:
-            await self.broker.announce(self.uid, self.snapshot())  # type: ignore[attr-defined]
+            await broker.announce(self.uid, self.snapshot())
             await asyncio.sleep(ANNOUNCE_INTERVAL)
 
     # -- connected clients (for the server API) -----------------------------------------
@@ -339,9 +339,10 @@ class Node:
         if pending is not None and not pending:
             del self._pending[channel]
         seen = self._last_offset.get(channel, 0)  # handed over before it went live
+        wire = member.wire
         for pub in buffered:
             if pub.offset == 0 or pub.offset > after_offset:
-                member.transport.post(protocol.push(channel, "pub", pub.to_json()))
+                member.transport.post(wire.publication(channel, pub))
             seen = max(seen, pub.offset)
         if after_offset > 0 and seen < after_offset:
             # Offsets in (seen, after_offset] are in its reply but may still be on their
@@ -454,23 +455,20 @@ class Node:
             self._last_offset[channel] = pub.offset
         behind = self._catching_up.get(channel)
         skip = self._skipping(channel, behind, pub.offset) if behind and pub.offset else None
-        json_frame: str | None = None
-        raw_frame: str | bytes | None = None
+        # One message per wire for this publication (wires are few: a dict is enough).
+        messages: dict[Wire, str | bytes] = {}
         sender = pub.info.client if pub.info is not None else None
         delivered = 0
         for member in members:
             if skip and member in skip:
                 continue
-            if member.raw:
-                if member.client_id == sender:
-                    continue
-                if raw_frame is None:
-                    raw_frame = pub.as_raw_frame()
-                member.transport.post(raw_frame)
-            else:
-                if json_frame is None:
-                    json_frame = protocol.push(channel, "pub", pub.to_json())
-                member.transport.post(json_frame)
+            wire = member.wire
+            message = messages.get(wire)
+            if message is None:
+                message = messages[wire] = wire.publication(channel, pub)
+            if not wire.own_messages and member.client_id == sender:
+                continue
+            member.transport.post(message)
             delivered += 1
         self.deliveries += delivered
 
@@ -480,7 +478,7 @@ class Node:
         loop = asyncio.get_running_loop()
         for channel in list(self._members.channels()):
             for member in tuple(self._members.subscribers(channel)):
-                client = None if member.raw else self._clients.get(member.client_id)
+                client = self._clients.get(member.client_id)  # room members are not clients
                 if client is not None:
                     task = loop.create_task(
                         client.server_unsubscribe(channel, 2500, "insufficient state")
@@ -489,19 +487,27 @@ class Node:
                     task.add_done_callback(self._tasks.discard)
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
-        self._push_join_leave(channel, "join", info)
+        self._push_join_leave(channel, True, info)
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
-        self._push_join_leave(channel, "leave", info)
+        self._push_join_leave(channel, False, info)
 
-    def _push_join_leave(self, channel: str, kind: str, info: ClientInfo) -> None:
-        """To JSON members that asked for join/leave (all of them when the namespace forces)."""
+    def _push_join_leave(self, channel: str, join: bool, info: ClientInfo) -> None:
+        """To members that asked for join/leave (all of them when the namespace forces), in
+        their wire's format; wires without joins and leaves (raw rooms) get nothing."""
         try:
             force = self.options(channel).force_push_join_leave
         except ClientError:
             force = False
-        frame: str | None = None
+        messages: dict[Wire, str | bytes | None] = {}
         for member in self._members.subscribers(channel):
-            if not member.raw and (force or member.wants_join_leave(channel)):
-                frame = frame or protocol.push(channel, kind, f'{{"info":{info.to_json()}}}')
-                member.transport.post(frame)
+            if force or member.wants_join_leave(channel):
+                wire = member.wire
+                if wire in messages:
+                    message = messages[wire]
+                else:
+                    message = messages[wire] = (
+                        wire.join(channel, info) if join else wire.leave(channel, info)
+                    )
+                if message is not None:
+                    member.transport.post(message)

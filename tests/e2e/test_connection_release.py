@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 from aiohttp import web, web_protocol
 
-from hubbub.client import Client
 from hubbub.config import Settings
-from hubbub.dialects import centrifuge
+from hubbub.dialects.centrifuge import connection as centrifuge
+from hubbub.dialects.centrifuge.client import Client
 from hubbub.hub import Hub
 from hubbub.server import app, websocket
 from hubbub.server.sending import DeflateWriter
@@ -75,9 +75,12 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     real_accept = app.accept
 
     async def tracking_accept(
-        request: web.Request, settings: Settings, policy: Policy = RAW_POLICY
+        request: web.Request,
+        settings: Settings,
+        policy: Policy = RAW_POLICY,
+        protocols: tuple[str, ...] = (),
     ) -> WebSocketConnection:
-        conn = await real_accept(request, settings, policy)
+        conn = await real_accept(request, settings, policy, protocols)
         tracked.add("WebSocketConnection", conn)
         tracked.add("WebSocketResponse", conn.response)
         tracked.add("Request", request)

@@ -18,8 +18,11 @@ import aiohttp
 import pytest
 
 from hubbub.core.types import Publication
+from hubbub.dialects.centrifuge.jsonwire import JSON
+from hubbub.dialects.centrifuge.protowire import PROTOBUF
 from hubbub.hub import Hub
 from hubbub.server import websocket
+from tests.support import protobuf
 from tests.support.inprocess import serving
 from tests.support.rawws import OP_TEXT, non_reader
 from tests.support.timing import scaled
@@ -111,17 +114,24 @@ async def test_a_burst_bigger_than_the_limit_in_one_turn_is_not_slow(
         await ws.close()
 
 
-async def test_a_publication_is_serialised_and_framed_once(
+async def test_a_publication_is_serialised_and_framed_once_per_format(
     hub: tuple[Hub, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Encode once per format: 25 JSON and 25 Protobuf subscribers of one channel cost one
+    JSON push, one Protobuf push and one frame of each."""
     the_hub, url = hub
-    serialised: list[str] = []
+    encoded: list[tuple[str, str]] = []
     framed: list[str | bytes] = []
-    to_json, build_frame = Publication.to_json, websocket.build_frame
+    build_frame = websocket.build_frame
 
-    def counting_to_json(self: Publication) -> str:
-        serialised.append(self.data)
-        return to_json(self)
+    def counting(codec: Any) -> None:
+        encode = type(codec).publication
+
+        def publication(self: Any, channel: str, pub: Publication) -> str | bytes:
+            encoded.append((self.name, pub.data))
+            return encode(self, channel, pub)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(type(codec), "publication", publication)
 
     def counting_build_frame(message: str | bytes) -> bytes:
         framed.append(message)
@@ -129,15 +139,25 @@ async def test_a_publication_is_serialised_and_framed_once(
 
     async with aiohttp.ClientSession() as http:
         clients = [await subscriber(http, url, ["live:x"], compress=0) for _ in range(25)]
-        monkeypatch.setattr(Publication, "to_json", counting_to_json)
+        pb_clients = []
+        for _ in range(25):
+            ws = await http.ws_connect(url, protocols=(protobuf.SUBPROTOCOL,))
+            await protobuf.call(ws, (1, "connect", {}), (2, "subscribe", {"channel": "live:x"}))
+            pb_clients.append(ws)
+        counting(JSON)
+        counting(PROTOBUF)
         monkeypatch.setattr(websocket, "build_frame", counting_build_frame)
         await the_hub.publish("live:x", "once")
         for ws in clients:
             (frame,) = await pub_frames(ws, 1)
             assert frame[0]["pub"]["data"] == "once"
-        assert serialised == ['"once"']
-        assert len([m for m in framed if "once" in str(m)]) == 1
-        for ws in clients:
+        for ws in pb_clients:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            (reply,) = protobuf.split(msg.data)
+            assert reply.push.pub.data == b'"once"'
+        assert sorted(encoded) == [("json", '"once"'), ("protobuf", '"once"')]
+        assert len([m for m in framed if "once" in str(m)]) == 2
+        for ws in clients + pb_clients:
             await ws.close()
 
 

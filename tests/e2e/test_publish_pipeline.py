@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hubbub import pipeline
+from hubbub.dialects.centrifuge import pipeline
 from hubbub.hub import Hub
 from tests.support.inprocess import serving
 from tests.support.timing import scaled

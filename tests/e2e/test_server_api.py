@@ -228,3 +228,69 @@ async def test_since_offset_out_of_range_is_107(
         )
         assert reply["error"]["code"] == 107, offset
     assert "error" not in await observer.command("history", {"channel": "news:a"})
+
+
+async def test_b64data_and_b64info_carry_json_text(
+    api_server: ServerProcess, observer: Observer
+) -> None:
+    """b64data (publish, broadcast, subscribe) and b64info (subscribe) are base64 of JSON text:
+    JSON clients get the JSON value, Protobuf clients its bytes as published; bytes that are
+    not JSON text are 107 (JSON subscribers could not read them)."""
+    import base64
+
+    from tests.support import protobuf
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    async def api(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{api_server.url}/api/{method}", json=params, headers={"X-API-Key": KEY}
+            ) as resp,
+        ):
+            return await resp.json()  # type: ignore[no-any-return]
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            api_server.ws + "/connection/websocket", protocols=(protobuf.SUBPROTOCOL,)
+        ) as pb_ws,
+    ):
+        from hubbub.auth import mint
+
+        await protobuf.call(pb_ws, (1, "connect", {"token": mint(SECRET, "bob")}))
+        await protobuf.call(pb_ws, (2, "subscribe", {"channel": "news:a"}))
+        pb = protobuf.PbObserver(pb_ws)
+        sent = b'{"n":  1}'
+        reply = await api("publish", {"channel": "news:a", "b64data": b64(sent)})
+        assert reply["result"]["offset"] == 1, reply
+        assert (await observer.push("pub", "news:a"))["pub"]["data"] == {"n": 1}
+        assert (await pb.push("pub", "news:a"))["pub"]["data"] == sent
+        reply = await api("broadcast", {"channels": ["news:a"], "b64data": b64(b"[2]")})
+        assert reply["result"]["responses"][0]["result"]["offset"] == 2, reply
+        assert (await pb.push("pub", "news:a"))["pub"]["data"] == b"[2]"
+        for bad in (
+            {"channel": "news:a", "b64data": b64(b"\xff\x00")},
+            {"channel": "news:a", "b64data": "not base64!"},
+            {"channel": "news:a", "b64data": b64(b"1"), "data": 1},
+        ):
+            reply = await api("publish", bad)
+            assert reply["error"]["code"] == 107, (bad, reply)
+        reply = await api(
+            "subscribe",
+            {
+                "user": "ada",
+                "channel": "news:b",
+                "b64info": b64(b'{"role": "x"}'),
+                "b64data": b64(b'{"hello": 1}'),
+            },
+        )
+        assert "error" not in reply, reply
+        push = await observer.push("subscribe", "news:b")
+        assert push["subscribe"]["data"] == {"hello": 1}
+        presence = await api("presence", {"channel": "news:b"})
+        (entry,) = presence["result"]["presence"].values()
+        assert entry["chan_info"] == {"role": "x"}
+        pb.stop()

@@ -28,14 +28,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubbub import control
-from hubbub.client import Client
 from hubbub.config import Settings
-from hubbub.core import protocol
-from hubbub.core.protocol import ProtocolViolation
+from hubbub.core import jsontext as protocol
+from hubbub.core import messages as m
+from hubbub.dialects.centrifuge.client import Client
+from hubbub.dialects.centrifuge.codec import ProtocolViolation
+from hubbub.dialects.centrifuge.jsonwire import JSON, MAX_COMMAND_ID
 from hubbub.engines.envelope import raw_from_text, raw_text
 from hubbub.errors import DisconnectError
-from hubbub.hub import Hooks, RPCContext
+from hubbub.hooks import Hooks, RPCContext
 from hubbub.node import Node
+
+#: The protocol's methods, as JSON commands name them.
+METHODS = tuple(m.METHOD_OF.values())
 
 #: Examples per property: a modest number in make test, more per round in make fuzz.
 EXAMPLES = int(os.environ.get("HUBBUB_FUZZ_EXAMPLES", "150"))
@@ -69,12 +74,14 @@ def strict_parse(text: str) -> Any:
 @given(st.one_of(st.text(), st.binary()))
 def test_any_frame_decodes_or_is_a_protocol_violation(frame: str | bytes) -> None:
     try:
-        commands = protocol.decode_frame(frame)
+        commands = JSON.decode(frame)
     except ProtocolViolation:
         return
     for cmd in commands:
-        assert isinstance(cmd.id, int) and 0 <= cmd.id <= protocol.MAX_COMMAND_ID
-        assert cmd.method is None or cmd.method == "" or cmd.method in protocol.METHODS
+        assert isinstance(cmd.id, int) and 0 <= cmd.id <= MAX_COMMAND_ID
+        assert cmd.kind in ("pong", "unknown", *METHODS)
+        if cmd.request is not None:
+            assert m.METHOD_OF[type(cmd.request)] == cmd.kind and cmd.problem is None
 
 
 @FUZZ
@@ -82,7 +89,7 @@ def test_any_frame_decodes_or_is_a_protocol_violation(frame: str | bytes) -> Non
     st.lists(
         st.fixed_dictionaries(
             {"id": st.integers(min_value=-5, max_value=2**33)},
-            optional={m: json_values for m in (*protocol.METHODS, "nope")},
+            optional={method: json_values for method in (*METHODS, "nope")},
         ),
         min_size=1,
         max_size=4,
@@ -91,7 +98,7 @@ def test_any_frame_decodes_or_is_a_protocol_violation(frame: str | bytes) -> Non
 def test_command_shaped_frames_decode_or_are_a_protocol_violation(objs: list[Any]) -> None:
     frame = "\n".join(json.dumps(o) for o in objs)
     try:
-        commands = protocol.decode_frame(frame)
+        commands = JSON.decode(frame)
     except ProtocolViolation:
         return
     assert len(commands) == len(objs)
@@ -252,7 +259,7 @@ commands = st.lists(
     st.one_of(
         well_formed,
         well_formed,
-        st.tuples(st.sampled_from([*protocol.METHODS, "nope", ""]), st.one_of(params, json_values)),
+        st.tuples(st.sampled_from([*METHODS, "nope", ""]), st.one_of(params, json_values)),
     ),
     max_size=16,
 )
@@ -267,15 +274,15 @@ async def run_session(script: list[tuple[str, Any]]) -> tuple[Recorder, list[int
     node = Node(settings_)
     await node.start()
     transport = Recorder()
-    client = Client(node, Hooks(rpc={"echo": echo}), transport, {})
+    client = Client(node, Hooks(rpc={"echo": echo}), transport, {}, JSON)
     ids: list[int] = []
     disconnected = False
     try:
         for n, (method, body) in enumerate([("connect", {}), *script], start=1):
             frame = json.dumps({"id": n, method: body} if method else {"id": n})
             try:
-                for cmd in protocol.decode_frame(frame):
-                    if cmd.method != "":
+                for cmd in JSON.decode(frame):
+                    if cmd.kind != "pong":
                         ids.append(cmd.id)
                     await client.handle(cmd, len(frame))
             except ProtocolViolation:

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from tests.matrix.conftest import Deployment, token, unique
+from tests.support import protobuf
 from tests.support.proto import Observer, call
 from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
 from tests.support.timing import scaled
@@ -139,6 +140,112 @@ async def test_rooms_and_channel_protocol_meet(deployment: Deployment) -> None:
         (frame,) = await frames_until(member, 1)
         assert frame[0] is TEXT and json.loads(frame[1]) == {"from": "api"}
         observer.stop()
+
+
+async def test_raw_json_and_protobuf_members_meet(deployment: Deployment) -> None:
+    """A raw-room member, a JSON client and a Protobuf client of one room, each on another
+    node where there are several: each gets the right bytes from each other (encoded once per
+    format), and a Protobuf publisher's JSON reaches history and Protobuf byte for byte."""
+    room = unique("wires")
+    channel = f"rooms:{room}"
+    async with aiohttp.ClientSession() as http:
+        member = await http.ws_connect(deployment.ws(0, f"/rooms/{room}"))
+        json_ws = await http.ws_connect(deployment.ws(1, "/connection/websocket"), compress=15)
+        pb_ws = await http.ws_connect(
+            deployment.ws(2, "/connection/websocket"), protocols=(protobuf.SUBPROTOCOL,)
+        )
+        await call(json_ws, {"id": 1, "connect": {}})
+        (reply,) = await call(json_ws, {"id": 2, "subscribe": {"channel": channel}})
+        assert "error" not in reply, reply
+        json_client = Observer(json_ws)
+        (reply,) = await protobuf.call(pb_ws, (1, "connect", {}))
+        assert "connect" in reply, reply
+        (reply,) = await protobuf.call(pb_ws, (2, "subscribe", {"channel": channel}))
+        assert "error" not in reply, reply
+        pb_client = protobuf.PbObserver(pb_ws)
+        await deployment.wait_subscribers(channel, 3)
+
+        # From the room: text, JSON text with odd spacing, binary.
+        await member.send_str("plain")
+        await member.send_str('{"a":  1}')
+        await member.send_bytes(b"\x00\x01")
+        b64 = base64.b64encode(b"\x00\x01").decode()
+        json_datas = [(await json_client.push("pub", channel))["pub"]["data"] for _ in range(3)]
+        assert json_datas == ["plain", {"a": 1}, {"base64": b64}]
+        pb_datas = [(await pb_client.push("pub", channel))["pub"]["data"] for _ in range(3)]
+        assert [json.loads(d) for d in pb_datas] == json_datas
+
+        # From the JSON client.
+        await json_client.command("publish", {"channel": channel, "data": {"from": "json"}})
+        assert (await pb_client.push("pub", channel))["pub"]["data"] == b'{"from":"json"}'
+        assert (await frames_until(member, 1)) == [(TEXT, '{"from":"json"}')]
+        assert (await json_client.push("pub", channel))["pub"]["data"] == {"from": "json"}
+
+        # From the Protobuf client: JSON with its own spacing, kept byte for byte.
+        sent = b'{"from":  "pb",\n "n": [1, 2]}'
+        reply = await pb_client.command("publish", {"channel": channel, "data": sent})
+        assert "error" not in reply, reply
+        assert (await pb_client.push("pub", channel))["pub"]["data"] == sent
+        assert (await json_client.push("pub", channel))["pub"]["data"] == {
+            "from": "pb",
+            "n": [1, 2],
+        }
+        assert (await frames_until(member, 1)) == [(TEXT, sent.decode())]
+        history = await pb_client.command("history", {"channel": channel, "limit": -1})
+        stored = [p["data"] for p in history["history"]["publications"]]  # rooms keep history
+        assert stored[-1] == sent and len(stored) == 5, stored
+
+        # Bytes that are not JSON: JSON subscribers could not read them (107).
+        refused = await pb_client.command("publish", {"channel": channel, "data": b"\xff\x00"})
+        assert refused["error"]["code"] == 107, refused
+        json_client.stop()
+        pb_client.stop()
+        for ws in (member, json_ws, pb_ws):
+            await ws.close()
+
+
+async def test_protobuf_history_and_recovery_byte_for_byte(deployment: Deployment) -> None:
+    """A Protobuf client's publications come back from history and recovery as sent, on
+    another node, and reach JSON clients' history as the same JSON values."""
+    channel = unique("pbhist")
+    sent = [b'{"n": 0}', b"[1,  2]", b'"text"']
+    async with aiohttp.ClientSession() as http:
+        first = await http.ws_connect(
+            deployment.ws(0, "/connection/websocket"), protocols=(protobuf.SUBPROTOCOL,)
+        )
+        (reply,) = await protobuf.call(first, (1, "connect", {"token": token(unique("u"))}))
+        (reply,) = await protobuf.call(
+            first, (2, "subscribe", {"channel": channel, "recoverable": True})
+        )
+        position = reply["subscribe"]
+        await first.close()
+        publisher = await http.ws_connect(
+            deployment.ws(1, "/connection/websocket"), protocols=(protobuf.SUBPROTOCOL,)
+        )
+        await protobuf.call(publisher, (1, "connect", {"token": token(unique("u"))}))
+        for n, data in enumerate(sent):
+            (reply,) = await protobuf.call(
+                publisher, (10 + n, "publish", {"channel": channel, "data": data})
+            )
+            assert "error" not in reply, reply
+        await publisher.close()
+        history = await deployment.api("history", {"channel": channel, "limit": -1}, node=1)
+        assert [p["data"] for p in history["publications"]] == [json.loads(d) for d in sent]
+        second = await http.ws_connect(
+            deployment.ws(1, "/connection/websocket"), protocols=(protobuf.SUBPROTOCOL,)
+        )
+        await protobuf.call(second, (1, "connect", {"token": token(unique("u"))}))
+        recover = {
+            "channel": channel,
+            "recover": True,
+            "epoch": position["epoch"],
+            "offset": int(position.get("offset", 0)),
+        }
+        (reply,) = await protobuf.call(second, (2, "subscribe", recover))
+        await second.close()
+    recovered = reply["subscribe"]
+    assert recovered.get("recovered") is True, recovered
+    assert [p["data"] for p in recovered["publications"]] == sent
 
 
 async def connect_as(ws: aiohttp.ClientWebSocketResponse, user: str) -> Observer:

@@ -9,7 +9,7 @@ import weakref
 from typing import Any
 
 from hubbub.config import Settings
-from hubbub.dialects.centrifuge import run_centrifuge
+from hubbub.dialects.centrifuge.connection import run_centrifuge
 from hubbub.hub import ConnectContext, ConnectResult, Hooks
 from hubbub.node import Node
 from tests.support.timing import scaled

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 
 from hubbub.config import Settings
 from hubbub.core.types import ClientInfo, Publication
+from hubbub.dialects.centrifuge.jsonwire import JSON
+from hubbub.dialects.raw import RAW
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory
 from hubbub.errors import StoreError
 from hubbub.node import Node
+from hubbub.wire import Wire
 
 
 @dataclass(eq=False)
@@ -30,7 +33,7 @@ class MemoryTransport:
 @dataclass(eq=False)
 class FakeMember:
     client_id: str
-    raw: bool
+    wire: Wire
     transport: MemoryTransport
     join_leave: bool = False
 
@@ -38,8 +41,9 @@ class FakeMember:
         return self.join_leave
 
 
-def member(name: str, raw: bool) -> FakeMember:
-    return FakeMember(name, raw, MemoryTransport(name))
+def member(name: str, raw: bool | Wire) -> FakeMember:
+    wire = raw if not isinstance(raw, bool) else (RAW if raw else JSON)
+    return FakeMember(name, wire, MemoryTransport(name))
 
 
 def history_settings() -> Settings:

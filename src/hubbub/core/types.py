@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubbub.core.protocol import dumps
+from hubbub.core.jsontext import dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,9 @@ class StreamPosition:
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """One message in a channel. ``data`` is JSON text; ``offset`` is 0 outside history.
+    """One message in a channel. ``data`` is JSON text, exactly as published (compact from
+    JSON clients and the server API; verbatim from Protobuf clients, so it may hold
+    whitespace, newlines included); ``offset`` is 0 outside history.
 
     ``raw`` keeps the exact frame of a raw-room message so raw members get the same bytes; it
     is not stored in history.
@@ -64,23 +66,6 @@ class Publication:
     tags: dict[str, str] | None = None
     time_ms: int = 0
     raw: str | bytes | None = field(default=None, compare=False)
-
-    def to_json(self) -> str:
-        """The protocol's Publication object as JSON text."""
-        parts = [f'"data":{self.data}']
-        if self.offset:
-            parts.append(f'"offset":{self.offset}')
-        if self.info is not None:
-            parts.append(f'"info":{self.info.to_json()}')
-        if self.tags:
-            parts.append(f'"tags":{dumps(self.tags)}')
-        if self.time_ms:
-            parts.append(f'"time":{self.time_ms}')
-        return "{" + ",".join(parts) + "}"
-
-    def as_raw_frame(self) -> str | bytes:
-        """What a raw-room member receives: the original frame, else the JSON text."""
-        return self.raw if self.raw is not None else self.data
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hubbub.core.codes import ErrorCode
-from hubbub.core.protocol import dumps
+from hubbub.core.jsontext import dumps
 from hubbub.errors import ClientError, HubbubError
-from hubbub.hub import RPCContext
+from hubbub.hooks import RPCContext
 from hubbub.node import Node
 from hubbub.periodic import every
 

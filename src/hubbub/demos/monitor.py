@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import psutil
 
-from hubbub.core.protocol import dumps
+from hubbub.core.jsontext import dumps
 from hubbub.errors import HubbubError
 from hubbub.node import Node
 from hubbub.periodic import every

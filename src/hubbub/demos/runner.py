@@ -8,7 +8,7 @@ from hubbub.core.codes import ErrorCode
 from hubbub.demos.game import Game
 from hubbub.demos.monitor import MonitorPublisher
 from hubbub.errors import ClientError
-from hubbub.hub import ConnectContext, ConnectResult, Hooks
+from hubbub.hooks import ConnectContext, ConnectResult, Hooks
 from hubbub.node import Node
 
 

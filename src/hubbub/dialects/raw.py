@@ -24,9 +24,9 @@ from typing import Final, Protocol
 
 from hubbub.core.channels import room_channel
 from hubbub.core.closecode import CloseCode
-from hubbub.core.protocol import dumps
+from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict, message_size
-from hubbub.core.types import ClientInfo
+from hubbub.core.types import ClientInfo, Publication
 from hubbub.errors import StoreError
 from hubbub.node import Node
 from hubbub.transport import Transport
@@ -43,13 +43,36 @@ class RawConnection(Transport, Protocol):
     async def send(self, message: str | bytes) -> None: ...
 
 
+class RawWire:
+    """Raw frames as a wire (:class:`hubbub.wire.Wire`): a raw-room message's own frame (same
+    bytes, same frame type, on every node: the engines carry it beside the payload), else the
+    publication's data as a text frame. Members never get their own messages; no joins or
+    leaves."""
+
+    __slots__ = ()
+
+    own_messages: Final = False
+
+    def publication(self, channel: str, pub: Publication) -> str | bytes:
+        return pub.raw if pub.raw is not None else pub.data
+
+    def join(self, channel: str, info: ClientInfo) -> None:
+        return None
+
+    def leave(self, channel: str, info: ClientInfo) -> None:
+        return None
+
+
+RAW: Final = RawWire()
+
+
 @dataclass(eq=False, slots=True)
 class RoomMember:
     """A raw-room connection as a channel member."""
 
     client_id: str
     transport: Transport
-    raw: bool = True
+    wire: RawWire = RAW
 
     def wants_join_leave(self, channel: str) -> bool:
         return False

@@ -43,7 +43,7 @@ only).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 
@@ -167,6 +167,34 @@ class HistoryStore(Protocol):
     async def position(self, channel: str) -> StreamPosition: ...
 
     async def remove(self, channel: str) -> None: ...
+
+
+# -- optional capabilities: a broker has them or not (checked with isinstance) -----------
+
+
+@runtime_checkable
+class Announcing(Protocol):
+    """A broker that connects nodes tells the cluster about this node: ``announce`` stores its
+    snapshot for a few seconds (the node repeats it every second)."""
+
+    async def announce(self, uid: str, snapshot: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Clustered(Protocol):
+    """A broker that knows the other nodes: ``nodes`` lists the live ones' snapshots."""
+
+    async def nodes(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class Monitored(Protocol):
+    """A broker with a connection to watch: whether it is up, how often it failed and came
+    back (``/health``, ``/metrics``)."""
+
+    connected: bool
+    errors: int
+    reconnects: int
 
 
 class PresenceManager(Protocol):

@@ -32,7 +32,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from hubbub.core.protocol import dumps
+from hubbub.core.jsontext import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
 from hubbub.engines.durable import MAX_BATCH

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hubbub import api
 from hubbub.config import Settings
-from hubbub.core import protocol
+from hubbub.core import jsontext as protocol
 from hubbub.core.codes import ErrorCode
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node

@@ -13,8 +13,6 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.resources import files
-from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -23,13 +21,18 @@ from aiohttp.typedefs import Handler, Middleware
 from hubbub import __version__
 from hubbub.config import Settings
 from hubbub.core.names import validate_name
-from hubbub.dialects import centrifuge
+from hubbub.dialects.centrifuge import connection as centrifuge
+from hubbub.dialects.centrifuge.codec import Codec
+from hubbub.dialects.centrifuge.jsonwire import JSON
+from hubbub.dialects.centrifuge.protowire import PROTOBUF
 from hubbub.dialects.raw import run_echo, run_room
+from hubbub.engines.base import Monitored
 from hubbub.errors import InvalidName
-from hubbub.hub import Hooks
+from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.server import api, metrics, pages
 from hubbub.server.listener import LogThrottle, default_connection_limit, open_file_limit
+from hubbub.server.static import STATIC_DIR, STATIC_FILES
 from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 log = logging.getLogger(__name__)
@@ -40,24 +43,21 @@ SETTINGS_KEY: Final = web.AppKey("settings", Settings)
 #: Tasks of the WebSocket handlers still running; shutdown waits for them.
 HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
 
-STATIC_DIR: Final = Path(str(files("hubbub.server").joinpath("static")))
 _INDEX_HTML: Final = (STATIC_DIR / "index.html").read_text("utf-8")
-#: What /static/ serves: the files of STATIC_DIR by their relative path (a name that is not
-#: one of them is 404 without a look at the file system, whatever its length). Files that
-#: lie elsewhere (symlinks out of the directory) are not served.
-_STATIC_ROOT: Final = STATIC_DIR.resolve()
-STATIC_FILES: Final = {
-    path.relative_to(STATIC_DIR).as_posix(): path
-    for path in STATIC_DIR.rglob("*")
-    if path.is_file()
-    and "__pycache__" not in path.parts
-    and path.resolve().is_relative_to(_STATIC_ROOT)
+
+
+#: The Centrifugo protocol's wire formats by WebSocket subprotocol (none: JSON).
+CENTRIFUGE_CODECS: Final[dict[str, Codec]] = {
+    "centrifuge-json": JSON,
+    "centrifuge-protobuf": PROTOBUF,
 }
-
-
-CENTRIFUGE_POLICY: Final = Policy(
-    ping=centrifuge.PING_MESSAGE, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, coalesce=True
-)
+#: Keepalive and cut-off per codec: the format's own ping message.
+CENTRIFUGE_POLICIES: Final[dict[str, Policy]] = {
+    codec.name: Policy(
+        ping=codec.ping, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, coalesce=True
+    )
+    for codec in (JSON, PROTOBUF)
+}
 
 
 def header_bytes(request: web.BaseRequest) -> int:
@@ -230,13 +230,26 @@ async def room(request: web.Request) -> web.StreamResponse:
     return conn.response
 
 
+def _offered_codec(request: web.Request) -> Codec:
+    """The codec of the first Centrifugo subprotocol the client offers; JSON without one."""
+    for header in request.headers.getall("Sec-WebSocket-Protocol", ()):
+        for offered in header.split(","):
+            codec = CENTRIFUGE_CODECS.get(offered.strip())
+            if codec is not None:
+                return codec
+    return JSON
+
+
 async def connection_websocket(request: web.Request) -> web.StreamResponse:
-    """``GET /connection/websocket``: the Centrifugo client protocol (JSON)."""
+    """``GET /connection/websocket``: the Centrifugo client protocol, JSON or (subprotocol
+    ``centrifuge-protobuf``) Protobuf."""
     node = request.app[NODE_KEY]
+    codec = _offered_codec(request)
+    policy = CENTRIFUGE_POLICIES[codec.name]
     with request.app[ADMISSION_KEY].handshake():
-        conn = await accept(request, request.app[SETTINGS_KEY], CENTRIFUGE_POLICY)
+        conn = await accept(request, request.app[SETTINGS_KEY], policy, tuple(CENTRIFUGE_CODECS))
     with _Served(request, conn, centrifuge.SHUTDOWN):
-        await centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, request.headers)
+        await centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, request.headers, codec)
         await conn.wait_closed()
     return conn.response
 
@@ -253,7 +266,7 @@ async def health(request: web.Request) -> web.Response:
     """``GET /health``: 200 with a small JSON body while the server accepts work; 503 while
     shutting down or while the engine (Redis) is unreachable."""
     node = request.app[NODE_KEY]
-    engine_ok = bool(getattr(node.broker, "connected", True))
+    engine_ok = not isinstance(node.broker, Monitored) or node.broker.connected
     status = "shutting_down" if node.closing else ("ok" if engine_ok else "engine_unavailable")
     body = {
         "status": status,

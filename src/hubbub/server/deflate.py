@@ -137,10 +137,12 @@ class DeflateResponse(web.WebSocketResponse):
         autoping: bool = True,
         max_msg_size: int = 4 * 1024 * 1024,
         timeout: float = 10.0,
+        protocols: tuple[str, ...] = (),
     ) -> None:
         """``window_bits``: the largest server window to accept an offer with; None offers
         no compression. The other arguments are aiohttp's."""
         super().__init__(
+            protocols=protocols,
             autoclose=autoclose,
             autoping=autoping,
             compress=False,  # aiohttp negotiates nothing; _handshake below does

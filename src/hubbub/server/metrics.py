@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hubbub.engines.base import Monitored
 from hubbub.node import Node
 
 METRICS_NODE: Final = web.AppKey("metrics_node", Node)
@@ -36,15 +37,18 @@ class NodeCollector(Collector):
             "Messages handed to subscribers by this node.",
             value=node.deliveries,
         )
+        monitored = broker if isinstance(broker, Monitored) else None
         yield CounterMetricFamily(
-            "hubbub_engine_errors", "Failed engine calls.", value=getattr(broker, "errors", 0)
+            "hubbub_engine_errors",
+            "Failed engine calls.",
+            value=monitored.errors if monitored is not None else 0,
         )
         yield CounterMetricFamily(
             "hubbub_engine_reconnects",
             "Times the engine connection was restored.",
-            value=getattr(broker, "reconnects", 0),
+            value=monitored.reconnects if monitored is not None else 0,
         )
-        connected = 1 if getattr(broker, "connected", True) else 0
+        connected = 1 if monitored is None or monitored.connected else 0
         yield GaugeMetricFamily(
             "hubbub_engine_connected", "1 while the engine is reachable.", value=connected
         )

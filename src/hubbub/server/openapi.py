@@ -32,25 +32,38 @@ PUBLICATION: Final[S] = obj(data=ANY, offset=INT, info=CLIENT_INFO, tags=TAGS, t
 PUBLISH_RESULT: Final[S] = obj(offset=INT, epoch=STR)
 ERROR: Final[S] = obj(["code", "message"], code=INT, message=STR)
 EMPTY: Final[S] = obj()
+#: Base64 of JSON text (UTF-8): the JSON value for JSON clients, these bytes for Protobuf ones.
+B64: Final[S] = {"type": "string", "format": "byte"}
 
 REQUESTS: Final[dict[str, S]] = {
     "publish": obj(
-        ["channel", "data"],
+        ["channel"],
         channel=STR,
         data=ANY,
+        b64data=B64,
         skip_history=BOOL,
         tags=TAGS,
         idempotency_key=STR,
     ),
     "broadcast": obj(
-        ["channels", "data"],
+        ["channels"],
         channels={"type": "array", "items": STR},
         data=ANY,
+        b64data=B64,
         skip_history=BOOL,
         tags=TAGS,
         idempotency_key=STR,
     ),
-    "subscribe": obj(["user", "channel"], user=STR, channel=STR, client=STR, info=ANY, data=ANY),
+    "subscribe": obj(
+        ["user", "channel"],
+        user=STR,
+        channel=STR,
+        client=STR,
+        info=ANY,
+        b64info=B64,
+        data=ANY,
+        b64data=B64,
+    ),
     "unsubscribe": obj(["user", "channel"], user=STR, channel=STR, client=STR),
     "disconnect": obj(
         ["user"],

@@ -24,10 +24,11 @@ from aiohttp import web
 from hubbub import __version__
 from hubbub.api import METHODS
 from hubbub.config import Settings
-from hubbub.core import protocol
+from hubbub.core import jsontext as protocol
 from hubbub.core.channels import NAMESPACE_SEPARATOR
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node
+from hubbub.server.static import STATIC_DIR
 
 PAGES_NODE: Final = web.AppKey("pages_node", Node)
 PAGES_SETTINGS: Final = web.AppKey("pages_settings", Settings)
@@ -134,14 +135,10 @@ def stats(node: Node) -> dict[str, object]:
 
 
 async def demo_page(request: web.Request) -> web.FileResponse:
-    from hubbub.server.app import STATIC_DIR
-
     return web.FileResponse(STATIC_DIR / "demo" / f"{request.match_info['name']}.html")
 
 
 async def admin_page(request: web.Request) -> web.FileResponse:
-    from hubbub.server.app import STATIC_DIR
-
     _check_admin(request)
     return web.FileResponse(STATIC_DIR / "admin.html")
 

@@ -16,7 +16,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -25,11 +25,14 @@ from hubbub.config import Settings
 from hubbub.demos.runner import Demos
 from hubbub.engines.factory import build_engines
 from hubbub.errors import ConfigError, ListenError
-from hubbub.hub import Hooks, Hub
+from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 from hubbub.server.edge import EdgeRunner, EdgeSite
 from hubbub.server.listener import SocketBudget, open_file_limit, socket_budget
+
+if TYPE_CHECKING:  # the hub runs the server (Hub.run): at run time this way only
+    from hubbub.hub import Hub
 
 log = logging.getLogger(__name__)
 

@@ -76,11 +76,12 @@ class Policy:
     passes the limit.
     """
 
-    ping: str | None = None
+    ping: str | bytes | None = None
     no_pong: tuple[int, str] | None = None
     slow: tuple[int, str] = (int(CloseCode.POLICY_VIOLATION), "slow consumer")
-    #: Messages posted in one loop turn may share a frame, separated by newlines (the
-    #: Centrifugo JSON protocol allows it; raw rooms keep one message per frame).
+    #: Messages posted in one loop turn may share a frame: text ones separated by newlines
+    #: (the Centrifugo JSON protocol), binary ones concatenated (its Protobuf protocol, whose
+    #: messages are length-delimited); raw rooms keep one message per frame.
     coalesce: bool = False
 
 
@@ -102,6 +103,17 @@ def require_upgrade(request: web.Request) -> None:
         raise web.HTTPUpgradeRequired(
             text="this endpoint speaks WebSocket only\n", headers={"Upgrade": "websocket"}
         )
+
+
+def _joined(messages: list[str | bytes]) -> str | bytes | None:
+    """Messages of one type as one: text lines joined by newlines, binary ones concatenated;
+    None when the types are mixed."""
+    kind = type(messages[0])
+    if not all(type(message) is kind for message in messages):
+        return None
+    if kind is str:
+        return "\n".join(messages)  # type: ignore[arg-type]
+    return b"".join(messages)  # type: ignore[arg-type]
 
 
 def _byte_size(data: str | bytes) -> int:
@@ -355,11 +367,11 @@ class WebSocketConnection:
             if frame is None:
                 frame = frames[message] = build_frame(message)
             transport.write(frame)
-        elif self._coalesce and all(type(m) is str for m in pending):
+        elif self._coalesce and (joined := _joined(pending)) is not None:
             key: object = tuple(pending)
             frame = frames.get(key)
             if frame is None:
-                frame = frames[key] = build_frame("\n".join(pending))  # type: ignore[arg-type]
+                frame = frames[key] = build_frame(joined)
             transport.write(frame)
         else:
             for message in pending:
@@ -373,8 +385,8 @@ class WebSocketConnection:
     def _write_compressed(
         self, transport: asyncio.Transport, pending: list[str | bytes], deflate: DeflateWriter
     ) -> None:
-        if self._coalesce and len(pending) > 1 and all(type(m) is str for m in pending):
-            transport.write(deflate.frame("\n".join(pending)))  # type: ignore[arg-type]
+        if self._coalesce and len(pending) > 1 and (joined := _joined(pending)) is not None:
+            transport.write(deflate.frame(joined))
             return
         for message in pending:
             transport.write(deflate.frame(message))
@@ -486,15 +498,16 @@ class WebSocketConnection:
         """Protocol pings go out on a fixed beat, busy or not (SDKs watch for them to detect a
         dead server); WebSocket pings only after ping_interval of silence. Either way the peer
         must show a sign of life within pong_timeout of the oldest unanswered ping."""
-        beat = self._policy.ping is not None
+        ping = self._policy.ping
+        beat = ping is not None
         if not beat and now - self._last_seen < self._ping_interval:
             self._ping_due = self._last_seen + self._ping_interval
             return
         if self.closing:
             self._ping_due = math.inf
             return
-        if beat:
-            self.post(self._policy.ping)  # type: ignore[arg-type]
+        if ping is not None:
+            self.post(ping)
             self._ping_due = now + self._ping_interval
         else:
             self._ping_due = math.inf  # the pong deadline decides when to look again
@@ -522,10 +535,15 @@ class WebSocketConnection:
 
 
 async def accept(
-    request: web.Request, settings: Settings, policy: Policy = RAW_POLICY
+    request: web.Request,
+    settings: Settings,
+    policy: Policy = RAW_POLICY,
+    protocols: tuple[str, ...] = (),
 ) -> WebSocketConnection:
     """Check the Origin, complete the WebSocket handshake and wrap the result.
 
+    ``protocols``: the subprotocols to choose from (the first the client offers wins; one it
+    offers that is not here is not taken, and the handshake goes on without one).
     Raises ``web.HTTPException`` (403, 426, 400) for handshakes that are refused. Over an
     :class:`EdgeProtocol` the connection holds messages back while the transport's buffer is
     full.
@@ -541,6 +559,7 @@ async def accept(
         # right, and receive() refuses the one decompressed size that then slips through.
         max_msg_size=settings.max_message_size + 1,
         timeout=CLOSE_TIMEOUT,
+        protocols=protocols,
     )
     await ws.prepare(request)
     protocol = request.protocol

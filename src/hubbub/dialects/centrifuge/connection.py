@@ -1,7 +1,8 @@
-"""The Centrifugo client protocol (JSON) on a WebSocket: frames in, commands to the client.
+"""One connection of the Centrifugo client protocol on a WebSocket: frames in, commands to
+the client, in the connection's wire format (its codec).
 
 Commands of one frame are handled in order, each to the end, before the next frame is read.
-A frame that is not JSON, a command without id, or a command before connect closes the
+A frame the codec cannot read, a command without id, or a command before connect closes the
 connection with 3501 "bad request"; other mistakes get an error reply and the connection stays.
 Each frame's size counts against the connection's byte budget (``client_byte_rate``).
 A connection that has not completed connect within ``client_connect_timeout`` seconds is closed
@@ -17,19 +18,19 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, Protocol
 
-from hubbub.client import Client
 from hubbub.core.codes import Disconnects
-from hubbub.core.protocol import PING, ProtocolViolation, decode_frame
 from hubbub.core.ratelimit import message_size
+from hubbub.dialects.centrifuge.client import Client
+from hubbub.dialects.centrifuge.codec import Codec, ProtocolViolation
+from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.errors import DisconnectError
-from hubbub.hub import Hooks
+from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
 
 #: Keepalive and cut-off codes for connections of this dialect (see server.websocket.Policy).
-PING_MESSAGE = PING
 NO_PONG = (Disconnects.NO_PONG.code, Disconnects.NO_PONG.reason)
 SLOW = (Disconnects.SLOW.code, Disconnects.SLOW.reason)
 SHUTDOWN = (Disconnects.SHUTDOWN.code, Disconnects.SHUTDOWN.reason)
@@ -43,10 +44,14 @@ class FrameConnection(Transport, Protocol):
 
 
 async def run_centrifuge(
-    node: Node, hooks: Hooks, conn: FrameConnection, headers: Mapping[str, str]
+    node: Node,
+    hooks: Hooks,
+    conn: FrameConnection,
+    headers: Mapping[str, str],
+    codec: Codec = JSON,
 ) -> None:
-    """Serve one connection until it closes."""
-    client = Client(node, hooks, conn, headers)
+    """Serve one connection speaking ``codec`` until it closes."""
+    client = Client(node, hooks, conn, headers, codec)
     del headers  # the client holds them until it is connected, nothing else here
     code, reason = 3000, "connection closed"
 
@@ -63,10 +68,10 @@ async def run_centrifuge(
         while (frame := await conn.receive()) is not None:
             try:
                 size = message_size(frame)  # charged with the frame's first command
-                for command in decode_frame(frame):
+                for command in codec.decode(frame):
                     await client.handle(command, size)
                     size = 0
-                    if command.method == "connect" and not client.connected:
+                    if command.kind == "connect" and not client.connected:
                         break  # an SDK batches subscribes after connect: moot when it failed
                 del command, frame  # not kept alive (with params) while the connection idles
                 if deadline is not None and client.connected:

@@ -1,9 +1,12 @@
 """One client of the channel protocol: commands in, replies and node calls out.
 
-Wire-independent: the dialect decodes frames into :class:`hubbub.core.protocol.Command` and
-hands them to :meth:`Client.handle`, which posts replies to the transport itself (so that a
-subscribe reply is always written before the publications that follow it). Session state is
-kept by the pure :class:`hubbub.core.session.Session`; permissions come from the channel
+Wire-independent: the dialect's codec (:mod:`.jsonwire`, :mod:`.protowire`) decodes frames
+into typed :class:`hubbub.core.messages.Frame` objects and hands them to
+:meth:`Client.handle`, which answers with typed replies that the same codec encodes, and
+posts them to the transport itself (so that a subscribe reply is always written before the
+publications that follow it). The client is the channel member the node fans out to; its
+codec is the member's wire. Session state is kept by the pure
+:class:`hubbub.dialects.centrifuge.session.Session`; permissions come from the channel
 options, then the hooks.
 """
 
@@ -11,25 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
-from hubbub import __version__, reads
+from hubbub import __version__
 from hubbub.auth import SubscribeClaims
 from hubbub.config import ChannelOptions
-from hubbub.core import protocol as p
+from hubbub.core import messages as m
 from hubbub.core import sparse
 from hubbub.core.channels import allowed
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
-from hubbub.core.session import Session, State
 from hubbub.core.types import ClientInfo
+from hubbub.dialects.centrifuge import reads
+from hubbub.dialects.centrifuge.codec import Codec
+from hubbub.dialects.centrifuge.expiry import TokenExpiry
+from hubbub.dialects.centrifuge.pipeline import Replies
+from hubbub.dialects.centrifuge.session import Session, State
 from hubbub.errors import ClientError, DisconnectError, StoreError
-from hubbub.expiry import TokenExpiry
-from hubbub.hub import (
+from hubbub.hooks import (
     ConnectContext,
     DisconnectContext,
     Hooks,
@@ -39,7 +47,6 @@ from hubbub.hub import (
     SubscribeContext,
 )
 from hubbub.node import Node
-from hubbub.pipeline import Replies
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -50,13 +57,41 @@ SUB_EXPIRED: Final = (2501, "subscription expired")
 #: Seconds a closing connection waits for its pending publishes to be stored and answered.
 SETTLE_TIMEOUT: Final = 5.0
 
-Handler = Callable[["Client", int, Mapping[str, Any]], Awaitable[str | None]]
+Handler = Callable[["Client", int, Any], Awaitable[m.Result | None]]
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {field} is required")
+    return value
+
+
+def _value(payload: m.Payload | None) -> Any:
+    """What a hook sees of a client's data."""
+    return None if payload is None else payload.value()
+
+
+def _out(value: Any) -> m.Data:
+    """A hook's data or info for the client: JSON text, or bytes as they are."""
+    return value if isinstance(value, bytes) else dumps(value)
+
+
+def _info_text(value: Any) -> str | None:
+    """Conn or chan info from a hook, as stored and shown to others: JSON text. Bytes are
+    taken when they are JSON text; other bytes are the application's mistake (error 100)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        payload = m.Payload.of_bytes(value)
+        if payload.text is None:
+            log.error("info must be JSON; got bytes that are not")
+            raise ClientError(ErrorCode.INTERNAL)
+        return payload.text
+    return dumps(value)
 
 
 class Client:
     """Per-connection command handling; see the module docstring."""
-
-    raw = False
 
     __slots__ = (
         "_chan_info",
@@ -70,22 +105,30 @@ class Client:
         "node",
         "session",
         "transport",
+        "wire",
     )
 
     def __init__(
-        self, node: Node, hooks: Hooks, transport: Transport, headers: Mapping[str, str]
+        self,
+        node: Node,
+        hooks: Hooks,
+        transport: Transport,
+        headers: Mapping[str, str],
+        codec: Codec,
     ) -> None:
         self.node = node
         self.hooks = hooks
         self.transport = transport
         self.headers = headers
+        #: The codec of this connection, which is also its wire as a channel member.
+        self.wire = codec
         self.client_id = str(uuid.uuid4())
         self.session = Session(self.client_id, node.settings.client_channel_limit)
         # Per-channel extras, rarely used (core.sparse: no dict until the first entry).
         self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
         self._tokens = TokenExpiry()
-        # Replies in command order with publishes pipelined (hubbub.pipeline): made at the
+        # Replies in command order with publishes pipelined (pipeline.Replies): made at the
         # first publish, until then replies are posted as they come.
         self._replies: Replies | None = None
         self._limiter = RateLimiter(node.limits, time.monotonic())
@@ -104,7 +147,7 @@ class Client:
 
     # -- dispatch ------------------------------------------------------------------------
 
-    async def handle(self, cmd: p.Command, size: int = 0) -> None:
+    async def handle(self, frame: m.Frame, size: int = 0) -> None:
         """Handle one command; raises DisconnectError when the connection must end.
 
         ``size``: the bytes the command brings for the rate limit (the size of its frame for
@@ -115,58 +158,64 @@ class Client:
         the next command is handled while it is stored (see :meth:`_publish`); any other
         command first waits until the publishes before it are answered.
         """
-        if cmd.method == "":  # pong: never refused, but its frame's bytes count
+        kind = frame.kind
+        if kind == "pong":  # never refused, but its frame's bytes count
             if size:
                 self._limiter.admit(time.monotonic(), size, commands=0)
             return
-        if self._replies is not None and self._replies.waiting and cmd.method != "publish":
+        if self._replies is not None and self._replies.waiting and kind != "publish":
             await self._replies.drain()
-        if self.session.state is not State.CONNECTED and cmd.method != "connect":
-            self.session.require_connected(cmd.method or "command")
-        if cmd.id == 0 and cmd.method != "send":
+        if self.session.state is not State.CONNECTED and kind != "connect":
+            self.session.require_connected(kind if kind != "unknown" else "command")
+        cid = frame.id
+        if cid == 0 and kind != "send":
             raise DisconnectError(Disconnects.BAD_REQUEST.code, "bad request: command without id")
         verdict = self._limiter.admit(time.monotonic(), size)
         if verdict is not Verdict.ADMIT:
             if verdict is Verdict.DISCONNECT:
                 d = Disconnects.TOO_MANY_REQUESTS
                 raise DisconnectError(d.code, d.reason)
-            if cmd.id:
-                self._answer(
-                    cmd.id, p.error_reply(cmd.id, ClientError(ErrorCode.TOO_MANY_REQUESTS))
-                )
+            if cid:
+                self._answer(cid, self._error(cid, kind, ClientError(ErrorCode.TOO_MANY_REQUESTS)))
             return
         try:
-            if cmd.method is None:
+            request = frame.request
+            if request is None:
+                if frame.problem is not None:
+                    raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {frame.problem}")
                 raise ClientError(ErrorCode.METHOD_NOT_FOUND)
-            if cmd.problem is not None:
-                raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {cmd.problem}")
-            result = await _HANDLERS[cmd.method](self, cmd.id, cmd.params)
-        except (ClientError, StoreError, DisconnectError) as exc:
-            if isinstance(exc, DisconnectError):
-                raise
-            if cmd.id:
-                self._answer(cmd.id, self._error_text(cmd.id, cmd.method, exc))
-            return
+            result = await _HANDLERS[type(request)](self, cid, request)
+            if result is not None:
+                self._answer(cid, self.wire.reply(m.Reply(cid, result)))
+        except (ClientError, StoreError) as exc:
+            if cid:
+                self._answer(cid, self._error(cid, kind, exc))
+        except DisconnectError:
+            raise
+        except m.NotEncodable as exc:
+            log.error("%s: %s: %s", self.client_id, kind, exc)
+            if cid:
+                self._answer(cid, self._error(cid, kind, ClientError(ErrorCode.INTERNAL)))
         except Exception:
-            log.exception("%s: %s failed", self.client_id, cmd.method)
-            if cmd.id:
-                self._answer(cmd.id, p.error_reply(cmd.id, ClientError(ErrorCode.INTERNAL)))
-            return
-        if result is not None:
-            self._answer(cmd.id, p.reply(cmd.id, cmd.method, result))
+            log.exception("%s: %s failed", self.client_id, kind)
+            if cid:
+                self._answer(cid, self._error(cid, kind, ClientError(ErrorCode.INTERNAL)))
 
-    def _error_text(self, cid: int, method: str | None, exc: ClientError | StoreError) -> str:
+    def _error(self, cid: int, method: str | None, exc: ClientError | StoreError) -> str | bytes:
         if isinstance(exc, StoreError):
             log.warning("%s: %s failed: %s", self.client_id, method, exc)
             exc = ClientError(ErrorCode.INTERNAL)
-        return p.error_reply(cid, exc)
+        return self.wire.reply(m.Reply(cid, error=m.Error(exc.code, exc.message, exc.temporary)))
 
-    def _answer(self, cid: int, text: str) -> None:
+    def _published(self, cid: int) -> str | bytes:
+        return self.wire.reply(m.Reply(cid, _PUBLISHED))
+
+    def _answer(self, cid: int, message: str | bytes) -> None:
         """Post a reply now, or after the publishes still waiting before it."""
         if self._replies is None:
-            self.transport.post(text)
+            self.transport.post(message)
         else:
-            self._replies.answer(cid, text)
+            self._replies.answer(cid, message)
 
     async def _hook(self, fn: Callable[[Any], Awaitable[Any]], ctx: Any) -> Any:
         """Call an application hook; its unexpected errors become error 100."""
@@ -180,32 +229,32 @@ class Client:
 
     # -- connect -------------------------------------------------------------------------
 
-    async def _connect(self, cid: int, params: Mapping[str, Any]) -> None:
+    async def _connect(self, cid: int, request: m.Connect) -> None:
         self.session.check_connect()
-        token = p.optional_str(params, "token")
-        user, conn_info, data_json, channels = "", None, None, []
+        token = request.token
+        user, conn_info, data, channels = "", None, None, []
         expire_at: float | None = None
         # Without token keys, an on_connect hook gets the token as it is (the app's own scheme).
         verify = token and (self.node.tokens.enabled or self.hooks.on_connect is None)
         claims = self.node.tokens.connect(token) if verify else None
         if claims is not None:
             user, expire_at, channels = claims.user, claims.expire_at, list(claims.channels)
-            conn_info = None if claims.info is None else p.dumps(claims.info)
+            conn_info = None if claims.info is None else dumps(claims.info)
         if self.hooks.on_connect is not None:
             ctx = ConnectContext(
                 client=self.client_id,
                 token=token,
-                data=params.get("data"),
-                name=p.optional_str(params, "name"),
-                version=p.optional_str(params, "version"),
+                data=_value(request.data),
+                name=request.name,
+                version=request.version,
                 headers=dict(self.headers),  # a plain dict, made once per connect
                 user=user,
             )
             result = await self._hook(self.hooks.on_connect, ctx)
             if result is not None:
                 user = str(result.user)
-                conn_info = None if result.info is None else p.dumps(result.info)
-                data_json = None if result.data is None else p.dumps(result.data)
+                conn_info = _info_text(result.info)
+                data = None if result.data is None else _out(result.data)
                 channels = list(dict.fromkeys(channels + list(result.channels)))
         elif claims is None and not self.node.settings.allow_anonymous:
             raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
@@ -224,17 +273,12 @@ class Client:
         except ClientError as exc:
             log.error("on_connect returned a bad server-side channel: %s", exc)
             raise ClientError(ErrorCode.INTERNAL) from None
-        recover_requests = params.get("subs")
-        if not isinstance(recover_requests, dict):
-            recover_requests = {}
-        subs: dict[str, tuple[str, int]] = {}
+        subs: dict[str, tuple[m.SubscribeResult, int]] = {}
         try:
             for channel in channels:
                 self.session.begin_subscribe(channel)
-                request = recover_requests.get(channel)
-                subs[channel] = await self._pending_result(
-                    channel, options[channel], request if isinstance(request, dict) else {}, None
-                )
+                sub = request.subs.get(channel) or m.Subscribe(channel)
+                subs[channel] = await self._pending_result(channel, options[channel], sub, None)
         except BaseException:
             for channel in subs:
                 await self.node.drop_pending(channel, self)
@@ -243,21 +287,18 @@ class Client:
             raise
         self.session.connected(user, conn_info)
         self.node.register_client(self)
-        settings = self.node.settings
-        parts = [
-            f'"client":{p.dumps(self.client_id)}',
-            f'"version":{p.dumps(__version__)}',
-            f'"ping":{max(1, round(settings.ping_interval))}',
-            '"pong":true',
-        ]
-        if expire_at is not None:
-            parts.append(f'"expires":true,"ttl":{self._expire_connection_at(expire_at)}')
-        if subs:
-            body = ",".join(f"{p.dumps(c)}:{text}" for c, (text, _) in subs.items())
-            parts.append(f'"subs":{{{body}}}')
-        if data_json is not None:
-            parts.append(f'"data":{data_json}')
-        self.transport.post(p.reply(cid, "connect", "{" + ",".join(parts) + "}"))
+        ttl = self._expire_connection_at(expire_at) if expire_at is not None else 0
+        result_of_connect = m.ConnectResult(
+            client=self.client_id,
+            version=__version__,
+            expires=expire_at is not None,
+            ttl=ttl,
+            data=data,
+            subs={channel: result for channel, (result, _) in subs.items()},
+            ping=max(1, round(self.node.settings.ping_interval)),
+            pong=True,
+        )
+        self.transport.post(self.wire.reply(m.Reply(cid, result_of_connect)))
         for channel, (_, top) in subs.items():
             self._live(channel, top, join_leave=False)
         for channel in subs:
@@ -265,42 +306,42 @@ class Client:
 
     # -- subscriptions -------------------------------------------------------------------
 
-    async def _subscribe(self, cid: int, params: Mapping[str, Any]) -> None:
-        channel = p.require_str(params, "channel")
+    async def _subscribe(self, cid: int, request: m.Subscribe) -> None:
+        channel = _required(request.channel, "channel")
         options = self.node.options(channel)
-        token = p.optional_str(params, "token")
+        token = request.token
         claims = self._subscription_claims(token, channel) if token else None
         if claims is None and not allowed(options, "subscribe", self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
-        if params.get("tf") is not None:
+        if request.tags_filter:
             raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: tags filters")
         self.session.begin_subscribe(channel)
         with self._undone_on_failure(channel):
-            data = None
+            data: m.Data | None = None
             if claims is not None and claims.info is not None:
-                self._chan_info = sparse.put(self._chan_info, channel, p.dumps(claims.info))
+                self._chan_info = sparse.put(self._chan_info, channel, dumps(claims.info))
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
                     client=self.client_id,
                     user=self.user,
                     channel=channel,
-                    data=params.get("data"),
+                    data=_value(request.data),
                     token=token,
                 )
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
-                    if result.info is not None:
-                        self._chan_info = sparse.put(self._chan_info, channel, p.dumps(result.info))
-                    data = result.data
+                    chan_info = _info_text(result.info)
+                    if chan_info is not None:
+                        self._chan_info = sparse.put(self._chan_info, channel, chan_info)
+                    data = None if result.data is None else _out(result.data)
             reply, top = await self._pending_result(
-                channel, options, params, data, presence=options.presence
+                channel, options, request, data, presence=options.presence
             )
             if claims is not None and claims.expire_at is not None:
                 ttl = self._expire_subscription_at(channel, claims.expire_at)
-                separator = "," if reply != "{}" else ""
-                reply = reply[:-1] + separator + f'"expires":true,"ttl":{ttl}}}'
-        self.transport.post(p.reply(cid, "subscribe", reply))
-        self._live(channel, top, join_leave=p.optional_bool(params, "join_leave"))
+                reply = _with_expiry(reply, ttl)
+        self.transport.post(self.wire.reply(m.Reply(cid, reply)))
+        self._live(channel, top, join_leave=request.join_leave)
         await self._joined(channel, options, presence=False)
 
     @contextlib.contextmanager
@@ -317,18 +358,18 @@ class Client:
         self,
         channel: str,
         options: ChannelOptions,
-        params: Mapping[str, Any],
-        data: Any,
+        request: m.Subscribe,
+        data: m.Data | None,
         *,
         presence: bool = False,
-    ) -> tuple[str, int]:
+    ) -> tuple[m.SubscribeResult, int]:
         """Become a pending member (publications are buffered from now on) and build the
         subscribe result; the pending membership is dropped again on failure. ``presence``:
         also enter the channel's presence, so that it lists the client once the reply is out
         (on every node)."""
         await self.node.add_pending(channel, self)
         try:
-            result = await reads.subscribe_result(self.node, channel, options, params, data)
+            result = await reads.subscribe_result(self.node, options, request, data)
             if presence:
                 await self.node.presence_add(channel, self.info(channel))
             return result
@@ -370,87 +411,90 @@ class Client:
         if options.join_leave:
             await self.node.broker.publish_leave(channel, info)
 
-    async def _unsubscribe(self, cid: int, params: Mapping[str, Any]) -> str:
-        channel = p.require_str(params, "channel")
+    async def _unsubscribe(self, cid: int, request: m.Unsubscribe) -> m.UnsubscribeResult:
+        channel = _required(request.channel, "channel")
         was_subscribed = self.session.is_subscribed(channel)
         if self.session.drop(channel) and was_subscribed:
             await self._left(channel)
-        return "{}"
+        return _UNSUBSCRIBED
 
     # -- publishing and reading ----------------------------------------------------------
 
     def _readable(self, channel: str, action: str) -> ChannelOptions:
-        options = self.node.options(channel)
+        options = self.node.options(_required(channel, "channel"))
         if not allowed(options, action, self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
         return options
 
-    async def _publish(self, cid: int, params: Mapping[str, Any]) -> None:
-        channel = p.require_str(params, "channel")
+    async def _publish(self, cid: int, request: m.Publish) -> None:
+        channel = request.channel
         options = self._readable(channel, "publish")
-        data = p.data_text(params, required=True)
-        if len(data.encode()) > options.max_message_size:
+        payload = request.data
+        if payload is None:
+            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data is required")
+        data = payload.text
+        if data is None:  # bytes that are not JSON: JSON subscribers could not read them
+            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data must be JSON")
+        if len(data) > options.max_message_size or len(data.encode()) > options.max_message_size:
             raise ClientError(
                 ErrorCode.LIMIT_EXCEEDED,
                 f"limit exceeded: data is over {options.max_message_size} bytes",
             )
         if self.hooks.on_publish is not None:
-            ctx = PublishContext(self.client_id, self.user, channel, params.get("data"))
+            ctx = PublishContext(self.client_id, self.user, channel, payload.value())
             result = await self._hook(self.hooks.on_publish, ctx)
             if result is not None:
-                data = p.dumps(result.data)
+                data = dumps(result.data)
         # Pipelined: stored (in command order: the stores queue appends as they are called)
         # while the next commands are read; answered in order by the Replies.
         if self._replies is None:
-            self._replies = Replies(self.transport.post, self._error_text, self.client_id)
+            self._replies = Replies(
+                self.transport.post, self._published, self._error, self.client_id
+            )
         await self._replies.start(
             cid, self.node.publish(channel, data, info=self.info(channel), options=options)
         )
         return None
 
-    async def _presence(self, cid: int, params: Mapping[str, Any]) -> str:
-        channel = p.require_str(params, "channel")
-        self._readable(channel, "presence")
-        return await reads.presence(self.node, channel)
+    async def _presence(self, cid: int, request: m.Presence) -> m.PresenceResult:
+        self._readable(request.channel, "presence")
+        return await reads.presence(self.node, request.channel)
 
-    async def _presence_stats(self, cid: int, params: Mapping[str, Any]) -> str:
-        channel = p.require_str(params, "channel")
-        self._readable(channel, "presence")
-        return await reads.presence_stats(self.node, channel)
+    async def _presence_stats(self, cid: int, request: m.PresenceStats) -> m.PresenceStatsResult:
+        self._readable(request.channel, "presence")
+        return await reads.presence_stats(self.node, request.channel)
 
-    async def _history(self, cid: int, params: Mapping[str, Any]) -> str:
-        channel = p.require_str(params, "channel")
-        self._readable(channel, "history")
-        return await reads.history(self.node, channel, params)
+    async def _history(self, cid: int, request: m.History) -> m.HistoryResult:
+        self._readable(request.channel, "history")
+        return await reads.history(self.node, request)
 
     # -- the rest ------------------------------------------------------------------------
 
-    async def _ping(self, cid: int, params: Mapping[str, Any]) -> str:
-        return "{}"
+    async def _ping(self, cid: int, request: m.Ping) -> m.PingResult:
+        return _PONG
 
-    async def _rpc(self, cid: int, params: Mapping[str, Any]) -> str:
-        method = p.optional_str(params, "method")
-        handler = self.hooks.rpc.get(method)
+    async def _rpc(self, cid: int, request: m.RPC) -> m.RPCResult:
+        handler = self.hooks.rpc.get(request.method)
         if handler is None:
             raise ClientError(ErrorCode.METHOD_NOT_FOUND)
         # Called directly (not through _hook): handle() turns unexpected errors into error 100.
-        result = await handler(RPCContext(self.client_id, self.user, method, params.get("data")))
-        return "{}" if result is None else f'{{"data":{p.dumps(result)}}}'
+        ctx = RPCContext(self.client_id, self.user, request.method, _value(request.data))
+        result = await handler(ctx)
+        return m.RPCResult(None if result is None else _out(result))
 
-    async def _send(self, cid: int, params: Mapping[str, Any]) -> None:
+    async def _send(self, cid: int, request: m.Send) -> None:
         if self.hooks.on_message is None:
             not_available = Disconnects.NOT_AVAILABLE
             raise DisconnectError(not_available.code, not_available.reason)
-        ctx = MessageContext(self.client_id, self.user, params.get("data"))
+        ctx = MessageContext(self.client_id, self.user, _value(request.data))
         with contextlib.suppress(ClientError):  # send has no reply to carry an error
             await self._hook(self.hooks.on_message, ctx)
 
-    async def _refresh(self, cid: int, params: Mapping[str, Any]) -> str:
-        head = f'{{"client":{p.dumps(self.client_id)},"version":{p.dumps(__version__)},'
-        token = p.optional_str(params, "token")
+    async def _refresh(self, cid: int, request: m.Refresh) -> m.RefreshResult:
+        token = request.token
         if not token:
             if not self._tokens.connection_expires:
-                return head + '"expires":false}'
+                return m.RefreshResult(self.client_id, __version__)
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: token is required")
         claims = self.node.tokens.connect(token)
         if claims.user != self.user:
@@ -458,20 +502,22 @@ class Client:
             raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
         if claims.expire_at is None:
             self._tokens.cancel_connection()
-            return head + '"expires":false}'
+            return m.RefreshResult(self.client_id, __version__)
         if claims.expire_at <= time.time():
             raise ClientError(ErrorCode.TOKEN_EXPIRED)
-        return head + f'"expires":true,"ttl":{self._expire_connection_at(claims.expire_at)}}}'
+        ttl = self._expire_connection_at(claims.expire_at)
+        return m.RefreshResult(self.client_id, __version__, expires=True, ttl=ttl)
 
-    async def _sub_refresh(self, cid: int, params: Mapping[str, Any]) -> str:
-        channel = p.require_str(params, "channel")
+    async def _sub_refresh(self, cid: int, request: m.SubRefresh) -> m.SubRefreshResult:
+        channel = _required(request.channel, "channel")
         if not self.session.is_subscribed(channel):
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
-        claims = self._subscription_claims(p.require_str(params, "token"), channel)
+        claims = self._subscription_claims(_required(request.token, "token"), channel)
         if claims.expire_at is None:
             self._tokens.cancel_subscription(channel)
-            return '{"expires":false}'
-        return f'{{"expires":true,"ttl":{self._expire_subscription_at(channel, claims.expire_at)}}}'
+            return m.SubRefreshResult()
+        ttl = self._expire_subscription_at(channel, claims.expire_at)
+        return m.SubRefreshResult(expires=True, ttl=ttl)
 
     # -- tokens and expiry ---------------------------------------------------------------
 
@@ -509,11 +555,15 @@ class Client:
         self.session.begin_subscribe(channel)
         with self._undone_on_failure(channel):
             if info is not None:
-                self._chan_info = sparse.put(self._chan_info, channel, p.dumps(info))
+                self._chan_info = sparse.put(self._chan_info, channel, dumps(info))
             body, top = await self._pending_result(
-                channel, options, {}, data, presence=options.presence
+                channel,
+                options,
+                m.Subscribe(channel),
+                None if data is None else dumps(data),
+                presence=options.presence,
             )
-        self.transport.post(p.push(channel, "subscribe", body))
+        self.transport.post(self.wire.push(m.Subscribed(channel, body)))
         self._live(channel, top, join_leave=False)
         await self._joined(channel, options, presence=False)
 
@@ -525,9 +575,7 @@ class Client:
         was_subscribed = self.session.is_subscribed(channel)
         self._tokens.cancel_subscription(channel)
         if self.session.drop(channel) and was_subscribed:
-            self.transport.post(
-                p.push(channel, "unsubscribe", f'{{"code":{code},"reason":{p.dumps(reason)}}}')
-            )
+            self.transport.post(self.wire.push(m.Unsubscribed(channel, code, reason)))
             await self._left(channel)
 
     def disconnect(self, code: int, reason: str) -> None:
@@ -564,19 +612,27 @@ class Client:
                 log.exception("on_disconnect hook failed")
 
 
-#: Command handlers by method, shared by every client (bound methods per client would cost
-#: a dict and a dozen objects per connection).
-_HANDLERS: dict[str, Handler] = {
-    "connect": Client._connect,
-    "subscribe": Client._subscribe,
-    "unsubscribe": Client._unsubscribe,
-    "publish": Client._publish,
-    "presence": Client._presence,
-    "presence_stats": Client._presence_stats,
-    "history": Client._history,
-    "ping": Client._ping,
-    "send": Client._send,
-    "rpc": Client._rpc,
-    "refresh": Client._refresh,
-    "sub_refresh": Client._sub_refresh,
+def _with_expiry(result: m.SubscribeResult, ttl: int) -> m.SubscribeResult:
+    return dataclasses.replace(result, expires=True, ttl=ttl)
+
+
+_PUBLISHED: Final = m.PublishResult()
+_UNSUBSCRIBED: Final = m.UnsubscribeResult()
+_PONG: Final = m.PingResult()
+
+#: Command handlers by request type, shared by every client (bound methods per client would
+#: cost a dict and a dozen objects per connection).
+_HANDLERS: Final[dict[type, Handler]] = {
+    m.Connect: Client._connect,
+    m.Subscribe: Client._subscribe,
+    m.Unsubscribe: Client._unsubscribe,
+    m.Publish: Client._publish,
+    m.Presence: Client._presence,
+    m.PresenceStats: Client._presence_stats,
+    m.History: Client._history,
+    m.Ping: Client._ping,
+    m.Send: Client._send,
+    m.RPC: Client._rpc,
+    m.Refresh: Client._refresh,
+    m.SubRefresh: Client._sub_refresh,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hubbub.core.codes import ErrorCode
-from hubbub.core.session import Session, State
+from hubbub.dialects.centrifuge.session import Session, State
 from hubbub.errors import ClientError, DisconnectError
 
 

@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from hubbub.core import protocol as p
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.errors import ClientError, DisconnectError, StoreError
 
@@ -39,17 +38,36 @@ PUBLISH_WAIT: Final = 1.0
 #: Publishes refused in a row because the window stayed full; then the client is cut (3013).
 WINDOW_STRIKES: Final = 100
 
-#: How a failed command is answered: (command id, method, error) -> the reply's text.
-ErrorText = Callable[[int, str | None, "ClientError | StoreError"], str]
+#: A reply as the connection's codec wrote it (text or binary).
+Message = str | bytes
+#: How a failed command is answered: (command id, method, error) -> the reply.
+ErrorText = Callable[[int, str | None, "ClientError | StoreError"], Message]
+#: How a stored publish is answered: command id -> the reply.
+PublishedText = Callable[[int], Message]
 
 
 class Replies:
     """The answers of one connection; see the module docstring. Made at its first publish."""
 
-    __slots__ = ("_error_text", "_line", "_name", "_post", "_unacked", "window_strikes")
+    __slots__ = (
+        "_error_text",
+        "_line",
+        "_name",
+        "_post",
+        "_published",
+        "_unacked",
+        "window_strikes",
+    )
 
-    def __init__(self, post: Callable[[str], None], error_text: ErrorText, name: str) -> None:
+    def __init__(
+        self,
+        post: Callable[[Message], None],
+        published: PublishedText,
+        error_text: ErrorText,
+        name: str,
+    ) -> None:
         self._post = post
+        self._published = published
         self._error_text = error_text
         self._name = name
         #: Answers not posted yet, in command order: (id, "publish" or "" for a ready text,
@@ -63,12 +81,12 @@ class Replies:
         """Whether answers are waiting behind a pending publish."""
         return bool(self._line)
 
-    def answer(self, cid: int, text: str) -> None:
+    def answer(self, cid: int, text: Message) -> None:
         """Post ``text`` now, or after the publishes still pending before it."""
         if not self._line:
             self._post(text)
             return
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         done.set_result(text)
         self._line.append((cid, "", done))
 
@@ -109,14 +127,14 @@ class Replies:
             except Exception:  # one bad answer must not hold up the line
                 log.exception("%s: answering %d failed", self._name, cid)
 
-    def _text(self, cid: int, method: str, done: asyncio.Future[Any]) -> str:
+    def _text(self, cid: int, method: str, done: asyncio.Future[Any]) -> Message:
         exc = done.exception()
         if exc is None:
-            return str(done.result()) if not method else p.reply(cid, method, "{}")
+            return done.result() if not method else self._published(cid)
         if isinstance(exc, ClientError | StoreError):
             return self._error_text(cid, method, exc)
         log.error("%s: publish failed", self._name, exc_info=exc)
-        return p.error_reply(cid, ClientError(ErrorCode.INTERNAL))
+        return self._error_text(cid, method, ClientError(ErrorCode.INTERNAL))
 
     async def drain(self) -> None:
         """Wait until every publish started so far is answered."""

@@ -1,50 +1,27 @@
-"""The JSON variant of the Centrifugo client protocol: decoding commands, encoding replies.
+"""JSON text as hubbub reads and writes it: RFC 8259 only, in and out.
 
-Rules of this module:
-
-- A frame holds one or more JSON objects separated by newlines. Each command is
-  ``{"id": N, "<method>": {...}}``; a command with no method at all (``{}``) is the client's pong.
-- ``data`` and ``info`` payloads are JSON values embedded as they are. Inside hubbub they travel
-  as JSON *text* (``str``) so that a publication is serialised once and the same text is pasted
-  into every push.
-- :func:`decode_frame` raises :class:`ProtocolViolation` for what must disconnect the client
-  (not JSON, not an object, bad id) and returns :class:`Command` objects whose ``params`` are
-  checked later by :func:`require_*` helpers, which raise :class:`hubbub.errors.ClientError`
-  (107 bad request) for a missing or mistyped field.
-- JSON means RFC 8259 JSON, in and out: a command holding NaN, Infinity, a number out of
-  range or a lone surrogate escape is answered with 107 (the connection stays), and
-  :func:`dumps` never writes them, so every push and reply is text ``JSON.parse`` takes.
+- :func:`loads` raises :class:`NotJSON` for NaN, Infinity, numbers out of range, lone
+  surrogate escapes and nesting too deep to follow; :func:`parse` says what is wrong instead,
+  for a codec that answers the command rather than failing the frame.
+- :func:`dumps` writes compact, single-line, ASCII-only text and never writes what JSON has no
+  words for, so everything hubbub writes is text ``JSON.parse`` takes.
+- ``data`` and ``info`` payloads travel inside hubbub as JSON *text* (``str``), so that a
+  publication is serialised once and the same text is pasted into every message.
+- The field readers (:func:`require_str`, ...) take a parsed JSON object's fields for the
+  server API and raise :class:`hubbub.errors.ClientError` (107) for a missing or mistyped one.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from hubbub.core.codes import ErrorCode
 from hubbub.errors import ClientError
-
-METHODS: Final = (
-    "connect",
-    "subscribe",
-    "unsubscribe",
-    "publish",
-    "presence",
-    "presence_stats",
-    "history",
-    "ping",
-    "send",
-    "rpc",
-    "refresh",
-    "sub_refresh",
-)
-_METHOD_SET: Final = frozenset(METHODS)
-MAX_COMMAND_ID: Final = 2**32 - 1
 
 # ensure_ascii: text stays ASCII on the wire; allow_nan=False: NaN and Infinity, which JSON
 # has no words for, raise ValueError instead of becoming text that JSON.parse throws on.
@@ -95,7 +72,7 @@ def _problem(value: Any) -> str | None:
     return None
 
 
-def _parse(text: str | bytes) -> tuple[Any, str | None]:
+def parse(text: str | bytes) -> tuple[Any, str | None]:
     """Parse JSON text: ``(value, None)``, or ``(value, problem)`` when the text parses but
     holds what RFC 8259 has no value for (the value then has stand-ins in those places).
     Raises ValueError for text that does not parse at all.
@@ -116,27 +93,12 @@ def loads(text: str | bytes) -> Any:
     """Strict RFC 8259 JSON: raises :class:`NotJSON` (saying why) for anything else,
     including NaN, Infinity, numbers out of range and lone surrogate escapes."""
     try:
-        value, problem = _parse(text)
+        value, problem = parse(text)
     except ValueError as exc:
         raise NotJSON(f"not JSON: {exc}") from None
     if problem is not None:
         raise NotJSON(f"not RFC 8259 JSON: {problem}")
     return value
-
-
-class ProtocolViolation(Exception):
-    """The frame cannot be understood at all; the client is disconnected (3501)."""
-
-
-@dataclass(slots=True)  # not frozen: made once per command, frozen init costs twice as much
-class Command:
-    """One decoded command. ``method`` is ``""`` for a pong, ``None`` for an unknown method;
-    ``problem`` says why the command is malformed (its params are then empty)."""
-
-    id: int
-    method: str | None
-    params: Mapping[str, Any]
-    problem: str | None = None
 
 
 def dumps(value: Any) -> str:
@@ -146,58 +108,6 @@ def dumps(value: Any) -> str:
         return _dumps(value)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-
-
-def decode_frame(frame: str | bytes) -> list[Command]:
-    """Split and decode one WebSocket message into commands."""
-    if isinstance(frame, bytes):
-        try:
-            frame = frame.decode()
-        except UnicodeDecodeError:
-            raise ProtocolViolation("frame is not UTF-8") from None
-    commands = []
-    for line in frame.split("\n") if "\n" in frame else (frame,):
-        if not line or line.isspace():
-            continue
-        try:
-            obj, problem = _parse(line)
-        except ValueError:
-            raise ProtocolViolation("command is not JSON") from None
-        command = _command(obj)
-        if problem is not None and command.problem is None and command.method:
-            command = Command(command.id, command.method, {}, f"not RFC 8259 JSON: {problem}")
-        commands.append(command)
-    if not commands:
-        raise ProtocolViolation("empty frame")
-    return commands
-
-
-def _command(obj: Any) -> Command:
-    if not isinstance(obj, dict):
-        raise ProtocolViolation("command is not a JSON object")
-    cid = obj.get("id", 0)
-    if type(cid) is not int or not 0 <= cid <= MAX_COMMAND_ID:
-        raise ProtocolViolation("command id must be an unsigned 32-bit integer")
-    if len(obj) - ("id" in obj) == 1:  # the usual shape: one method beside the id
-        for method in obj:
-            if method != "id":
-                break
-        if method not in _METHOD_SET:
-            return Command(cid, None, {})
-    else:
-        methods = [key for key in obj if key != "id"]
-        if not methods:
-            return Command(cid, "", {})
-        known = [m for m in methods if m in _METHOD_SET]
-        if len(known) != 1:
-            return Command(cid, None, {})
-        method = known[0]
-    params = obj[method]
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        return Command(cid, method, {}, f"{method} must be an object")
-    return Command(cid, method, params)
 
 
 # -- reading fields -------------------------------------------------------------------------
@@ -256,33 +166,3 @@ def data_text(params: Mapping[str, Any], field: str = "data", *, required: bool 
         return dumps(params[field])
     except ValueError as exc:  # nested too deeply (what else is not JSON was refused before)
         raise _bad(field, f"is not usable JSON: {exc}") from None
-
-
-# -- writing replies and pushes -------------------------------------------------------------
-
-
-def reply(cid: int, method: str, result_json: str = "{}") -> str:
-    """A successful reply; ``result_json`` is the result object as JSON text."""
-    return f'{{"id":{cid},"{method}":{result_json}}}'
-
-
-def error_reply(cid: int, error: ClientError) -> str:
-    body: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.temporary:
-        body["temporary"] = True
-    return f'{{"id":{cid},"error":{dumps(body)}}}'
-
-
-def push(channel: str, kind: str, body_json: str) -> str:
-    """A push; ``body_json`` is the push body (e.g. a publication) as JSON text."""
-    if channel:
-        return f'{{"push":{{"channel":{dumps(channel)},"{kind}":{body_json}}}}}'
-    return f'{{"push":{{"{kind}":{body_json}}}}}'
-
-
-PING: Final = "{}"
-
-
-def join_frames(messages: Iterable[str]) -> str:
-    """Several replies/pushes in one WebSocket message."""
-    return "\n".join(messages)

@@ -1,0 +1,167 @@
+"""The JSON codec of the client protocol (frames to typed commands, typed replies and pushes
+to text) and the strict JSON text it is built on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hubbub.core import jsontext as p
+from hubbub.core import messages as m
+from hubbub.core.codes import ErrorCode
+from hubbub.core.types import ClientInfo, Publication
+from hubbub.dialects.centrifuge.codec import ProtocolViolation
+from hubbub.dialects.centrifuge.jsonwire import JSON
+from hubbub.errors import ClientError
+
+
+def test_several_commands_in_one_frame() -> None:
+    frame = b'{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"a"}}\n'
+    cmds = JSON.decode(frame)
+    assert [(c.id, c.kind) for c in cmds] == [(1, "connect"), (2, "subscribe")]
+    assert cmds[0].request == m.Connect()
+    assert cmds[1].request == m.Subscribe(channel="a")
+
+
+def test_empty_command_is_a_pong_and_unknown_method_is_flagged() -> None:
+    pong, unknown = JSON.decode('{}\n{"id":3,"fly":{}}')
+    assert (pong.kind, pong.id, pong.request) == ("pong", 0, None)
+    assert (unknown.kind, unknown.id, unknown.request) == ("unknown", 3, None)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"not json", b"[1,2]", b'{"id":-1,"ping":{}}', b'{"id":"7","ping":{}}', b"\xff\xfe", b"\n\n"],
+)
+def test_garbage_is_a_protocol_violation(frame: bytes) -> None:
+    with pytest.raises(ProtocolViolation):
+        JSON.decode(frame)
+
+
+def test_params_that_are_not_an_object_are_a_bad_command() -> None:
+    (cmd,) = JSON.decode('{"id":4,"subscribe":"chat"}')
+    assert (cmd.kind, cmd.request, cmd.problem) == (
+        "subscribe",
+        None,
+        "subscribe must be an object",
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ('{"channel":5}', "channel must be a string"),
+        ('{"channel":"a","recover":"yes"}', "recover must be a boolean"),
+        ('{"channel":"a","offset":1.5}', "offset must be an integer"),
+        ('{"channel":"a","offset":true}', "offset must be an integer"),
+    ],
+)
+def test_fields_of_the_wrong_type_make_the_problem(params: str, problem: str) -> None:
+    (cmd,) = JSON.decode(f'{{"id":4,"subscribe":{params}}}')
+    assert (cmd.request, cmd.problem) == (None, problem)
+
+
+def test_typed_requests_carry_every_field() -> None:
+    (cmd,) = JSON.decode(
+        '{"id":9,"subscribe":{"channel":"c","token":"t","recover":true,"epoch":"e",'
+        '"offset":"12","positioned":true,"recoverable":true,"join_leave":true,"flag":2,'
+        '"data":{"a":[1]},"tf":{"op":"eq"}}}'
+    )
+    request = cmd.request
+    assert isinstance(request, m.Subscribe)
+    assert (request.channel, request.token, request.epoch, request.offset) == ("c", "t", "e", 12)
+    assert request.recover and request.positioned and request.recoverable and request.join_leave
+    assert request.flag == 2 and request.tags_filter
+    assert request.data is not None and request.data.value() == {"a": [1]}
+    (cmd,) = JSON.decode(
+        '{"id":1,"connect":{"token":"x","subs":{"a":{"recover":true,"offset":3},"b":1},'
+        '"name":"n","version":"v"}}'
+    )
+    assert cmd.request == m.Connect(
+        token="x", subs={"a": m.Subscribe("a", recover=True, offset=3)}, name="n", version="v"
+    )
+    (cmd,) = JSON.decode('{"id":2,"history":{"channel":"h","limit":5,"since":{"offset":1}}}')
+    assert cmd.request == m.History("h", 5, m.Since(1, ""), False)
+
+
+def test_data_is_compact_single_line_json() -> None:
+    (cmd,) = JSON.decode('{"id":1,"publish":{"channel":"c","data":{"text":"a\\nb", "n": [1, 2]}}}')
+    assert isinstance(cmd.request, m.Publish) and cmd.request.data is not None
+    text = cmd.request.data.text
+    assert text is not None and "\n" not in text and " " not in text
+    assert json.loads(text) == {"text": "a\nb", "n": [1, 2]}
+
+
+def test_replies_and_pushes_are_valid_json() -> None:
+    assert json.loads(JSON.reply(m.Reply(7, m.PublishResult()))) == {"id": 7, "publish": {}}
+    error = ClientError(ErrorCode.INTERNAL)
+    text = JSON.reply(m.Reply(8, error=m.Error(error.code, error.message, error.temporary)))
+    assert json.loads(text) == {
+        "id": 8,
+        "error": {"code": 100, "message": "internal server error", "temporary": True},
+    }
+    pub = Publication('{"x":1}', 3, ClientInfo("c1", "u", '{"n":1}'))
+    assert json.loads(JSON.push(m.Pub("chat:a", pub))) == {
+        "push": {
+            "channel": "chat:a",
+            "pub": {
+                "data": {"x": 1},
+                "offset": 3,
+                "info": {"client": "c1", "user": "u", "conn_info": {"n": 1}},
+            },
+        }
+    }
+    assert JSON.publication("chat:a", pub) == JSON.push(m.Pub("chat:a", pub))
+    assert json.loads(JSON.push(m.Unsubscribed("c", 2500, "x"))) == {
+        "push": {"channel": "c", "unsubscribe": {"code": 2500, "reason": "x"}}
+    }
+
+
+def test_verbatim_json_with_newlines_is_put_on_one_line() -> None:
+    """A Protobuf client's JSON keeps its bytes in history; JSON lines must not break."""
+    pub = Publication('{\n  "a": 1\n}')
+    text = JSON.publication("c", pub)
+    assert "\n" not in text and json.loads(text)["push"]["pub"]["data"] == {"a": 1}
+    assert json.loads(JSON.publication("c", Publication('{ "a" : 1 }')))["push"]["pub"] == {
+        "data": {"a": 1}
+    }
+
+
+def test_binary_data_cannot_go_to_a_json_client() -> None:
+    with pytest.raises(m.NotEncodable):
+        JSON.reply(m.Reply(1, m.RPCResult(b"\x00\xff")))
+    assert json.loads(JSON.reply(m.Reply(1, m.RPCResult(b'{"ok":true}')))) == {
+        "id": 1,
+        "rpc": {"data": {"ok": True}},
+    }
+
+
+@pytest.mark.parametrize(
+    "data", ["NaN", "Infinity", "-Infinity", "1e999", "[-1e400]", '"\\ud800"', '{"\\udfff":1}']
+)
+def test_commands_holding_what_json_cannot_are_answered_with_107(data: str) -> None:
+    """RFC 8259 only: the command is kept (so it can be answered), its request is not."""
+    (cmd,) = JSON.decode(f'{{"id":7,"publish":{{"channel":"c","data":{data}}}}}')
+    assert (cmd.id, cmd.kind, cmd.request) == (7, "publish", None)
+    assert cmd.problem is not None and "RFC 8259" in cmd.problem
+
+
+def test_field_readers_raise_bad_request() -> None:
+    params = {"channel": 5, "offset": "12", "recover": "yes"}
+    with pytest.raises(ClientError) as info:
+        p.require_str(params, "channel")
+    assert info.value.code == ErrorCode.BAD_REQUEST
+    assert p.optional_int(params, "offset") == 12  # 64-bit ints may come as strings
+    with pytest.raises(ClientError):
+        p.optional_bool(params, "recover")
+    with pytest.raises(ClientError, match="data is required"):
+        p.data_text({}, required=True)
+
+
+def test_strict_loads_and_dumps_refuse_what_json_cannot_hold() -> None:
+    with pytest.raises(p.NotJSON, match="NaN"):
+        p.loads(b'{"a": NaN}')
+    with pytest.raises(ValueError):
+        p.dumps(float("nan"))
+    assert p.loads('{"big": 1e308, "n": 18446744073709551616}')["big"] == 1e308
