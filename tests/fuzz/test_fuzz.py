@@ -34,6 +34,7 @@ from hubbub.core import messages as m
 from hubbub.dialects.centrifuge.client import Client
 from hubbub.dialects.centrifuge.codec import ProtocolViolation
 from hubbub.dialects.centrifuge.jsonwire import JSON, MAX_COMMAND_ID
+from hubbub.dialects.centrifuge.protowire import PROTOBUF
 from hubbub.engines.envelope import raw_from_text, raw_text
 from hubbub.errors import DisconnectError
 from hubbub.hooks import Hooks, RPCContext
@@ -82,6 +83,20 @@ def test_any_frame_decodes_or_is_a_protocol_violation(frame: str | bytes) -> Non
         assert cmd.kind in ("pong", "unknown", *METHODS)
         if cmd.request is not None:
             assert m.METHOD_OF[type(cmd.request)] == cmd.kind and cmd.problem is None
+
+
+@FUZZ
+@given(st.one_of(st.binary(), st.text()))
+def test_any_protobuf_frame_decodes_or_is_a_protocol_violation(frame: str | bytes) -> None:
+    try:
+        commands = PROTOBUF.decode(frame)
+    except ProtocolViolation:
+        return
+    for cmd in commands:
+        assert isinstance(cmd.id, int) and 0 <= cmd.id <= MAX_COMMAND_ID
+        assert cmd.kind in ("pong", "unknown", *METHODS)
+        if cmd.request is not None:
+            assert m.METHOD_OF[type(cmd.request)] == cmd.kind
 
 
 @FUZZ

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hubbub.core import jsontext as p
 from hubbub.core import messages as m
@@ -165,3 +167,125 @@ def test_strict_loads_and_dumps_refuse_what_json_cannot_hold() -> None:
     with pytest.raises(ValueError):
         p.dumps(float("nan"))
     assert p.loads('{"big": 1e308, "n": 18446744073709551616}')["big"] == 1e308
+
+
+# -- round trips (Hypothesis) -----------------------------------------------------------------
+
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+U63 = st.integers(min_value=0, max_value=2**63 - 1)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+INFOS = st.builds(
+    ClientInfo,
+    TEXT,
+    TEXT,
+    st.none() | JSON_VALUES.map(p.dumps),
+    st.none() | JSON_VALUES.map(p.dumps),
+)
+PUBS = st.builds(
+    Publication,
+    JSON_VALUES.map(p.dumps),
+    U63,
+    st.none() | INFOS,
+    st.none() | st.dictionaries(TEXT, TEXT, min_size=1, max_size=3),
+    st.integers(0, 2**53),
+)
+
+
+@given(
+    channel=TEXT,
+    token=TEXT,
+    recover=st.booleans(),
+    epoch=TEXT,
+    offset=U63,
+    data=JSON_VALUES,
+    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    flag=st.integers(0, 2**31),
+)
+def test_subscribe_requests_round_trip(
+    channel: str,
+    token: str,
+    recover: bool,
+    epoch: str,
+    offset: int,
+    data: object,
+    flags: tuple[bool, bool, bool],
+    flag: int,
+) -> None:
+    """What an SDK writes (JSON of the request's fields) comes back as the typed request."""
+    positioned, recoverable, join_leave = flags
+    params = {
+        "channel": channel,
+        "token": token,
+        "recover": recover,
+        "epoch": epoch,
+        "offset": offset,
+        "data": data,
+        "positioned": positioned,
+        "recoverable": recoverable,
+        "join_leave": join_leave,
+        "flag": flag,
+    }
+    (cmd,) = JSON.decode(json.dumps({"id": 5, "subscribe": params}))
+    request = cmd.request
+    assert isinstance(request, m.Subscribe), cmd
+    payload = request.data
+    assert (payload.value() if payload is not None else None) == data
+    assert (
+        request.channel,
+        request.token,
+        request.recover,
+        request.epoch,
+        request.offset,
+        request.positioned,
+        request.recoverable,
+        request.join_leave,
+        request.flag,
+    ) == (channel, token, recover, epoch, offset, positioned, recoverable, join_leave, flag)
+
+
+@given(channel=TEXT, data=JSON_VALUES, method=TEXT)
+def test_publish_and_rpc_requests_round_trip(channel: str, data: object, method: str) -> None:
+    frame = json.dumps({"id": 1, "publish": {"channel": channel, "data": data}}) + "\n"
+    frame += json.dumps({"id": 2, "rpc": {"method": method, "data": data}})
+    publish, rpc = JSON.decode(frame)
+    assert isinstance(publish.request, m.Publish) and isinstance(rpc.request, m.RPC)
+    assert publish.request.channel == channel and rpc.request.method == method
+    for request in (publish.request, rpc.request):
+        if data is None:
+            assert request.data is None
+        else:
+            assert request.data is not None and json.loads(request.data.text or "") == data
+
+
+@given(pubs=st.lists(PUBS, max_size=3), epoch=TEXT, offset=U63, cid=st.integers(1, 2**32 - 1))
+def test_history_results_and_pushes_round_trip(
+    pubs: list[Publication], epoch: str, offset: int, cid: int
+) -> None:
+    """Every publication field survives JSON as the SDKs read it (json.loads)."""
+
+    def as_json(pub: Publication) -> dict[str, object]:
+        out: dict[str, object] = {"data": json.loads(pub.data)}
+        if pub.offset:
+            out["offset"] = pub.offset
+        if pub.info is not None:
+            out["info"] = pub.info.to_dict()
+        if pub.tags:
+            out["tags"] = pub.tags
+        if pub.time_ms:
+            out["time"] = pub.time_ms
+        return out
+
+    text = JSON.reply(m.Reply(cid, m.HistoryResult(tuple(pubs), epoch, offset)))
+    assert "\n" not in text
+    assert json.loads(text) == {
+        "id": cid,
+        "history": {"publications": [as_json(x) for x in pubs], "epoch": epoch, "offset": offset},
+    }
+    for pub in pubs:
+        assert json.loads(JSON.publication("ch", pub)) == {
+            "push": {"channel": "ch", "pub": as_json(pub)}
+        }

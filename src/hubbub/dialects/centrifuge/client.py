@@ -435,7 +435,7 @@ class Client:
         data = payload.text
         if data is None:  # bytes that are not JSON: JSON subscribers could not read them
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data must be JSON")
-        if len(data) > options.max_message_size or len(data.encode()) > options.max_message_size:
+        if len(data.encode()) > options.max_message_size:
             raise ClientError(
                 ErrorCode.LIMIT_EXCEEDED,
                 f"limit exceeded: data is over {options.max_message_size} bytes",
