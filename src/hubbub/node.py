@@ -397,18 +397,21 @@ class Node:
         *,
         info: ClientInfo | None = None,
         tags: dict[str, str] | None = None,
-        raw: str | bytes | None = None,
+        frame: str = "",
         options: ChannelOptions | None = None,
         idempotency_key: str | None = None,
         skip_history: bool = False,
     ) -> Publication:
-        """Publish JSON text ``data`` to ``channel`` (history as its options say). Returns once
-        the publication is stored; raises StoreError when it could not be."""
+        """Publish JSON text ``data`` to ``channel`` (history as its options say; ``frame``: a
+        raw room's frame kind, see :class:`Publication`). Returns once the publication is
+        stored; raises StoreError when it could not be."""
         options = options or self.options(channel)
         history = HistoryOptions(
             options.history_size, options.history_ttl, self.settings.idempotency_ttl
         )
-        pub = Publication(data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), raw=raw)
+        pub = Publication(
+            data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), frame=frame
+        )
         keep = history.enabled and not skip_history
         return await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
 

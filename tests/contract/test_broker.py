@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from hubbub.core.types import ClientInfo, Publication
+from hubbub.core.types import FRAME_STRING, FRAME_TEXT, ClientInfo, Publication
+from hubbub.dialects.raw import RAW, room_publication
 from hubbub.engines.base import HistoryOptions
 from hubbub.engines.local import LocalBroker
 from tests.contract.conftest import Engine, eventually, needs_fake_time
@@ -128,12 +129,12 @@ async def test_join_and_leave_reach_the_handler(engine: Engine) -> None:
     assert (handler.joins, handler.leaves) == ([("a", "c1")], [("a", "c1")])
 
 
-async def test_raw_frame_is_not_kept_in_history(engine: Engine) -> None:
-    await engine.broker.publish("a", Publication('"x"', raw=b"x"), KEEP)
+async def test_raw_frame_kind_is_not_kept_in_history(engine: Engine) -> None:
+    await engine.broker.publish("a", Publication('"x"', frame=FRAME_STRING), KEEP)
     (stored,) = (
         await engine.broker.history("a", since_offset=None, limit=-1, reverse=False)
     ).publications
-    assert stored.raw is None
+    assert stored.frame == FRAME_TEXT
 
 
 @pytest.mark.parametrize("history", [KEEP, None], ids=["history", "no-history"])
@@ -141,14 +142,17 @@ async def test_raw_frame_reaches_the_handler_byte_for_byte(
     engine: Engine, history: HistoryOptions | None
 ) -> None:
     """A raw-room frame is delivered as it was sent, text as text and binary as binary,
-    whichever engine carries it between nodes."""
+    whichever engine carries it between nodes: its data verbatim and its frame kind."""
     handler = await subscribed(engine, "a")
     frames: list[str | bytes] = ["hello", '{"b": 1,  "a":[1,2]}', 'quote " and \\ \n', "ü€𝄞"]
     frames += [b"\x00\xff\n", b""]
-    for frame in frames:
-        await engine.broker.publish("a", Publication('"x"', raw=frame), history)
+    frames += ['{\n  "spaced":  true\n}']
+    sent = [room_publication(frame) for frame in frames]
+    for data, kind in sent:
+        await engine.broker.publish("a", Publication(data, frame=kind), history)
     await eventually(lambda: len(handler.pubs) == len(frames))
-    got = [p.raw for _, p in handler.pubs]
+    assert [(p.data, p.frame) for _, p in handler.pubs] == sent
+    got = [RAW.publication("a", p) for _, p in handler.pubs]
     assert got == frames
     assert [type(r) for r in got] == [type(f) for f in frames]
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from hubbub.config import Settings
-from hubbub.core.types import ClientInfo, Publication
+from hubbub.core.types import FRAME_BINARY, ClientInfo, Publication
 from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.dialects.raw import RAW
 from hubbub.engines.local import LocalBroker
@@ -56,14 +56,14 @@ async def test_raw_members_get_the_frame_but_not_their_own() -> None:
     a, b, j = member("a", True), member("b", True), member("j", False)
     for m in (a, b, j):
         await node.add_member("rooms:r", m)
-    await node.publish("rooms:r", '"hi"', info=ClientInfo("a", ""), raw=b"hi")
+    await node.publish("rooms:r", '{"base64":"aGk="}', info=ClientInfo("a", ""), frame=FRAME_BINARY)
     assert a.transport.inbox == []
     assert b.transport.inbox == [b"hi"]
     (push,) = j.transport.inbox
     assert isinstance(push, str)
     body = json.loads(push)["push"]
     assert body["channel"] == "rooms:r"
-    assert body["pub"]["data"] == "hi"
+    assert body["pub"]["data"] == {"base64": "aGk="}
 
 
 async def test_one_push_object_for_every_json_member() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from hubbub.core.jsontext import dumps
 
@@ -50,14 +50,26 @@ class StreamPosition:
         return f'{{"offset":{self.offset},"epoch":{dumps(self.epoch)}}}'
 
 
+#: ``Publication.frame``: a text frame holding ``data`` as it is (JSON text; also every
+#: publication that does not come from a raw room).
+FRAME_TEXT: Final = ""
+#: A text frame holding the string ``data`` is (text that is not JSON, kept as a JSON string).
+FRAME_STRING: Final = "s"
+#: A binary frame of the bytes whose base64 ``data`` holds as ``{"base64": "..."}``.
+FRAME_BINARY: Final = "b"
+FRAME_KINDS: Final = frozenset({FRAME_TEXT, FRAME_STRING, FRAME_BINARY})
+
+
 @dataclass(frozen=True, slots=True)
 class Publication:
     """One message in a channel. ``data`` is JSON text, exactly as published (compact from
     JSON clients and the server API; verbatim from Protobuf clients, so it may hold
     whitespace, newlines included); ``offset`` is 0 outside history.
 
-    ``raw`` keeps the exact frame of a raw-room message so raw members get the same bytes; it
-    is not stored in history.
+    ``frame`` says how a raw-room message's frame is rebuilt from ``data``, so that raw
+    members on every node get the same frame type and bytes (:data:`FRAME_TEXT`,
+    :data:`FRAME_STRING`, :data:`FRAME_BINARY`); engines carry it beside the payload, history
+    does not keep it.
     """
 
     data: str
@@ -65,7 +77,7 @@ class Publication:
     info: ClientInfo | None = None
     tags: dict[str, str] | None = None
     time_ms: int = 0
-    raw: str | bytes | None = field(default=None, compare=False)
+    frame: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

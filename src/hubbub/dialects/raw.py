@@ -3,9 +3,11 @@
 - echo: every message comes back to its sender, same frame type, same bytes, in order.
 - rooms: a room is the channel ``rooms:<room>`` of the hub. Every message a member sends is
   published there: raw members get the same frame (never their own), channel-protocol
-  subscribers get it as publication data: text that is JSON as that JSON value, other text as a
-  JSON string, binary as ``{"base64": "..."}``. Publications from the channel protocol reach
-  raw members as text frames holding the data's JSON.
+  subscribers get it as publication data: text that is JSON as that JSON text (verbatim),
+  other text as a JSON string, binary as ``{"base64": "..."}``; the publication's frame kind
+  says which, so raw members on every node rebuild the same frame type and bytes from the data
+  (:func:`room_publication`, :meth:`RawWire.publication`). Publications from the channel
+  protocol reach raw members as text frames holding the data's JSON text.
 
 Room members are rate limited like channel-protocol connections (every message is one command
 and its size in bytes, :mod:`hubbub.core.ratelimit`): a message over the limit is dropped (raw
@@ -16,7 +18,6 @@ WebSockets have no error reply), and a member that keeps sending over it is clos
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from typing import Final, Protocol
 
 from hubbub.core.channels import room_channel
 from hubbub.core.closecode import CloseCode
-from hubbub.core.jsontext import dumps
+from hubbub.core.jsontext import NotJSON, dumps, loads
 from hubbub.core.ratelimit import RateLimiter, Verdict, message_size
-from hubbub.core.types import ClientInfo, Publication
+from hubbub.core.types import FRAME_BINARY, FRAME_STRING, FRAME_TEXT, ClientInfo, Publication
 from hubbub.errors import StoreError
 from hubbub.node import Node
 from hubbub.transport import Transport
@@ -45,16 +46,27 @@ class RawConnection(Transport, Protocol):
 
 class RawWire:
     """Raw frames as a wire (:class:`hubbub.wire.Wire`): a raw-room message's own frame (same
-    bytes, same frame type, on every node: the engines carry it beside the payload), else the
-    publication's data as a text frame. Members never get their own messages; no joins or
-    leaves."""
+    bytes, same frame type, on every node: rebuilt from the data by its frame kind, which the
+    engines carry beside the payload), else the publication's data as a text frame. Members
+    never get their own messages; no joins or leaves."""
 
     __slots__ = ()
 
     own_messages: Final = False
 
     def publication(self, channel: str, pub: Publication) -> str | bytes:
-        return pub.raw if pub.raw is not None else pub.data
+        frame = pub.frame
+        if frame == FRAME_TEXT:
+            return pub.data
+        try:
+            value = loads(pub.data)
+            if frame == FRAME_STRING and isinstance(value, str):
+                return value
+            if frame == FRAME_BINARY and isinstance(value, dict):
+                return base64.b64decode(value["base64"], validate=True)
+        except (NotJSON, KeyError, TypeError, ValueError):
+            pass
+        return pub.data  # a kind that does not match its data: the data as it is
 
     def join(self, channel: str, info: ClientInfo) -> None:
         return None
@@ -78,15 +90,16 @@ class RoomMember:
         return False
 
 
-def room_data(message: str | bytes) -> str:
-    """The publication data (JSON text) for a raw room message."""
+def room_publication(message: str | bytes) -> tuple[str, str]:
+    """The publication data (JSON text) and frame kind for a raw room message: JSON text as
+    it is, other text as a JSON string, binary as ``{"base64": "..."}``."""
     if isinstance(message, bytes):
-        return dumps({"base64": base64.b64encode(message).decode()})
+        return dumps({"base64": base64.b64encode(message).decode()}), FRAME_BINARY
     try:
-        # Re-encoded so the text is compact and on one line, as pushes need.
-        return dumps(json.loads(message))
-    except ValueError:
-        return dumps(message)
+        loads(message)
+    except NotJSON:
+        return dumps(message), FRAME_STRING
+    return message, FRAME_TEXT
 
 
 async def run_echo(conn: RawConnection) -> None:
@@ -114,10 +127,9 @@ async def run_room(node: Node, room: str, conn: RawConnection) -> None:
                 break
             if verdict is Verdict.REFUSE:
                 continue
+            data, frame = room_publication(message)
             try:
-                await node.publish(
-                    channel, room_data(message), info=info, raw=message, options=options
-                )
+                await node.publish(channel, data, info=info, frame=frame, options=options)
             except StoreError:
                 conn.close(int(CloseCode.TRY_AGAIN_LATER), "message could not be stored")
                 break

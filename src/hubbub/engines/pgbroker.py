@@ -39,7 +39,7 @@ from hubbub.core.jsontext import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
 from hubbub.engines.durable import MAX_BATCH
-from hubbub.engines.envelope import pub_from_obj, pub_payload, raw_from_text, raw_text
+from hubbub.engines.envelope import frame_from_text, frame_text, pub_from_obj, pub_payload
 from hubbub.engines.groupcommit import GroupCommit
 from hubbub.engines.memory import Clock
 from hubbub.engines.postgres import TIMEOUT, PostgresHistory
@@ -351,8 +351,8 @@ class PostgresBroker:
         if handler is None or channel not in self._wanted:
             return
         if "p" in obj:
-            raw = raw_from_text(obj["x"]) if "x" in obj else None
-            handler.handle_publication(channel, pub_from_obj(obj["p"], int(obj.get("o", 0)), raw))
+            frame = frame_from_text(obj.get("x"))
+            handler.handle_publication(channel, pub_from_obj(obj["p"], int(obj.get("o", 0)), frame))
         elif "j" in obj or "l" in obj:
             info = info_from_text(dumps(obj.get("j", obj.get("l"))))
             if info is None:
@@ -370,9 +370,9 @@ class PostgresBroker:
         head = f'{{"c":{dumps(channel)},"o":{pub.offset}'
         if not pub.offset:
             head += f',"n":{self._next_nonce()}'
-        raw = raw_text(pub.raw)
-        if raw is not None:
-            head += f',"x":{raw}'
+        frame = frame_text(pub.frame)
+        if frame is not None:
+            head += f',"x":{frame}'
         return notify_channel(self.prefix, channel), f'{head},"p":{pub_payload(pub)}}}'
 
     def _next_nonce(self) -> int:
@@ -429,7 +429,7 @@ class PostgresBroker:
                 self.errors += 1
                 raise
             return stored
-        plain = Publication(pub.data, 0, pub.info, pub.tags, pub.time_ms, pub.raw)
+        plain = Publication(pub.data, 0, pub.info, pub.tags, pub.time_ms, pub.frame)
         await self._notify(self.publication_notification(channel, plain))
         return pub
 

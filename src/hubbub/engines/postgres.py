@@ -255,10 +255,13 @@ class PostgresHistory(DurableHistory):
                 list(sizes),
                 [next_offset[c] - 1 - size for c, size in sizes.items()],
             )
-        # The raw frame (raw rooms) is not stored, but the notifications carry it.
+        # The raw frame's kind (raw rooms) is not stored, but the notifications carry it.
         await self._after_append(
             conn,
-            [(item.channel, replace(assigned[id(item)], raw=item.pub.raw)) for item in new_items],
+            [
+                (item.channel, replace(assigned[id(item)], frame=item.pub.frame))
+                for item in new_items
+            ],
         )
         out: list[tuple[Publication, bool]] = []
         for item in batch:

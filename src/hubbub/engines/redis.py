@@ -36,7 +36,7 @@ from hubbub.core.jsontext import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
 from hubbub.engines.durable import MAX_BATCH
-from hubbub.engines.envelope import pub_from_payload, pub_payload, raw_from_text, raw_text
+from hubbub.engines.envelope import frame_from_text, frame_text, pub_from_payload, pub_payload
 from hubbub.engines.groupcommit import GroupCommit
 from hubbub.engines.memory import Clock, new_epoch
 from hubbub.engines.sqlite import info_from_text
@@ -91,8 +91,8 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
-#: A publication on a node's pub/sub channel: offset, the raw frame (a JSON string, see
-#: :mod:`hubbub.engines.envelope`) when there is one, then the payload.
+#: A publication on a node's pub/sub channel: offset, the raw frame's kind (a JSON string, see
+#: :mod:`hubbub.engines.envelope`) when it has one, then the payload.
 _ENVELOPE = re.compile(r'^\{"t":"p","o":(\d+)(?:,"x":("(?:[^"\\]|\\.)*"))?,"p":(.*)\}$', re.S)
 
 
@@ -294,8 +294,8 @@ class RedisBroker:
             return
         match = _ENVELOPE.match(data)
         if match is not None:
-            raw = raw_from_text(json.loads(match.group(2))) if match.group(2) else None
-            pub = pub_from_payload(match.group(3), int(match.group(1)), raw)
+            frame = frame_from_text(json.loads(match.group(2))) if match.group(2) else ""
+            pub = pub_from_payload(match.group(3), int(match.group(1)), frame)
             handler.handle_publication(channel, pub)
             return
         try:
@@ -320,10 +320,10 @@ class RedisBroker:
         idempotency_key: str | None = None,
     ) -> Publication:
         payload = pub_payload(pub)
-        raw = raw_text(pub.raw)
-        raw_part = "" if raw is None else f',"x":{raw}'
+        frame = frame_text(pub.frame)
+        frame_part = "" if frame is None else f',"x":{frame}'
         if history is None or not history.enabled:
-            message = f'{{"t":"p","o":0{raw_part},"p":{payload}}}'
+            message = f'{{"t":"p","o":0{frame_part},"p":{payload}}}'
             await self._sent(_Send(self._k("ch", channel), message=message))
             return pub
         keys = [
@@ -339,7 +339,7 @@ class RedisBroker:
             self._meta_ttl,
             new_epoch(),
             max(1, int(history.idempotency_ttl)),
-            raw_part,
+            frame_part,
         ]
         top, _, _ = await self._sent(_Send(keys[2], keys=keys, args=args))
         return replace(pub, offset=int(top))
