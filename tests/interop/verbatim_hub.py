@@ -1,0 +1,31 @@
+"""The example chat hub plus a ``raw:`` namespace whose publications are not rewritten.
+
+The chat hub's publish hook replaces every message with ``{"text": ..., "from": ...}``, so
+the data a client sent never reaches the subscribers as it was. On ``raw:`` channels this
+hub lets a publication through unchanged, so that the interop tests can check that the bytes
+a Protobuf client publishes reach Protobuf subscribers byte for byte (and JSON ones as the
+same JSON value). Everything else is the chat hub's: its connect hook, RPC and namespace.
+"""
+
+from __future__ import annotations
+
+from examples.chat_hub import authenticate, check_message, whoami
+from examples.chat_hub import hub as chat_hub
+
+from hubbub.hub import Hub, PublishContext, PublishResult
+
+hub = Hub(
+    namespaces=[
+        *chat_hub.defaults["namespaces"],
+        {"name": "raw", "history_size": 10, "history_ttl": 600},
+    ]
+)
+hub.on_connect(authenticate)
+hub.rpc("whoami")(whoami)
+
+
+@hub.on_publish
+async def publish(ctx: PublishContext) -> PublishResult | None:
+    if ctx.channel.startswith("raw:"):
+        return None  # published as sent
+    return await check_message(ctx)
