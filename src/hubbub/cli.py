@@ -183,7 +183,8 @@ async def _read_history(
 
 def json_line(pub: Publication) -> str:
     """One publication as a JSON object: offset, time (ms), data, info, tags."""
-    parts = [f'"offset":{pub.offset}', f'"time":{pub.time_ms}', f'"data":{pub.data}']
+    data = pub.data if "\n" not in pub.data else pub.data.replace("\n", " ")  # one line
+    parts = [f'"offset":{pub.offset}', f'"time":{pub.time_ms}', f'"data":{data}']
     if pub.info is not None:
         parts.append(f'"info":{pub.info.to_json()}')
     if pub.tags:

@@ -125,6 +125,8 @@ class Node:
         self.closing = False
         self.publications = 0
         self.deliveries = 0
+        #: Publications a wire could not encode (skipped for that wire's members).
+        self.encode_failures = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -342,7 +344,9 @@ class Node:
         wire = member.wire
         for pub in buffered:
             if pub.offset == 0 or pub.offset > after_offset:
-                member.transport.post(wire.publication(channel, pub))
+                message = self._encode(wire, channel, pub)
+                if message is not None:
+                    member.transport.post(message)
             seen = max(seen, pub.offset)
         if after_offset > 0 and seen < after_offset:
             # Offsets in (seen, after_offset] are in its reply but may still be on their
@@ -459,21 +463,37 @@ class Node:
         behind = self._catching_up.get(channel)
         skip = self._skipping(channel, behind, pub.offset) if behind and pub.offset else None
         # One message per wire for this publication (wires are few: a dict is enough).
-        messages: dict[Wire, str | bytes] = {}
+        messages: dict[Wire, str | bytes | None] = {}
         sender = pub.info.client if pub.info is not None else None
         delivered = 0
         for member in members:
             if skip and member in skip:
                 continue
             wire = member.wire
-            message = messages.get(wire)
-            if message is None:
-                message = messages[wire] = wire.publication(channel, pub)
-            if not wire.own_messages and member.client_id == sender:
+            if wire in messages:
+                message = messages[wire]
+            else:
+                message = messages[wire] = self._encode(wire, channel, pub)
+            if message is None or (not wire.own_messages and member.client_id == sender):
                 continue
             member.transport.post(message)
             delivered += 1
         self.deliveries += delivered
+
+    def _encode(self, wire: Wire, channel: str, pub: Publication) -> str | bytes | None:
+        """``wire``'s message for ``pub``; None when it cannot write it (logged), so that one
+        wire's failure never keeps a publication from the members of the others."""
+        try:
+            return wire.publication(channel, pub)
+        except Exception:
+            self.encode_failures += 1
+            if self.encode_failures % 1000 == 1:  # one log line per thousand, not a flood
+                log.exception(
+                    "%s: a publication could not be encoded (%d so far)",
+                    channel,
+                    self.encode_failures,
+                )
+            return None
 
     def handle_resync(self) -> None:
         """Every channel-protocol subscriber resubscribes with recovery (unsubscribe push
@@ -509,8 +529,11 @@ class Node:
                 if wire in messages:
                     message = messages[wire]
                 else:
-                    message = messages[wire] = (
-                        wire.join(channel, info) if join else wire.leave(channel, info)
-                    )
+                    try:
+                        message = wire.join(channel, info) if join else wire.leave(channel, info)
+                    except Exception:
+                        log.exception("%s: a join/leave could not be encoded", channel)
+                        message = None
+                    messages[wire] = message
                 if message is not None:
                     member.transport.post(message)

@@ -10,7 +10,8 @@ from typing import Any
 
 from hubbub.config import Settings
 from hubbub.dialects.centrifuge.connection import run_centrifuge
-from hubbub.hub import ConnectContext, ConnectResult, Hooks
+from hubbub.dialects.centrifuge.protowire import PROTOBUF
+from hubbub.hub import ConnectContext, ConnectResult, Hooks, SubscribeResult
 from hubbub.node import Node
 from tests.support.timing import scaled
 
@@ -92,3 +93,92 @@ async def test_a_connected_client_is_not_stale() -> None:
     assert conn.closed is None
     conn.close(3000, "done")
     await asyncio.wait_for(task, scaled(5))
+
+
+# -- where wire formats meet hooks (found by the issue 13 review) ------------------------------
+
+
+async def session(
+    hooks: Hooks, frames: list[str | bytes], codec: Any = None, settings: Settings | None = None
+) -> tuple[Connection, Node]:
+    """Serve ``frames`` to a fresh connection; the connection (closed) and its node."""
+    node = Node(settings or Settings(demos=False))
+    conn = Connection()
+    args = (node, hooks, conn, {}) if codec is None else (node, hooks, conn, {}, codec)
+    task = asyncio.create_task(run_centrifuge(*args))
+    for frame in frames:
+        conn.frames.put_nowait(frame)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    conn.close(3000, "done")
+    await asyncio.wait_for(task, scaled(5))
+    return conn, node
+
+
+def replies(conn: Connection) -> dict[int, dict[str, Any]]:
+    out = {}
+    for message in conn.posted:
+        assert isinstance(message, str)
+        for line in message.split("\n"):
+            obj = json.loads(line)
+            if obj.get("id"):
+                out[obj["id"]] = obj
+    return out
+
+
+async def test_a_hook_giving_bytes_a_json_client_cannot_read_commits_nothing() -> None:
+    """on_subscribe returning non-JSON bytes to a JSON client: error 100, and the subscription
+    is undone (a retry is not 105 "already subscribed", nothing stays pending or present)."""
+    calls = 0
+
+    async def on_subscribe(ctx: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return SubscribeResult(data=b"\xff\x00" if calls == 1 else b'{"ok": 1}')
+
+    conn, node = await session(
+        Hooks(on_subscribe=on_subscribe),
+        [
+            '{"id":1,"connect":{}}',
+            '{"id":2,"subscribe":{"channel":"c"}}',
+            '{"id":3,"subscribe":{"channel":"c"}}',
+        ],
+    )
+    got = replies(conn)
+    assert got[2]["error"]["code"] == 100
+    assert got[3]["subscribe"]["data"] == {"ok": 1}  # the retry works, bytes that are JSON
+    assert node._pending == {} and node.channels() == []
+
+
+async def test_a_hook_giving_bytes_at_connect_fails_the_connect_cleanly() -> None:
+    async def on_connect(ctx: ConnectContext) -> ConnectResult:
+        return ConnectResult(user="u", data=b"\xff", channels=["c"])
+
+    conn, node = await session(Hooks(on_connect=on_connect), ['{"id":1,"connect":{}}'])
+    assert replies(conn)[1]["error"]["code"] == 100
+    assert node.client_count == 0 and node._pending == {} and node.channels() == []
+
+
+async def test_a_user_id_that_is_not_unicode_is_refused_at_connect() -> None:
+    """A lone surrogate cannot be written by the Protobuf wire (nor stored as UTF-8)."""
+
+    async def on_connect(ctx: ConnectContext) -> ConnectResult:
+        return ConnectResult(user="bad\ud800")
+
+    conn, node = await session(Hooks(on_connect=on_connect), ['{"id":1,"connect":{}}'])
+    assert replies(conn)[1]["error"]["code"] == 100
+    assert node.client_count == 0
+
+
+async def test_a_flood_of_pongs_is_cut_off_like_any_other() -> None:
+    """Pongs are one byte each in Protobuf: counted, so a frame of thousands ends with 3013."""
+    settings = Settings(demos=False, client_command_rate=10, client_command_burst=10)
+    conn, _ = await session(
+        Hooks(), [command_frame(1, "connect"), b"\x00" * 60_000], PROTOBUF, settings
+    )
+    assert conn.closed is not None and conn.closed[0] == 3013
+
+
+def command_frame(cid: int, method: str) -> bytes:
+    from tests.support import protobuf
+
+    return protobuf.command(cid, method, {})

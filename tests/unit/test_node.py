@@ -236,3 +236,35 @@ async def test_control_commands_from_other_nodes_apply_in_arrival_order() -> Non
         await asyncio.sleep(0.01)
     assert calls == ["subscribe start", "subscribe done", "unsubscribe"]
     await node.stop()
+
+
+class BrokenWire:
+    """A wire that cannot write anything."""
+
+    own_messages = True
+
+    def publication(self, channel: str, pub: Publication) -> str | bytes:
+        raise ValueError("cannot")
+
+    def join(self, channel: str, info: ClientInfo) -> str | bytes | None:
+        raise ValueError("cannot")
+
+    def leave(self, channel: str, info: ClientInfo) -> str | bytes | None:
+        raise ValueError("cannot")
+
+
+async def test_a_wire_that_cannot_encode_keeps_nothing_from_the_others() -> None:
+    """One wire failing on a publication (or a join) skips its members only."""
+    node = Node()
+    broken, good = member("broken", BrokenWire()), member("good", False)
+    for m in (broken, good):
+        m.join_leave = True
+        await node.add_member("c", m)
+    await node.publish("c", '{"x":1}')
+    node.handle_join("c", ClientInfo("z", ""))
+    assert broken.transport.inbox == []
+    assert [json.loads(x)["push"].keys() - {"channel"} for x in good.transport.inbox] == [
+        {"pub"},
+        {"join"},
+    ]
+    assert node.encode_failures == 1

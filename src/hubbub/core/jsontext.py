@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -91,14 +91,30 @@ def parse(text: str | bytes) -> tuple[Any, str | None]:
 
 def loads(text: str | bytes) -> Any:
     """Strict RFC 8259 JSON: raises :class:`NotJSON` (saying why) for anything else,
-    including NaN, Infinity, numbers out of range and lone surrogate escapes."""
+    including NaN, Infinity, numbers out of range, lone surrogate escapes and nesting deeper
+    than Python's own parser follows (so every JSON client can read what is accepted)."""
     try:
         value, problem = parse(text)
     except ValueError as exc:
         raise NotJSON(f"not JSON: {exc}") from None
     if problem is not None:
         raise NotJSON(f"not RFC 8259 JSON: {problem}")
+    if _may_be_deep(text):
+        try:
+            json.loads(text)  # C speed; its recursion limit is what centrifuge-python meets
+        except RecursionError:
+            raise NotJSON("not JSON: nested too deeply") from None
     return value
+
+
+#: Arrays and objects that text may open before its depth is checked (a cheap count first).
+_DEEP: Final = 256
+
+
+def _may_be_deep(text: str | bytes) -> bool:
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") > _DEEP
+    return text.count(b"[") + text.count(b"{") > _DEEP
 
 
 def dumps(value: Any) -> str:

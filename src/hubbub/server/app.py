@@ -231,12 +231,13 @@ async def room(request: web.Request) -> web.StreamResponse:
 
 
 def _offered_codec(request: web.Request) -> Codec:
-    """The codec of the first Centrifugo subprotocol the client offers; JSON without one."""
-    for header in request.headers.getall("Sec-WebSocket-Protocol", ()):
-        for offered in header.split(","):
-            codec = CENTRIFUGE_CODECS.get(offered.strip())
-            if codec is not None:
-                return codec
+    """The codec of the first Centrifugo subprotocol the client offers; JSON without one.
+    Only the first ``Sec-WebSocket-Protocol`` header is read, as aiohttp's handshake does,
+    so the codec is always the subprotocol the handshake announces."""
+    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        codec = CENTRIFUGE_CODECS.get(offered.strip())
+        if codec is not None:
+            return codec
     return JSON
 
 

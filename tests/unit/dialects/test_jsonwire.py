@@ -289,3 +289,29 @@ def test_history_results_and_pushes_round_trip(
         assert json.loads(JSON.publication("ch", pub)) == {
             "push": {"channel": "ch", "pub": as_json(pub)}
         }
+
+
+def test_raw_newlines_become_spaces_without_parsing() -> None:
+    """Verbatim JSON (Protobuf, raw rooms) with raw newlines, however deep: one line, the same
+    value, and no parser (or encoder) recursion on the way out."""
+    from hubbub.dialects.centrifuge.jsonwire import value_text
+
+    deep = "[" * 980 + "\n" + "]" * 980
+    assert value_text(deep) == "[" * 980 + " " + "]" * 980
+    text = JSON.publication("c", Publication(deep))
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("depth", [300, 900])
+def test_json_nested_deeper_than_python_parses_is_not_json(depth: int) -> None:
+    """What is accepted as JSON, every JSON client can read (centrifuge-python uses Python's
+    json, whose recursion limit is about 1000 levels; orjson takes 1024)."""
+    ok = "[" * depth + "]" * depth
+    assert p.loads(ok) is not None
+    assert p.loads(ok.encode()) is not None
+    deep = "[" * 1010 + "]" * 1010
+    with pytest.raises(p.NotJSON, match="nested too deeply"):
+        p.loads(deep)
+    with pytest.raises(p.NotJSON):
+        p.loads(deep.encode())
+    assert m.Payload.of_bytes(deep.encode()).text is None

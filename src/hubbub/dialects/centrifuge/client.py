@@ -71,9 +71,15 @@ def _value(payload: m.Payload | None) -> Any:
     return None if payload is None else payload.value()
 
 
-def _out(value: Any) -> m.Data:
-    """A hook's data or info for the client: JSON text, or bytes as they are."""
-    return value if isinstance(value, bytes) else dumps(value)
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (no lone surrogate), as every wire needs."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _info_text(value: Any) -> str | None:
@@ -159,9 +165,11 @@ class Client:
         command first waits until the publishes before it are answered.
         """
         kind = frame.kind
-        if kind == "pong":  # never refused, but its frame's bytes count
-            if size:
-                self._limiter.admit(time.monotonic(), size, commands=0)
+        if kind == "pong":  # nothing to answer; counted like any command, so that a flood of
+            # them (one byte each in Protobuf) is cut off like any other
+            if self._limiter.admit(time.monotonic(), size) is Verdict.DISCONNECT:
+                d = Disconnects.TOO_MANY_REQUESTS
+                raise DisconnectError(d.code, d.reason)
             return
         if self._replies is not None and self._replies.waiting and kind != "publish":
             await self._replies.drain()
@@ -205,7 +213,31 @@ class Client:
         if isinstance(exc, StoreError):
             log.warning("%s: %s failed: %s", self.client_id, method, exc)
             exc = ClientError(ErrorCode.INTERNAL)
-        return self.wire.reply(m.Reply(cid, error=m.Error(exc.code, exc.message, exc.temporary)))
+        message = (
+            exc.message if _utf8(exc.message) else exc.message.encode(errors="replace").decode()
+        )
+        return self.wire.reply(m.Reply(cid, error=m.Error(exc.code, message, exc.temporary)))
+
+    def _out(self, value: Any) -> m.Data:
+        """A hook's data for this client: JSON text, or bytes as they are where the wire
+        carries them. Bytes a JSON client could not read are the application's mistake
+        (error 100), found before anything is committed."""
+        if not isinstance(value, bytes):
+            return dumps(value)
+        if not self.wire.binary and m.Payload.of_bytes(value).text is None:
+            log.error(
+                "%s: a hook returned bytes that are not JSON for a JSON client", self.client_id
+            )
+            raise ClientError(ErrorCode.INTERNAL)
+        return value
+
+    def _encoded(self, reply: m.Reply, channel: str) -> str | bytes:
+        """``reply`` encoded while a subscription to ``channel`` can still be undone."""
+        try:
+            return self.wire.reply(reply)
+        except m.NotEncodable as exc:
+            log.error("%s: the reply to subscribe %s: %s", self.client_id, channel, exc)
+            raise ClientError(ErrorCode.INTERNAL) from None
 
     def _published(self, cid: int) -> str | bytes:
         return self.wire.reply(m.Reply(cid, _PUBLISHED))
@@ -240,6 +272,9 @@ class Client:
         if claims is not None:
             user, expire_at, channels = claims.user, claims.expire_at, list(claims.channels)
             conn_info = None if claims.info is None else dumps(claims.info)
+        if claims is not None and not _utf8(user):
+            d = Disconnects.INVALID_TOKEN
+            raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
         if self.hooks.on_connect is not None:
             ctx = ConnectContext(
                 client=self.client_id,
@@ -253,8 +288,11 @@ class Client:
             result = await self._hook(self.hooks.on_connect, ctx)
             if result is not None:
                 user = str(result.user)
+                if not _utf8(user):
+                    log.error("on_connect returned a user id that is not valid Unicode")
+                    raise ClientError(ErrorCode.INTERNAL)
                 conn_info = _info_text(result.info)
-                data = None if result.data is None else _out(result.data)
+                data = None if result.data is None else self._out(result.data)
                 channels = list(dict.fromkeys(channels + list(result.channels)))
         elif claims is None and not self.node.settings.allow_anonymous:
             raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
@@ -333,14 +371,15 @@ class Client:
                     chan_info = _info_text(result.info)
                     if chan_info is not None:
                         self._chan_info = sparse.put(self._chan_info, channel, chan_info)
-                    data = None if result.data is None else _out(result.data)
+                    data = None if result.data is None else self._out(result.data)
             reply, top = await self._pending_result(
                 channel, options, request, data, presence=options.presence
             )
             if claims is not None and claims.expire_at is not None:
                 ttl = self._expire_subscription_at(channel, claims.expire_at)
                 reply = _with_expiry(reply, ttl)
-        self.transport.post(self.wire.reply(m.Reply(cid, reply)))
+            message = self._encoded(m.Reply(cid, reply), channel)
+        self.transport.post(message)
         self._live(channel, top, join_leave=request.join_leave)
         await self._joined(channel, options, presence=False)
 
@@ -480,7 +519,7 @@ class Client:
         # Called directly (not through _hook): handle() turns unexpected errors into error 100.
         ctx = RPCContext(self.client_id, self.user, request.method, _value(request.data))
         result = await handler(ctx)
-        return m.RPCResult(None if result is None else _out(result))
+        return m.RPCResult(None if result is None else self._out(result))
 
     async def _send(self, cid: int, request: m.Send) -> None:
         if self.hooks.on_message is None:

@@ -93,7 +93,10 @@ def _connect(params: Mapping[str, Any]) -> m.Connect:
     if isinstance(subs, dict):
         for channel, request in subs.items():
             if isinstance(request, dict):
-                requests[channel] = _subscribe(request, channel)
+                try:
+                    requests[channel] = _subscribe(request, channel)
+                except _Bad:  # only entries of server-side channels are read: not a reason
+                    continue  # to refuse the connect
     return m.Connect(
         token=_str(params, "token"),
         data=_payload(params),
@@ -171,9 +174,11 @@ def _frame(obj: Any, problem: str | None) -> m.Frame:
 
 
 def value_text(text: str) -> str:
-    """JSON text as it may be pasted into a line of the protocol (one line: a Protobuf
-    client's JSON may hold raw newlines between its tokens)."""
-    return text if "\n" not in text else dumps(loads(text))
+    """JSON text as it may be pasted into a line of the protocol: a Protobuf client's or a raw
+    member's JSON may hold raw newlines, which in JSON can only be whitespace between tokens
+    (strings hold them escaped), so each becomes a space: the same value, on one line, with no
+    parsing."""
+    return text if "\n" not in text else text.replace("\n", " ")
 
 
 def data_text(data: m.Data) -> str:
@@ -325,6 +330,8 @@ class JsonCodec:
     name: Final = "json"
     ping: Final = "{}"
     own_messages: Final = True
+    #: Bytes that are not JSON text cannot be written.
+    binary: Final = False
 
     def decode(self, frame: str | bytes) -> list[m.Frame]:
         if isinstance(frame, bytes):

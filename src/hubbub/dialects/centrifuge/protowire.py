@@ -362,6 +362,8 @@ class ProtobufCodec:
     name: Final = "protobuf"
     ping: Final = b"\x00"
     own_messages: Final = True
+    #: Any bytes can be written.
+    binary: Final = True
 
     def decode(self, frame: str | bytes) -> list[m.Frame]:
         if isinstance(frame, str):
