@@ -34,6 +34,13 @@ from hubbub.core.types import ClientInfo
 from hubbub.dialects.centrifuge import reads
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
+from hubbub.dialects.centrifuge.payloads import (
+    for_hooks,
+    hook_data,
+    info_text,
+    is_unicode,
+    writable,
+)
 from hubbub.dialects.centrifuge.pipeline import Replies
 from hubbub.dialects.centrifuge.session import Session, State
 from hubbub.errors import ClientError, DisconnectError, StoreError
@@ -64,36 +71,6 @@ def _required(value: str, field: str) -> str:
     if not value:
         raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {field} is required")
     return value
-
-
-def _value(payload: m.Payload | None) -> Any:
-    """What a hook sees of a client's data."""
-    return None if payload is None else payload.value()
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` can be written as UTF-8 (no lone surrogate), as every wire needs."""
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _info_text(value: Any) -> str | None:
-    """Conn or chan info from a hook, as stored and shown to others: JSON text. Bytes are
-    taken when they are JSON text; other bytes are the application's mistake (error 100)."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        payload = m.Payload.of_bytes(value)
-        if payload.text is None:
-            log.error("info must be JSON; got bytes that are not")
-            raise ClientError(ErrorCode.INTERNAL)
-        return payload.text
-    return dumps(value)
 
 
 class Client:
@@ -213,23 +190,11 @@ class Client:
         if isinstance(exc, StoreError):
             log.warning("%s: %s failed: %s", self.client_id, method, exc)
             exc = ClientError(ErrorCode.INTERNAL)
-        message = (
-            exc.message if _utf8(exc.message) else exc.message.encode(errors="replace").decode()
-        )
-        return self.wire.reply(m.Reply(cid, error=m.Error(exc.code, message, exc.temporary)))
+        error = m.Error(exc.code, writable(exc.message), exc.temporary)  # an app's message too
+        return self.wire.reply(m.Reply(cid, error=error))
 
-    def _out(self, value: Any) -> m.Data:
-        """A hook's data for this client: JSON text, or bytes as they are where the wire
-        carries them. Bytes a JSON client could not read are the application's mistake
-        (error 100), found before anything is committed."""
-        if not isinstance(value, bytes):
-            return dumps(value)
-        if not self.wire.binary and m.Payload.of_bytes(value).text is None:
-            log.error(
-                "%s: a hook returned bytes that are not JSON for a JSON client", self.client_id
-            )
-            raise ClientError(ErrorCode.INTERNAL)
-        return value
+    def _hook_data(self, value: Any) -> m.Data | None:
+        return None if value is None else hook_data(value, binary=self.wire.binary)
 
     def _encoded(self, reply: m.Reply, channel: str) -> str | bytes:
         """``reply`` encoded while a subscription to ``channel`` can still be undone."""
@@ -272,14 +237,14 @@ class Client:
         if claims is not None:
             user, expire_at, channels = claims.user, claims.expire_at, list(claims.channels)
             conn_info = None if claims.info is None else dumps(claims.info)
-        if claims is not None and not _utf8(user):
+        if claims is not None and not is_unicode(user):
             d = Disconnects.INVALID_TOKEN
             raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
         if self.hooks.on_connect is not None:
             ctx = ConnectContext(
                 client=self.client_id,
                 token=token,
-                data=_value(request.data),
+                data=for_hooks(request.data),
                 name=request.name,
                 version=request.version,
                 headers=dict(self.headers),  # a plain dict, made once per connect
@@ -288,11 +253,11 @@ class Client:
             result = await self._hook(self.hooks.on_connect, ctx)
             if result is not None:
                 user = str(result.user)
-                if not _utf8(user):
+                if not is_unicode(user):
                     log.error("on_connect returned a user id that is not valid Unicode")
                     raise ClientError(ErrorCode.INTERNAL)
-                conn_info = _info_text(result.info)
-                data = None if result.data is None else self._out(result.data)
+                conn_info = info_text(result.info)
+                data = self._hook_data(result.data)
                 channels = list(dict.fromkeys(channels + list(result.channels)))
         elif claims is None and not self.node.settings.allow_anonymous:
             raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
@@ -363,15 +328,15 @@ class Client:
                     client=self.client_id,
                     user=self.user,
                     channel=channel,
-                    data=_value(request.data),
+                    data=for_hooks(request.data),
                     token=token,
                 )
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
-                    chan_info = _info_text(result.info)
+                    chan_info = info_text(result.info)
                     if chan_info is not None:
                         self._chan_info = sparse.put(self._chan_info, channel, chan_info)
-                    data = None if result.data is None else self._out(result.data)
+                    data = self._hook_data(result.data)
             reply, top = await self._pending_result(
                 channel, options, request, data, presence=options.presence
             )
@@ -517,15 +482,15 @@ class Client:
         if handler is None:
             raise ClientError(ErrorCode.METHOD_NOT_FOUND)
         # Called directly (not through _hook): handle() turns unexpected errors into error 100.
-        ctx = RPCContext(self.client_id, self.user, request.method, _value(request.data))
+        ctx = RPCContext(self.client_id, self.user, request.method, for_hooks(request.data))
         result = await handler(ctx)
-        return m.RPCResult(None if result is None else self._out(result))
+        return m.RPCResult(self._hook_data(result))
 
     async def _send(self, cid: int, request: m.Send) -> None:
         if self.hooks.on_message is None:
             not_available = Disconnects.NOT_AVAILABLE
             raise DisconnectError(not_available.code, not_available.reason)
-        ctx = MessageContext(self.client_id, self.user, _value(request.data))
+        ctx = MessageContext(self.client_id, self.user, for_hooks(request.data))
         with contextlib.suppress(ClientError):  # send has no reply to carry an error
             await self._hook(self.hooks.on_message, ctx)
 
