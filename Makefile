@@ -81,6 +81,7 @@ bench: bench-deps
 	$(BIN)/python bench/peers_bench.py
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/workers_bench.py
+	$(BIN)/python bench/formats_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports

@@ -94,12 +94,15 @@ def loads(text: str | bytes) -> Any:
     including NaN, Infinity, numbers out of range, lone surrogate escapes and nesting deeper
     than Python's own parser follows (so every JSON client can read what is accepted)."""
     try:
-        value, problem = parse(text)
-    except ValueError as exc:
-        raise NotJSON(f"not JSON: {exc}") from None
-    if problem is not None:
-        raise NotJSON(f"not RFC 8259 JSON: {problem}")
-    if _may_be_deep(text):
+        value = orjson.loads(text)  # the usual case, without parse()'s bookkeeping
+    except orjson.JSONDecodeError:
+        try:
+            value, problem = parse(text)
+        except ValueError as exc:
+            raise NotJSON(f"not JSON: {exc}") from None
+        if problem is not None:
+            raise NotJSON(f"not RFC 8259 JSON: {problem}") from None
+    if len(text) > 2 * _DEEP and _may_be_deep(text):  # shorter text cannot open that many
         try:
             json.loads(text)  # C speed; its recursion limit is what centrifuge-python meets
         except RecursionError:

@@ -41,12 +41,12 @@ class _Unparsed:
 _UNPARSED: Final = _Unparsed()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per command, frozen init costs twice as much
 class Payload:
     """A client's ``data``: ``text`` is its JSON text when it is JSON (verbatim as sent by a
     Protobuf client, compact from a JSON client), else None; ``binary`` is the bytes of data
     that is not JSON (Protobuf clients only), else None. ``parsed`` is the value when the
-    codec already had it."""
+    codec already had it. Never changed once made."""
 
     text: str | None
     binary: bytes | None = None
@@ -56,8 +56,8 @@ class Payload:
     def of_bytes(cls, raw: bytes) -> Payload:
         """Bytes as a Protobuf client sends them: JSON when they are JSON, else binary."""
         try:
-            text = raw.decode()
-            value = loads(text)
+            value = loads(raw)  # bytes: one pass, UTF-8 checked by the parser
+            text = raw.decode()  # (json's fallback also reads UTF-16 and -32: not JSON here)
         except (UnicodeDecodeError, NotJSON):
             return cls(None, raw)
         return cls(text, None, value)

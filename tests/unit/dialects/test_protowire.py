@@ -615,6 +615,18 @@ def test_the_hand_written_publish_reply_is_what_the_gencode_writes(cid: int) -> 
     assert PROTOBUF.reply(m.Reply(cid, m.PublishResult())) == delimit(reply.SerializeToString())
 
 
+@given(cid=U32, data=st.none() | st.binary(max_size=300) | st.text(max_size=50))
+def test_the_hand_written_rpc_reply_is_what_the_gencode_writes(
+    cid: int, data: bytes | str | None
+) -> None:
+    reply = ours.Reply(id=cid)
+    reply.rpc.SetInParent()
+    if data:
+        reply.rpc.data = data if isinstance(data, bytes) else data.encode()
+    expected = delimit(reply.SerializeToString())
+    assert PROTOBUF.reply(m.Reply(cid, m.RPCResult(data))) == expected
+
+
 def test_empty_results_are_written_as_their_field() -> None:
     # Reply{id: 7, publish: {}}: field 8, length 0.
     assert PROTOBUF.reply(m.Reply(7, m.PublishResult())) == b"\x04\x08\x07\x42\x00"

@@ -324,6 +324,19 @@ _PUBLISH_EMPTY: Final = bytes(((pb.Reply.PUBLISH_FIELD_NUMBER << 3) | 2, 0))
 _PUBLISH_REPLY_NO_ID: Final = _SHORT[len(_PUBLISH_EMPTY)] + _PUBLISH_EMPTY
 
 
+#: Reply.rpc's tag and RPCResult.data's tag (both length-delimited).
+_RPC_TAG: Final = bytes(((pb.Reply.RPC_FIELD_NUMBER << 3) | 2,))
+_RPC_DATA_TAG: Final = bytes(((pb.RPCResult.DATA_FIELD_NUMBER << 3) | 2,))
+
+
+def _rpc_reply(cid: int, data: m.Data | None) -> bytes:
+    """The hot path of RPC round trips: Reply{id, rpc: {data}}, written by hand in field
+    order, as the generated classes write it (a test compares the bytes)."""
+    inner = b"" if not data else _RPC_DATA_TAG + _delimited(_data(data))
+    body = (_ID_TAG + _varint(cid) if cid else b"") + _RPC_TAG + _delimited(inner)
+    return _delimited(body)
+
+
 def _pub_push(channel: str, pub: Publication) -> bytes:
     """The hot path of fan-out: :func:`_publication` inlined."""
     reply = pb.Reply()
@@ -398,6 +411,8 @@ class ProtobufCodec:
                 return _PUBLISH_REPLY_NO_ID
             body = _ID_TAG + _varint(cid) + _PUBLISH_EMPTY
             return _SHORT[len(body)] + body  # at most 1 + 5 + 2 bytes
+        if type(reply.result) is m.RPCResult and reply.error is None:
+            return _rpc_reply(reply.id, reply.result.data)
         msg = pb.Reply()
         if reply.id:
             msg.id = reply.id
