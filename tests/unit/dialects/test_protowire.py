@@ -19,7 +19,7 @@ import pytest
 from centrifuge.codecs import _ProtobufCodec
 from centrifuge.protocol import client_pb2 as sdk
 from google.protobuf.descriptor import Descriptor
-from google.protobuf.internal import api_implementation
+from google.protobuf.internal import api_implementation, encoder
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -720,3 +720,23 @@ def test_the_codec_is_a_codec() -> None:
     assert (codec.name, codec.own_messages) == ("protobuf", True)
     with pytest.raises(AttributeError):
         PROTOBUF.extra = 1  # type: ignore[attr-defined]
+
+
+def test_commands_in_any_field_order_decode_the_same() -> None:
+    """The fast path reads the usual layout (id, then the one request) from the bytes; any
+    other layout (id last, two requests, unknown fields) gives what the parsed fields say."""
+    publish = ours.PublishRequest(
+        channel="c", data=b'{"a":' + b"1" * 200 + b"}"
+    ).SerializeToString()
+    tag = bytes(((ours.Command.PUBLISH_FIELD_NUMBER << 3) | 2,))
+    request = tag + encoder._VarintBytes(len(publish)) + publish
+    canonical = b"\x08\x07" + request
+    id_last = request + b"\x08\x07"
+    unknown_after = canonical + b"\xf8\x07\x01"  # field 127, varint 1: not in the schema
+    (a,) = PROTOBUF.decode(delimit(canonical))
+    (b,) = PROTOBUF.decode(delimit(id_last))
+    (c,) = PROTOBUF.decode(delimit(unknown_after))
+    assert a == b == c and a.kind == "publish" and a.id == 7
+    ping = bytes(((ours.Command.PING_FIELD_NUMBER << 3) | 2, 0))
+    (two,) = PROTOBUF.decode(delimit(canonical + ping))
+    assert (two.kind, two.request) == ("unknown", None)

@@ -170,7 +170,36 @@ _READERS: Final[Mapping[int, tuple[str, Callable[[Any], m.Request]]]] = {
 _parse_command: Final = pb.Command.FromString
 
 
-def _frame(cmd: pb.Command) -> m.Frame:
+#: Known request fields by their one-byte tag (length-delimited), for :func:`_frame`.
+_BY_TAG: Final[Mapping[int, tuple[str, str, Callable[[Any], m.Request]]]] = {
+    (number << 3) | 2: (kind, pb.Command.DESCRIPTOR.fields_by_number[number].name, reader)
+    for number, (kind, reader) in _READERS.items()
+    if number < 16
+}
+
+
+def _frame(cmd: pb.Command, body: bytes) -> m.Frame:
+    """The Frame of a parsed Command. The usual layout (the id, then one request that ends
+    the message: what every SDK writes) is recognised from ``body`` itself; anything else
+    goes by the parsed fields (ListFields costs as much as the rest of the command)."""
+    pos = 0
+    end = len(body)
+    if end and body[0] == 0x08:  # the id (field 1, varint)
+        pos = 1
+        while pos < end and body[pos] & 0x80:
+            pos += 1
+        pos += 1
+    if pos + 1 < end:
+        known = _BY_TAG.get(body[pos])
+        if known is not None:
+            size, start = _read_length(body, pos + 1, end)
+            if start + size == end:
+                kind, name, reader = known
+                return m.Frame(cmd.id, reader(getattr(cmd, name)), kind)
+    return _frame_of_fields(cmd)
+
+
+def _frame_of_fields(cmd: pb.Command) -> m.Frame:
     fields = cmd.ListFields()  # (descriptor, value) of the set fields by number: id first
     cid = cmd.id
     requests = len(fields) - (1 if cid else 0)
@@ -395,11 +424,12 @@ class ProtobufCodec:
             stop = pos + size
             if stop > end:
                 raise ProtocolViolation("truncated command")
+            body = frame[pos:stop]
             try:
-                cmd = _parse_command(frame[pos:stop])
+                cmd = _parse_command(body)
             except DecodeError as exc:
                 raise ProtocolViolation(f"command does not parse: {exc}") from None
-            frames.append(_frame(cmd))
+            frames.append(_frame(cmd, body))
             pos = stop
         return frames
 
