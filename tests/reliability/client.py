@@ -1,9 +1,10 @@
 """Clients for the reliability scenarios, behaving as the SDKs do.
 
-- :class:`Subscriber` reconnects after a cut (short backoff, next URL of its list), answers
-  pings, resubscribes with recovery from the last offset it saw (after a reconnect, and after
-  an unsubscribe push of code 2500 and up, as the SDKs do), and records every publication it
-  gets, live or recovered, in a :class:`DeliveryChecker`.
+- :class:`Subscriber` speaks JSON or (``protobuf=True``) Protobuf, reconnects after a cut
+  (short backoff, next URL of its list), answers pings, resubscribes with recovery from the
+  last offset it saw (after a reconnect, and after an unsubscribe push of code 2500 and up,
+  as the SDKs do), and records every publication it gets, live or recovered, in a
+  :class:`DeliveryChecker`.
 - :class:`Publisher` publishes ``{"p": name, "s": seq}`` over one channel-protocol connection
   without waiting for each reply (the server pipelines them), at a given rate, and records
   each as acknowledged or not when its reply (or the connection's end) comes.
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from tests.reliability.checker import DeliveryChecker
+from tests.support import protobuf
 from tests.support.timing import scaled
 
 
@@ -31,8 +33,10 @@ class Subscriber:
         checker: DeliveryChecker,
         *,
         compress: bool = False,
+        protobuf: bool = False,
     ) -> None:
         self.name = name
+        self.protobuf = protobuf
         self.urls = urls
         self.channel = channel
         self.checker = checker
@@ -83,12 +87,31 @@ class Subscriber:
                 raise AssertionError(f"{self.name} received {self.count} of {count}")
             await asyncio.sleep(0.02)
 
-    def _subscribe_command(self) -> str:
+    def _subscribe_command(self) -> str | bytes:
         self._next_id += 1
         params: dict[str, Any] = {"channel": self.channel, "recoverable": True}
         if self.epoch:
             params.update(recover=True, offset=self.offset, epoch=self.epoch)
+        if self.protobuf:
+            return protobuf.command(self._next_id, "subscribe", params)
         return json.dumps({"id": self._next_id, "subscribe": params})
+
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            await ws.send_bytes(frame)
+        else:
+            await ws.send_str(frame)
+
+    def _replies(self, msg: aiohttp.WSMessage) -> list[dict[str, Any]] | None:
+        """The replies and pushes of a message as JSON-shaped dicts ({} for a ping); None
+        when the connection ended."""
+        if self.protobuf:
+            if msg.type is not aiohttp.WSMsgType.BINARY:
+                return None
+            return [protobuf.as_dict(reply) for reply in protobuf.split(msg.data)]
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            return None
+        return [json.loads(line) for line in msg.data.split("\n")]
 
     async def _run(self) -> None:
         attempt = 0
@@ -97,10 +120,17 @@ class Subscriber:
                 url = self.urls[attempt % len(self.urls)]
                 attempt += 1
                 try:
-                    async with http.ws_connect(url, compress=15 if self.compress else 0) as ws:
+                    protocols = (protobuf.SUBPROTOCOL,) if self.protobuf else ()
+                    async with http.ws_connect(
+                        url, compress=15 if self.compress else 0, protocols=protocols
+                    ) as ws:
                         self._ws = ws
                         self.connects += 1
-                        await ws.send_str('{"id":1,"connect":{}}\n' + self._subscribe_command())
+                        subscribe = self._subscribe_command()
+                        if isinstance(subscribe, bytes):
+                            await ws.send_bytes(protobuf.command(1, "connect", {}) + subscribe)
+                        else:
+                            await ws.send_str('{"id":1,"connect":{}}\n' + subscribe)
                         await self._read(ws)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     if not self._stop:
@@ -110,26 +140,26 @@ class Subscriber:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
-            if msg.type is not aiohttp.WSMsgType.TEXT:
+            objs = self._replies(msg)
+            if objs is None:
                 return
-            for line in msg.data.split("\n"):
-                if line == "{}":
-                    await ws.send_str("{}")
+            for obj in objs:
+                if not obj:  # the server's ping
+                    await self._send(ws, b"\x00" if self.protobuf else "{}")
                     continue
-                obj = json.loads(line)
                 if "subscribe" in obj and "id" in obj:
                     self._subscribed_reply(obj["subscribe"])
                 elif "error" in obj:
                     self.errors.append(json.dumps(obj))
                     if obj.get("id", 0) > 1:  # the subscribe failed: try again
                         await asyncio.sleep(0.05)
-                        await ws.send_str(self._subscribe_command())
+                        await self._send(ws, self._subscribe_command())
                 elif "push" in obj:
                     push = obj["push"]
                     if "pub" in push:
                         self._record(push["pub"])
                     elif "unsubscribe" in push and push["unsubscribe"].get("code", 0) >= 2500:
-                        await ws.send_str(self._subscribe_command())
+                        await self._send(ws, self._subscribe_command())
 
     def _subscribed_reply(self, result: dict[str, Any]) -> None:
         if result.get("was_recovering"):
@@ -147,6 +177,8 @@ class Subscriber:
 
     def _record(self, pub: dict[str, Any]) -> None:
         data = pub["data"]
+        if isinstance(data, bytes):  # a Protobuf client gets the JSON text's bytes
+            data = json.loads(data)
         offset = int(pub.get("offset", 0))
         self.checker.received(self.name, data["p"], data["s"], offset)
         self.count += 1

@@ -45,12 +45,14 @@ async def settle(subscribers: list[Subscriber], offset: int) -> None:
 
 async def test_fan_out_to_many_subscribers(start_server: StartServer) -> None:
     """200 x 20,000 (long), on the embedded default (SQLite history), half the subscribers
-    with permessage-deflate."""
+    with permessage-deflate, a third speaking Protobuf."""
     server = start_server(config=CONFIG)
     subscribers_n, publications = scale(50, 200), scale(2_000, 20_000)
     checker = DeliveryChecker()
     subs = [
-        await Subscriber(f"s{i}", [url(server)], "fan", checker, compress=bool(i % 2)).start()
+        await Subscriber(
+            f"s{i}", [url(server)], "fan", checker, compress=bool(i % 2), protobuf=i % 3 == 2
+        ).start()
         for i in range(subscribers_n)
     ]
     publisher = await Publisher("p", url(server), "fan", checker).start()
@@ -126,14 +128,17 @@ async def test_recovery_storm(
     start_server: StartServer, request: pytest.FixtureRequest, engine: str
 ) -> None:
     """10 subscribers behind a proxy that cuts every connection every 500 ms, 8 times, while
-    a publisher publishes every millisecond: each recovers, nothing lost or doubled."""
+    a publisher publishes every millisecond: each recovers, nothing lost or doubled (a third
+    of them over Protobuf)."""
     server = start_server(*engine_args(request, engine), config=CONFIG)
     proxy = await FlakyProxy(server.port).start()
     checker = DeliveryChecker()
     proxied = f"ws://127.0.0.1:{proxy.port}{PATH}"
     try:
         subs = [
-            await Subscriber(f"s{i}", [proxied], "storm", checker, compress=bool(i % 2)).start()
+            await Subscriber(
+                f"s{i}", [proxied], "storm", checker, compress=bool(i % 2), protobuf=i % 3 == 2
+            ).start()
             for i in range(10)
         ]
         publisher = await Publisher("p", url(server), "storm", checker).start()
@@ -310,7 +315,8 @@ async def test_a_killed_nodes_clients_move_and_recover(
     clients = scale(100, 500)
     checker = DeliveryChecker()
     subs = [
-        await Subscriber(f"s{i}", [url(a), url(b)], "move", checker).start() for i in range(clients)
+        await Subscriber(f"s{i}", [url(a), url(b)], "move", checker, protobuf=i % 3 == 2).start()
+        for i in range(clients)
     ]
     publisher = await Publisher("p", url(b), "move", checker).start()
     publishing = asyncio.create_task(publisher.publish(scale(3_000, 10_000), rate=500))
