@@ -34,12 +34,15 @@ from hubbub.hub import Hub
 from hubbub.server import app, websocket
 from hubbub.server.sending import DeflateWriter
 from hubbub.server.websocket import RAW_POLICY, Policy, WebSocketConnection
+from tests.support import protobuf
 from tests.support.deflatepeer import BROWSER_OFFER, DeflatePeer
 from tests.support.inprocess import serving
 from tests.support.timing import scaled
 
 MAX_MESSAGE = 4096
 ECHO, ROOM, CHANNEL = "/", "/rooms/x", "/connection/websocket"
+#: The channel endpoint over Protobuf (the path is CHANNEL; the subprotocol makes the format).
+CHANNEL_PROTOBUF = CHANNEL + "#protobuf"
 ENDINGS = ["client-close", "server-close", "violation", "tcp-drop"]
 
 
@@ -124,6 +127,14 @@ async def exchange(srv: Server, peer: DeflatePeer, path: str) -> None:
                 await srv.hub.publish("rooms:x", {"n": 1})
                 await asyncio.wait({got}, timeout=0.05)
         assert json.loads(got.result()) == {"n": 1}
+    elif path == CHANNEL_PROTOBUF:
+        peer.send_binary(
+            protobuf.command(1, "connect", {}) + protobuf.command(2, "subscribe", {"channel": "c"})
+        )
+        ids: set[int] = set()
+        while len(ids) < 2:
+            frame = await peer.recv()
+            ids |= {reply.id for reply in protobuf.split(frame.payload) if reply.id}
     else:
         peer.send_text('{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"c"}}')
         replies: set[int] = set()
@@ -140,7 +151,10 @@ async def end(srv: Server, peer: DeflatePeer, path: str, ending: str) -> None:
         srv.tracked.connection().close(4000, "closed by the test")
         assert await peer.until_closed() == 4000
     elif ending == "violation":
-        if path == CHANNEL:
+        if path == CHANNEL_PROTOBUF:
+            peer.send_text("a text frame on the protobuf protocol")
+            assert await peer.until_closed() == 3501
+        elif path == CHANNEL:
             peer.send_text("not json")
             assert await peer.until_closed() == 3501
         else:
@@ -179,18 +193,26 @@ def gc_disabled() -> Iterator[None]:
 @pytest.mark.usefixtures("gc_disabled")
 @pytest.mark.parametrize("ending", ENDINGS)
 @pytest.mark.parametrize("deflate", [False, True], ids=["plain", "deflate"])
-@pytest.mark.parametrize("path", [ECHO, ROOM, CHANNEL], ids=["echo", "room", "channel"])
+@pytest.mark.parametrize(
+    "path",
+    [ECHO, ROOM, CHANNEL, CHANNEL_PROTOBUF],
+    ids=["echo", "room", "channel", "channel-protobuf"],
+)
 async def test_an_ended_connection_is_freed_without_the_cyclic_gc(
     server: Server, path: str, deflate: bool, ending: str
 ) -> None:
     peer = await DeflatePeer.connect(
-        server.host, server.port, path, BROWSER_OFFER if deflate else None
+        server.host,
+        server.port,
+        CHANNEL if path == CHANNEL_PROTOBUF else path,
+        BROWSER_OFFER if deflate else None,
+        protobuf.SUBPROTOCOL if path == CHANNEL_PROTOBUF else None,
     )
     assert peer.deflate == deflate
     await exchange(server, peer, path)
     kinds = {kind for kind, _ in server.tracked.refs}
     expected = {"WebSocketConnection", "WebSocketResponse", "Request"}
-    expected |= {"Client"} if path == CHANNEL else set()
+    expected |= {"Client"} if path in (CHANNEL, CHANNEL_PROTOBUF) else set()
     expected |= {"DeflateWriter"} if deflate else set()
     assert kinds == expected
     await end(server, peer, path, ending)

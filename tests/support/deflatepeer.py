@@ -8,7 +8,7 @@ import asyncio
 import re
 import zlib
 
-from tests.support.rawws import OP_CLOSE, OP_TEXT, Frame, RawWebSocket, handshake
+from tests.support.rawws import OP_BINARY, OP_CLOSE, OP_TEXT, Frame, RawWebSocket, handshake
 from tests.support.timing import scaled
 
 #: What browsers offer.
@@ -37,11 +37,18 @@ class DeflatePeer:
 
     @classmethod
     async def connect(
-        cls, host: str, port: int, path: str = "/", offer: str | None = BROWSER_OFFER
+        cls,
+        host: str,
+        port: int,
+        path: str = "/",
+        offer: str | None = BROWSER_OFFER,
+        subprotocol: str | None = None,
     ) -> DeflatePeer:
         reader, writer = await asyncio.open_connection(host, port)
-        headers = {"Sec-WebSocket-Extensions": offer} if offer is not None else None
-        status, head = await handshake(reader, writer, host, port, path, headers)
+        headers = {"Sec-WebSocket-Extensions": offer} if offer is not None else {}
+        if subprotocol is not None:
+            headers["Sec-WebSocket-Protocol"] = subprotocol
+        status, head = await handshake(reader, writer, host, port, path, headers or None)
         assert status == 101, head
         return cls(RawWebSocket(reader, writer), accepted_extension(head))
 
@@ -51,12 +58,18 @@ class DeflatePeer:
 
     def send_text(self, text: str) -> None:
         """A text message, compressed when the extension was accepted."""
-        payload = text.encode()
+        self.send(OP_TEXT, text.encode())
+
+    def send_binary(self, payload: bytes) -> None:
+        """A binary message, compressed when the extension was accepted."""
+        self.send(OP_BINARY, payload)
+
+    def send(self, opcode: int, payload: bytes) -> None:
         if not self.deflate:
-            self.ws.send_frame(OP_TEXT, payload)
+            self.ws.send_frame(opcode, payload)
             return
         data = self._compressor.compress(payload) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
-        self.ws.send_frame(RSV1 | OP_TEXT, data[: -len(_TAIL)])
+        self.ws.send_frame(RSV1 | opcode, data[: -len(_TAIL)])
 
     async def recv(self) -> Frame:
         """The next frame, inflated when compressed (a fresh inflater for each message when
