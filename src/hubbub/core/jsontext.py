@@ -97,8 +97,10 @@ def loads(text: str | bytes) -> Any:
         value = orjson.loads(text)  # the usual case, without parse()'s bookkeeping
     except orjson.JSONDecodeError:
         try:
-            value, problem = parse(text)
-        except ValueError as exc:
+            # Bytes are UTF-8 or not JSON: json's fallback would guess UTF-16/32 or skip a
+            # BOM, and take text that no JSON client parses.
+            value, problem = parse(text.decode() if isinstance(text, bytes) else text)
+        except ValueError as exc:  # UnicodeDecodeError included
             raise NotJSON(f"not JSON: {exc}") from None
         if problem is not None:
             raise NotJSON(f"not RFC 8259 JSON: {problem}") from None

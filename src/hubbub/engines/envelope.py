@@ -13,10 +13,10 @@ JSON string beside the payload (never in history): :func:`frame_text`, :func:`fr
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from hubbub.core.jsontext import dumps
-from hubbub.core.types import FRAME_KINDS, FRAME_TEXT, Publication
+from hubbub.core.types import FRAME_BINARY, FRAME_KINDS, FRAME_STRING, FRAME_TEXT, Publication
 from hubbub.engines.sqlite import info_from_text
 
 
@@ -39,8 +39,24 @@ def frame_text(frame: str) -> str | None:
 
 def frame_from_text(value: Any) -> str:
     """The inverse of :func:`frame_text`, from the decoded JSON value; anything that is not a
-    known kind is :data:`FRAME_TEXT` (the data as a text frame: never bytes made up)."""
-    return value if isinstance(value, str) and value in FRAME_KINDS else FRAME_TEXT
+    known kind is :data:`FRAME_TEXT` (the data as a text frame: never bytes made up).
+
+    From a node of the version before (issue 12), which sent the frame itself (``"b:..."``,
+    ``"t:..."``) beside data of the same meaning: binary is :data:`FRAME_BINARY`; text is
+    :data:`_LEGACY_TEXT`, which :func:`pub_from_obj` resolves by the data (a JSON string: the
+    text was not JSON; else the JSON text, which that version had re-encoded compactly)."""
+    if isinstance(value, str):
+        if value in FRAME_KINDS:
+            return value
+        if value.startswith("b:"):
+            return FRAME_BINARY
+        if value.startswith("t:"):
+            return _LEGACY_TEXT
+    return FRAME_TEXT
+
+
+#: A text frame from the version before, until the data says which kind it is.
+_LEGACY_TEXT: Final = "t:"
 
 
 def pub_from_payload(payload: str, offset: int, frame: str = FRAME_TEXT) -> Publication:
@@ -52,8 +68,12 @@ def pub_from_obj(obj: dict[str, Any], offset: int, frame: str = FRAME_TEXT) -> P
     """As :func:`pub_from_payload`, from the parsed JSON."""
     info = obj.get("info")
     data = obj.get("d")
+    if not isinstance(data, str):
+        data = dumps(obj.get("data"))
+    if frame == _LEGACY_TEXT:
+        frame = FRAME_STRING if data.startswith('"') else FRAME_TEXT
     return Publication(
-        data=data if isinstance(data, str) else dumps(obj.get("data")),
+        data=data,
         offset=offset,
         info=info_from_text(dumps(info)) if info is not None else None,
         tags=obj.get("tags"),

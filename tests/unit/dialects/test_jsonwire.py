@@ -315,3 +315,16 @@ def test_json_nested_deeper_than_python_parses_is_not_json(depth: int) -> None:
     with pytest.raises(p.NotJSON):
         p.loads(deep.encode())
     assert m.Payload.of_bytes(deep.encode()).text is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"1\x00", b'\xef\xbb\xbf{"a":1}', "1".encode("utf-16"), '{"a":1}'.encode("utf-32")],
+    ids=["nul", "bom", "utf-16", "utf-32"],
+)
+def test_bytes_are_json_only_as_utf8_json_text(raw: bytes) -> None:
+    """Bytes json would still read (a BOM skipped, UTF-16/32 guessed) are not JSON here: their
+    text would be pasted into JSON pushes that no client parses."""
+    with pytest.raises(p.NotJSON):
+        p.loads(raw)
+    assert m.Payload.of_bytes(raw).text is None
