@@ -58,6 +58,13 @@ class ChannelOptions(BaseModel):
     allow_history_for_anonymous: bool = True
     allow_presence_for_client: bool = True
     allow_presence_for_anonymous: bool = True
+    allow_user_limited_channels: bool = Field(
+        False,
+        description=(
+            "Channels named <name>#<user>[,<user>...] may be subscribed to by the users listed "
+            "(without a token); without this option they need a subscription token."
+        ),
+    )
     max_message_size: int = Field(
         64 * KiB, ge=1, description="Largest publication data (JSON bytes) clients may publish."
     )

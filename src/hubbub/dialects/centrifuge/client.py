@@ -26,7 +26,7 @@ from hubbub.auth import SubscribeClaims
 from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core import sparse
-from hubbub.core.channels import allowed
+from hubbub.core.channels import allowed, may_subscribe, restricted
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
@@ -314,7 +314,7 @@ class Client:
         options = self.node.options(channel)
         token = request.token
         claims = self._subscription_claims(token, channel) if token else None
-        if claims is None and not allowed(options, "subscribe", self.user):
+        if claims is None and not may_subscribe(channel, options, self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
         if request.tags_filter:
             raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: tags filters")
@@ -426,7 +426,9 @@ class Client:
 
     def _readable(self, channel: str, action: str) -> ChannelOptions:
         options = self.node.options(_required(channel, "channel"))
-        if not allowed(options, action, self.user):
+        if not allowed(options, action, self.user) or (
+            restricted(channel) and not self.session.is_subscribed(channel)
+        ):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
         return options
 
