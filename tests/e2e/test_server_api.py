@@ -201,6 +201,11 @@ async def test_api_on_its_own_port(start_server: StartServer) -> None:
             assert resp.status == 200
         async with http.post(server.url + "/api/info", json={}, headers={"X-API-Key": KEY}) as resp:
             assert resp.status == 404
+    # the legacy POST /api too: at the printed address (it ends in /api), not on the public port
+    command = gocent_body({"method": "info", "params": {}})
+    status, _, text = await legacy_post(api_url, command)
+    assert status == 200 and json.loads(text)["result"]["nodes"]
+    assert (await legacy_post(server.url + "/api", command))[0] == 404
 
 
 OUT_OF_RANGE_OFFSETS = [2**63, 2**64 + 5, str(2**63), -1]
@@ -294,3 +299,135 @@ async def test_b64data_and_b64info_carry_json_text(
         (entry,) = presence["result"]["presence"].values()
         assert entry["chan_info"] == {"role": "x"}
         pb.stop()
+
+
+# -- the legacy format: POST /api, {"method", "params"} commands one per line (gocent v3) -----
+
+
+def gocent_body(*commands: Any) -> bytes:
+    """What gocent v3 sends: each command through Go's json.Encoder (a line each); a str is
+    sent as it is, for lines no client would write."""
+    return b"".join(
+        (c if isinstance(c, str) else json.dumps(c, separators=(",", ":"))).encode() + b"\n"
+        for c in commands
+    )
+
+
+async def legacy_post(
+    url: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """POST ``body`` to ``url`` as gocent does; (status, Content-Type, text)."""
+    sent = {"Authorization": f"apikey {KEY}", "Content-Type": "application/json"}
+    if headers is not None:
+        sent = headers
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=io.BytesIO(body), headers=sent) as resp,
+    ):
+        return resp.status, resp.content_type, await resp.text()
+
+
+async def test_legacy_pipe_replies_line_by_line(
+    api_server: ServerProcess, observer: Observer
+) -> None:
+    """publish, presence, an unknown method, a bad line, history: one reply line each, in
+    order; the bad ones do not stop the others; the subscriber gets the publication."""
+    body = gocent_body(
+        {"method": "publish", "params": {"channel": "news:a", "data": {"n": 1}}},
+        "",  # a blank line is skipped
+        {"method": "presence", "params": {"channel": "news:a"}},
+        {"method": "nope", "params": {}},
+        "{not json",
+        "[1, 2]",
+        {"method": "batch", "params": {"commands": []}},  # not a legacy method
+        {"id": 7, "method": "history", "params": {"channel": "news:a", "limit": 10}},
+    )
+    status, ctype, text = await legacy_post(api_server.url + "/api", body)
+    assert (status, ctype) == (200, "application/json")
+    assert not text.endswith("\n")  # "\n" between replies, as Centrifugo writes them
+    lines = text.split("\n")
+    assert len(lines) == 7, text
+    publish, presence, unknown, not_json, not_object, batch, history = map(json.loads, lines)
+    assert publish["result"]["offset"] == 1 and publish["result"]["epoch"]
+    assert "error" not in publish and "id" not in publish
+    assert [c["user"] for c in presence["result"]["presence"].values()] == ["ada"]
+    assert unknown == {"error": {"code": 104, "message": "method not found: nope"}}
+    assert not_json["error"]["code"] == 107 and "not JSON" in not_json["error"]["message"]
+    assert not_object["error"] == {
+        "code": 107,
+        "message": "bad request: a command must be a JSON object",
+    }
+    assert batch["error"]["code"] == 104
+    assert history["id"] == 7
+    assert [p["data"] for p in history["result"]["publications"]] == [{"n": 1}]
+    assert history["result"]["epoch"] == publish["result"]["epoch"]
+    assert (await observer.push("pub", "news:a"))["pub"]["data"] == {"n": 1}
+
+
+async def test_legacy_commands_one_by_one(api_server: ServerProcess, observer: Observer) -> None:
+    """Method errors are 200 with an error line (as Centrifugo's docs show); names in any
+    case and Centrifugo's method numbers work; bad method or params are 107; a single
+    command written over several lines is one command; X-API-Key is taken too."""
+    url = api_server.url + "/api"
+
+    async def one(command: Any, headers: dict[str, str] | None = None) -> Any:
+        status, _, text = await legacy_post(url, gocent_body(command), headers)
+        assert status == 200, text
+        assert "\n" not in text
+        return json.loads(text)
+
+    reply = await one({"method": "publish", "params": {"channel": "nope:a", "data": 1}})
+    assert reply["error"]["code"] == 102
+    reply = await one({"method": "PUBLISH", "params": {"channel": "news:a", "data": 2}})
+    assert reply["result"]["offset"] == 1
+    assert (await observer.push("pub", "news:a"))["pub"]["data"] == 2
+    (node,) = (await one({"method": 9, "params": {}}))["result"]["nodes"]  # 9: info
+    assert node["num_clients"] == 1
+    assert (await one({"method": "info"}))["result"]["nodes"]  # params may be left out
+    assert (await one({"method": 13, "params": {}}))["error"]["code"] == 104
+    for bad in ({"params": {}}, {"method": None}, {"method": ["info"]}):
+        assert (await one(bad))["error"]["code"] == 107, bad
+    reply = await one({"method": "presence", "params": ["news:a"]})
+    assert reply["error"] == {"code": 107, "message": "bad request: params must be an object"}
+    assert (await one({"method": "publish", "params": {"channel": "news:a"}}))["error"][
+        "code"
+    ] == 107
+    pretty = json.dumps({"method": "presence_stats", "params": {"channel": "news:a"}}, indent=2)
+    status, _, text = await legacy_post(url, pretty.encode())
+    assert status == 200 and json.loads(text)["result"] == {"num_clients": 1, "num_users": 1}
+    reply = await one({"method": "history", "params": {"channel": "news:a"}}, {"X-API-Key": KEY})
+    assert reply["result"]["offset"] == 1
+
+
+async def test_legacy_key_and_limits(api_server: ServerProcess) -> None:
+    """401 without the right key, 413 over api_max_body_size or over 1000 commands (none of
+    them run), 400 for a body with no command; the server keeps serving."""
+    from hubbub.server.api import LEGACY_MAX_COMMANDS
+
+    url = api_server.url + "/api"
+    info = gocent_body({"method": "info", "params": {}})
+    status, ctype, text = await legacy_post(url, info, {})
+    assert (status, ctype, json.loads(text)["error"]["code"]) == (401, "application/json", 101)
+    status, _, text = await legacy_post(url, info, {"Authorization": "apikey " + "w" * 32})
+    assert (status, json.loads(text)["error"]["code"]) == (401, 101)
+    big = {"method": "publish", "params": {"channel": "news:z", "data": "y" * 2_000_000}}
+    status, _, text = await legacy_post(url, gocent_body(big))
+    assert (status, json.loads(text)["error"]["code"]) == (413, 106)
+    publish = {"method": "publish", "params": {"channel": "news:z", "data": 1}}
+    status, _, text = await legacy_post(url, gocent_body(*[publish] * (LEGACY_MAX_COMMANDS + 1)))
+    assert (status, json.loads(text)["error"]) == (
+        413,
+        {"code": 106, "message": "more than 1000 commands in one request"},
+    )
+    history = gocent_body({"method": "history", "params": {"channel": "news:z", "limit": 10}})
+    status, _, text = await legacy_post(url, history)
+    assert (status, json.loads(text)["result"].get("publications", [])) == (200, [])
+    status, _, text = await legacy_post(url, gocent_body(*[publish] * LEGACY_MAX_COMMANDS))
+    assert status == 200
+    offsets = [json.loads(line)["result"]["offset"] for line in text.split("\n")]
+    assert offsets == list(range(1, LEGACY_MAX_COMMANDS + 1))
+    for empty in (b"", b"\n \n"):
+        status, _, text = await legacy_post(url, empty)
+        assert (status, json.loads(text)["error"]["code"]) == (400, 107), empty
+    status, _, _ = await legacy_post(url, info)
+    assert status == 200

@@ -14,12 +14,11 @@ from hubbub.server.openapi import REQUESTS, RESULTS, document
 def test_document_matches_the_methods() -> None:
     doc = document()
     assert doc["openapi"].startswith("3.")
-    paths = {path.removeprefix("/api/") for path in doc["paths"]}
-    assert paths == set(api.METHODS)
+    assert set(doc["paths"]) == {f"/api/{name}" for name in api.METHODS} | {"/api"}
     assert set(RESULTS) | {"batch"} == set(REQUESTS)
     for path, item in doc["paths"].items():
         post = item["post"]
-        assert post["operationId"] == path.removeprefix("/api/")
+        assert post["operationId"] == ("legacy" if path == "/api" else path.removeprefix("/api/"))
         assert post["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
         assert {"200", "400", "401", "413"} <= set(post["responses"])
     assert set(doc["components"]["securitySchemes"]) == {"apiKey", "authorizationApiKey"}
@@ -30,6 +29,11 @@ def test_routes_serve_the_documented_paths() -> None:
     app: web.Application = make_app(settings, Node(settings))
     routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
     assert ("POST", "/api/{method}") in routes
+    assert ("POST", "/api") in routes
     assert ("GET", "/api/openapi.json") in routes
     # every documented method is one the route dispatches to
-    assert {p.removeprefix("/api/") for p in document()["paths"]} <= set(api.METHODS)
+    documented = {p.removeprefix("/api/") for p in document()["paths"] if p != "/api"}
+    assert documented <= set(api.METHODS)
+    legacy = document()["paths"]["/api"]["post"]
+    assert legacy["deprecated"] is True
+    assert f"at most {api.LEGACY_MAX_COMMANDS} commands" in legacy["description"]

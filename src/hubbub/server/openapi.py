@@ -1,8 +1,8 @@
 """The OpenAPI 3 document of the server API, served at ``/api/openapi.json``.
 
 Built from :data:`REQUESTS` and :data:`RESULTS`, one entry per method of
-:data:`hubbub.api.METHODS` (plus ``batch``); ``tests/unit/server/test_openapi.py`` checks that the
-document and the real routes agree.
+:data:`hubbub.api.METHODS` (plus ``batch``), and the legacy ``POST /api`` (:data:`LEGACY`);
+``tests/unit/test_openapi.py`` checks that the document and the real routes agree.
 """
 
 from __future__ import annotations
@@ -110,8 +110,59 @@ RESULTS: Final[dict[str, S]] = {
 }
 
 
+#: ``POST /api``: Centrifugo v3/v4's format (gocent v3 and older clients), kept for them.
+LEGACY: Final[S] = {
+    "post": {
+        "operationId": "legacy",
+        "deprecated": True,
+        "summary": "several commands, one per line (Centrifugo v3/v4 format)",
+        "description": (
+            "The body is newline-delimited JSON: one command object per line (blank lines "
+            "skipped), at most 1000 commands. The reply has one line per command, in order: "
+            '{"result": ...} or {"error": {"code", "message"}} (107: a line that is not a '
+            "JSON object or a bad method or params; 104: unknown method, batch included), "
+            "with the command's id when it has one."
+        ),
+        "security": [{"apiKey": []}, {"authorizationApiKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": obj(
+                        ["method"],
+                        method=STR,
+                        params={"type": "object", "description": "the method's request"},
+                        id=INT,
+                    )
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "one reply per line, in the order of the commands",
+                "content": {
+                    "application/json": {
+                        "schema": obj(
+                            id=INT,
+                            result={"type": "object", "description": "the method's result"},
+                            error=ERROR,
+                        )
+                    }
+                },
+            },
+            "400": {"description": "no command in the body"},
+            "401": {"description": "missing or wrong API key (or none configured)"},
+            "413": {
+                "description": "the body is larger than api_max_body_size, or holds more "
+                "than 1000 commands"
+            },
+        },
+    }
+}
+
+
 def document() -> S:
-    paths: S = {}
+    paths: S = {"/api": LEGACY}
     for method, request in REQUESTS.items():
         result = RESULTS.get(method, obj(replies={"type": "array", "items": {"type": "object"}}))
         ok = obj(result=result, error=ERROR) if method != "batch" else result
