@@ -51,7 +51,6 @@ from hubbub.loadgen import (  # noqa: E402
     Dialect,
     HubbubDialect,
     Measure,
-    ProtobufDialect,
     Stats,
     Window,
     close_all,
@@ -63,8 +62,8 @@ from hubbub.loadgen import (  # noqa: E402
     paced,
     parser_ceiling,
     quiesce,
-    varint,
 )
+from hubbub.loadgen_protobuf import ProtobufDialect, varint  # noqa: E402
 
 CONFIG = """
 demos = false

@@ -9,15 +9,8 @@ from collections.abc import Iterator
 import pytest
 from centrifuge.protocol import client_pb2 as pb  # type: ignore[import-untyped, unused-ignore]
 
-from hubbub.loadgen import (
-    PING_REPLY,
-    Client,
-    ProtobufDialect,
-    Stats,
-    handshake_request,
-    varint,
-    walk_replies,
-)
+from hubbub.loadgen import Client, Stats, handshake_request
+from hubbub.loadgen_protobuf import PING_REPLY, ProtobufDialect, varint, walk_replies
 
 
 def unframe(frame: bytes) -> bytes:

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
 from hubbub import __version__
-from hubbub.auth import SubscribeClaims
 from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core import sparse
@@ -31,7 +30,7 @@ from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.core.types import ClientInfo
-from hubbub.dialects.centrifuge import reads
+from hubbub.dialects.centrifuge import reads, tokens
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
 from hubbub.dialects.centrifuge.payloads import (
@@ -39,6 +38,7 @@ from hubbub.dialects.centrifuge.payloads import (
     hook_data,
     info_text,
     is_unicode,
+    required,
     writable,
 )
 from hubbub.dialects.centrifuge.pipeline import Replies
@@ -59,18 +59,10 @@ from hubbub.transport import Transport
 log = logging.getLogger(__name__)
 
 
-#: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
-SUB_EXPIRED: Final = (2501, "subscription expired")
 #: Seconds a closing connection waits for its pending publishes to be stored and answered.
 SETTLE_TIMEOUT: Final = 5.0
 
 Handler = Callable[["Client", int, Any], Awaitable[m.Result | None]]
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {field} is required")
-    return value
 
 
 class Client:
@@ -81,12 +73,12 @@ class Client:
         "_join_leave",
         "_limiter",
         "_replies",
-        "_tokens",
         "client_id",
         "headers",
         "hooks",
         "node",
         "session",
+        "tokens",
         "transport",
         "wire",
     )
@@ -110,7 +102,7 @@ class Client:
         # Per-channel extras, rarely used (core.sparse: no dict until the first entry).
         self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
-        self._tokens = TokenExpiry()
+        self.tokens = TokenExpiry()
         # Replies in command order with publishes pipelined (pipeline.Replies): made at the
         # first publish, until then replies are posted as they come.
         self._replies: Replies | None = None
@@ -290,7 +282,7 @@ class Client:
             raise
         self.session.connected(user, conn_info)
         self.node.register_client(self)
-        ttl = self._expire_connection_at(expire_at) if expire_at is not None else 0
+        ttl = tokens.expire_connection_at(self, expire_at) if expire_at is not None else 0
         result_of_connect = m.ConnectResult(
             client=self.client_id,
             version=__version__,
@@ -310,10 +302,10 @@ class Client:
     # -- subscriptions -------------------------------------------------------------------
 
     async def _subscribe(self, cid: int, request: m.Subscribe) -> None:
-        channel = _required(request.channel, "channel")
+        channel = required(request.channel, "channel")
         options = self.node.options(channel)
         token = request.token
-        claims = self._subscription_claims(token, channel) if token else None
+        claims = tokens.subscription_claims(self, token, channel) if token else None
         if claims is None and not may_subscribe(channel, options, self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
         if request.tags_filter:
@@ -341,7 +333,7 @@ class Client:
                 channel, options, request, data, presence=options.presence
             )
             if claims is not None and claims.expire_at is not None:
-                ttl = self._expire_subscription_at(channel, claims.expire_at)
+                ttl = tokens.expire_subscription_at(self, channel, claims.expire_at)
                 reply = _with_expiry(reply, ttl)
             message = self._encoded(m.Reply(cid, reply), channel)
         self.transport.post(message)
@@ -416,7 +408,7 @@ class Client:
             await self.node.broker.publish_leave(channel, info)
 
     async def _unsubscribe(self, cid: int, request: m.Unsubscribe) -> m.UnsubscribeResult:
-        channel = _required(request.channel, "channel")
+        channel = required(request.channel, "channel")
         was_subscribed = self.session.is_subscribed(channel)
         if self.session.drop(channel) and was_subscribed:
             await self._left(channel)
@@ -425,7 +417,7 @@ class Client:
     # -- publishing and reading ----------------------------------------------------------
 
     def _readable(self, channel: str, action: str) -> ChannelOptions:
-        options = self.node.options(_required(channel, "channel"))
+        options = self.node.options(required(channel, "channel"))
         if not allowed(options, action, self.user) or (
             restricted(channel) and not self.session.is_subscribed(channel)
         ):
@@ -496,61 +488,6 @@ class Client:
         with contextlib.suppress(ClientError):  # send has no reply to carry an error
             await self._hook(self.hooks.on_message, ctx)
 
-    async def _refresh(self, cid: int, request: m.Refresh) -> m.RefreshResult:
-        token = request.token
-        if not token:
-            if not self._tokens.connection_expires:
-                return m.RefreshResult(self.client_id, __version__)
-            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: token is required")
-        claims = self.node.tokens.connect(token)
-        if claims.user != self.user:
-            d = Disconnects.INVALID_TOKEN
-            raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
-        if claims.expire_at is None:
-            self._tokens.cancel_connection()
-            return m.RefreshResult(self.client_id, __version__)
-        if claims.expire_at <= time.time():
-            raise ClientError(ErrorCode.TOKEN_EXPIRED)
-        ttl = self._expire_connection_at(claims.expire_at)
-        return m.RefreshResult(self.client_id, __version__, expires=True, ttl=ttl)
-
-    async def _sub_refresh(self, cid: int, request: m.SubRefresh) -> m.SubRefreshResult:
-        channel = _required(request.channel, "channel")
-        if not self.session.is_subscribed(channel):
-            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
-        claims = self._subscription_claims(_required(request.token, "token"), channel)
-        if claims.expire_at is None:
-            self._tokens.cancel_subscription(channel)
-            return m.SubRefreshResult()
-        ttl = self._expire_subscription_at(channel, claims.expire_at)
-        return m.SubRefreshResult(expires=True, ttl=ttl)
-
-    # -- tokens and expiry ---------------------------------------------------------------
-
-    def _subscription_claims(self, token: str, channel: str) -> SubscribeClaims:
-        claims = self.node.tokens.subscribe(token)
-        if claims.channel != channel or claims.user != self.user:
-            d = Disconnects.INVALID_TOKEN
-            raise DisconnectError(d.code, f"{d.reason}: the token is for another channel or user")
-        if claims.expire_at is not None and claims.expire_at <= time.time():
-            raise ClientError(ErrorCode.TOKEN_EXPIRED)
-        return claims
-
-    def _expire_connection_at(self, expire_at: float) -> int:
-        """Close the connection (3005) at ``expire_at`` unless a refresh moves it; the TTL."""
-        d = Disconnects.EXPIRED
-        return self._tokens.connection_at(expire_at, lambda: self.transport.close(d.code, d.reason))
-
-    def _expire_subscription_at(self, channel: str, expire_at: float) -> int:
-        """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
-        ``expire_at`` unless a sub_refresh moves it; the TTL."""
-        loop = asyncio.get_running_loop()
-        return self._tokens.subscription_at(
-            channel,
-            expire_at,
-            lambda: loop.create_task(self.server_unsubscribe(channel, *SUB_EXPIRED)),
-        )
-
     # -- server-side control (server API) ------------------------------------------------
 
     async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None:
@@ -579,7 +516,7 @@ class Client:
         """Unsubscribe this client from ``channel``; an unsubscribe push tells it why
         (codes below 2500 end the subscription, 2500 and up make the SDK resubscribe)."""
         was_subscribed = self.session.is_subscribed(channel)
-        self._tokens.cancel_subscription(channel)
+        self.tokens.cancel_subscription(channel)
         if self.session.drop(channel) and was_subscribed:
             self.transport.post(self.wire.push(m.Unsubscribed(channel, code, reason)))
             await self._left(channel)
@@ -601,7 +538,7 @@ class Client:
         """The connection ended: its publishes settle, then it leaves every channel and the
         disconnect hook is told."""
         await self.settle()
-        self._tokens.cancel_all()
+        self.tokens.cancel_all()
         self.node.unregister_client(self)
         for channel in self.session.close():
             try:
@@ -639,6 +576,6 @@ _HANDLERS: Final[dict[type, Handler]] = {
     m.Ping: Client._ping,
     m.Send: Client._send,
     m.RPC: Client._rpc,
-    m.Refresh: Client._refresh,
-    m.SubRefresh: Client._sub_refresh,
+    m.Refresh: tokens.refresh,
+    m.SubRefresh: tokens.sub_refresh,
 }

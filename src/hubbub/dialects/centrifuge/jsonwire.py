@@ -194,12 +194,9 @@ def data_text(data: m.Data) -> str:
 
 
 def info_json(info: ClientInfo) -> str:
-    parts = [f'"client":{dumps(info.client)}', f'"user":{dumps(info.user)}']
-    if info.conn_info is not None:
-        parts.append(f'"conn_info":{value_text(info.conn_info)}')
-    if info.chan_info is not None:
-        parts.append(f'"chan_info":{value_text(info.chan_info)}')
-    return "{" + ",".join(parts) + "}"
+    """The protocol's ClientInfo: its stored JSON form on one line (the ids are escaped, so a
+    raw newline can only be whitespace in the info texts)."""
+    return value_text(info.to_json())
 
 
 def publication_json(pub: Publication) -> str:

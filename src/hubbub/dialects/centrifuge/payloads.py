@@ -20,6 +20,13 @@ from hubbub.errors import ClientError
 log = logging.getLogger(__name__)
 
 
+def required(value: str, field: str) -> str:
+    """``value`` of a request's ``field``; 107 when it is empty (a channel, a token)."""
+    if not value:
+        raise ClientError(ErrorCode.BAD_REQUEST, f"bad request: {field} is required")
+    return value
+
+
 def for_hooks(payload: m.Payload | None) -> Any:
     """What a hook sees of a client's data: the JSON value, bytes, or None."""
     return None if payload is None else payload.value()

@@ -1,0 +1,89 @@
+"""A client's tokens after connect: the ``refresh`` and ``sub_refresh`` commands, the checks
+of a subscription token, and the deadlines they set (kept by the client's
+:class:`hubbub.dialects.centrifuge.expiry.TokenExpiry`).
+
+A connection not refreshed in time is closed with 3005; a subscription whose token runs out
+is unsubscribed with 2501, so the SDK resubscribes with a fresh token. A token for another
+user (or channel) disconnects with 3500; an expired one is error 109.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Final
+
+from hubbub import __version__
+from hubbub.auth import SubscribeClaims
+from hubbub.core import messages as m
+from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.dialects.centrifuge.payloads import required
+from hubbub.errors import ClientError, DisconnectError
+
+if TYPE_CHECKING:  # the client calls these functions with itself
+    from hubbub.dialects.centrifuge.client import Client
+
+#: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
+SUB_EXPIRED: Final = (2501, "subscription expired")
+
+
+async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResult:
+    """A fresh connection token (the same user): the connection's deadline moves."""
+    token = request.token
+    if not token:
+        if not client.tokens.connection_expires:
+            return m.RefreshResult(client.client_id, __version__)
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: token is required")
+    claims = client.node.tokens.connect(token)
+    if claims.user != client.user:
+        d = Disconnects.INVALID_TOKEN
+        raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
+    if claims.expire_at is None:
+        client.tokens.cancel_connection()
+        return m.RefreshResult(client.client_id, __version__)
+    if claims.expire_at <= time.time():
+        raise ClientError(ErrorCode.TOKEN_EXPIRED)
+    ttl = expire_connection_at(client, claims.expire_at)
+    return m.RefreshResult(client.client_id, __version__, expires=True, ttl=ttl)
+
+
+async def sub_refresh(client: Client, cid: int, request: m.SubRefresh) -> m.SubRefreshResult:
+    """A fresh subscription token for a channel the client is subscribed to."""
+    channel = required(request.channel, "channel")
+    if not client.session.is_subscribed(channel):
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
+    claims = subscription_claims(client, required(request.token, "token"), channel)
+    if claims.expire_at is None:
+        client.tokens.cancel_subscription(channel)
+        return m.SubRefreshResult()
+    ttl = expire_subscription_at(client, channel, claims.expire_at)
+    return m.SubRefreshResult(expires=True, ttl=ttl)
+
+
+def subscription_claims(client: Client, token: str, channel: str) -> SubscribeClaims:
+    """The claims of a subscription token for ``channel`` and the client's user."""
+    claims = client.node.tokens.subscribe(token)
+    if claims.channel != channel or claims.user != client.user:
+        d = Disconnects.INVALID_TOKEN
+        raise DisconnectError(d.code, f"{d.reason}: the token is for another channel or user")
+    if claims.expire_at is not None and claims.expire_at <= time.time():
+        raise ClientError(ErrorCode.TOKEN_EXPIRED)
+    return claims
+
+
+def expire_connection_at(client: Client, expire_at: float) -> int:
+    """Close the connection (3005) at ``expire_at`` unless a refresh moves it; the TTL."""
+    d = Disconnects.EXPIRED
+    transport = client.transport
+    return client.tokens.connection_at(expire_at, lambda: transport.close(d.code, d.reason))
+
+
+def expire_subscription_at(client: Client, channel: str, expire_at: float) -> int:
+    """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
+    ``expire_at`` unless a sub_refresh moves it; the TTL."""
+    loop = asyncio.get_running_loop()
+    return client.tokens.subscription_at(
+        channel,
+        expire_at,
+        lambda: loop.create_task(client.server_unsubscribe(channel, *SUB_EXPIRED)),
+    )
