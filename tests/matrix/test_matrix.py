@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.matrix.conftest import Deployment, token, unique
+from hubbub.auth import mint
+from tests.matrix.conftest import SECRET, Deployment, token, unique
 from tests.support import protobuf
 from tests.support.proto import Observer, call
 from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
@@ -285,6 +286,31 @@ async def test_publications_reach_every_subscriber_once_in_one_order(
     assert all(s == seen[0] for s in seen), "one order for every subscriber"
     assert sorted((k, n) for k, n, _ in seen[0]) == [(k, n) for k in range(4) for n in range(10)]
     assert [o for _, _, o in seen[0]] == list(range(1, 41)), "offsets 1..N in delivery order"
+
+
+async def test_centrifugo_channel_names_across_nodes(deployment: Deployment) -> None:
+    """Channel names with Centrifugo's characters (and a private one, with a subscription
+    token) carry publications and history between nodes on every engine: Redis keys,
+    PostgreSQL notification channels and SQLite rows take them as they are."""
+    user = unique("u")
+    odd, private = unique("a/b|c~d;e+f!g*h&i%"), unique("$secret.")
+    async with sockets(deployment, "/connection/websocket", 2) as (_, ws):
+        obs = await connect_as(ws, user)
+        assert "error" not in await obs.command("subscribe", {"channel": odd})
+        refused = await obs.command("subscribe", {"channel": private})
+        assert refused["error"]["code"] == 103, refused
+        sub_token = mint(SECRET, user, channel=private)
+        reply = await obs.command("subscribe", {"channel": private, "token": sub_token})
+        assert "error" not in reply, reply
+        await deployment.wait_subscribers(odd, 1)
+        await deployment.wait_subscribers(private, 1)
+        for channel in (odd, private):
+            await deployment.api("publish", {"channel": channel, "data": {"to": channel}})
+            push = await obs.push("pub", channel)
+            assert push["pub"]["data"] == {"to": channel}
+            history = await deployment.api("history", {"channel": channel, "limit": -1}, node=1)
+            assert [p["data"] for p in history["publications"]] == [{"to": channel}]
+        obs.stop()
 
 
 async def test_history_and_recovery_across_nodes(deployment: Deployment) -> None:
