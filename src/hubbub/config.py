@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hubbub.errors import ConfigError
 
@@ -50,6 +57,48 @@ class ChannelOptions(BaseModel):
         False, description="Push join/leave events to every subscriber, asked or not."
     )
     force_recovery: bool = Field(False, description="Make every subscription recoverable.")
+    allow_recovery: bool = Field(
+        False,
+        description=(
+            "Let clients ask for a recoverable subscription even where they may not read "
+            "the history (with history access they may anyway)."
+        ),
+    )
+    force_recovery_mode: Literal["stream", "cache"] = Field(
+        "stream",
+        description=(
+            "How recovery works: 'stream' replays every missed publication; 'cache' gives "
+            "only the channel's latest publication (last-value channels: prices, scores)."
+        ),
+    )
+    auto_cache_recover: bool = Field(
+        False,
+        description=(
+            "In cache mode, give the latest publication on every subscribe, without the "
+            "client asking for recovery (needs force_recovery and force_recovery_mode='cache')."
+        ),
+    )
+    force_positioning: bool = Field(
+        False,
+        description=(
+            "Watch every subscriber's stream position: a publication lost between nodes "
+            "makes its subscribers resubscribe and recover (needs history)."
+        ),
+    )
+    allow_positioning: bool = Field(
+        False,
+        description=(
+            "Let clients ask for positioning even where they may not read the history (with "
+            "history access they may anyway)."
+        ),
+    )
+    allow_tags_filter: bool = Field(
+        False,
+        description=(
+            "Let subscribers send a tags filter (tf): they then get only the publications "
+            "whose tags match it."
+        ),
+    )
     allow_subscribe_for_client: bool = True
     allow_subscribe_for_anonymous: bool = True
     allow_publish_for_client: bool = True
@@ -72,6 +121,16 @@ class ChannelOptions(BaseModel):
     @property
     def history_enabled(self) -> bool:
         return self.history_size > 0 and self.history_ttl > 0
+
+    @model_validator(mode="after")
+    def _cache_recover_needs_cache_mode(self) -> ChannelOptions:
+        if self.auto_cache_recover and not (
+            self.force_recovery and self.force_recovery_mode == "cache"
+        ):
+            raise ValueError(
+                "auto_cache_recover needs force_recovery = true and force_recovery_mode = 'cache'"
+            )
+        return self
 
 
 class Namespace(ChannelOptions):

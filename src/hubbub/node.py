@@ -34,6 +34,8 @@ from hubbub.control import Control, ControlledClient
 from hubbub.core.channels import ChannelRules
 from hubbub.core.ratelimit import Limits
 from hubbub.core.registry import Registry
+from hubbub.core.streams import Streams
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, PresenceManager
 from hubbub.engines.local import LocalBroker
@@ -73,6 +75,11 @@ class Member(Protocol):
         """Whether it asked for join/leave pushes in ``channel``."""
         ...
 
+    def positioned(self, channel: str) -> bool:
+        """Whether its stream position in ``channel`` is watched: a gap in the offsets the
+        node is handed makes it resubscribe (:meth:`Node.handle_publication`)."""
+        ...
+
 
 class Node:
     """Connections and channels of one hubbub process."""
@@ -103,13 +110,10 @@ class Node:
         self._users: dict[str, set[str]] = {}
         self._members: Registry[Member] = Registry()
         self._pending: dict[str, dict[Member, list[Publication]]] = {}
-        # Live members that must still skip publications they got in their subscribe reply:
-        # a store makes a publication readable (history, recovery) before the broker hands
-        # it to the node, so a member positioned at N may be handed N or less live. Per
-        # member: (low, top, until): skip offsets in (low, top] until loop time ``until``
-        # (see _skipping). _last_offset: the newest offset handed over per channel.
-        self._catching_up: dict[str, dict[Member, tuple[int, int, float]]] = {}
-        self._last_offset: dict[str, int] = {}
+        # Each channel's newest offset handed over, and the members catching up to it.
+        self._streams: Streams[Member] = Streams()
+        # Members with a tags filter, per channel (channels without any are not here).
+        self._filters: dict[str, dict[Member, Filter]] = {}
         # Control commands from other nodes, applied one after another in arrival order.
         self._controls: asyncio.Queue[Control] | None = None
         self._control_worker: asyncio.Task[None] | None = None
@@ -127,6 +131,8 @@ class Node:
         self.deliveries = 0
         #: Publications a wire could not encode (skipped for that wire's members).
         self.encode_failures = 0
+        #: Gaps seen in channels' offsets (publications lost between the engine and here).
+        self.gaps = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -321,7 +327,7 @@ class Node:
             return
         if channel in self._upstream:
             del self._upstream[channel]
-            self._last_offset.pop(channel, None)
+            self._streams.forget_channel(channel)
             await self.broker.unsubscribe(channel)
 
     async def add_pending(self, channel: str, member: Member) -> None:
@@ -333,26 +339,39 @@ class Node:
             await self.drop_pending(channel, member)
             raise
 
-    def activate(self, channel: str, member: Member, after_offset: int) -> None:
+    def activate(
+        self, channel: str, member: Member, after_offset: int, tags_filter: Filter | None = None
+    ) -> None:
         """Make a pending member live: deliver what was buffered after ``after_offset``
-        (everything when the channel has no offsets), then fan out to it directly."""
+        (everything when the channel has no offsets), then fan out to it directly; with
+        ``tags_filter``, only the publications whose tags it lets through. A positioned member
+        whose buffered publications do not continue ``after_offset`` resubscribes (a gap)."""
         pending = self._pending.get(channel)
         buffered = pending.pop(member, []) if pending is not None else []
         if pending is not None and not pending:
             del self._pending[channel]
-        seen = self._last_offset.get(channel, 0)  # handed over before it went live
+        if tags_filter is not None:
+            self._filters.setdefault(channel, {})[member] = tags_filter
+        # The newest offset handed over before it went live (the buffered ones included).
+        seen = self._streams.last(channel)
         wire = member.wire
+        expected = after_offset
         for pub in buffered:
-            if pub.offset == 0 or pub.offset > after_offset:
+            offset = pub.offset
+            if offset > expected + 1 and member.positioned(channel):
+                self._insufficient(channel, [member])  # (a gap in what was buffered)
+                return
+            fresh = offset == 0 or offset > after_offset
+            if fresh and (tags_filter is None or tags_filter.matches(pub.tags)):
                 message = self._encode(wire, channel, pub)
                 if message is not None:
                     member.transport.post(message)
-            seen = max(seen, pub.offset)
+            expected = max(expected, offset)
         if after_offset > 0 and seen < after_offset:
             # Offsets in (seen, after_offset] are in its reply but may still be on their
             # way from the broker; they come within moments, if at all.
             until = asyncio.get_running_loop().time() + CATCH_UP_WINDOW
-            self._catching_up.setdefault(channel, {})[member] = (seen, after_offset, until)
+            self._streams.behind(channel, member, seen, after_offset, until)
         self._members.subscribe(channel, member)
 
     async def drop_pending(self, channel: str, member: Member) -> None:
@@ -370,7 +389,10 @@ class Node:
 
     async def remove_member(self, channel: str, member: Member) -> None:
         self._members.unsubscribe(channel, member)
-        self._caught_up(channel, member)
+        self._streams.forget_member(channel, member)
+        filters = self._filters.get(channel)
+        if filters is not None and filters.pop(member, None) is not None and not filters:
+            del self._filters[channel]
         await self._release_upstream(channel)
 
     def member_channels(self, member: Member) -> frozenset[str]:
@@ -421,53 +443,32 @@ class Node:
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------
 
-    def _caught_up(self, channel: str, member: Member) -> None:
-        behind = self._catching_up.get(channel)
-        if behind is not None and behind.pop(member, None) is not None and not behind:
-            del self._catching_up[channel]
-
-    def _skipping(
-        self, channel: str, behind: dict[Member, tuple[int, int, float]], offset: int
-    ) -> set[Member]:
-        """Members of ``behind`` that got ``offset`` in their subscribe reply already. A
-        member leaves ``behind`` at its top offset, at the first offset past it, at an offset
-        not above what was handed over before it went live (a new epoch), and when its
-        window has passed."""
-        now = asyncio.get_running_loop().time()
-        skip = set()
-        done = []
-        for member, (low, top, until) in behind.items():
-            if now <= until and low < offset <= top:
-                skip.add(member)
-                if offset == top:
-                    done.append(member)
-            else:
-                done.append(member)
-        for member in done:
-            del behind[member]
-        if not behind:
-            del self._catching_up[channel]
-        return skip
-
     def handle_publication(self, channel: str, pub: Publication) -> None:
         self.publications += 1
         pending = self._pending.get(channel)
         if pending:
             for buffered in pending.values():
                 buffered.append(pub)
+        offset = pub.offset
+        previous = self._streams.handed(channel, offset) if offset else 0
         members = self._members.subscribers(channel)
         if not members:
             return
-        if pub.offset:
-            self._last_offset[channel] = pub.offset
-        behind = self._catching_up.get(channel)
-        skip = self._skipping(channel, behind, pub.offset) if behind and pub.offset else None
+        streams = self._streams
+        if offset > previous + 1:  # (previous 0: the first offset since the node subscribed)
+            self._gap(channel, offset, previous)  # (may take members out of the channel)
+        skip = None
+        if offset and streams.catching_up(channel):
+            skip = streams.skipping(channel, offset, asyncio.get_running_loop().time())
+        filters = self._filters.get(channel)
         # One message per wire for this publication (wires are few: a dict is enough).
         messages: dict[Wire, str | bytes | None] = {}
         sender = pub.info.client if pub.info is not None else None
         delivered = 0
         for member in members:
             if skip and member in skip:
+                continue
+            if filters and member in filters and not filters[member].matches(pub.tags):
                 continue
             wire = member.wire
             if wire in messages:
@@ -495,19 +496,45 @@ class Node:
                 )
             return None
 
+    def _gap(self, channel: str, offset: int, previous: int) -> None:
+        """``offset`` came after ``previous``: the positioned members whose stream stands
+        before ``offset - 1`` missed publications, and resubscribe (before ``offset`` reaches
+        them, so that their recovery starts where they really are)."""
+        lost = [
+            member
+            for member in self._members.subscribers(channel)
+            if member.positioned(channel)
+            and self._streams.position(channel, member, previous) < offset - 1
+        ]
+        if previous or lost:  # (the first offset after subscribing upstream starts anywhere)
+            self.gaps += 1
+            if self.gaps % 1000 == 1:  # one log line per thousand, not a flood
+                log.warning(
+                    "%s: publications lost before offset %d (%d gaps so far)",
+                    channel,
+                    offset,
+                    self.gaps,
+                )
+        self._insufficient(channel, lost)
+
+    def _insufficient(self, channel: str, members: Iterable[Member]) -> None:
+        """``members`` of ``channel`` get nothing more of it and resubscribe with recovery
+        (unsubscribe push 2500 "insufficient state"); raw members are not clients: they stay."""
+        loop = asyncio.get_running_loop()
+        for member in members:
+            client = self._clients.get(member.client_id)
+            if client is None:
+                continue
+            self._members.unsubscribe(channel, member)
+            task = loop.create_task(client.server_unsubscribe(channel, 2500, "insufficient state"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     def handle_resync(self) -> None:
         """Every channel-protocol subscriber resubscribes with recovery (unsubscribe push
         2500 "insufficient state"), so no publication missed meanwhile goes unnoticed."""
-        loop = asyncio.get_running_loop()
         for channel in list(self._members.channels()):
-            for member in tuple(self._members.subscribers(channel)):
-                client = self._clients.get(member.client_id)  # room members are not clients
-                if client is not None:
-                    task = loop.create_task(
-                        client.server_unsubscribe(channel, 2500, "insufficient state")
-                    )
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+            self._insufficient(channel, tuple(self._members.subscribers(channel)))
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
         self._push_join_leave(channel, True, info)

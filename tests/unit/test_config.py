@@ -83,3 +83,12 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(ValueError, match="frozen"):
         s.port = 1  # type: ignore[misc]
+
+
+def test_a_namespace_with_auto_cache_recover_needs_cache_mode(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[[namespaces]]\nname = "x"\nhistory_size = 1\nhistory_ttl = 1\nauto_cache_recover = true\n'
+    )
+    with pytest.raises(ConfigError, match="auto_cache_recover needs force_recovery"):
+        load_settings(config_file=config)

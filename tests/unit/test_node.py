@@ -40,6 +40,9 @@ class FakeMember:
     def wants_join_leave(self, channel: str) -> bool:
         return self.join_leave
 
+    def positioned(self, channel: str) -> bool:
+        return False
+
 
 def member(name: str, raw: bool | Wire) -> FakeMember:
     wire = raw if not isinstance(raw, bool) else (RAW if raw else JSON)
@@ -179,7 +182,7 @@ async def test_a_publication_read_from_history_is_not_delivered_again_live() -> 
         node.handle_publication("h:c", Publication('"x"', offset=offset))
     got = [json.loads(p)["push"]["pub"]["offset"] for p in m.transport.inbox]  # type: ignore[arg-type]
     assert got == [6, 7]
-    assert not node._catching_up, "caught up: nothing left to filter"
+    assert not node._streams.catching_up("h:c"), "caught up: nothing left to filter"
 
 
 async def test_a_member_positioned_after_what_it_was_handed_skips_nothing() -> None:

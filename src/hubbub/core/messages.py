@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
 from hubbub.core.jsontext import NotJSON, loads
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 
 #: JSON text (``str``) or bytes that are not JSON (only binary codecs carry those).
@@ -93,8 +94,8 @@ class Subscribe:
     recoverable: bool = False
     join_leave: bool = False
     flag: int = 0
-    #: Whether a tags filter (``tf``) was sent (not supported yet: 108).
-    tags_filter: bool = False
+    #: The tags filter (``tf``), None when none was sent (see :mod:`hubbub.core.tagsfilter`).
+    tags_filter: Filter | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,9 @@ class RoomMember:
     def wants_join_leave(self, channel: str) -> bool:
         return False
 
+    def positioned(self, channel: str) -> bool:
+        return False  # raw frames carry no offsets: nothing to resubscribe with
+
 
 def room_publication(message: str | bytes) -> tuple[str, str]:
     """The publication data (JSON text) and frame kind for a raw room message: JSON text as

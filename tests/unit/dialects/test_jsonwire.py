@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hubbub.core import jsontext as p
 from hubbub.core import messages as m
 from hubbub.core.codes import ErrorCode
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.dialects.centrifuge.codec import ProtocolViolation
 from hubbub.dialects.centrifuge.jsonwire import JSON
@@ -68,13 +69,13 @@ def test_typed_requests_carry_every_field() -> None:
     (cmd,) = JSON.decode(
         '{"id":9,"subscribe":{"channel":"c","token":"t","recover":true,"epoch":"e",'
         '"offset":"12","positioned":true,"recoverable":true,"join_leave":true,"flag":2,'
-        '"data":{"a":[1]},"tf":{"op":"eq"}}}'
+        '"data":{"a":[1]},"tf":{"key":"k","cmp":"eq","val":"v"}}}'
     )
     request = cmd.request
     assert isinstance(request, m.Subscribe)
     assert (request.channel, request.token, request.epoch, request.offset) == ("c", "t", "e", 12)
     assert request.recover and request.positioned and request.recoverable and request.join_leave
-    assert request.flag == 2 and request.tags_filter
+    assert request.flag == 2 and request.tags_filter == Filter(key="k", cmp="eq", val="v")
     assert request.data is not None and request.data.value() == {"a": [1]}
     (cmd,) = JSON.decode(
         '{"id":1,"connect":{"token":"x","subs":{"a":{"recover":true,"offset":3},"b":1},'

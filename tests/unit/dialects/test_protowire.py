@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hubbub.core import messages as m
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.dialects.centrifuge.codec import Codec, ProtocolViolation
 from hubbub.dialects.centrifuge.proto import client_pb2 as ours
@@ -92,6 +93,7 @@ I32 = st.integers(-(2**31), 2**31 - 1)
 I64 = st.integers(-(2**63), 2**63 - 1)
 B = st.booleans()
 TEXT = st.text(max_size=12)
+WORD = st.text(min_size=1, max_size=8)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
@@ -118,11 +120,17 @@ def subscribe_requests(draw: st.DrawFn) -> tuple[Any, m.Subscribe]:
     data = draw(DATA_BYTES)
     # delta (12) is the SDK's and not in our schema: an unknown field, ignored.
     msg = sdk.SubscribeRequest(**fields, data=data, delta=draw(st.sampled_from(["", "fossil"])))
-    tags_filter = draw(B)
-    if tags_filter:
+    tags_filter = None
+    if draw(B):
+        leaf = Filter(key=draw(WORD), cmp="eq", val=draw(WORD))
+        op = draw(st.sampled_from(["", "and", "or", "not"]))
+        tags_filter = Filter(op=op, nodes=(leaf,)) if op else leaf
         msg.tf.SetInParent()
-        msg.tf.op = draw(st.sampled_from(["", "and", "or"]))
-        msg.tf.key = draw(TEXT)
+        node = msg.tf
+        if op:
+            msg.tf.op = op
+            node = msg.tf.nodes.add()
+        node.key, node.cmp, node.val = leaf.key, leaf.cmp, leaf.val
     return msg, m.Subscribe(**fields, data=payload(data), tags_filter=tags_filter)
 
 
@@ -579,7 +587,9 @@ def test_a_connect_with_subs_takes_each_channel_from_its_key() -> None:
                     "version": "0.7.0",
                     "subs": {
                         "news": {"recover": True, "epoch": "e1", "offset": "5"},
-                        "chat": {"channel": "ignored", "tf": {"key": "k", "cmp": "eq"}},
+                        "chat": {"channel": "ignored", "tf": {"key": "k", "cmp": "eq", "val": "v"}},
+                        # a bad filter leaves the entry out (only server-side channels read it)
+                        "bad": {"tf": {"key": "k", "cmp": "eq"}},
                     },
                 },
             }
@@ -593,7 +603,7 @@ def test_a_connect_with_subs_takes_each_channel_from_its_key() -> None:
             data=m.Payload('{"hello": "world"}'),
             subs={
                 "news": m.Subscribe(channel="news", recover=True, epoch="e1", offset=5),
-                "chat": m.Subscribe(channel="chat", tags_filter=True),
+                "chat": m.Subscribe(channel="chat", tags_filter=Filter(key="k", cmp="eq", val="v")),
             },
             name="python",
             version="0.7.0",

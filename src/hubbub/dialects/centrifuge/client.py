@@ -29,6 +29,7 @@ from hubbub.core.channels import allowed, may_subscribe, restricted
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo
 from hubbub.dialects.centrifuge import reads, tokens
 from hubbub.dialects.centrifuge.codec import Codec
@@ -72,6 +73,7 @@ class Client:
         "_chan_info",
         "_join_leave",
         "_limiter",
+        "_positioned",
         "_replies",
         "client_id",
         "headers",
@@ -102,6 +104,7 @@ class Client:
         # Per-channel extras, rarely used (core.sparse: no dict until the first entry).
         self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
+        self._positioned: dict[str, None] = sparse.EMPTY  # channels whose position is watched
         self.tokens = TokenExpiry()
         # Replies in command order with publishes pipelined (pipeline.Replies): made at the
         # first publish, until then replies are posted as they come.
@@ -294,8 +297,8 @@ class Client:
             pong=True,
         )
         self.transport.post(self.wire.reply(m.Reply(cid, result_of_connect)))
-        for channel, (_, top) in subs.items():
-            self._live(channel, top, join_leave=False)
+        for channel, (result, top) in subs.items():
+            self._live(channel, result, top, join_leave=False)
         for channel in subs:
             await self._joined(channel, options[channel], presence=options[channel].presence)
 
@@ -308,8 +311,10 @@ class Client:
         claims = tokens.subscription_claims(self, token, channel) if token else None
         if claims is None and not may_subscribe(channel, options, self.user):
             raise ClientError(ErrorCode.PERMISSION_DENIED)
-        if request.tags_filter:
-            raise ClientError(ErrorCode.NOT_AVAILABLE, "not available: tags filters")
+        if request.tags_filter is not None and not options.allow_tags_filter:
+            raise ClientError(
+                ErrorCode.BAD_REQUEST, "bad request: tags filters are not allowed in this channel"
+            )
         self.session.begin_subscribe(channel)
         with self._undone_on_failure(channel):
             data: m.Data | None = None
@@ -337,7 +342,9 @@ class Client:
                 reply = _with_expiry(reply, ttl)
             message = self._encoded(m.Reply(cid, reply), channel)
         self.transport.post(message)
-        self._live(channel, top, join_leave=request.join_leave)
+        self._live(
+            channel, reply, top, join_leave=request.join_leave, tags_filter=request.tags_filter
+        )
         await self._joined(channel, options, presence=False)
 
     @contextlib.contextmanager
@@ -365,7 +372,7 @@ class Client:
         (on every node)."""
         await self.node.add_pending(channel, self)
         try:
-            result = await reads.subscribe_result(self.node, options, request, data)
+            result = await reads.subscribe_result(self.node, options, request, data, self.user)
             if presence:
                 await self.node.presence_add(channel, self.info(channel))
             return result
@@ -376,15 +383,29 @@ class Client:
                     await self.node.presence_remove(channel, self.client_id)
             raise
 
-    def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
-        """After the reply: buffered publications after ``top``, then live delivery."""
+    def _live(
+        self,
+        channel: str,
+        result: m.SubscribeResult,
+        top: int,
+        *,
+        join_leave: bool,
+        tags_filter: Filter | None = None,
+    ) -> None:
+        """After the reply: buffered publications after ``top``, then live delivery (only
+        of the publications ``tags_filter`` lets through, when there is one)."""
         if join_leave:
             self._join_leave = sparse.put(self._join_leave, channel, None)
-        self.node.activate(channel, self, top)
+        if result.positioned:
+            self._positioned = sparse.put(self._positioned, channel, None)
         self.session.subscribed(channel)
+        self.node.activate(channel, self, top, tags_filter)
 
     def wants_join_leave(self, channel: str) -> bool:
         return channel in self._join_leave
+
+    def positioned(self, channel: str) -> bool:
+        return channel in self._positioned
 
     async def _joined(self, channel: str, options: ChannelOptions, *, presence: bool) -> None:
         """Enter presence (unless done already) and announce the join."""
@@ -397,6 +418,7 @@ class Client:
         info = self.info(channel)
         sparse.drop(self._chan_info, channel)
         sparse.drop(self._join_leave, channel)
+        sparse.drop(self._positioned, channel)
         await self.node.remove_member(channel, self)
         try:
             options = self.node.options(channel)
@@ -507,7 +529,7 @@ class Client:
                 presence=options.presence,
             )
         self.transport.post(self.wire.push(m.Subscribed(channel, body)))
-        self._live(channel, top, join_leave=False)
+        self._live(channel, body, top, join_leave=False)
         await self._joined(channel, options, presence=False)
 
     async def server_unsubscribe(

@@ -18,7 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from hubbub.core import messages as m
+from hubbub.core import tagsfilter
 from hubbub.core.jsontext import NotJSON, dumps, loads, parse
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.dialects.centrifuge.codec import ProtocolViolation
 
@@ -83,8 +85,17 @@ def _subscribe(params: Mapping[str, Any], channel: str | None = None) -> m.Subsc
         recoverable=_bool(params, "recoverable"),
         join_leave=_bool(params, "join_leave"),
         flag=_int(params, "flag"),
-        tags_filter=params.get("tf") is not None,
+        tags_filter=_tags_filter(params.get("tf")),
     )
+
+
+def _tags_filter(value: Any) -> Filter | None:
+    if value is None:
+        return None
+    try:
+        return tagsfilter.parse(value)
+    except tagsfilter.BadFilter as exc:
+        raise _Bad(f"tf: {exc}") from None
 
 
 def _connect(params: Mapping[str, Any]) -> m.Connect:

@@ -31,6 +31,8 @@ from typing import Any, Final
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
 from hubbub.core import messages as m
+from hubbub.core import tagsfilter
+from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.dialects.centrifuge.codec import ProtocolViolation
 from hubbub.dialects.centrifuge.proto import client_pb2 as pb
@@ -93,18 +95,48 @@ def _subscribe(req: pb.SubscribeRequest, channel: str | None = None) -> m.Subscr
         recoverable=req.recoverable,
         join_leave=req.join_leave,
         flag=req.flag,
-        tags_filter=req.HasField("tf"),
+        tags_filter=_tags_filter(req.tf) if req.HasField("tf") else None,
     )
+
+
+def _tags_filter(node: pb.FilterNode) -> Filter:
+    """The filter in ``node``; BadFilter (107) when it is not well-formed."""
+    return tagsfilter.parse(_filter_json(node, 0))
+
+
+def _filter_json(node: pb.FilterNode, depth: int) -> dict[str, Any]:
+    if depth > tagsfilter.MAX_DEPTH:  # (parse says so; this only stops the recursion here)
+        raise tagsfilter.BadFilter(f"nested deeper than {tagsfilter.MAX_DEPTH} levels")
+    return {
+        "op": node.op,
+        "key": node.key,
+        "cmp": node.cmp,
+        "val": node.val,
+        "vals": list(node.vals),
+        "nodes": [_filter_json(child, depth + 1) for child in node.nodes],
+    }
 
 
 def _connect(req: pb.ConnectRequest) -> m.Connect:
     return m.Connect(
         token=req.token,
         data=_payload(req.data),
-        subs={channel: _subscribe(sub, channel) for channel, sub in req.subs.items()},
+        subs=_subs(req.subs),
         name=req.name,
         version=req.version,
     )
+
+
+def _subs(subs: Mapping[str, pb.SubscribeRequest]) -> dict[str, m.Subscribe]:
+    """A connect's ``subs``; only entries of server-side channels are read, so a bad one is
+    left out rather than refusing the connect (as in the JSON codec)."""
+    requests = {}
+    for channel, sub in subs.items():
+        try:
+            requests[channel] = _subscribe(sub, channel)
+        except tagsfilter.BadFilter:
+            continue
+    return requests
 
 
 def _history(req: pb.HistoryRequest) -> m.History:
@@ -195,8 +227,15 @@ def _frame(cmd: pb.Command, body: bytes) -> m.Frame:
             size, start = _read_length(body, pos + 1, end)
             if start + size == end:
                 kind, name, reader = known
-                return m.Frame(cmd.id, reader(getattr(cmd, name)), kind)
+                return _read(cmd.id, kind, reader, getattr(cmd, name))
     return _frame_of_fields(cmd)
+
+
+def _read(cid: int, kind: str, reader: Callable[[Any], m.Request], request: Any) -> m.Frame:
+    try:
+        return m.Frame(cid, reader(request), kind)
+    except tagsfilter.BadFilter as exc:  # the one field a reader checks (107, see _subscribe)
+        return m.Frame(cid, None, kind, f"tf: {exc}")
 
 
 def _frame_of_fields(cmd: pb.Command) -> m.Frame:
@@ -205,7 +244,7 @@ def _frame_of_fields(cmd: pb.Command) -> m.Frame:
     requests = len(fields) - (1 if cid else 0)
     if requests == 1:
         kind, reader = _READERS[fields[-1][0].number]
-        return m.Frame(cid, reader(fields[-1][1]), kind)
+        return _read(cid, kind, reader, fields[-1][1])
     if requests == 0 and cid == 0:
         return m.Frame(0, None, "pong")
     return m.Frame(cid, None, "unknown")
