@@ -370,6 +370,15 @@ class Settings(BaseModel):
     presence_ttl: float = Field(
         60.0, gt=0, description="Seconds a presence entry lives unless refreshed."
     )
+    channel_position_check_delay: float = Field(
+        40.0,
+        ge=0,
+        description=(
+            "Seconds a channel with positioned subscribers may be quiet before its stream "
+            "top is compared with what this node was handed (a lost last publication then "
+            "makes them recover); 0 turns the check off. Only with a cluster engine."
+        ),
+    )
     app: str | None = Field(None, description="A Hub to serve, as module:attribute.")
     demos: bool = Field(
         True, description="Serve the demos (/demo/*) with their namespaces and publishers."

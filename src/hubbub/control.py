@@ -15,16 +15,24 @@ dropped, never half-applied.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
-from hubbub.errors import ClientError
+from hubbub.errors import ClientError, StoreError
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["subscribe", "unsubscribe", "disconnect"]
 KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnect"})
+#: Control commands from other nodes waiting to be applied; more are dropped (at most once
+#: delivery, as publications), so a flood of API calls elsewhere cannot grow this node.
+INBOX_LIMIT: Final = 10_000
 
 
 class ControlledClient(Protocol):
@@ -136,3 +144,43 @@ async def apply(clients: ClientDirectory, cmd: Control) -> None:
             await client.server_unsubscribe(cmd.channel)
         elif client.client_id not in cmd.keep:
             client.disconnect(cmd.code, cmd.reason)
+
+
+class Inbox:
+    """Control commands from other nodes, applied to this node's clients one after another in
+    arrival order (a subscribe then an unsubscribe must not overtake each other), at most
+    :data:`INBOX_LIMIT` waiting: more are dropped and counted in ``dropped``."""
+
+    def __init__(self, clients: ClientDirectory) -> None:
+        self._clients = clients
+        self._queue: asyncio.Queue[Control] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def put(self, cmd: Control) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue(INBOX_LIMIT)
+            self._worker = asyncio.get_running_loop().create_task(self._apply_all(self._queue))
+        try:
+            self._queue.put_nowait(cmd)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:  # one log line per thousand, not a flood
+                log.warning("control queue full: %d commands dropped", self.dropped)
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        self._queue = self._worker = None
+
+    async def _apply_all(self, queue: asyncio.Queue[Control]) -> None:
+        while True:
+            cmd = await queue.get()
+            try:
+                await apply(self._clients, cmd)
+            except (ClientError, StoreError) as exc:
+                log.info("control %s for user %r: %s", cmd.kind, cmd.user, exc)
+            except Exception:
+                log.exception("control %s for user %r failed", cmd.kind, cmd.user)

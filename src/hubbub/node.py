@@ -49,9 +49,6 @@ log = logging.getLogger(__name__)
 GOING_AWAY: Final = (1001, "going away")
 #: Seconds between two announcements of this node to the cluster.
 ANNOUNCE_INTERVAL: Final = 1.0
-#: Control commands from other nodes waiting to be applied; more are dropped (at most once
-#: delivery, as publications), so a flood of API calls elsewhere cannot grow this node.
-CONTROL_QUEUE: Final = 10_000
 #: Seconds after a subscribe within which publications its reply covered may still arrive
 #: from the broker (they are skipped for that member; see Node.activate).
 CATCH_UP_WINDOW: Final = 5.0
@@ -115,14 +112,13 @@ class Node:
         # Members with a tags filter, per channel (channels without any are not here).
         self._filters: dict[str, dict[Member, Filter]] = {}
         # Control commands from other nodes, applied one after another in arrival order.
-        self._controls: asyncio.Queue[Control] | None = None
-        self._control_worker: asyncio.Task[None] | None = None
-        self.controls_dropped = 0
+        self.controls = control.Inbox(self)
         # Channels subscribed at the broker; the future completes when the subscription is
         # in place, so that a second subscriber never reads a position before it is.
         self._upstream: dict[str, asyncio.Future[None]] = {}
         self._presence_entries: dict[tuple[str, str], ClientInfo] = {}
         self._presence_task: asyncio.Task[None] | None = None
+        self._position_task: asyncio.Task[None] | None = None
         self._announce_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.started_at = time.time()
@@ -145,15 +141,20 @@ class Node:
             self._presence_task = loop.create_task(self._refresh_presence())
         if isinstance(self.broker, Announcing) and self._announce_task is None:
             self._announce_task = loop.create_task(self._announce_forever(self.broker))
+        delay = self.settings.channel_position_check_delay
+        if isinstance(self.broker, Clustered) and delay and self._position_task is None:
+            from hubbub.positioncheck import check_positions_forever
+
+            self._position_task = loop.create_task(check_positions_forever(self, delay))
 
     async def stop(self) -> None:
-        for task in (self._presence_task, self._announce_task, self._control_worker):
+        await self.controls.stop()
+        for task in (self._presence_task, self._announce_task, self._position_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._presence_task = self._announce_task = self._control_worker = None
-        self._controls = None
+        self._presence_task = self._announce_task = self._position_task = None
         await self.broker.close()
 
     async def _refresh_presence(self) -> None:
@@ -260,32 +261,8 @@ class Node:
         except (ValueError, RecursionError) as exc:
             log.warning("ignoring a malformed control message: %s", exc)
             return
-        if origin == self.uid:
-            return  # applied when it was sent
-        if self._controls is None:
-            self._controls = asyncio.Queue(CONTROL_QUEUE)
-            self._control_worker = asyncio.get_running_loop().create_task(self._apply_controls())
-        try:
-            self._controls.put_nowait(cmd)
-        except asyncio.QueueFull:
-            self.controls_dropped += 1
-            if self.controls_dropped % 1000 == 1:  # one log line per thousand, not a flood
-                log.warning("control queue full: %d commands dropped", self.controls_dropped)
-
-    async def _apply_controls(self) -> None:
-        """One command after the other, in arrival order (a subscribe then an unsubscribe
-        must not overtake each other)."""
-        assert self._controls is not None
-        while True:
-            await self._apply_control(await self._controls.get())
-
-    async def _apply_control(self, cmd: Control) -> None:
-        try:
-            await control.apply(self, cmd)
-        except (ClientError, StoreError) as exc:
-            log.info("control %s for user %r: %s", cmd.kind, cmd.user, exc)
-        except Exception:
-            log.exception("control %s for user %r failed", cmd.kind, cmd.user)
+        if origin != self.uid:  # (else applied when it was sent)
+            self.controls.put(cmd)
 
     @property
     def client_count(self) -> int:
@@ -515,6 +492,27 @@ class Node:
                     offset,
                     self.gaps,
                 )
+        self._insufficient(channel, lost)
+
+    def last_offset(self, channel: str) -> int:
+        """The newest offset of ``channel`` handed over to this node (0: none yet)."""
+        return self._streams.last(channel)
+
+    def has_positioned(self, channel: str) -> bool:
+        return any(member.positioned(channel) for member in self._members.subscribers(channel))
+
+    def lagging(self, channel: str, top: int) -> None:
+        """``channel``'s stream is at ``top`` (read from the engine): the positioned members
+        that were not handed that far resubscribe (:mod:`hubbub.positioncheck`)."""
+        newest = self._streams.last(channel)
+        lost = [
+            member
+            for member in self._members.subscribers(channel)
+            if member.positioned(channel) and self._streams.position(channel, member, newest) < top
+        ]
+        if lost:
+            self.gaps += 1
+            log.info("%s: publications up to offset %d lost on their way here", channel, top)
         self._insufficient(channel, lost)
 
     def _insufficient(self, channel: str, members: Iterable[Member]) -> None:

@@ -4,6 +4,7 @@ resubscribe and recover it, instead of a silent gap (see tests/support/lossy.py)
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -80,3 +81,34 @@ async def test_a_lost_publication_makes_positioned_subscribers_recover_it(
         for obs in observers:
             obs.stop()
             await obs.ws.close()
+
+
+async def test_a_lost_last_publication_is_found_by_the_periodic_check(
+    start_server: StartServer, engine_url: str
+) -> None:
+    """Nothing follows the lost publication: the node reads the stream top of its quiet
+    positioned channels every ``channel_position_check_delay`` and finds it behind."""
+    config = "channel_position_check_delay = 0.3\n" + CONFIG
+    publisher, receiver = (
+        start_server("--engine", engine_url, "--api-key", KEY, config=config) for _ in range(2)
+    )
+    channel = "h:quiet"
+    epoch = (await api(publisher, "publish", {"channel": channel, "data": {"n": 1}}))["epoch"]
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(receiver.ws + "/connection/websocket")
+        await connected(ws)
+        obs = Observer(ws)
+        assert "error" not in await obs.command(
+            "subscribe", {"channel": channel, "positioned": True}
+        )
+        await asyncio.sleep(1.0)  # a few quiet rounds: the position is right, nothing happens
+        assert obs.pushes.empty()
+        assert await store_unannounced(engine_url, channel, '{"n":2}') == 2
+        push = await obs.push("unsubscribe", channel)
+        assert push["unsubscribe"]["code"] == 2500
+        reply = await obs.command(
+            "subscribe", {"channel": channel, "recover": True, "offset": 1, "epoch": epoch}
+        )
+        assert [p["data"] for p in reply["subscribe"]["publications"]] == [{"n": 2}]
+        obs.stop()
+        await ws.close()
