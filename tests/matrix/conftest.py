@@ -31,6 +31,19 @@ token_hmac_secret = "{SECRET}"
 write_buffer_limit = 65536
 client_command_rate = 100000
 client_command_burst = 100000
+
+[[namespaces]]
+name = "tagged"
+history_size = 100
+history_ttl = 300
+allow_tags_filter = true
+
+[[namespaces]]
+name = "cached"
+history_size = 100
+history_ttl = 300
+force_recovery = true
+force_recovery_mode = "cache"
 """
 
 
@@ -68,6 +81,9 @@ def unique(prefix: str) -> str:
 class Deployment:
     row: Row
     servers: list[ServerProcess]
+    #: The cluster engine's URL and key prefix (Redis), for scenarios that reach into it.
+    engine_url: str | None = None
+    prefix: str = "hubbub"
 
     @property
     def clustered(self) -> bool:
@@ -120,6 +136,7 @@ def deployment(
     tmp: Path = tmp_path_factory.mktemp(row.name)
     config = CONFIG
     args = ["--api-key", KEY, "--config", str(tmp / "hubbub.toml")]
+    engine_url, prefix = None, "hubbub"
     if row.engine == "redis":
         from tests.conftest import need_binary
         from tests.support.redis import RedisServer
@@ -127,11 +144,13 @@ def deployment(
         redis = request.getfixturevalue("redis_session")
         assert isinstance(redis, RedisServer)
         need_binary("redis-server")
+        engine_url, prefix = redis.url, unique("m")
         args += ["--engine", redis.url]
-        config += f'engine_prefix = "{unique("m")}"\n'  # the session's Redis is shared
+        config = f'engine_prefix = "{prefix}"\n' + config  # the session's Redis is shared
     elif row.engine == "pgengine":
         postgres = request.getfixturevalue("postgres")
-        args += ["--engine", postgres.create_database(unique("matrix"))]
+        engine_url = postgres.create_database(unique("matrix"))
+        args += ["--engine", engine_url]
     elif row.history == "postgres":
         postgres = request.getfixturevalue("postgres")
         args += ["--history", postgres.create_database(unique("matrix"))]
@@ -145,7 +164,7 @@ def deployment(
         for i in range(row.nodes):
             node_args = [*args, "--data-dir", str(tmp / f"data-{i}")]
             servers.append(ServerProcess(node_args, None, tmp / f"server-{i}.log"))
-        yield Deployment(row, servers)
+        yield Deployment(row, servers, engine_url, prefix)
     finally:
         for server in servers:
             try:

@@ -30,16 +30,21 @@ return top
 
 
 async def store_unannounced(
-    engine_url: str, channel: str, data: str, size: int = 1000, ttl: float = 86400
+    engine_url: str,
+    channel: str,
+    data: str,
+    size: int = 1000,
+    ttl: float = 86400,
+    prefix: str = PREFIX,
 ) -> int:
     """Append JSON text ``data`` to ``channel``'s stream in the engine at ``engine_url``
-    (redis:// or postgresql://) without telling any node; returns its offset. The stream must
-    exist already (publish once first): its epoch is kept."""
+    (redis:// with key ``prefix``, or postgresql://) without telling any node; returns its
+    offset. The stream must exist already (publish once first): its epoch is kept."""
     pub = Publication(data, time_ms=int(time.time() * 1000))
     if engine_url.startswith("redis"):
         client = aioredis.from_url(engine_url)
         try:
-            keys = [f"{PREFIX}:stream:{channel}", f"{PREFIX}:meta:{channel}"]
+            keys = [f"{prefix}:stream:{channel}", f"{prefix}:meta:{channel}"]
             top = await client.eval(_APPEND, 2, *keys, pub_payload(pub), size)
         finally:
             await client.aclose()
