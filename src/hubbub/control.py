@@ -50,6 +50,11 @@ class ControlledClient(Protocol):
         self, channel: str, code: int = 2000, reason: str = "server unsubscribe"
     ) -> None: ...
 
+    async def insufficient_state(self, channel: str) -> None:
+        """Publications of ``channel`` were lost on their way to this node: the client is
+        made to recover them (resubscribe or reconnect)."""
+        ...
+
     def disconnect(self, code: int, reason: str) -> None: ...
 
 

@@ -516,21 +516,22 @@ class Node:
         self._insufficient(channel, lost)
 
     def _insufficient(self, channel: str, members: Iterable[Member]) -> None:
-        """``members`` of ``channel`` get nothing more of it and resubscribe with recovery
-        (unsubscribe push 2500 "insufficient state"); raw members are not clients: they stay."""
+        """``members`` of ``channel`` get nothing more of it and are made to recover
+        (``insufficient_state``: resubscribe, or reconnect for server-side subscriptions);
+        raw members are not clients: they stay."""
         loop = asyncio.get_running_loop()
         for member in members:
             client = self._clients.get(member.client_id)
             if client is None:
                 continue
             self._members.unsubscribe(channel, member)
-            task = loop.create_task(client.server_unsubscribe(channel, 2500, "insufficient state"))
+            task = loop.create_task(client.insufficient_state(channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     def handle_resync(self) -> None:
-        """Every channel-protocol subscriber resubscribes with recovery (unsubscribe push
-        2500 "insufficient state"), so no publication missed meanwhile goes unnoticed."""
+        """Every channel-protocol subscriber is made to recover (see :meth:`_insufficient`),
+        so no publication missed meanwhile goes unnoticed."""
         for channel in list(self._members.channels()):
             self._insufficient(channel, tuple(self._members.subscribers(channel)))
 

@@ -10,20 +10,29 @@ from typing import Any
 import aiohttp
 import pytest
 
+from hubbub.auth import mint
 from tests.conftest import StartServer
 from tests.support.lossy import store_unannounced
-from tests.support.proto import Observer, connected
+from tests.support.proto import Observer, call, closed_with, connected
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 KEY = "positioning-api-key-0123456789"
-CONFIG = """
+SECRET = "p" * 40
+CONFIG = f"""
 presence_ttl = 3
+token_hmac_secret = "{SECRET}"
 [[namespaces]]
 name = "h"
 history_size = 100
 history_ttl = 300
+
+[[namespaces]]
+name = "r"
+history_size = 100
+history_ttl = 300
+force_recovery = true
 """
 
 
@@ -111,4 +120,33 @@ async def test_a_lost_last_publication_is_found_by_the_periodic_check(
         )
         assert [p["data"] for p in reply["subscribe"]["publications"]] == [{"n": 2}]
         obs.stop()
+        await ws.close()
+
+
+async def test_a_server_side_subscription_behind_a_gap_reconnects_and_recovers(
+    start_server: StartServer, engine_url: str
+) -> None:
+    """The client cannot resubscribe a subscription the server made (a token's channels): it
+    is disconnected with 3010 "insufficient state" instead (Centrifugo's rule), and its
+    reconnect recovers the channel from the position it had."""
+    publisher, receiver = (
+        start_server("--engine", engine_url, "--api-key", KEY, config=CONFIG) for _ in range(2)
+    )
+    channel = "r:side"
+    epoch = (await api(publisher, "publish", {"channel": channel, "data": {"n": 1}}))["epoch"]
+    token = mint(SECRET, "sam", channels=[channel])
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(receiver.ws + "/connection/websocket")
+        (reply,) = await call(ws, {"id": 1, "connect": {"token": token}})
+        assert reply["connect"]["subs"][channel]["offset"] == 1
+        assert await store_unannounced(engine_url, channel, '{"n":2}') == 2
+        await api(publisher, "publish", {"channel": channel, "data": {"n": 3}})
+        code, reason = await closed_with(ws)
+        assert (code, reason) == (3010, "insufficient state")
+        ws = await http.ws_connect(receiver.ws + "/connection/websocket")
+        subs = {channel: {"recover": True, "offset": 1, "epoch": epoch}}
+        (reply,) = await call(ws, {"id": 1, "connect": {"token": token, "subs": subs}})
+        result = reply["connect"]["subs"][channel]
+        assert result["recovered"]
+        assert [p["data"] for p in result["publications"]] == [{"n": 2}, {"n": 3}]
         await ws.close()

@@ -32,8 +32,11 @@ class WatchedClient:
     def positioned(self, channel: str) -> bool:
         return self.watched
 
+    async def insufficient_state(self, channel: str) -> None:
+        self.unsubscribed.append((channel, 2500))  # (the client's choice: 2500 or 3010)
+
     async def server_unsubscribe(self, channel: str, code: int = 2000, reason: str = "") -> None:
-        self.unsubscribed.append((channel, code))
+        raise AssertionError("not used")
 
     async def server_subscribe(
         self, channel: str, info: object = None, data: object = None

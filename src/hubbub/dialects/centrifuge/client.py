@@ -75,6 +75,7 @@ class Client:
         "_limiter",
         "_positioned",
         "_replies",
+        "_server_side",
         "client_id",
         "headers",
         "hooks",
@@ -105,6 +106,7 @@ class Client:
         self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
         self._positioned: dict[str, None] = sparse.EMPTY  # channels whose position is watched
+        self._server_side: dict[str, None] = sparse.EMPTY  # subscribed by the server
         self.tokens = TokenExpiry()
         # Replies in command order with publishes pipelined (pipeline.Replies): made at the
         # first publish, until then replies are posted as they come.
@@ -275,7 +277,18 @@ class Client:
         try:
             for channel in channels:
                 self.session.begin_subscribe(channel)
-                sub = request.subs.get(channel) or m.Subscribe(channel)
+                # The SDK's entry gives the position to recover from (nothing else of it).
+                entry = request.subs.get(channel)
+                sub = m.Subscribe(channel)
+                if entry is not None:
+                    sub = m.Subscribe(
+                        channel,
+                        recover=entry.recover,
+                        epoch=entry.epoch,
+                        offset=entry.offset,
+                        recoverable=entry.recoverable,
+                        positioned=entry.positioned,
+                    )
                 subs[channel] = await self._pending_result(channel, options[channel], sub, None)
         except BaseException:
             for channel in subs:
@@ -298,6 +311,7 @@ class Client:
         )
         self.transport.post(self.wire.reply(m.Reply(cid, result_of_connect)))
         for channel, (result, top) in subs.items():
+            self._server_side = sparse.put(self._server_side, channel, None)
             self._live(channel, result, top, join_leave=False)
         for channel in subs:
             await self._joined(channel, options[channel], presence=options[channel].presence)
@@ -419,6 +433,7 @@ class Client:
         sparse.drop(self._chan_info, channel)
         sparse.drop(self._join_leave, channel)
         sparse.drop(self._positioned, channel)
+        sparse.drop(self._server_side, channel)
         await self.node.remove_member(channel, self)
         try:
             options = self.node.options(channel)
@@ -529,6 +544,7 @@ class Client:
                 presence=options.presence,
             )
         self.transport.post(self.wire.push(m.Subscribed(channel, body)))
+        self._server_side = sparse.put(self._server_side, channel, None)
         self._live(channel, body, top, join_leave=False)
         await self._joined(channel, options, presence=False)
 
@@ -542,6 +558,16 @@ class Client:
         if self.session.drop(channel) and was_subscribed:
             self.transport.post(self.wire.push(m.Unsubscribed(channel, code, reason)))
             await self._left(channel)
+
+    async def insufficient_state(self, channel: str) -> None:
+        """Publications of ``channel`` were lost on their way here: the client resubscribes
+        with recovery (unsubscribe push 2500), or, for a subscription the server made (the
+        client cannot resubscribe those), reconnects (3010) and recovers in its connect."""
+        if channel in self._server_side:
+            d = Disconnects.INSUFFICIENT_STATE
+            self.disconnect(d.code, d.reason)
+            return
+        await self.server_unsubscribe(channel, 2500, "insufficient state")
 
     def disconnect(self, code: int, reason: str) -> None:
         self.transport.close(code, reason)
