@@ -1,12 +1,13 @@
 """Server-side control of connected clients, on every node of the cluster.
 
-The server API's ``subscribe``, ``unsubscribe`` and ``disconnect`` name a user (and maybe one
-of its clients); that user's connections may be on any node. A :class:`Control` is the
-command as it travels: the node that got the API call applies it to its own clients and sends
-it through the engine's control channel (Redis pub/sub, PostgreSQL NOTIFY) to every other
-node, which applies it to theirs. Delivery to other nodes is at most once, like publications:
-a node that is cut off from the engine misses it (its clients are asked to reconnect and
-recover when the engine comes back).
+The server API's ``subscribe``, ``unsubscribe``, ``disconnect`` and ``refresh`` name a user (and
+maybe one of its clients); that user's connections may be on any node. A :class:`Control` is
+the command as it travels: the node that got the API call applies it to its own clients and
+sends it through the engine's control channel (Redis pub/sub, PostgreSQL NOTIFY) to every
+other node, which applies it to theirs. Delivery to other nodes is at most once, like
+publications: a node that is cut off from the engine misses it (its clients are asked to
+reconnect and recover when the engine comes back). The same channel carries the questions and
+answers of :mod:`hubbub.survey`; :func:`answer` is what this node answers (``connections``).
 
 Wire form: compact JSON, ``{"o": <origin node uid>, "k": <kind>, ...fields}``;
 :func:`decode` refuses anything else with ValueError, so a foreign message on the channel is
@@ -16,15 +17,20 @@ dropped, never half-applied.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
+from hubbub import survey
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.errors import ClientError
 
-Kind = Literal["subscribe", "unsubscribe", "disconnect"]
-KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnect"})
+Kind = Literal["subscribe", "unsubscribe", "disconnect", "refresh"]
+KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnect", "refresh"})
+#: Bytes of connection descriptions one node puts in its ``connections`` answer; the
+#: connections past it are left out and the answer says ``truncated``.
+ANSWER_LIMIT: Final = 256 * 1024
 
 
 class ControlledClient(Protocol):
@@ -44,6 +50,16 @@ class ControlledClient(Protocol):
 
     def disconnect(self, code: int, reason: str) -> None: ...
 
+    async def server_refresh(self, expired: bool, expire_at: int, info: Any = None) -> None:
+        """Expire the connection now (``expired``), at Unix time ``expire_at``, or never
+        (``expire_at`` 0); ``info`` (a JSON value, None: unchanged) replaces its conn info."""
+        ...
+
+    def connection_info(self) -> dict[str, Any]:
+        """The connection as the server API's ``connections`` describes it (a JSON object:
+        Centrifugo's ``ConnectionInfo``)."""
+        ...
+
 
 class ClientDirectory(Protocol):
     """This node's connected clients (the node)."""
@@ -59,7 +75,8 @@ class Control:
 
     ``subscribe``: ``channel``, ``info`` and ``data`` (JSON values or None);
     ``unsubscribe``: ``channel``; ``disconnect``: ``code``, ``reason`` and ``keep`` (client ids
-    spared).
+    spared); ``refresh``: ``expired``, ``expire_at`` (Unix seconds, 0: never) and ``info`` (the
+    new conn info, None: unchanged).
     """
 
     kind: Kind
@@ -71,6 +88,8 @@ class Control:
     code: int = 0
     reason: str = ""
     keep: tuple[str, ...] = field(default=())
+    expired: bool = False
+    expire_at: int = 0
 
     def encode(self, origin: str) -> str:
         """The wire form, sent by node ``origin``."""
@@ -79,6 +98,10 @@ class Control:
             body["c"] = self.client
         if self.kind == "disconnect":
             body.update(code=self.code, reason=self.reason, keep=list(self.keep))
+        elif self.kind == "refresh":
+            body.update(expired=self.expired, expire_at=self.expire_at)
+            if self.info is not None:
+                body["info"] = self.info
         else:
             body["ch"] = self.channel
             if self.kind == "subscribe":
@@ -86,9 +109,9 @@ class Control:
         return dumps(body)
 
 
-def decode(text: str) -> tuple[str, Control]:
-    """``(origin node uid, command)`` from :meth:`Control.encode`'s text; ValueError for
-    anything else."""
+def decode(text: str) -> tuple[str, Control | survey.Question | survey.Answer]:
+    """``(origin node uid, message)`` from :meth:`Control.encode`'s text (or a survey
+    message's); ValueError for anything else."""
     try:
         obj = json.loads(text)
     except RecursionError:
@@ -96,6 +119,8 @@ def decode(text: str) -> tuple[str, Control]:
     if not isinstance(obj, dict):
         raise ValueError("control message is not an object")
     origin, kind, user = obj.get("o"), obj.get("k"), obj.get("u")
+    if isinstance(origin, str) and kind in survey.KINDS:
+        return origin, survey.decode(origin, kind, obj)
     client = obj.get("c", "")
     if not (isinstance(origin, str) and kind in KINDS and isinstance(user, str)):
         raise ValueError("control message without origin, kind or user")
@@ -107,6 +132,14 @@ def decode(text: str) -> tuple[str, Control]:
             raise ValueError("disconnect without code or reason")
         spared = tuple(str(k) for k in keep)
         return origin, Control("disconnect", user, client, code=code, reason=reason, keep=spared)
+    if kind == "refresh":
+        expired, expire_at = obj.get("expired"), obj.get("expire_at")
+        if not isinstance(expired, bool) or type(expire_at) is not int or expire_at < 0:
+            raise ValueError("refresh without expired or expire_at")
+        info = obj.get("info")
+        return origin, Control(
+            "refresh", user, client, info=info, expired=expired, expire_at=expire_at
+        )
     channel = obj.get("ch")
     if not isinstance(channel, str) or not channel:
         raise ValueError("control message without channel")
@@ -134,5 +167,28 @@ async def apply(clients: ClientDirectory, cmd: Control) -> None:
                     raise
         elif cmd.kind == "unsubscribe":
             await client.server_unsubscribe(cmd.channel)
+        elif cmd.kind == "refresh":
+            await client.server_refresh(cmd.expired, cmd.expire_at, cmd.info)
         elif client.client_id not in cmd.keep:
             client.disconnect(cmd.code, cmd.reason)
+
+
+def answer(clients: ClientDirectory, op: str, params: Mapping[str, Any]) -> Any:
+    """This node's answer to a survey (:data:`hubbub.survey.Responder`): for
+    ``connections``, ``{"connections": {client id: info}}`` of the local connections of
+    ``params["user"]``, at most :data:`ANSWER_LIMIT` bytes of them (then also
+    ``"truncated": true``). ValueError for another op or bad params."""
+    if op != "connections":
+        raise ValueError(f"unknown survey op {op!r}")
+    user = params.get("user")
+    if not isinstance(user, str):
+        raise ValueError("connections survey without user")
+    found: dict[str, Any] = {}
+    budget = ANSWER_LIMIT
+    for client in clients.clients_of(user):
+        info = client.connection_info()
+        budget -= len(client.client_id) + len(dumps(info)) + 4
+        if budget < 0:
+            return {"connections": found, "truncated": True}
+        found[client.client_id] = info
+    return {"connections": found}
