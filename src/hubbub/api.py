@@ -153,6 +153,48 @@ async def disconnect(node: Node, params: Mapping[str, Any]) -> str:
     return "{}"
 
 
+async def refresh(node: Node, params: Mapping[str, Any]) -> str:
+    """Expire the user's connections (or one client) on every node, now (``expired``), at
+    ``expire_at`` (Unix seconds) or never (``expire_at`` 0 or absent); ``info``/``b64info``
+    replaces their conn info. A ``session`` matches no connection: hubbub's WebSocket
+    connections have no session id (Centrifugo's have one on its HTTP-based transports only)."""
+    user, client = _addressee(params)
+    expired = p.optional_bool(params, "expired")
+    expire_at = p.optional_int(params, "expire_at")
+    if expire_at < 0:
+        raise _bad("expire_at must not be negative")
+    info = params.get("info")
+    b64info = _b64(params, "b64info")
+    if b64info is not None:
+        info = p.loads(b64info)
+    if p.optional_str(params, "session"):
+        return "{}"
+    cmd = Control("refresh", user, client, info=info, expired=expired, expire_at=expire_at)
+    await node.control(cmd)
+    return "{}"
+
+
+async def connections(node: Node, params: Mapping[str, Any]) -> str:
+    """The user's connections on every node (``user`` "" for the anonymous ones), as
+    Centrifugo PRO's ``connections`` lists them: ``{client id: ConnectionInfo}``. Each node
+    lists at most 256 KiB of them (then ``"truncated": true``); a node that does not answer
+    within 2 s fails the call (100). ``expression`` (a CEL filter) is not supported (107)."""
+    user = p.require_str(params, "user", allow_empty=True)
+    if p.optional_str(params, "expression").strip():
+        raise _bad("expression filters are not supported")
+    found: dict[str, Any] = {}
+    truncated = False
+    for answer in (await node.survey("connections", {"user": user})).values():
+        listed = answer.get("connections") if isinstance(answer, dict) else None
+        if isinstance(listed, dict):
+            found.update((k, v) for k, v in listed.items() if isinstance(v, dict))
+            truncated = truncated or answer.get("truncated") is True
+    body: dict[str, Any] = {"connections": found}
+    if truncated:
+        body["truncated"] = True
+    return p.dumps(body)
+
+
 async def presence(node: Node, params: Mapping[str, Any]) -> str:
     result = await reads.presence(node, p.require_str(params, "channel"))
     return jsonwire.presence_json(result)
@@ -213,6 +255,8 @@ METHODS: Final[dict[str, Method]] = {
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
     "disconnect": disconnect,
+    "refresh": refresh,
+    "connections": connections,
     "presence": presence,
     "presence_stats": presence_stats,
     "history": history,

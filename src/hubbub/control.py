@@ -1,12 +1,13 @@
 """Server-side control of connected clients, on every node of the cluster.
 
-The server API's ``subscribe``, ``unsubscribe`` and ``disconnect`` name a user (and maybe one
-of its clients); that user's connections may be on any node. A :class:`Control` is the
-command as it travels: the node that got the API call applies it to its own clients and sends
-it through the engine's control channel (Redis pub/sub, PostgreSQL NOTIFY) to every other
-node, which applies it to theirs. Delivery to other nodes is at most once, like publications:
-a node that is cut off from the engine misses it (its clients are asked to reconnect and
-recover when the engine comes back).
+The server API's ``subscribe``, ``unsubscribe``, ``disconnect`` and ``refresh`` name a user (and
+maybe one of its clients); that user's connections may be on any node. A :class:`Control` is
+the command as it travels: the node that got the API call applies it to its own clients and
+sends it through the engine's control channel (Redis pub/sub, PostgreSQL NOTIFY) to every
+other node, which applies it to theirs. Delivery to other nodes is at most once, like
+publications: a node that is cut off from the engine misses it (its clients are asked to
+reconnect and recover when the engine comes back). The same channel carries the questions and
+answers of :mod:`hubbub.survey`; :func:`answer` is what this node answers (``connections``).
 
 Wire form: compact JSON, ``{"o": <origin node uid>, "k": <kind>, ...fields}``;
 :func:`decode` refuses anything else with ValueError, so a foreign message on the channel is
@@ -19,20 +20,25 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
+from hubbub import survey
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
-from hubbub.errors import ClientError, StoreError
+from hubbub.errors import ClientError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["subscribe", "unsubscribe", "disconnect"]
-KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnect"})
+Kind = Literal["subscribe", "unsubscribe", "disconnect", "refresh"]
+KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnect", "refresh"})
 #: Control commands from other nodes waiting to be applied; more are dropped (at most once
 #: delivery, as publications), so a flood of API calls elsewhere cannot grow this node.
 INBOX_LIMIT: Final = 10_000
+#: Bytes of connection descriptions one node puts in its ``connections`` answer; the
+#: connections past it are left out and the answer says ``truncated``.
+ANSWER_LIMIT: Final = 256 * 1024
 
 
 class ControlledClient(Protocol):
@@ -57,6 +63,16 @@ class ControlledClient(Protocol):
 
     def disconnect(self, code: int, reason: str) -> None: ...
 
+    async def server_refresh(self, expired: bool, expire_at: int, info: Any = None) -> None:
+        """Expire the connection now (``expired``), at Unix time ``expire_at``, or never
+        (``expire_at`` 0); ``info`` (a JSON value, None: unchanged) replaces its conn info."""
+        ...
+
+    def connection_info(self) -> dict[str, Any]:
+        """The connection as the server API's ``connections`` describes it (a JSON object:
+        Centrifugo's ``ConnectionInfo``)."""
+        ...
+
 
 class ClientDirectory(Protocol):
     """This node's connected clients (the node)."""
@@ -72,7 +88,8 @@ class Control:
 
     ``subscribe``: ``channel``, ``info`` and ``data`` (JSON values or None);
     ``unsubscribe``: ``channel``; ``disconnect``: ``code``, ``reason`` and ``keep`` (client ids
-    spared).
+    spared); ``refresh``: ``expired``, ``expire_at`` (Unix seconds, 0: never) and ``info`` (the
+    new conn info, None: unchanged).
     """
 
     kind: Kind
@@ -84,6 +101,8 @@ class Control:
     code: int = 0
     reason: str = ""
     keep: tuple[str, ...] = field(default=())
+    expired: bool = False
+    expire_at: int = 0
 
     def encode(self, origin: str) -> str:
         """The wire form, sent by node ``origin``."""
@@ -92,6 +111,10 @@ class Control:
             body["c"] = self.client
         if self.kind == "disconnect":
             body.update(code=self.code, reason=self.reason, keep=list(self.keep))
+        elif self.kind == "refresh":
+            body.update(expired=self.expired, expire_at=self.expire_at)
+            if self.info is not None:
+                body["info"] = self.info
         else:
             body["ch"] = self.channel
             if self.kind == "subscribe":
@@ -99,9 +122,9 @@ class Control:
         return dumps(body)
 
 
-def decode(text: str) -> tuple[str, Control]:
-    """``(origin node uid, command)`` from :meth:`Control.encode`'s text; ValueError for
-    anything else."""
+def decode(text: str) -> tuple[str, Control | survey.Question | survey.Answer]:
+    """``(origin node uid, message)`` from :meth:`Control.encode`'s text (or a survey
+    message's); ValueError for anything else."""
     try:
         obj = json.loads(text)
     except RecursionError:
@@ -109,6 +132,8 @@ def decode(text: str) -> tuple[str, Control]:
     if not isinstance(obj, dict):
         raise ValueError("control message is not an object")
     origin, kind, user = obj.get("o"), obj.get("k"), obj.get("u")
+    if isinstance(origin, str) and kind in survey.KINDS:
+        return origin, survey.decode(origin, kind, obj)
     client = obj.get("c", "")
     if not (isinstance(origin, str) and kind in KINDS and isinstance(user, str)):
         raise ValueError("control message without origin, kind or user")
@@ -120,6 +145,14 @@ def decode(text: str) -> tuple[str, Control]:
             raise ValueError("disconnect without code or reason")
         spared = tuple(str(k) for k in keep)
         return origin, Control("disconnect", user, client, code=code, reason=reason, keep=spared)
+    if kind == "refresh":
+        expired, expire_at = obj.get("expired"), obj.get("expire_at")
+        if not isinstance(expired, bool) or type(expire_at) is not int or expire_at < 0:
+            raise ValueError("refresh without expired or expire_at")
+        info = obj.get("info")
+        return origin, Control(
+            "refresh", user, client, info=info, expired=expired, expire_at=expire_at
+        )
     channel = obj.get("ch")
     if not isinstance(channel, str) or not channel:
         raise ValueError("control message without channel")
@@ -147,27 +180,55 @@ async def apply(clients: ClientDirectory, cmd: Control) -> None:
                     raise
         elif cmd.kind == "unsubscribe":
             await client.server_unsubscribe(cmd.channel)
+        elif cmd.kind == "refresh":
+            await client.server_refresh(cmd.expired, cmd.expire_at, cmd.info)
         elif client.client_id not in cmd.keep:
             client.disconnect(cmd.code, cmd.reason)
 
 
-class Inbox:
-    """Control commands from other nodes, applied to this node's clients one after another in
-    arrival order (a subscribe then an unsubscribe must not overtake each other), at most
-    :data:`INBOX_LIMIT` waiting: more are dropped and counted in ``dropped``."""
+def answer(clients: ClientDirectory, op: str, params: Mapping[str, Any]) -> Any:
+    """This node's answer to a survey (:data:`hubbub.survey.Responder`): for
+    ``connections``, ``{"connections": {client id: info}}`` of the local connections of
+    ``params["user"]``, at most :data:`ANSWER_LIMIT` bytes of them (then also
+    ``"truncated": true``). ValueError for another op or bad params."""
+    if op != "connections":
+        raise ValueError(f"unknown survey op {op!r}")
+    user = params.get("user")
+    if not isinstance(user, str):
+        raise ValueError("connections survey without user")
+    found: dict[str, Any] = {}
+    budget = ANSWER_LIMIT
+    for client in clients.clients_of(user):
+        info = client.connection_info()
+        budget -= len(client.client_id) + len(dumps(info)) + 4
+        if budget < 0:
+            return {"connections": found, "truncated": True}
+        found[client.client_id] = info
+    return {"connections": found}
 
-    def __init__(self, clients: ClientDirectory) -> None:
-        self._clients = clients
-        self._queue: asyncio.Queue[Control] | None = None
+
+#: What the inbox holds: commands, and the survey questions queued behind them.
+Inbound = Control | survey.Question
+
+
+class Inbox:
+    """Control commands and survey questions from other nodes, handled one after another in
+    arrival order by ``handle`` (a subscribe then an unsubscribe must not overtake each other;
+    a question after a command sees its effect), at most :data:`INBOX_LIMIT` waiting: more
+    are dropped and counted in ``dropped``. ``handle`` logs its own failures."""
+
+    def __init__(self, handle: Callable[[Inbound], Awaitable[None]]) -> None:
+        self._handle = handle
+        self._queue: asyncio.Queue[Inbound] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
 
-    def put(self, cmd: Control) -> None:
+    def put(self, item: Inbound) -> None:
         if self._queue is None:
             self._queue = asyncio.Queue(INBOX_LIMIT)
-            self._worker = asyncio.get_running_loop().create_task(self._apply_all(self._queue))
+            self._worker = asyncio.get_running_loop().create_task(self._handle_all(self._queue))
         try:
-            self._queue.put_nowait(cmd)
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped % 1000 == 1:  # one log line per thousand, not a flood
@@ -180,12 +241,6 @@ class Inbox:
                 await self._worker
         self._queue = self._worker = None
 
-    async def _apply_all(self, queue: asyncio.Queue[Control]) -> None:
+    async def _handle_all(self, queue: asyncio.Queue[Inbound]) -> None:
         while True:
-            cmd = await queue.get()
-            try:
-                await apply(self._clients, cmd)
-            except (ClientError, StoreError) as exc:
-                log.info("control %s for user %r: %s", cmd.kind, cmd.user, exc)
-            except Exception:
-                log.exception("control %s for user %r failed", cmd.kind, cmd.user)
+            await self._handle(await queue.get())

@@ -41,6 +41,7 @@ from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, P
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError, StoreError
+from hubbub.survey import Answer, Question, Surveys
 from hubbub.transport import Transport
 from hubbub.wire import Wire
 
@@ -112,7 +113,11 @@ class Node:
         # Members with a tags filter, per channel (channels without any are not here).
         self._filters: dict[str, dict[Member, Filter]] = {}
         # Control commands from other nodes, applied one after another in arrival order.
-        self.controls = control.Inbox(self)
+        self.controls = control.Inbox(self._apply_control)
+        #: Questions to every node and their answers (the server API's ``connections``).
+        self.surveys = Surveys(
+            self.uid, self.broker.control, lambda op, params: control.answer(self, op, params)
+        )
         # Channels subscribed at the broker; the future completes when the subscription is
         # in place, so that a second subscriber never reads a position before it is.
         self._upstream: dict[str, asyncio.Future[None]] = {}
@@ -254,15 +259,40 @@ class Node:
         await self.broker.control(cmd.encode(self.uid))
         await control.apply(self, cmd)
 
+    async def survey(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Every live node's answer to ``op`` (see :mod:`hubbub.survey`), by node uid."""
+        nodes = [str(n.get("uid")) for n in await self.cluster()]
+        return await self.surveys.ask(op, params, nodes)
+
     def handle_control(self, message: str) -> None:
-        """A control command from another node (the broker's control channel)."""
+        """A control command, survey question or answer from another node (the broker's
+        control channel); commands and questions are queued, answers taken at once."""
         try:
             origin, cmd = control.decode(message)
         except (ValueError, RecursionError) as exc:
             log.warning("ignoring a malformed control message: %s", exc)
             return
-        if origin != self.uid:  # (else applied when it was sent)
-            self.controls.put(cmd)
+        if origin == self.uid:
+            return  # applied when it was sent
+        if isinstance(cmd, Answer):
+            self.surveys.answered(cmd)
+            return
+        self.controls.put(cmd)
+
+    async def _apply_control(self, cmd: Control | Question) -> None:
+        if isinstance(cmd, Question):
+            what = f"survey {cmd.op!r} of {cmd.asker}"
+        else:
+            what = f"control {cmd.kind} for user {cmd.user!r}"
+        try:
+            if isinstance(cmd, Question):
+                await self.surveys.respond(cmd)
+            else:
+                await control.apply(self, cmd)
+        except (ClientError, StoreError, ValueError) as exc:
+            log.info("%s: %s", what, exc)
+        except Exception:
+            log.exception("%s failed", what)
 
     @property
     def client_count(self) -> int:

@@ -178,6 +178,10 @@ controls = st.one_of(
         control.Control, kind=st.just("disconnect"), user=text_field, client=text_field,
         code=st.integers(3000, 4999), reason=text_field, keep=st.lists(text_field).map(tuple),
     ),
+    st.builds(
+        control.Control, kind=st.just("refresh"), user=text_field, client=text_field,
+        expired=st.booleans(), expire_at=st.integers(0, 2**63 - 1), info=json_values,
+    ),
 )  # fmt: skip
 
 
@@ -196,10 +200,12 @@ def same_json(a: Any, b: Any) -> bool:
 def test_control_commands_round_trip(cmd: control.Control, origin: str) -> None:
     got_origin, back = control.decode(cmd.encode(origin))
     assert got_origin == origin
+    assert isinstance(back, control.Control)
     assert (back.kind, back.user, back.client, back.channel) == (
         cmd.kind, cmd.user, cmd.client, cmd.channel,
     )  # fmt: skip
     assert (back.code, back.reason, back.keep) == (cmd.code, cmd.reason, cmd.keep)
+    assert (back.expired, back.expire_at) == (cmd.expired, cmd.expire_at)
     assert same_json(back.info, cmd.info) and same_json(back.data, cmd.data)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -484,6 +485,75 @@ async def test_server_api_controls_users_on_every_node(deployment: Deployment) -
 
         await eventually(all_closed, "every connection of the user closed")
         assert [ws.close_code for ws in socks] == [4321] * len(socks)
+
+
+async def test_refresh_and_connections_reach_every_node(deployment: Deployment) -> None:
+    """``connections`` asked on any node lists the user's connections on every node, with
+    their channels, and sees a server-side subscribe sent to the same node just before it;
+    ``refresh`` sent to
+    another node than the clients' pushes the new expiry to all of them, replaces their conn
+    info (presence on every node shows it) and closes at expiry those that do not refresh
+    their token; ``expired`` closes at once."""
+    erin = unique("erin")
+    channel, later = unique("refr"), unique("refr")
+    async with sockets(deployment, "/connection/websocket", 4) as socks:
+        ids, observers = [], []
+        for ws in socks:  # on every node
+            (reply,) = await call(ws, {"id": 1, "connect": {"token": token(erin)}})
+            ids.append(reply["connect"]["client"])
+            observers.append(Observer(ws))
+        for obs in observers:
+            assert "error" not in await obs.command("subscribe", {"channel": channel})
+        for node in range(len(deployment.servers)):
+            listed = (await deployment.api("connections", {"user": erin}, node=node))["connections"]
+            assert sorted(listed) == sorted(ids)
+            assert all(c["state"]["channels"] == {channel: {}} for c in listed.values())
+            assert {c["user"] for c in listed.values()} == {erin}
+        await deployment.api("subscribe", {"user": erin, "channel": later}, node=0)
+
+        async def both_channels() -> bool:
+            listed = (await deployment.api("connections", {"user": erin}, node=0))["connections"]
+            return all(set(c["state"]["channels"]) == {channel, later} for c in listed.values())
+
+        if deployment.row.workers == 1:  # both calls on one node: the question follows the
+            assert await both_channels()  # subscribe on every node
+        else:  # the workers share a port: the calls may land on different nodes
+            await eventually(both_channels, "the server-side subscription listed")
+
+        expire_at = int(time.time()) + 5
+        params = {"user": erin, "expire_at": expire_at, "info": {"badge": "gold"}}
+        await deployment.api("refresh", params, node=1)
+        for obs in observers:
+            refresh = await obs.push("refresh")
+            assert refresh["refresh"]["expires"] is True and refresh["refresh"]["ttl"] <= 5
+
+        async def all_gold() -> bool:
+            result = await deployment.api("presence", {"channel": channel})
+            infos = [i.get("conn_info") for i in result["presence"].values()]
+            return infos == [{"badge": "gold"}] * len(ids)
+
+        await eventually(all_gold, "the new conn info in presence")
+        refreshed = await observers[0].command("refresh", {"token": token(erin)})
+        assert refreshed["refresh"].get("expires") is not True  # its new token never expires
+
+        async def expired_but_one() -> bool:
+            return [o.closed is not None for o in observers] == [False, True, True, True]
+
+        await eventually(expired_but_one, "the three that did not refresh closed at expiry")
+        assert [ws.close_code for ws in socks[1:]] == [3005] * 3
+        await deployment.api("refresh", {"user": erin, "expired": True}, node=1)
+
+        async def all_closed() -> bool:
+            return observers[0].closed is not None
+
+        await eventually(all_closed, "the refreshed one closed by expired")
+        assert socks[0].close_code == 3005
+
+        async def none_listed() -> bool:
+            result = await deployment.api("connections", {"user": erin}, node=1)
+            return result == {"connections": {}}
+
+        await eventually(none_listed, "no connection of the user listed")
 
 
 async def test_pipelined_publishes_keep_their_order(deployment: Deployment) -> None:

@@ -202,10 +202,23 @@ async def test_a_member_positioned_after_what_it_was_handed_skips_nothing() -> N
     assert got == [1, 2, 3]
 
 
+class RecordingBroker(LocalBroker):
+    """The memory engine, recording what the node sends on the control channel."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryHistory())
+        self.controls: list[str] = []
+
+    async def control(self, message: str) -> None:
+        self.controls.append(message)
+
+
 async def test_control_commands_from_other_nodes_apply_in_arrival_order() -> None:
     """A subscribe that waits (engine round trips) is not overtaken by the unsubscribe sent
-    after it (review finding: each ran in its own task)."""
+    after it (review finding: each ran in its own task), nor by a refresh or a survey
+    question after them: the question is answered with the state they left."""
     from hubbub.control import Control
+    from hubbub.survey import Question
 
     calls: list[str] = []
 
@@ -227,17 +240,39 @@ async def test_control_commands_from_other_nodes_apply_in_arrival_order() -> Non
         def disconnect(self, code: int, reason: str) -> None:
             calls.append("disconnect")
 
-    node = Node()
+        async def server_refresh(self, expired: bool, expire_at: int, info: object = None) -> None:
+            calls.append(f"refresh {expired} {expire_at} {info}")
+
+        def connection_info(self) -> dict[str, object]:
+            before = list(calls)
+            calls.append("described")
+            return {"transport": "websocket", "after": before}
+
+    broker = RecordingBroker()
+    node = Node(broker=broker)
     node.register_client(Slow())
     other = "another-node"
     node.handle_control(Control("subscribe", "carol", channel="a").encode(other))
     node.handle_control(Control("unsubscribe", "carol", channel="a").encode(other))
     node.handle_control("[" * 100_000)  # garbage from the channel: ignored, nothing breaks
+    node.handle_control('{"o": "x", "k": "refresh", "u": "carol", "expired": "yes"}')  # bad
+    node.handle_control(Control("refresh", "carol", expire_at=9, info=1).encode(other))
+    node.handle_control(Question(5, other, "connections", {"user": "carol"}).encode())
     for _ in range(100):
-        if len(calls) == 3:
+        if broker.controls:
             break
         await asyncio.sleep(0.01)
-    assert calls == ["subscribe start", "subscribe done", "unsubscribe"]
+    assert calls == [
+        "subscribe start",
+        "subscribe done",
+        "unsubscribe",
+        "refresh False 9 1",
+        "described",
+    ]
+    (sent,) = broker.controls
+    answer = json.loads(sent)
+    assert (answer["k"], answer["id"], answer["to"], answer["o"]) == ("answer", 5, other, node.uid)
+    assert answer["r"]["connections"]["c1"]["after"] == calls[:4]
     await node.stop()
 
 

@@ -390,4 +390,13 @@ class Subscribed:
     result: SubscribeResult
 
 
-Push: TypeAlias = Pub | Join | Leave | Unsubscribed | Subscribed
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """The server moved the connection's expiry (server API ``refresh``): it now ends in
+    ``ttl`` seconds unless the client refreshes its token, or (``expires`` false) never."""
+
+    expires: bool
+    ttl: int = 0
+
+
+Push: TypeAlias = Pub | Join | Leave | Unsubscribed | Subscribed | Refreshed

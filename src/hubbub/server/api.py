@@ -52,6 +52,8 @@ LEGACY_METHOD_NUMBERS: Final = {
     8: "channels",
     9: "info",
     11: "subscribe",
+    12: "refresh",
+    14: "connections",
 }
 
 

@@ -30,6 +30,15 @@ POSITION: Final[S] = obj(offset=INT, epoch=STR)
 CLIENT_INFO: Final[S] = obj(client=STR, user=STR, conn_info=ANY, chan_info=ANY)
 PUBLICATION: Final[S] = obj(data=ANY, offset=INT, info=CLIENT_INFO, tags=TAGS, time=INT)
 PUBLISH_RESULT: Final[S] = obj(offset=INT, epoch=STR)
+CONNECTION_INFO: Final[S] = obj(
+    app_name=STR,
+    app_version=STR,
+    transport=STR,
+    protocol=STR,
+    user=STR,
+    state=obj(channels={"type": "object", "additionalProperties": obj()}),
+    connected_at_ms=INT,
+)
 ERROR: Final[S] = obj(["code", "message"], code=INT, message=STR)
 EMPTY: Final[S] = obj()
 #: Base64 of JSON text (UTF-8): the JSON value for JSON clients, these bytes for Protobuf ones.
@@ -72,6 +81,17 @@ REQUESTS: Final[dict[str, S]] = {
         whitelist={"type": "array", "items": STR},
         disconnect=obj(code=INT, reason=STR),
     ),
+    "refresh": obj(
+        ["user"],
+        user=STR,
+        client=STR,
+        session=STR,
+        expired=BOOL,
+        expire_at=INT,
+        info=ANY,
+        b64info=B64,
+    ),
+    "connections": obj(["user"], user=STR, expression=STR),
     "presence": obj(["channel"], channel=STR),
     "presence_stats": obj(["channel"], channel=STR),
     "history": obj(["channel"], channel=STR, limit=INT, since=POSITION, reverse=BOOL),
@@ -87,6 +107,11 @@ RESULTS: Final[dict[str, S]] = {
     "subscribe": EMPTY,
     "unsubscribe": EMPTY,
     "disconnect": EMPTY,
+    "refresh": EMPTY,
+    "connections": obj(
+        connections={"type": "object", "additionalProperties": CONNECTION_INFO},
+        truncated=BOOL,
+    ),
     "presence": obj(presence={"type": "object", "additionalProperties": CLIENT_INFO}),
     "presence_stats": obj(num_clients=INT, num_users=INT),
     "history": obj(publications={"type": "array", "items": PUBLICATION}, offset=INT, epoch=STR),

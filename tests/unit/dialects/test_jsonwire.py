@@ -119,6 +119,9 @@ def test_replies_and_pushes_are_valid_json() -> None:
     assert json.loads(JSON.push(m.Unsubscribed("c", 2500, "x"))) == {
         "push": {"channel": "c", "unsubscribe": {"code": 2500, "reason": "x"}}
     }
+    # The server API's refresh: Centrifugo's Refresh push, no channel, empty fields left out.
+    assert JSON.push(m.Refreshed(True, 30)) == '{"push":{"refresh":{"expires":true,"ttl":30}}}'
+    assert JSON.push(m.Refreshed(False)) == '{"push":{"refresh":{}}}'
 
 
 def test_verbatim_json_with_newlines_is_put_on_one_line() -> None:

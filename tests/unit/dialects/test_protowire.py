@@ -475,6 +475,17 @@ def test_a_subscribe_push_parses_with_the_sdk_schema(
     )
 
 
+@given(expires=st.booleans(), ttl=U32)
+def test_a_refresh_push_parses_with_the_sdk_schema(expires: bool, ttl: int) -> None:
+    """The server API's refresh reaches Protobuf clients as the protocol's Refresh push."""
+    push = push_of(PROTOBUF.push(m.Refreshed(expires, ttl if expires else 0)), "refresh")
+    assert (push.channel, push.refresh.expires, push.refresh.ttl) == (
+        "",
+        expires,
+        ttl if expires else 0,
+    )
+
+
 # -- examples -----------------------------------------------------------------------------
 
 

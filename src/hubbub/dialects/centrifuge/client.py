@@ -70,6 +70,7 @@ class Client:
     """Per-connection command handling; see the module docstring."""
 
     __slots__ = (
+        "_app",
         "_chan_info",
         "_join_leave",
         "_limiter",
@@ -112,6 +113,7 @@ class Client:
         # first publish, until then replies are posted as they come.
         self._replies: Replies | None = None
         self._limiter = RateLimiter(node.limits, time.monotonic())
+        self._app: tuple[str, str, int] = _NO_APP  # connect's name and version, when (ms)
 
     @property
     def user(self) -> str:
@@ -297,6 +299,7 @@ class Client:
                 self.session.drop(channel)
             raise
         self.session.connected(user, conn_info)
+        self._app = (request.name, request.version, int(time.time() * 1000))
         self.node.register_client(self)
         ttl = tokens.expire_connection_at(self, expire_at) if expire_at is not None else 0
         result_of_connect = m.ConnectResult(
@@ -572,6 +575,24 @@ class Client:
     def disconnect(self, code: int, reason: str) -> None:
         self.transport.close(code, reason)
 
+    async def server_refresh(self, expired: bool, expire_at: int, info: Any = None) -> None:
+        """See :func:`hubbub.dialects.centrifuge.tokens.server_refresh`."""
+        await tokens.server_refresh(self, expired, expire_at, info)
+
+    def connection_info(self) -> dict[str, Any]:
+        """Centrifugo's ``ConnectionInfo`` of this connection (empty strings left out)."""
+        name, version, since_ms = self._app
+        channels: dict[str, dict[str, Any]] = {
+            ch: {} for ch in self.session.subs if self.session.is_subscribed(ch)
+        }
+        named = {"app_name": name, "app_version": version, "user": self.user}
+        return {k: v for k, v in named.items() if v} | {
+            "transport": "websocket",
+            "protocol": self.wire.name,
+            "state": {"channels": channels},
+            "connected_at_ms": since_ms,
+        }
+
     # -- end -----------------------------------------------------------------------------
 
     async def settle(self) -> None:
@@ -607,6 +628,7 @@ def _with_expiry(result: m.SubscribeResult, ttl: int) -> m.SubscribeResult:
     return dataclasses.replace(result, expires=True, ttl=ttl)
 
 
+_NO_APP: Final = ("", "", 0)
 _PUBLISHED: Final = m.PublishResult()
 _UNSUBSCRIBED: Final = m.UnsubscribeResult()
 _PONG: Final = m.PingResult()

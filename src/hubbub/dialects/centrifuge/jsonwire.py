@@ -381,6 +381,9 @@ class JsonCodec:
             return _push(push.channel, "unsubscribe", body)
         if isinstance(push, m.Subscribed):
             return _push(push.channel, "subscribe", subscribe_json(push.result))
+        if isinstance(push, m.Refreshed):
+            body = f'{{"expires":true,"ttl":{push.ttl}}}' if push.expires else "{}"
+            return _push("", "refresh", body)
         raise TypeError(f"not a push: {push!r}")
 
     def publication(self, channel: str, pub: Publication) -> str:

@@ -20,7 +20,8 @@ messages, the schema in ``proto/client.proto``.
   result it is. Every :data:`hubbub.core.messages.Data` is encodable: JSON text goes as its
   UTF-8 bytes, bytes as they are (never :class:`NotEncodable`).
 - ``Subscribed`` pushes carry what the protocol's ``Subscribe`` push has (recoverable, epoch,
-  offset, positioned, data); the other fields of its result are not sent.
+  offset, positioned, data); the other fields of its result are not sent. ``Refreshed`` is the
+  protocol's ``Refresh`` push (no channel).
 """
 
 from __future__ import annotations
@@ -494,6 +495,12 @@ class ProtobufCodec:
             return _info_push(push.channel, push.info, isinstance(push, m.Join))
         reply = pb.Reply()
         msg = reply.push
+        if isinstance(push, m.Refreshed):
+            refresh = msg.refresh
+            refresh.SetInParent()
+            refresh.expires = push.expires
+            refresh.ttl = push.ttl
+            return _delimited(reply.SerializeToString())
         msg.channel = push.channel
         if isinstance(push, m.Unsubscribed):
             unsub = msg.unsubscribe

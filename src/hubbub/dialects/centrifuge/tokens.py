@@ -1,6 +1,6 @@
 """A client's tokens after connect: the ``refresh`` and ``sub_refresh`` commands, the checks
-of a subscription token, and the deadlines they set (kept by the client's
-:class:`hubbub.dialects.centrifuge.expiry.TokenExpiry`).
+of a subscription token, the server API's ``refresh``, and the deadlines they set (kept by
+the client's :class:`hubbub.dialects.centrifuge.expiry.TokenExpiry`).
 
 A connection not refreshed in time is closed with 3005; a subscription whose token runs out
 is unsubscribed with 2501, so the SDK resubscribes with a fresh token. A token for another
@@ -10,6 +10,7 @@ user (or channel) disconnects with 3500; an expired one is error 109.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -17,6 +18,7 @@ from hubbub import __version__
 from hubbub.auth import SubscribeClaims
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.core.jsontext import dumps
 from hubbub.dialects.centrifuge.payloads import required
 from hubbub.errors import ClientError, DisconnectError
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:  # the client calls these functions with itself
 
 #: Unsubscribe push of a subscription whose token expired: the SDK resubscribes (>= 2500).
 SUB_EXPIRED: Final = (2501, "subscription expired")
+#: The furthest expiry the server API's ``refresh`` sets (Centrifugo's cap: a year).
+MAX_REFRESH_TTL: Final = 365 * 24 * 3600
 
 
 async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResult:
@@ -87,3 +91,38 @@ def expire_subscription_at(client: Client, channel: str, expire_at: float) -> in
         expire_at,
         lambda: loop.create_task(client.server_unsubscribe(channel, *SUB_EXPIRED)),
     )
+
+
+async def server_refresh(client: Client, expired: bool, expire_at: int, info: object) -> None:
+    """The server API's ``refresh`` on one connection, as Centrifugo does it: ``expired`` (or
+    an ``expire_at`` not in the future) closes it with 3005 at once; a future ``expire_at``
+    (capped at a year) becomes its deadline, 0 makes it never expire; either way a refresh push
+    tells the client (``expires``, ``ttl``), and a refresh command with a new token moves the
+    deadline again. ``info`` (not None) replaces the conn info: later presence entries (its
+    entries now, on every channel with presence), joins and publications carry it."""
+    if not client.connected:
+        return
+    d = Disconnects.EXPIRED
+    now = time.time()
+    if expired or 0 < expire_at <= now:
+        client.transport.close(d.code, d.reason)
+        return
+    if expire_at:
+        ttl = expire_connection_at(client, min(expire_at, now + MAX_REFRESH_TTL))
+        push = m.Refreshed(expires=True, ttl=ttl)
+    else:
+        client.tokens.cancel_connection()
+        push = m.Refreshed(expires=False)
+    if info is not None:
+        client.session.conn_info = dumps(info)
+    client.transport.post(client.wire.push(push))
+    if info is not None:
+        await _present_again(client)
+
+
+async def _present_again(client: Client) -> None:
+    """Enter presence again, with the new conn info, in every subscribed channel keeping it."""
+    for channel in tuple(client.session.subs):
+        with contextlib.suppress(ClientError):
+            if client.session.is_subscribed(channel) and client.node.options(channel).presence:
+                await client.node.presence_add(channel, client.info(channel))

@@ -79,7 +79,7 @@ class Reply(_message.Message):
     def __init__(self, id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., push: _Optional[_Union[Push, _Mapping]] = ..., connect: _Optional[_Union[ConnectResult, _Mapping]] = ..., subscribe: _Optional[_Union[SubscribeResult, _Mapping]] = ..., unsubscribe: _Optional[_Union[UnsubscribeResult, _Mapping]] = ..., publish: _Optional[_Union[PublishResult, _Mapping]] = ..., presence: _Optional[_Union[PresenceResult, _Mapping]] = ..., presence_stats: _Optional[_Union[PresenceStatsResult, _Mapping]] = ..., history: _Optional[_Union[HistoryResult, _Mapping]] = ..., ping: _Optional[_Union[PingResult, _Mapping]] = ..., rpc: _Optional[_Union[RPCResult, _Mapping]] = ..., refresh: _Optional[_Union[RefreshResult, _Mapping]] = ..., sub_refresh: _Optional[_Union[SubRefreshResult, _Mapping]] = ...) -> None: ...
 
 class Push(_message.Message):
-    __slots__ = ("id", "channel", "pub", "join", "leave", "unsubscribe", "subscribe")
+    __slots__ = ("id", "channel", "pub", "join", "leave", "unsubscribe", "subscribe", "refresh")
     ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     PUB_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class Push(_message.Message):
     LEAVE_FIELD_NUMBER: _ClassVar[int]
     UNSUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
     id: int
     channel: str
     pub: Publication
@@ -94,7 +95,8 @@ class Push(_message.Message):
     leave: Leave
     unsubscribe: Unsubscribe
     subscribe: Subscribe
-    def __init__(self, id: _Optional[int] = ..., channel: _Optional[str] = ..., pub: _Optional[_Union[Publication, _Mapping]] = ..., join: _Optional[_Union[Join, _Mapping]] = ..., leave: _Optional[_Union[Leave, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ...) -> None: ...
+    refresh: Refresh
+    def __init__(self, id: _Optional[int] = ..., channel: _Optional[str] = ..., pub: _Optional[_Union[Publication, _Mapping]] = ..., join: _Optional[_Union[Join, _Mapping]] = ..., leave: _Optional[_Union[Leave, _Mapping]] = ..., unsubscribe: _Optional[_Union[Unsubscribe, _Mapping]] = ..., subscribe: _Optional[_Union[Subscribe, _Mapping]] = ..., refresh: _Optional[_Union[Refresh, _Mapping]] = ...) -> None: ...
 
 class ClientInfo(_message.Message):
     __slots__ = ("user", "client", "conn_info", "chan_info")
@@ -162,6 +164,14 @@ class Subscribe(_message.Message):
     positioned: bool
     data: bytes
     def __init__(self, recoverable: _Optional[bool] = ..., epoch: _Optional[str] = ..., offset: _Optional[int] = ..., positioned: _Optional[bool] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class Refresh(_message.Message):
+    __slots__ = ("expires", "ttl")
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    expires: bool
+    ttl: int
+    def __init__(self, expires: _Optional[bool] = ..., ttl: _Optional[int] = ...) -> None: ...
 
 class StreamPosition(_message.Message):
     __slots__ = ("offset", "epoch")

@@ -1,0 +1,172 @@
+"""Surveys: a question to every node of the cluster, and their answers gathered.
+
+The server API's ``connections`` needs what every node knows about its own clients. A survey
+is a :class:`Question` with an id unique on the asking node, sent on the broker's control
+channel (:meth:`hubbub.engines.base.Broker.control`), so that it reaches every node in order
+with the control commands sent before it: a node answers once it has applied those (its
+control queue), so an API ``subscribe`` followed by ``connections`` on the same node sees the
+subscription everywhere. Each
+node answers on the same channel with an :class:`Answer` addressed to the asker, which
+gathers the answers in :meth:`Surveys.ask`.
+
+Guarantees:
+
+- :meth:`Surveys.ask` returns the answer of every node it was told about (the announced nodes;
+  this node's own answer is computed here and never sent), or raises :class:`SurveyTimeout`
+  when some did not answer within :data:`SURVEY_TIMEOUT` seconds: a partial answer is never
+  passed off as the whole one (Centrifugo's surveys fail the same way). A node that died stays
+  announced for up to 10 seconds, so surveys fail during that time.
+- Bounded: at most :data:`MAX_SURVEYS` surveys in flight on a node (more: error 111), each
+  keeps one answer per node asked; answers for no survey in flight, from nodes not asked, or
+  repeated, are dropped. How large an answer is, is the responder's business (the
+  ``connections`` answer is capped, see :mod:`hubbub.control`).
+- Without other nodes (the memory engine, a single announced node) nothing is sent.
+
+Wire form (the envelope of :mod:`hubbub.control`): a question is
+``{"o": asker, "k": "survey", "id": <int>, "op": <str>, "p": {params}}``, an answer
+``{"o": answering node, "k": "answer", "id": <int>, "to": asker, "r": <JSON value>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hubbub.core.codes import ErrorCode
+from hubbub.core.jsontext import dumps
+from hubbub.errors import ClientError, StoreError
+
+#: Seconds an asker waits for the last answer.
+SURVEY_TIMEOUT: Final = 2.0
+#: Surveys a node may have in flight at once.
+MAX_SURVEYS: Final = 64
+#: The wire kinds of survey messages.
+KINDS: Final = frozenset({"survey", "answer"})
+
+#: What a node answers to ``(op, params)``: a JSON value (raises ValueError for an unknown op).
+Responder = Callable[[str, Mapping[str, Any]], Any]
+
+
+class SurveyTimeout(StoreError):
+    """Some nodes did not answer in time; ``missing`` of ``asked`` nodes."""
+
+    def __init__(self, op: str, missing: int, asked: int) -> None:
+        self.missing = missing
+        self.asked = asked
+        super().__init__(f"survey {op}: {missing} of {asked} nodes did not answer in time")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """Survey ``id`` of node ``asker``: ``op`` with ``params`` (a JSON object)."""
+
+    id: int
+    asker: str
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        return dumps(
+            {"o": self.asker, "k": "survey", "id": self.id, "op": self.op, "p": self.params}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Node ``node``'s answer to survey ``id`` of ``asker``."""
+
+    id: int
+    asker: str
+    node: str
+    result: Any
+
+    def encode(self) -> str:
+        body = {"o": self.node, "k": "answer", "id": self.id, "to": self.asker, "r": self.result}
+        return dumps(body)
+
+
+def decode(origin: str, kind: str, obj: Mapping[str, Any]) -> Question | Answer:
+    """The survey message of a decoded control envelope; ValueError when malformed."""
+    sid = obj.get("id")
+    if type(sid) is not int or sid < 0:
+        raise ValueError("survey message without id")
+    if kind == "survey":
+        op, params = obj.get("op"), obj.get("p", {})
+        if not isinstance(op, str) or not op or not isinstance(params, dict):
+            raise ValueError("survey question without op or params")
+        return Question(sid, origin, op, params)
+    asker = obj.get("to")
+    if kind != "answer" or not isinstance(asker, str) or not asker or "r" not in obj:
+        raise ValueError("survey answer without addressee or result")
+    return Answer(sid, asker, origin, obj["r"])
+
+
+class Surveys:
+    """The surveys of one node: asking (:meth:`ask`), answering (:meth:`respond`) and
+    gathering (:meth:`answered`)."""
+
+    def __init__(
+        self, uid: str, send: Callable[[str], Awaitable[None]], respond: Responder
+    ) -> None:
+        self.uid = uid
+        self._send = send
+        self._respond = respond
+        self._ids = itertools.count(1)
+        # Survey id -> (nodes still to answer, answers so far, done when all are in).
+        self._open: dict[int, tuple[set[str], dict[str, Any], asyncio.Future[None]]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._open)
+
+    async def ask(
+        self, op: str, params: Mapping[str, Any], nodes: Collection[str]
+    ) -> dict[str, Any]:
+        """Every node's answer to ``op`` by node uid (``nodes``: the other nodes to ask; this
+        node answers too). SurveyTimeout when some stay silent, StoreError when the question
+        could not be sent, ClientError 111 when :data:`MAX_SURVEYS` are in flight."""
+        local = self._respond(op, params)
+        waiting = {uid for uid in nodes if uid != self.uid}
+        if not waiting:
+            return {self.uid: local}
+        if len(self._open) >= MAX_SURVEYS:
+            raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: surveys in flight")
+        sid, asked = next(self._ids), len(waiting)
+        answers: dict[str, Any] = {self.uid: local}
+        done = asyncio.get_running_loop().create_future()
+        self._open[sid] = (waiting, answers, done)
+        try:
+            await self._send(Question(sid, self.uid, op, dict(params)).encode())
+            try:
+                await asyncio.wait_for(done, SURVEY_TIMEOUT)
+            except TimeoutError:
+                raise SurveyTimeout(op, len(waiting), asked) from None
+            return answers
+        finally:
+            del self._open[sid]
+
+    def answered(self, answer: Answer) -> None:
+        """An answer from the control channel: kept when it is the first of its node for a
+        survey of this node in flight, else dropped. Never awaits."""
+        if answer.asker != self.uid:
+            return
+        underway = self._open.get(answer.id)
+        if underway is None:
+            return
+        waiting, answers, done = underway
+        if answer.node not in waiting:
+            return
+        waiting.discard(answer.node)
+        answers[answer.node] = answer.result
+        if not waiting and not done.done():
+            done.set_result(None)
+
+    async def respond(self, question: Question) -> None:
+        """Answer ``question`` (from another node) on the control channel. ValueError for
+        an op this node does not know (nothing is sent; the asker times out); StoreError
+        when the answer could not be sent."""
+        result = self._respond(question.op, question.params)
+        await self._send(Answer(question.id, question.asker, self.uid, result).encode())
