@@ -104,6 +104,7 @@ def _connect(req: pb.ConnectRequest) -> m.Connect:
         subs={channel: _subscribe(sub, channel) for channel, sub in req.subs.items()},
         name=req.name,
         version=req.version,
+        headers=dict(req.headers),
     )
 
 
