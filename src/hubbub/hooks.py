@@ -33,7 +33,7 @@ class ConnectContext:
     in front of hubbub can set or strip them: take from them only what the hook checks
     itself (an ``authorization`` token it verifies), never what it would trust because a
     proxy set it (a client address, a user id). To accept a header either way, prefer the
-    real one: ``ctx.headers.get("Authorization") or ctx.emulated_headers.get("authorization")``.
+    real one when both are there.
     """
 
     client: str
