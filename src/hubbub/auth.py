@@ -6,12 +6,14 @@ A token is checked with the key of *its own* algorithm only, so neither ``alg: n
 algorithm confusion (an RS256 public key used as an HS256 secret) gets through.
 
 A connection token has no ``channel`` claim; a subscription token must have one, so neither can
-stand in for the other. What a refused token gets (Centrifugo's codes):
+stand in for the other. Centrifugo's own claims (``info``/``b64info``, ``meta``, ``channels``,
+``subs``, ``data``/``b64data``, ``override``) are read by :mod:`hubbub.claims`. What a refused
+token gets (Centrifugo's codes):
 
 - expired (``exp`` passed): error 109 "token expired" (SDKs fetch a new token and retry);
 - anything else (bad signature, unknown algorithm, ``nbf`` or ``iat`` in the future, wrong
   ``aud``/``iss``, malformed, longer than :data:`MAX_TOKEN_LENGTH` characters, the wrong kind
-  of token): disconnect 3500 "invalid token".
+  of token, a custom claim of the wrong type): disconnect 3500 "invalid token".
 
 The time claims ``exp``, ``nbf``, ``iat`` and ``expire_at`` must be JSON numbers of seconds
 since 1970 between 0 and the end of the year 9999: a string (even of digits), a boolean, NaN,
@@ -24,11 +26,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import jwt
 
+from hubbub import claims as custom
+from hubbub.claims import NO_OPTIONS, SubscribeOptions
 from hubbub.config import Settings
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.errors import ClientError, ConfigError, DisconnectError
@@ -36,18 +41,28 @@ from hubbub.errors import ClientError, ConfigError, DisconnectError
 
 @dataclass(frozen=True, slots=True)
 class ConnectClaims:
+    """A verified connection token. ``info`` is JSON text (``b64info`` decoded when given);
+    ``channels`` are the server-side subscriptions (a non-empty ``subs`` claim's channels,
+    else the ``channels`` claim) and ``subs`` the options of those that have some; ``meta``
+    is never sent to clients (see :mod:`hubbub.claims`)."""
+
     user: str
     expire_at: float | None
-    info: Any
+    info: str | None
     channels: list[str]
+    meta: dict[str, Any] | None = None
+    subs: Mapping[str, SubscribeOptions] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class SubscribeClaims:
+    """A verified subscription token; ``options`` are its ``info``/``b64info``,
+    ``data``/``b64data`` and ``override`` claims."""
+
     user: str
     channel: str
     expire_at: float | None
-    info: Any
+    options: SubscribeOptions = NO_OPTIONS
 
 
 def invalid(reason: str) -> DisconnectError:
@@ -147,17 +162,23 @@ class TokenVerifier:
         claims = self._decode(token, time.time() if now is None else now)
         if "channel" in claims:
             raise invalid("a subscription token is not a connection token")
-        channels = claims.get("channels", [])
-        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-            raise invalid("channels must be a list of strings")
-        return ConnectClaims(claims["sub"], _expire_at(claims), claims.get("info"), channels)
+        try:
+            channels, subs = custom.server_side(claims)
+            info, meta = custom.info(claims), custom.meta(claims)
+        except custom.ClaimError as exc:
+            raise invalid(str(exc)) from None
+        return ConnectClaims(claims["sub"], _expire_at(claims), info, channels, meta, subs)
 
     def subscribe(self, token: str, now: float | None = None) -> SubscribeClaims:
         claims = self._decode(token, time.time() if now is None else now)
         channel = claims.get("channel")
         if not isinstance(channel, str) or not channel:
             raise invalid("a connection token is not a subscription token")
-        return SubscribeClaims(claims["sub"], channel, _expire_at(claims), claims.get("info"))
+        try:
+            options = custom.subscribe_options(claims)
+        except custom.ClaimError as exc:
+            raise invalid(str(exc)) from None
+        return SubscribeClaims(claims["sub"], channel, _expire_at(claims), options)
 
 
 def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
@@ -209,8 +230,10 @@ def mint(
     info: Any = None,
     channels: list[str] | None = None,
     now: float | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """An HS256 token: a connection token, or a subscription token when ``channel`` is set."""
+    """An HS256 token: a connection token, or a subscription token when ``channel`` is set;
+    ``extra`` claims are added as they are (``meta``, ``subs``, ``override``, ...)."""
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {"sub": user, "iat": issued}
     if ttl is not None:
@@ -221,4 +244,6 @@ def mint(
         claims["info"] = json.loads(json.dumps(info))
     if channels:
         claims["channels"] = channels
+    if extra:
+        claims.update(extra)
     return jwt.encode(claims, secret, algorithm="HS256")

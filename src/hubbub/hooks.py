@@ -8,6 +8,11 @@ exception is logged and the client gets error 100 (internal).
 ``data`` in a context is what the client sent: the JSON value (``None`` when it sent none), or,
 from a Protobuf client whose data is not JSON, its ``bytes``. Results' ``data`` and ``info``
 are JSON values (``bytes`` reach Protobuf clients as they are, and fail for JSON clients).
+
+``meta`` in a context is the connection's meta: the connection token's ``meta`` claim (a JSON
+object), or what ``on_connect`` returned as ``ConnectResult.meta``; None without either. It is
+the server's own: never sent to any client (not in presence, join/leave or publications).
+Treat it as read-only (the same dict is given to every hook of the connection).
 """
 
 from __future__ import annotations
@@ -19,7 +24,17 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class ConnectContext:
-    """``user`` is the verified token's ``sub`` ("" without a token)."""
+    """``user`` is the verified token's ``sub`` ("" without a token), ``meta`` its ``meta``.
+
+    ``headers`` are the HTTP headers of the connection's handshake, names as sent.
+    ``emulated_headers`` are the headers the client put in its connect command
+    (centrifuge-js's ``headers`` option, for browsers): names lowercased, values as sent.
+    They are kept apart because any client may write anything there, and no reverse proxy
+    in front of hubbub can set or strip them: take from them only what the hook checks
+    itself (an ``authorization`` token it verifies), never what it would trust because a
+    proxy set it (a client address, a user id). To accept a header either way, prefer the
+    real one when both are there.
+    """
 
     client: str
     token: str
@@ -28,16 +43,20 @@ class ConnectContext:
     version: str
     headers: Mapping[str, str]
     user: str = ""
+    meta: Any = None
+    emulated_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectResult:
-    """Who the client is. ``channels`` are server-side subscriptions made at connect."""
+    """Who the client is. ``channels`` are server-side subscriptions made at connect (with
+    the token's). ``meta``, a JSON object, replaces the token's meta (None keeps it)."""
 
     user: str = ""
     info: Any = None
     data: Any = None
     channels: list[str] = field(default_factory=list)
+    meta: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +66,13 @@ class SubscribeContext:
     channel: str
     data: Any
     token: str
+    meta: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class SubscribeResult:
-    """``info`` is shown to others as the subscriber's chan_info; ``data`` goes to the client."""
+    """``info`` is shown to others as the subscriber's chan_info; ``data`` goes to the client
+    (None for either keeps a subscription token's ``info`` or ``data``)."""
 
     info: Any = None
     data: Any = None
@@ -63,6 +84,7 @@ class PublishContext:
     user: str
     channel: str
     data: Any
+    meta: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +100,7 @@ class RPCContext:
     user: str
     method: str
     data: Any
+    meta: Any = None
 
 
 @dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
@@ -85,6 +108,7 @@ class MessageContext:
     client: str
     user: str
     data: Any
+    meta: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +117,7 @@ class DisconnectContext:
     user: str
     code: int
     reason: str
+    meta: Any = None
 
 
 ConnectHook = Callable[[ConnectContext], Awaitable[ConnectResult | None]]

@@ -69,8 +69,9 @@ class Member(Protocol):
     @property
     def transport(self) -> Transport: ...
 
-    def wants_join_leave(self, channel: str) -> bool:
-        """Whether it asked for join/leave pushes in ``channel``."""
+    def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
+        """Whether join/leave pushes of ``channel`` go to it: it asked for them, or ``forced``
+        (the namespace's ``force_push_join_leave``) unless its subscription says otherwise."""
         ...
 
     def positioned(self, channel: str) -> bool:
@@ -572,15 +573,16 @@ class Node:
         self._push_join_leave(channel, False, info)
 
     def _push_join_leave(self, channel: str, join: bool, info: ClientInfo) -> None:
-        """To members that asked for join/leave (all of them when the namespace forces), in
-        their wire's format; wires without joins and leaves (raw rooms) get nothing."""
+        """To members that asked for join/leave (all of them when the namespace forces, but
+        for a subscription whose token overrides that), in their wire's format; wires without
+        joins and leaves (raw rooms) get nothing."""
         try:
             force = self.options(channel).force_push_join_leave
         except ClientError:
             force = False
         messages: dict[Wire, str | bytes | None] = {}
         for member in self._members.subscribers(channel):
-            if force or member.wants_join_leave(channel):
+            if member.wants_join_leave(channel, force):
                 wire = member.wire
                 if wire in messages:
                     message = messages[wire]

@@ -162,6 +162,15 @@ def test_rpc_into_python_hook(outcome: dict[str, Any]) -> None:
     assert got == {"user": "ada", "missingCode": 104}
 
 
+def test_emulated_headers_reach_the_connect_hook(outcome: dict[str, Any]) -> None:
+    """The SDK's ``headers`` option reaches on_connect as emulated headers (names
+    lowercased), kept apart from the handshake's own headers."""
+    got = detail(outcome, "emulated_headers")
+    assert got["emulated"] == {"authorization": "Bearer js-token", "x-tenant": "acme"}
+    assert "host" in got["real"]
+    assert not {"authorization", "x-tenant"} & set(got["real"])
+
+
 def test_rejected_publish_is_the_sdks_error(outcome: dict[str, Any]) -> None:
     got = detail(outcome, "rejected_publish")
     assert got == {"code": 4003, "message": "message refused"}

@@ -438,6 +438,59 @@ async def test_presence_and_join_leave_across_nodes(deployment: Deployment) -> N
         a.stop()
 
 
+async def test_token_subs_and_overrides_across_nodes(deployment: Deployment) -> None:
+    """A connection token's ``subs``: each subscription's info is in presence on every node
+    and in its join; one whose override turns presence and join/leave off is in neither; its
+    leave, on disconnect, takes the others out of presence everywhere."""
+    shown, hidden = unique("shown"), unique("hidden")
+    ada, bob = unique("ada"), unique("bob")
+    off = {"value": False}
+    subs = {
+        shown: {"info": {"seat": 1}},
+        hidden: {"override": {"presence": off, "join_leave": off}},
+    }
+    async with sockets(deployment, "/connection/websocket", 2) as (b_ws, a_ws):
+        b = await connect_as(b_ws, bob)
+        for channel in (shown, hidden):
+            reply = await b.command("subscribe", {"channel": channel, "join_leave": True})
+            assert "error" not in reply, reply
+        (reply,) = await call(
+            a_ws, {"id": 1, "connect": {"token": mint(SECRET, ada, extra={"subs": subs})}}
+        )
+        assert set(reply["connect"]["subs"]) == {shown, hidden}, reply
+        a = Observer(a_ws)
+        join = await b.push("join", shown)
+        if join["join"]["info"]["user"] == bob:  # his own join may come first
+            join = await b.push("join", shown)
+        assert (join["join"]["info"]["user"], join["join"]["info"]["chan_info"]) == (
+            ada,
+            {"seat": 1},
+        )
+        for node in range(len(deployment.servers)):
+            present = await deployment.api("presence", {"channel": shown}, node=node)
+            entries = {i["user"]: i for i in present["presence"].values()}
+            assert sorted(entries) == sorted([ada, bob]) and entries[ada]["chan_info"] == {
+                "seat": 1
+            }
+            present = await deployment.api("presence", {"channel": hidden}, node=node)
+            assert [i["user"] for i in present["presence"].values()] == [bob]
+        await a_ws.close()
+        a.stop()
+        assert (await b.push("leave", shown))["leave"]["info"]["user"] == ada
+        await eventually(
+            lambda: _users_are(deployment, shown, [bob]), "ada out of presence everywhere"
+        )
+        b.stop()
+
+
+async def _users_are(deployment: Deployment, channel: str, users: list[str]) -> bool:
+    for node in range(len(deployment.servers)):
+        present = await deployment.api("presence", {"channel": channel}, node=node)
+        if sorted(i["user"] for i in present["presence"].values()) != users:
+            return False
+    return True
+
+
 async def users_present(deployment: Deployment, channel: str) -> list[str]:
     result = await deployment.api("presence", {"channel": channel})
     return sorted(i["user"] for i in result["presence"].values())

@@ -37,8 +37,8 @@ class FakeMember:
     transport: MemoryTransport
     join_leave: bool = False
 
-    def wants_join_leave(self, channel: str) -> bool:
-        return self.join_leave
+    def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
+        return self.join_leave or forced
 
     def positioned(self, channel: str) -> bool:
         return False

@@ -100,11 +100,15 @@ class Subscribe:
 
 @dataclass(frozen=True, slots=True)
 class Connect:
+    """A connect request. ``headers``: the client's emulated HTTP headers (centrifuge-js's
+    ``headers`` option), names and values as sent; not the connection's own headers."""
+
     token: str = ""
     data: Payload | None = None
     subs: Mapping[str, Subscribe] = field(default_factory=dict)
     name: str = ""
     version: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ class RoomMember:
     transport: Transport
     wire: RawWire = RAW
 
-    def wants_join_leave(self, channel: str) -> bool:
+    def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
         return False
 
     def positioned(self, channel: str) -> bool:

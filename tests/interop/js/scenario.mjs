@@ -265,6 +265,27 @@ const scenarios = {
     }
   },
 
+  // The `headers` option (headers emulation): sent in the connect command, they reach the
+  // verbatim hub's on_connect as emulated headers, which it echoes in the connect data.
+  async emulated_headers() {
+    const client = new wire.Centrifuge(urlFor(verbatimPort), {
+      data: enc({ name: "hal" }),
+      headers: { Authorization: "Bearer js-token", "X-Tenant": "acme" },
+      websocket: recordingWebSocket(format),
+    });
+    const connected = new Promise((resolve) => client.on("connected", resolve));
+    client.connect();
+    try {
+      const ctx = await Promise.race([
+        connected,
+        sleep(10000).then(() => Promise.reject(new Error("not connected"))),
+      ]);
+      return dec(ctx.data);
+    } finally {
+      client.disconnect();
+    }
+  },
+
   async rejected_publish() {
     const ada = makeClient(port, "ada");
     try {

@@ -88,6 +88,16 @@ def test_typed_requests_carry_every_field() -> None:
     assert cmd.request == m.History("h", 5, m.Since(1, ""), False)
 
 
+def test_a_connects_emulated_headers_are_an_object_of_strings() -> None:
+    (cmd,) = JSON.decode('{"id":1,"connect":{"headers":{"Authorization":"Bearer x","x-a":""}}}')
+    assert cmd.request == m.Connect(headers={"Authorization": "Bearer x", "x-a": ""})
+    for bad in ('"a: b"', '["a"]', '{"a":1}', '{"a":null}', '{"a":{"b":"c"}}'):
+        (cmd,) = JSON.decode('{"id":1,"connect":{"headers":' + bad + "}}")
+        assert (cmd.request, cmd.problem) == (None, "headers must be an object of strings")
+    (cmd,) = JSON.decode('{"id":1,"connect":{"headers":null}}')
+    assert cmd.request == m.Connect()
+
+
 def test_data_is_compact_single_line_json() -> None:
     (cmd,) = JSON.decode('{"id":1,"publish":{"channel":"c","data":{"text":"a\\nb", "n": [1, 2]}}}')
     assert isinstance(cmd.request, m.Publish) and cmd.request.data is not None

@@ -138,14 +138,10 @@ def subscribe_requests(draw: st.DrawFn) -> tuple[Any, m.Subscribe]:
 def connect_requests(draw: st.DrawFn) -> tuple[Any, m.Connect]:
     token, data, name, version = draw(TEXT), draw(DATA_BYTES), draw(TEXT), draw(TEXT)
     subs = draw(st.dictionaries(TEXT, subscribe_requests(), max_size=3))
-    # headers (6) and flag (7) are the SDK's and not in our schema.
+    headers = draw(st.dictionaries(TEXT, TEXT, max_size=2))
+    # flag (7) is the SDK's and not in our schema.
     msg = sdk.ConnectRequest(
-        token=token,
-        data=data,
-        name=name,
-        version=version,
-        headers=draw(st.dictionaries(TEXT, TEXT, max_size=2)),
-        flag=draw(I64),
+        token=token, data=data, name=name, version=version, headers=headers, flag=draw(I64)
     )
     for channel, (sub, _) in subs.items():
         msg.subs[channel].CopyFrom(sub)
@@ -155,6 +151,7 @@ def connect_requests(draw: st.DrawFn) -> tuple[Any, m.Connect]:
         subs={channel: replace(sub, channel=channel) for channel, (_, sub) in subs.items()},
         name=name,
         version=version,
+        headers=headers,
     )
     return msg, expected
 

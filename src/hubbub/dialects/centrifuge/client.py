@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
 from hubbub import __version__
+from hubbub.claims import NO_OPTIONS, SubscribeOptions
 from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core import sparse
@@ -34,9 +35,11 @@ from hubbub.core.types import ClientInfo
 from hubbub.dialects.centrifuge import reads, tokens
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
+from hubbub.dialects.centrifuge.headers import emulated_headers
 from hubbub.dialects.centrifuge.payloads import (
     for_hooks,
     hook_data,
+    hook_meta,
     info_text,
     is_unicode,
     required,
@@ -74,12 +77,14 @@ class Client:
         "_chan_info",
         "_join_leave",
         "_limiter",
+        "_options",
         "_positioned",
         "_replies",
         "_server_side",
         "client_id",
         "headers",
         "hooks",
+        "meta",
         "node",
         "session",
         "tokens",
@@ -108,6 +113,10 @@ class Client:
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
         self._positioned: dict[str, None] = sparse.EMPTY  # channels whose position is watched
         self._server_side: dict[str, None] = sparse.EMPTY  # subscribed by the server
+        # Channel options of subscriptions a token's override changed (claims.Override).
+        self._options: dict[str, ChannelOptions] = sparse.EMPTY
+        #: The token's (or on_connect's) ``meta``: for hooks only, never sent to a client.
+        self.meta: dict[str, Any] | None = None
         self.tokens = TokenExpiry()
         # Replies in command order with publishes pipelined (pipeline.Replies): made at the
         # first publish, until then replies are posted as they come.
@@ -228,17 +237,21 @@ class Client:
     async def _connect(self, cid: int, request: m.Connect) -> None:
         self.session.check_connect()
         token = request.token
-        user, conn_info, data, channels = "", None, None, []
+        emulated = emulated_headers(request.headers, self.node.settings.max_handshake_header_bytes)
+        user, conn_info, data, channels, meta = "", None, None, [], None
+        granted: Mapping[str, SubscribeOptions] = {}
         expire_at: float | None = None
         # Without token keys, an on_connect hook gets the token as it is (the app's own scheme).
         verify = token and (self.node.tokens.enabled or self.hooks.on_connect is None)
         claims = self.node.tokens.connect(token) if verify else None
         if claims is not None:
-            user, expire_at, channels = claims.user, claims.expire_at, list(claims.channels)
-            conn_info = None if claims.info is None else dumps(claims.info)
-        if claims is not None and not is_unicode(user):
-            d = Disconnects.INVALID_TOKEN
-            raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
+            user, expire_at, conn_info = claims.user, claims.expire_at, claims.info
+            channels, granted, meta = list(claims.channels), claims.subs, claims.meta
+            if not is_unicode(user):
+                d = Disconnects.INVALID_TOKEN
+                raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
+            for channel in channels:  # as Centrifugo: in no namespace 102 (misnamed 107)
+                self.node.options(channel)
         if self.hooks.on_connect is not None:
             ctx = ConnectContext(
                 client=self.client_id,
@@ -248,6 +261,8 @@ class Client:
                 version=request.version,
                 headers=dict(self.headers),  # a plain dict, made once per connect
                 user=user,
+                meta=meta,
+                emulated_headers=emulated,
             )
             result = await self._hook(self.hooks.on_connect, ctx)
             if result is not None:
@@ -258,6 +273,8 @@ class Client:
                 conn_info = info_text(result.info)
                 data = self._hook_data(result.data)
                 channels = list(dict.fromkeys(channels + list(result.channels)))
+                if result.meta is not None:
+                    meta = hook_meta(result.meta)
         elif claims is None and not self.node.settings.allow_anonymous:
             raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
         limit = self.node.settings.client_user_connection_limit
@@ -266,8 +283,8 @@ class Client:
             raise DisconnectError(d.code, d.reason)
         if expire_at is not None and expire_at <= time.time():
             raise ClientError(ErrorCode.TOKEN_EXPIRED)
-        # Server-side channels are checked before anything is joined: a bad one fails the
-        # connect as a whole (error 100: the app's mistake, the client may retry).
+        # Server-side channels are checked before anything is joined: a bad one from the hook
+        # fails the connect as a whole (error 100: the app's mistake, the client may retry).
         try:
             options = {channel: self.node.options(channel) for channel in channels}
             if len(channels) > self.session.channel_limit:
@@ -279,6 +296,8 @@ class Client:
         try:
             for channel in channels:
                 self.session.begin_subscribe(channel)
+                grant = granted.get(channel, NO_OPTIONS)
+                options[channel] = self._own_options(channel, options[channel], grant)
                 # The SDK's entry gives the position to recover from (nothing else of it).
                 entry = request.subs.get(channel)
                 sub = m.Subscribe(channel)
@@ -291,15 +310,21 @@ class Client:
                         recoverable=entry.recoverable,
                         positioned=entry.positioned,
                     )
-                subs[channel] = await self._pending_result(channel, options[channel], sub, None)
+                sub = self._granted(channel, sub, grant)
+                subs[channel] = await self._pending_result(
+                    channel, options[channel], sub, grant.data
+                )
         except BaseException:
             for channel in subs:
                 await self.node.drop_pending(channel, self)
             for channel in channels:
                 self.session.drop(channel)
+                sparse.drop(self._chan_info, channel)
+                sparse.drop(self._options, channel)
             raise
         self.session.connected(user, conn_info)
         self._app = (request.name, request.version, int(time.time() * 1000))
+        self.meta = meta
         self.node.register_client(self)
         ttl = tokens.expire_connection_at(self, expire_at) if expire_at is not None else 0
         result_of_connect = m.ConnectResult(
@@ -335,8 +360,11 @@ class Client:
         self.session.begin_subscribe(channel)
         with self._undone_on_failure(channel):
             data: m.Data | None = None
-            if claims is not None and claims.info is not None:
-                self._chan_info = sparse.put(self._chan_info, channel, dumps(claims.info))
+            own = options  # this subscription's: the namespace's, or as its token overrides
+            if claims is not None:
+                own = self._own_options(channel, options, claims.options)
+                request = self._granted(channel, request, claims.options)
+                data = claims.options.data
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
                     client=self.client_id,
@@ -344,25 +372,50 @@ class Client:
                     channel=channel,
                     data=for_hooks(request.data),
                     token=token,
+                    meta=self.meta,
                 )
                 result = await self._hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
                     chan_info = info_text(result.info)
                     if chan_info is not None:
                         self._chan_info = sparse.put(self._chan_info, channel, chan_info)
-                    data = self._hook_data(result.data)
+                    if result.data is not None:
+                        data = self._hook_data(result.data)
             reply, top = await self._pending_result(
-                channel, options, request, data, presence=options.presence
+                channel, own, request, data, presence=own.presence
             )
             if claims is not None and claims.expire_at is not None:
                 ttl = tokens.expire_subscription_at(self, channel, claims.expire_at)
                 reply = _with_expiry(reply, ttl)
             message = self._encoded(m.Reply(cid, reply), channel)
         self.transport.post(message)
+        # Asked-for joins and leaves come where the namespace has them (Centrifugo's rule).
         self._live(
-            channel, reply, top, join_leave=request.join_leave, tags_filter=request.tags_filter
+            channel,
+            reply,
+            top,
+            join_leave=request.join_leave and options.join_leave,
+            tags_filter=request.tags_filter,
         )
-        await self._joined(channel, options, presence=False)
+        await self._joined(channel, own, presence=False)
+
+    def _own_options(
+        self, channel: str, options: ChannelOptions, grant: SubscribeOptions | None
+    ) -> ChannelOptions:
+        """The options of this client's subscription to ``channel``: the namespace's, changed
+        by a token's override (then remembered until it leaves, so that leaving undoes what
+        joining did)."""
+        override = grant.override if grant is not None else None
+        own = options if override is None else override.apply(options)
+        if own is not options:
+            self._options = sparse.put(self._options, channel, own)
+        return own
+
+    def _granted(self, channel: str, request: m.Subscribe, grant: SubscribeOptions) -> m.Subscribe:
+        """A token's chan info taken (its override's options are :meth:`_own_options`)."""
+        if grant.info is not None:
+            self._chan_info = sparse.put(self._chan_info, channel, grant.info)
+        return request
 
     @contextlib.contextmanager
     def _undone_on_failure(self, channel: str) -> Iterator[None]:
@@ -372,6 +425,7 @@ class Client:
         except BaseException:
             self.session.drop(channel)
             sparse.drop(self._chan_info, channel)
+            sparse.drop(self._options, channel)
             raise
 
     async def _pending_result(
@@ -418,8 +472,11 @@ class Client:
         self.session.subscribed(channel)
         self.node.activate(channel, self, top, tags_filter)
 
-    def wants_join_leave(self, channel: str) -> bool:
-        return channel in self._join_leave
+    def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
+        if channel in self._join_leave:
+            return True
+        own = self._options.get(channel)
+        return forced if own is None else own.force_push_join_leave
 
     def positioned(self, channel: str) -> bool:
         return channel in self._positioned
@@ -437,11 +494,13 @@ class Client:
         sparse.drop(self._join_leave, channel)
         sparse.drop(self._positioned, channel)
         sparse.drop(self._server_side, channel)
+        options = sparse.drop(self._options, channel)  # what this subscription joined with
         await self.node.remove_member(channel, self)
-        try:
-            options = self.node.options(channel)
-        except ClientError:
-            return
+        if options is None:
+            try:
+                options = self.node.options(channel)
+            except ClientError:
+                return
         if options.presence:
             await self.node.presence_remove(channel, self.client_id)
         if options.join_leave:
@@ -479,7 +538,7 @@ class Client:
                 f"limit exceeded: data is over {options.max_message_size} bytes",
             )
         if self.hooks.on_publish is not None:
-            ctx = PublishContext(self.client_id, self.user, channel, payload.value())
+            ctx = PublishContext(self.client_id, self.user, channel, payload.value(), self.meta)
             result = await self._hook(self.hooks.on_publish, ctx)
             if result is not None:
                 data = dumps(result.data)
@@ -516,7 +575,9 @@ class Client:
         if handler is None:
             raise ClientError(ErrorCode.METHOD_NOT_FOUND)
         # Called directly (not through _hook): handle() turns unexpected errors into error 100.
-        ctx = RPCContext(self.client_id, self.user, request.method, for_hooks(request.data))
+        ctx = RPCContext(
+            self.client_id, self.user, request.method, for_hooks(request.data), self.meta
+        )
         result = await handler(ctx)
         return m.RPCResult(self._hook_data(result))
 
@@ -524,7 +585,7 @@ class Client:
         if self.hooks.on_message is None:
             not_available = Disconnects.NOT_AVAILABLE
             raise DisconnectError(not_available.code, not_available.reason)
-        ctx = MessageContext(self.client_id, self.user, for_hooks(request.data))
+        ctx = MessageContext(self.client_id, self.user, for_hooks(request.data), self.meta)
         with contextlib.suppress(ClientError):  # send has no reply to carry an error
             await self._hook(self.hooks.on_message, ctx)
 
@@ -617,7 +678,7 @@ class Client:
         for channel in tuple(self.node.member_channels(self)):
             await self.node.remove_member(channel, self)
         if self.hooks.on_disconnect is not None:
-            ctx = DisconnectContext(self.client_id, self.user, code, reason)
+            ctx = DisconnectContext(self.client_id, self.user, code, reason, self.meta)
             try:
                 await self.hooks.on_disconnect(ctx)
             except Exception:

@@ -114,7 +114,19 @@ def _connect(params: Mapping[str, Any]) -> m.Connect:
         subs=requests,
         name=_str(params, "name"),
         version=_str(params, "version"),
+        headers=_headers(params),
     )
+
+
+def _headers(params: Mapping[str, Any]) -> dict[str, str]:
+    """A connect's ``headers``: an object of strings (anything else is the command's
+    problem, as Centrifugo's decoder refuses it)."""
+    value = params.get("headers")
+    if value is None:
+        return {}
+    if type(value) is not dict or not all(type(v) is str for v in value.values()):
+        raise _Bad("headers must be an object of strings")
+    return value
 
 
 def _history(params: Mapping[str, Any]) -> m.History:

@@ -62,6 +62,19 @@ def info_text(value: Any) -> str | None:
     return dumps(value)
 
 
+def hook_meta(value: Any) -> dict[str, Any]:
+    """A connection's ``meta`` from on_connect: a JSON object (anything else is error 100)."""
+    if not isinstance(value, dict):
+        log.error("on_connect returned meta that is not a dict")
+        raise ClientError(ErrorCode.INTERNAL)
+    try:
+        dumps(value)
+    except (TypeError, ValueError):
+        log.error("on_connect returned meta that is not JSON")
+        raise ClientError(ErrorCode.INTERNAL) from None
+    return value
+
+
 def hook_data(value: Any, *, binary: bool) -> m.Data:
     """A hook's data for a client whose wire carries bytes (``binary``) or not: JSON text, or
     the bytes as they are; bytes a JSON client could not read are error 100."""

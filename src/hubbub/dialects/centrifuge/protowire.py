@@ -125,6 +125,7 @@ def _connect(req: pb.ConnectRequest) -> m.Connect:
         subs=_subs(req.subs),
         name=req.name,
         version=req.version,
+        headers=dict(req.headers),
     )
 
 

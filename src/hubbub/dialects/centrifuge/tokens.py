@@ -32,7 +32,8 @@ MAX_REFRESH_TTL: Final = 365 * 24 * 3600
 
 
 async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResult:
-    """A fresh connection token (the same user): the connection's deadline moves."""
+    """A fresh connection token (the same user): the connection's deadline moves, and its
+    ``meta``, when the token has one, replaces the connection's."""
     token = request.token
     if not token:
         if not client.tokens.connection_expires:
@@ -42,6 +43,8 @@ async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResu
     if claims.user != client.user:
         d = Disconnects.INVALID_TOKEN
         raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
+    if claims.meta is not None:  # as Centrifugo: a fresh token's meta replaces the old
+        client.meta = claims.meta
     if claims.expire_at is None:
         client.tokens.cancel_connection()
         return m.RefreshResult(client.client_id, __version__)
