@@ -458,8 +458,9 @@ class Node:
             for buffered in pending.values():
                 buffered.append(pub)
         offset = pub.offset
-        previous = self._streams.handed(channel, offset) if offset else 0
         members = self._members.subscribers(channel)
+        # (Not for a channel no one here is in any more: its record is gone, and stays so.)
+        previous = self._streams.handed(channel, offset) if offset and (members or pending) else 0
         if not members:
             return
         streams = self._streams

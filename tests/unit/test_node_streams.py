@@ -161,3 +161,14 @@ async def test_a_tags_filter_decides_per_member_live_and_buffered() -> None:
     assert not filtered.unsubscribed, "offsets it was not handed are not a gap"
     await node.remove_member("h:c", filtered)
     assert not node._filters, "a member's filter goes with it"
+
+
+async def test_a_channel_left_keeps_no_record_of_late_publications() -> None:
+    """Publications still on their way when the last member left do not bring the channel's
+    record back (it would never be dropped again)."""
+    node = Node(history_settings())
+    client = await joined(node, "h:c", WatchedClient("w"), 0)
+    publish(node, "h:c", 1)
+    await node.remove_member("h:c", client)
+    publish(node, "h:c", 2, 3)
+    assert node.last_offset("h:c") == 0 and not node._streams._last
