@@ -13,6 +13,9 @@ Subscribing with a catch-up (recovery, history position) is race-free: the membe
 *pending* — publications arriving meanwhile are buffered for it — and :meth:`activate` then
 delivers the buffered ones that come after what the member already got, and makes it a live
 member, all without awaiting.
+
+Members that negotiated delta compression get the delta forms of their wire instead
+(:mod:`hubbub.delta`: one delta per publication, one message per wire and form).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from hubbub.core.channels import ChannelRules
 from hubbub.core.ratelimit import Limits
 from hubbub.core.registry import Registry
 from hubbub.core.types import ClientInfo, Publication
+from hubbub.delta import Deltas, Negotiated
 from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, PresenceManager
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
@@ -110,6 +114,7 @@ class Node:
         # (see _skipping). _last_offset: the newest offset handed over per channel.
         self._catching_up: dict[str, dict[Member, tuple[int, int, float]]] = {}
         self._last_offset: dict[str, int] = {}
+        self._deltas = Deltas()  # members that negotiated delta compression, per channel
         # Control commands from other nodes, applied one after another in arrival order.
         self._controls: asyncio.Queue[Control] | None = None
         self._control_worker: asyncio.Task[None] | None = None
@@ -333,26 +338,36 @@ class Node:
             await self.drop_pending(channel, member)
             raise
 
-    def activate(self, channel: str, member: Member, after_offset: int) -> None:
+    def activate(
+        self, channel: str, member: Member, after_offset: int, delta: Negotiated | None = None
+    ) -> None:
         """Make a pending member live: deliver what was buffered after ``after_offset``
-        (everything when the channel has no offsets), then fan out to it directly."""
+        (everything when the channel has no offsets), then fan out to it directly.
+        ``delta``: it negotiated delta compression (its wire's delta forms from now on)."""
         pending = self._pending.get(channel)
         buffered = pending.pop(member, []) if pending is not None else []
         if pending is not None and not pending:
             del self._pending[channel]
         seen = self._last_offset.get(channel, 0)  # handed over before it went live
         wire = member.wire
+        base = delta.base if delta is not None else None
         for pub in buffered:
             if pub.offset == 0 or pub.offset > after_offset:
-                message = self._encode(wire, channel, pub)
+                if delta is None:
+                    message = self._encode(wire, channel, pub)
+                else:
+                    message = self._deltas.full(channel, wire, pub)
                 if message is not None:
                     member.transport.post(message)
+                    base = pub.data
             seen = max(seen, pub.offset)
         if after_offset > 0 and seen < after_offset:
             # Offsets in (seen, after_offset] are in its reply but may still be on their
             # way from the broker; they come within moments, if at all.
             until = asyncio.get_running_loop().time() + CATCH_UP_WINDOW
             self._catching_up.setdefault(channel, {})[member] = (seen, after_offset, until)
+        if delta is not None:
+            self._deltas.join(channel, member, base)
         self._members.subscribe(channel, member)
 
     async def drop_pending(self, channel: str, member: Member) -> None:
@@ -370,6 +385,7 @@ class Node:
 
     async def remove_member(self, channel: str, member: Member) -> None:
         self._members.unsubscribe(channel, member)
+        self._deltas.leave(channel, member)
         self._caught_up(channel, member)
         await self._release_upstream(channel)
 
@@ -405,16 +421,23 @@ class Node:
         options: ChannelOptions | None = None,
         idempotency_key: str | None = None,
         skip_history: bool = False,
+        delta: bool = False,
     ) -> Publication:
         """Publish JSON text ``data`` to ``channel`` (history as its options say; ``frame``: a
-        raw room's frame kind, see :class:`Publication`). Returns once the publication is
+        raw room's frame kind, see :class:`Publication`; ``delta``: marked delta, as every
+        publication of a ``delta_publish`` namespace is). Returns once the publication is
         stored; raises StoreError when it could not be."""
         options = options or self.options(channel)
         history = HistoryOptions(
             options.history_size, options.history_ttl, self.settings.idempotency_ttl
         )
         pub = Publication(
-            data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), frame=frame
+            data=data,
+            info=info,
+            tags=tags,
+            time_ms=int(time.time() * 1000),
+            frame=frame,
+            delta=delta or options.delta_publish,
         )
         keep = history.enabled and not skip_history
         return await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
@@ -464,13 +487,16 @@ class Node:
         skip = self._skipping(channel, behind, pub.offset) if behind and pub.offset else None
         # One message per wire for this publication (wires are few: a dict is enough).
         messages: dict[Wire, str | bytes | None] = {}
+        deltas = self._deltas.fan(channel, pub)  # (and per form for delta members)
         sender = pub.info.client if pub.info is not None else None
         delivered = 0
         for member in members:
             if skip and member in skip:
                 continue
             wire = member.wire
-            if wire in messages:
+            if deltas is not None and member in deltas:
+                message = deltas.message(member)
+            elif wire in messages:
                 message = messages[wire]
             else:
                 message = messages[wire] = self._encode(wire, channel, pub)
@@ -479,6 +505,8 @@ class Node:
             member.transport.post(message)
             delivered += 1
         self.deliveries += delivered
+        if deltas is not None:
+            deltas.finish()
 
     def _encode(self, wire: Wire, channel: str, pub: Publication) -> str | bytes | None:
         """``wire``'s message for ``pub``; None when it cannot write it (logged), so that one

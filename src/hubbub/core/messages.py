@@ -95,6 +95,8 @@ class Subscribe:
     flag: int = 0
     #: Whether a tags filter (``tf``) was sent (not supported yet: 108).
     tags_filter: bool = False
+    #: The delta compression asked for (``"fossil"``), ``""`` for none.
+    delta: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +236,10 @@ class SubscribeResult:
     positioned: bool = False
     data: Data | None = None
     was_recovering: bool = False
+    #: Delta compression was negotiated: publications of this subscription (the ones in this
+    #: result too) carry their data as the JSON protocol sends deltas (a JSON string), and
+    #: may be deltas (``delta: true``) against the previous one.
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)

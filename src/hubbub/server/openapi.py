@@ -44,6 +44,7 @@ REQUESTS: Final[dict[str, S]] = {
         skip_history=BOOL,
         tags=TAGS,
         idempotency_key=STR,
+        delta=BOOL,
     ),
     "broadcast": obj(
         ["channels"],
@@ -53,6 +54,7 @@ REQUESTS: Final[dict[str, S]] = {
         skip_history=BOOL,
         tags=TAGS,
         idempotency_key=STR,
+        delta=BOOL,
     ),
     "subscribe": obj(
         ["user", "channel"],

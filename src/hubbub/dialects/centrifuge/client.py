@@ -30,6 +30,7 @@ from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.core.types import ClientInfo
+from hubbub.delta import DELTA_TYPES, Negotiated
 from hubbub.dialects.centrifuge import reads, tokens
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
@@ -303,6 +304,9 @@ class Client:
 
     async def _subscribe(self, cid: int, request: m.Subscribe) -> None:
         channel = required(request.channel, "channel")
+        if request.delta and request.delta not in DELTA_TYPES:
+            d = Disconnects.BAD_REQUEST
+            raise DisconnectError(d.code, f"{d.reason}: unknown delta type")
         options = self.node.options(channel)
         token = request.token
         claims = tokens.subscription_claims(self, token, channel) if token else None
@@ -335,9 +339,14 @@ class Client:
             if claims is not None and claims.expire_at is not None:
                 ttl = tokens.expire_subscription_at(self, channel, claims.expire_at)
                 reply = _with_expiry(reply, ttl)
+            delta = None
+            if request.delta and request.delta in options.allowed_delta_types:
+                reply = dataclasses.replace(reply, delta=True)
+                pubs = reply.publications
+                delta = Negotiated(pubs[-1].data if pubs else None)
             message = self._encoded(m.Reply(cid, reply), channel)
         self.transport.post(message)
-        self._live(channel, top, join_leave=request.join_leave)
+        self._live(channel, top, join_leave=request.join_leave, delta=delta)
         await self._joined(channel, options, presence=False)
 
     @contextlib.contextmanager
@@ -376,11 +385,14 @@ class Client:
                     await self.node.presence_remove(channel, self.client_id)
             raise
 
-    def _live(self, channel: str, top: int, *, join_leave: bool) -> None:
-        """After the reply: buffered publications after ``top``, then live delivery."""
+    def _live(
+        self, channel: str, top: int, *, join_leave: bool, delta: Negotiated | None = None
+    ) -> None:
+        """After the reply: buffered publications after ``top``, then live delivery (in the
+        delta forms when ``delta`` was negotiated)."""
         if join_leave:
             self._join_leave = sparse.put(self._join_leave, channel, None)
-        self.node.activate(channel, self, top)
+        self.node.activate(channel, self, top, delta)
         self.session.subscribed(channel)
 
     def wants_join_leave(self, channel: str) -> bool:
