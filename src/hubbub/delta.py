@@ -31,6 +31,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -80,36 +81,55 @@ class Fan:
     """One publication's messages for the delta members of its channel: :meth:`message` for
     each member the node delivers it to, then :meth:`finish` once."""
 
-    __slots__ = ("_channel", "_got", "_messages", "_name", "_patch", "_pub", "_target")
+    __slots__ = (
+        "_channel",
+        "_current",
+        "_full",
+        "_got",
+        "_name",
+        "_patch",
+        "_pub",
+        "_target",
+        "members",
+    )
 
     def __init__(self, name: str, channel: _Channel, pub: Publication) -> None:
         self._name = name
         self._channel = channel
+        #: The channel's delta members (``member in fan.members``: send it :meth:`message`).
+        self.members: Mapping[Member, DeltaWire] = channel.members
         self._pub = pub
         self._patch: object = _UNSET
         self._target: bytes | None = None
-        self._messages: dict[tuple[DeltaWire, bool], str | bytes | None] = {}
+        # Per wire: the message for members holding ``prev``, and the one in full.
+        self._current: dict[DeltaWire, str | bytes | None] = {}
+        self._full: dict[DeltaWire, str | bytes | None] = {}
         self._got: list[Member] = []
 
-    def __contains__(self, member: Member) -> bool:
-        return member in self._channel.members
-
     def message(self, member: Member) -> str | bytes | None:
-        """What ``member`` (a delta member: ``member in fan``) is sent; None when its wire
-        could not encode the publication (it is then not sent anything)."""
+        """What ``member`` (one of :attr:`members`) is sent; None when its wire could not
+        encode the publication (it is then not sent anything)."""
         channel = self._channel
         wire = channel.members[member]
-        base = channel.stale.get(member, channel.prev) if channel.stale else channel.prev
-        patch = None
-        if self._pub.delta and base is not None and base == channel.prev:
-            patch = self._delta()
-        key = (wire, patch is not None)
-        if key in self._messages:
-            message = self._messages[key]
+        stale = channel.stale
+        if stale and member in stale and stale[member] != channel.prev:
+            message = self._in_full(wire)  # it holds other data than the delta's base
+        elif wire in self._current:
+            message = self._current[wire]
         else:
-            message = self._messages[key] = self._encode(wire, patch)
+            patch = self._delta() if self._pub.delta and channel.prev is not None else None
+            if patch is None:
+                message = self._current[wire] = self._in_full(wire)
+            else:
+                message = self._current[wire] = self._encode(wire, patch)
         if message is not None:
             self._got.append(member)
+        return message
+
+    def _in_full(self, wire: DeltaWire) -> str | bytes | None:
+        if wire in self._full:
+            return self._full[wire]
+        message = self._full[wire] = self._encode(wire, None)
         return message
 
     def _delta(self) -> bytes | None:
@@ -135,7 +155,7 @@ class Fan:
             return wire.delta_publication(self._name, self._pub, patch)
         except Exception:
             if patch is not None:  # in full, then: the member ends up with the same data
-                return self._encode(wire, None)
+                return self._in_full(wire)
             log.exception("%s: a publication could not be encoded for delta members", self._name)
             return None
 

@@ -494,7 +494,7 @@ class Node:
             if skip and member in skip:
                 continue
             wire = member.wire
-            if deltas is not None and member in deltas:
+            if deltas is not None and member in deltas.members:
                 message = deltas.message(member)
             elif wire in messages:
                 message = messages[wire]

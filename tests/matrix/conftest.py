@@ -32,6 +32,20 @@ write_buffer_limit = 65536
 client_command_rate = 100000
 client_command_burst = 100000
 """
+#: Namespaces, after the top-level keys (the fixture adds some of those).
+NAMESPACES = """
+[[namespaces]]
+name = "delta"
+allowed_delta_types = ["fossil"]
+history_size = 20
+history_ttl = 60
+force_recovery = true
+
+[[namespaces]]
+name = "deltapub"
+allowed_delta_types = ["fossil"]
+delta_publish = true
+"""
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,7 @@ def deployment(
         args += ["--history", "memory"]
     if row.workers > 1:
         args += ["--workers", str(row.workers)]
-    (tmp / "hubbub.toml").write_text(config)
+    (tmp / "hubbub.toml").write_text(config + NAMESPACES)
     servers: list[ServerProcess] = []
     try:
         for i in range(row.nodes):
