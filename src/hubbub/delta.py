@@ -65,12 +65,11 @@ class Negotiated:
 class _Channel:
     """The delta members of one channel and their bases (see the module docstring)."""
 
-    __slots__ = ("members", "prev", "prev_bytes", "stale")
+    __slots__ = ("members", "prev", "stale")
 
     def __init__(self) -> None:
         self.members: dict[Member, DeltaWire] = {}
         self.prev: str | None = None
-        self.prev_bytes: bytes | None = None  # prev as UTF-8, when known
         self.stale: dict[Member, str | None] = {}
 
 
@@ -87,20 +86,20 @@ class Fan:
         "_full",
         "_got",
         "_name",
+        "_owner",
         "_patch",
         "_pub",
-        "_target",
         "members",
     )
 
-    def __init__(self, name: str, channel: _Channel, pub: Publication) -> None:
+    def __init__(self, owner: Deltas, name: str, channel: _Channel, pub: Publication) -> None:
+        self._owner = owner
         self._name = name
         self._channel = channel
         #: The channel's delta members (``member in fan.members``: send it :meth:`message`).
         self.members: Mapping[Member, DeltaWire] = channel.members
         self._pub = pub
         self._patch: object = _UNSET
-        self._target: bytes | None = None
         # Per wire: the message for members holding ``prev``, and the one in full.
         self._current: dict[DeltaWire, str | bytes | None] = {}
         self._full: dict[DeltaWire, str | bytes | None] = {}
@@ -140,8 +139,8 @@ class Fan:
             channel = self._channel
             assert channel.prev is not None
             try:
-                source = channel.prev_bytes or channel.prev.encode()
-                target = self._target = self._pub.data.encode()
+                source = channel.prev.encode()
+                target = self._pub.data.encode()
             except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it
                 return None
             if len(source) <= MAX_DELTA_BYTES and len(target) <= MAX_DELTA_BYTES:
@@ -156,7 +155,7 @@ class Fan:
         except Exception:
             if patch is not None:  # in full, then: the member ends up with the same data
                 return self._in_full(wire)
-            log.exception("%s: a publication could not be encoded for delta members", self._name)
+            self._owner.failed(self._name)
             return None
 
     def finish(self) -> None:
@@ -176,21 +175,22 @@ class Fan:
             for member in got:
                 channel.stale.pop(member, None)
         channel.prev = self._pub.data
-        channel.prev_bytes = self._target
 
 
 class Deltas:
     """The node's channels with delta members (see the module docstring)."""
 
-    __slots__ = ("_channels",)
+    __slots__ = ("_channels", "encode_failures")
 
     def __init__(self) -> None:
         self._channels: dict[str, _Channel] = {}
+        #: Publications a wire could not write in full for delta members (never sent them).
+        self.encode_failures = 0
 
     def fan(self, name: str, pub: Publication) -> Fan | None:
         """The messages of ``pub`` for ``name``'s delta members; None without any."""
         channel = self._channels.get(name)
-        return Fan(name, channel, pub) if channel is not None else None
+        return Fan(self, name, channel, pub) if channel is not None else None
 
     def full(self, name: str, wire: Wire, pub: Publication) -> str | bytes | None:
         """``pub`` in full for a delta member of ``name`` (publications buffered while it
@@ -198,8 +198,18 @@ class Deltas:
         try:
             return _delta_wire(wire).delta_publication(name, pub, None)
         except Exception:
-            log.exception("%s: a publication could not be encoded for a delta member", name)
+            self.failed(name)
             return None
+
+    def failed(self, name: str) -> None:
+        """A wire could not write a publication (called in the ``except`` block)."""
+        self.encode_failures += 1
+        if self.encode_failures % 1000 == 1:  # one log line per thousand, not a flood
+            log.exception(
+                "%s: a publication could not be encoded for delta members (%d so far)",
+                name,
+                self.encode_failures,
+            )
 
     def join(self, name: str, member: Member, base: str | None) -> None:
         """``member`` negotiated delta in ``name`` and holds ``base`` (the data of the last
