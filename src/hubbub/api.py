@@ -80,6 +80,7 @@ async def _publish_one(node: Node, channel: str, params: Mapping[str, Any]) -> s
         options=options,
         idempotency_key=p.optional_str(params, "idempotency_key") or None,
         skip_history=p.optional_bool(params, "skip_history"),
+        delta=p.optional_bool(params, "delta"),
     )
     if not pub.offset:
         return "{}"

@@ -117,6 +117,19 @@ class ChannelOptions(BaseModel):
     max_message_size: int = Field(
         64 * KiB, ge=1, description="Largest publication data (JSON bytes) clients may publish."
     )
+    allowed_delta_types: tuple[Literal["fossil"], ...] = Field(
+        (),
+        description=(
+            'Delta compression subscribers may ask for (["fossil"]); empty: none is negotiated.'
+        ),
+    )
+    delta_publish: bool = Field(
+        False,
+        description=(
+            "Mark every publication of the channel delta: subscribers that negotiated delta "
+            "compression get it as a delta against the previous one."
+        ),
+    )
 
     @property
     def history_enabled(self) -> bool:

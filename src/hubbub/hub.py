@@ -119,17 +119,20 @@ class Hub:
         *,
         tags: dict[str, str] | None = None,
         idempotency_key: str | None = None,
+        delta: bool = False,
     ) -> int:
         """Publish ``data`` (any JSON value) to ``channel``; return its offset (0 without
         history) once it is stored. A retry with the same ``idempotency_key`` within the
-        window returns the first offset and delivers nothing again. Only while the hub is
-        being served; raises StoreError when the publication could not be stored."""
+        window returns the first offset and delivers nothing again. ``delta``: subscribers
+        that negotiated delta compression get it as a delta against the previous publication
+        (as every publication of a ``delta_publish`` namespace). Only while the hub is being
+        served; raises StoreError when the publication could not be stored."""
         from hubbub.core.jsontext import dumps
 
         if self._node is None:
             raise HubbubError("the hub is not running: call hub.run() or serve it first")
         pub = await self._node.publish(
-            channel, dumps(data), tags=tags, idempotency_key=idempotency_key
+            channel, dumps(data), tags=tags, idempotency_key=idempotency_key, delta=delta
         )
         return int(pub.offset)
 

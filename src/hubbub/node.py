@@ -13,6 +13,9 @@ Subscribing with a catch-up (recovery, history position) is race-free: the membe
 *pending* — publications arriving meanwhile are buffered for it — and :meth:`activate` then
 delivers the buffered ones that come after what the member already got, and makes it a live
 member, all without awaiting.
+
+Members that negotiated delta compression get the delta forms of their wire instead
+(:mod:`hubbub.delta`: one delta per publication, one message per wire and form).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from hubbub.core.registry import Registry
 from hubbub.core.streams import Streams
 from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
+from hubbub.delta import Deltas, Negotiated
 from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, PresenceManager
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
@@ -113,6 +117,7 @@ class Node:
         self._streams: Streams[Member] = Streams()
         # Members with a tags filter, per channel (channels without any are not here).
         self._filters: dict[str, dict[Member, Filter]] = {}
+        self._deltas = Deltas()  # members that negotiated delta compression, per channel
         # Control commands from other nodes, applied one after another in arrival order.
         self.controls = control.Inbox(self._apply_control)
         #: Questions to every node and their answers (the server API's ``connections``).
@@ -348,12 +353,19 @@ class Node:
             raise
 
     def activate(
-        self, channel: str, member: Member, after_offset: int, tags_filter: Filter | None = None
+        self,
+        channel: str,
+        member: Member,
+        after_offset: int,
+        *,
+        tags_filter: Filter | None = None,
+        delta: Negotiated | None = None,
     ) -> None:
         """Make a pending member live: deliver what was buffered after ``after_offset``
         (everything when the channel has no offsets), then fan out to it directly; with
         ``tags_filter``, only the publications whose tags it lets through. A positioned member
-        whose buffered publications do not continue ``after_offset`` resubscribes (a gap)."""
+        whose buffered publications do not continue ``after_offset`` resubscribes (a gap).
+        ``delta``: it negotiated delta compression (its wire's delta forms from now on)."""
         pending = self._pending.get(channel)
         buffered = pending.pop(member, []) if pending is not None else []
         if pending is not None and not pending:
@@ -364,6 +376,7 @@ class Node:
         seen = self._streams.last(channel)
         wire = member.wire
         expected = after_offset
+        base = delta.base if delta is not None else None
         for pub in buffered:
             offset = pub.offset
             if offset > expected + 1 and member.positioned(channel):
@@ -371,15 +384,21 @@ class Node:
                 return
             fresh = offset == 0 or offset > after_offset
             if fresh and (tags_filter is None or tags_filter.matches(pub.tags)):
-                message = self._encode(wire, channel, pub)
+                if delta is None:
+                    message = self._encode(wire, channel, pub)
+                else:
+                    message = self._deltas.full(channel, wire, pub)
                 if message is not None:
                     member.transport.post(message)
+                    base = pub.data
             expected = max(expected, offset)
         if after_offset > 0 and seen < after_offset:
             # Offsets in (seen, after_offset] are in its reply but may still be on their
             # way from the broker; they come within moments, if at all.
             until = asyncio.get_running_loop().time() + CATCH_UP_WINDOW
             self._streams.behind(channel, member, seen, after_offset, until)
+        if delta is not None:
+            self._deltas.join(channel, member, base)
         self._members.subscribe(channel, member)
 
     async def drop_pending(self, channel: str, member: Member) -> None:
@@ -397,6 +416,7 @@ class Node:
 
     async def remove_member(self, channel: str, member: Member) -> None:
         self._members.unsubscribe(channel, member)
+        self._deltas.leave(channel, member)
         self._streams.forget_member(channel, member)
         filters = self._filters.get(channel)
         if filters is not None and filters.pop(member, None) is not None and not filters:
@@ -435,16 +455,23 @@ class Node:
         options: ChannelOptions | None = None,
         idempotency_key: str | None = None,
         skip_history: bool = False,
+        delta: bool = False,
     ) -> Publication:
         """Publish JSON text ``data`` to ``channel`` (history as its options say; ``frame``: a
-        raw room's frame kind, see :class:`Publication`). Returns once the publication is
+        raw room's frame kind, see :class:`Publication`; ``delta``: marked delta, as every
+        publication of a ``delta_publish`` namespace is). Returns once the publication is
         stored; raises StoreError when it could not be."""
         options = options or self.options(channel)
         history = HistoryOptions(
             options.history_size, options.history_ttl, self.settings.idempotency_ttl
         )
         pub = Publication(
-            data=data, info=info, tags=tags, time_ms=int(time.time() * 1000), frame=frame
+            data=data,
+            info=info,
+            tags=tags,
+            time_ms=int(time.time() * 1000),
+            frame=frame,
+            delta=delta or options.delta_publish,
         )
         keep = history.enabled and not skip_history
         return await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
@@ -472,6 +499,7 @@ class Node:
         filters = self._filters.get(channel)
         # One message per wire for this publication (wires are few: a dict is enough).
         messages: dict[Wire, str | bytes | None] = {}
+        deltas = self._deltas.fan(channel, pub)  # (and per form for delta members)
         sender = pub.info.client if pub.info is not None else None
         delivered = 0
         for member in members:
@@ -480,7 +508,9 @@ class Node:
             if filters and member in filters and not filters[member].matches(pub.tags):
                 continue
             wire = member.wire
-            if wire in messages:
+            if deltas is not None and member in deltas.members:
+                message = deltas.message(member)
+            elif wire in messages:
                 message = messages[wire]
             else:
                 message = messages[wire] = self._encode(wire, channel, pub)
@@ -489,6 +519,8 @@ class Node:
             member.transport.post(message)
             delivered += 1
         self.deliveries += delivered
+        if deltas is not None:
+            deltas.finish()
 
     def _encode(self, wire: Wire, channel: str, pub: Publication) -> str | bytes | None:
         """``wire``'s message for ``pub``; None when it cannot write it (logged), so that one

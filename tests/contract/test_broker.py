@@ -137,6 +137,25 @@ async def test_raw_frame_kind_is_not_kept_in_history(engine: Engine) -> None:
     assert stored.frame == FRAME_TEXT
 
 
+async def test_the_delta_mark_reaches_the_handler_but_not_history(engine: Engine) -> None:
+    """A publication marked delta is handed over marked, with history and without, on every
+    engine (each node computes its deltas itself); history gives it back unmarked."""
+    handler = await subscribed(engine, "a")
+    for history in (KEEP, None):
+        await engine.broker.publish("a", Publication('{"v":1}', delta=True), history)
+        await engine.broker.publish("a", Publication('{"v":2}'), history)
+    await eventually(lambda: len(handler.pubs) == 4)
+    assert [(p.data, p.delta) for _, p in handler.pubs] == [
+        ('{"v":1}', True),
+        ('{"v":2}', False),
+    ] * 2
+    result = await engine.broker.history("a", since_offset=None, limit=10, reverse=False)
+    assert [(p.data, p.delta) for p in result.publications] == [
+        ('{"v":1}', False),
+        ('{"v":2}', False),
+    ]
+
+
 @pytest.mark.parametrize("history", [KEEP, None], ids=["history", "no-history"])
 async def test_raw_frame_reaches_the_handler_byte_for_byte(
     engine: Engine, history: HistoryOptions | None

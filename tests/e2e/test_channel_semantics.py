@@ -21,6 +21,7 @@ name = "tagged"
 history_size = 100
 history_ttl = 300
 allow_tags_filter = true
+allowed_delta_types = ["fossil"]
 
 [[namespaces]]
 name = "untagged"
@@ -192,3 +193,30 @@ async def test_positioning_takes_history_access_or_allow_positioning(server: Ser
         assert reply["subscribe"]["positioned"] and reply["subscribe"]["offset"] == 1
         (forced,) = await call(ws, {"id": 4, "subscribe": {"channel": "forced:x"}})
         assert forced["subscribe"]["positioned"] and not forced["subscribe"].get("recoverable")
+
+
+async def test_a_tags_filter_and_delta_compression_are_not_negotiated_together(
+    server: ServerProcess,
+) -> None:
+    """A filtered subscriber would hold another delta base than the channel's others; the
+    SDKs refuse the pair themselves, hubbub answers without delta."""
+    async with raw_client(server) as ws:
+        await connected(ws)
+        tf = {"key": "team", "cmp": "eq", "val": "eng"}
+        result = (await subscribe(ws, channel="tagged:both", tf=tf, delta="fossil"))["subscribe"]
+        assert not result.get("delta")
+        obs = Observer(ws)
+        params = {
+            "channel": "tagged:both",
+            "data": {"x": 1},
+            "tags": {"team": "eng"},
+            "delta": True,
+        }
+        await api(server, "publish", params)
+        push = await obs.push("pub", "tagged:both")
+        assert push["pub"]["data"] == {"x": 1} and not push["pub"].get("delta")
+        obs.stop()
+    async with raw_client(server) as ws:
+        await connected(ws)
+        alone = (await subscribe(ws, channel="tagged:both", delta="fossil"))["subscribe"]
+        assert alone["delta"] is True, "without a filter it is negotiated"

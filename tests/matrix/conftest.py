@@ -31,6 +31,20 @@ token_hmac_secret = "{SECRET}"
 write_buffer_limit = 65536
 client_command_rate = 100000
 client_command_burst = 100000
+"""
+#: Namespaces, after the top-level keys (the fixture adds some of those).
+NAMESPACES = """
+[[namespaces]]
+name = "delta"
+allowed_delta_types = ["fossil"]
+history_size = 20
+history_ttl = 60
+force_recovery = true
+
+[[namespaces]]
+name = "deltapub"
+allowed_delta_types = ["fossil"]
+delta_publish = true
 
 [[namespaces]]
 name = "tagged"
@@ -146,7 +160,7 @@ def deployment(
         need_binary("redis-server")
         engine_url, prefix = redis.url, unique("m")
         args += ["--engine", redis.url]
-        config = f'engine_prefix = "{prefix}"\n' + config  # the session's Redis is shared
+        config += f'engine_prefix = "{prefix}"\n'  # the session's Redis is shared
     elif row.engine == "pgengine":
         postgres = request.getfixturevalue("postgres")
         engine_url = postgres.create_database(unique("matrix"))
@@ -158,7 +172,7 @@ def deployment(
         args += ["--history", "memory"]
     if row.workers > 1:
         args += ["--workers", str(row.workers)]
-    (tmp / "hubbub.toml").write_text(config)
+    (tmp / "hubbub.toml").write_text(config + NAMESPACES)
     servers: list[ServerProcess] = []
     try:
         for i in range(row.nodes):

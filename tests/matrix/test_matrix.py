@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from centrifuge.fossil import apply_delta
 
 from hubbub.auth import mint
 from tests.matrix.conftest import SECRET, Deployment, token, unique
@@ -679,3 +680,119 @@ async def test_a_slow_consumer_is_cut_off_and_the_others_get_everything(
             got = [(await obs.push("pub", channel))["pub"]["data"]["n"] for _ in range(count)]
             assert got == list(range(count))
             obs.stop()
+
+
+class DeltaDecoder:
+    """What an SDK with delta negotiated makes of a channel's publications (JSON protocol:
+    data as a JSON string; Protobuf: bytes): deltas apply to the data held, the rest replaces
+    it. ``kinds``: "full" or "delta" per publication."""
+
+    def __init__(self) -> None:
+        self.base: bytes | None = None
+        self.kinds: list[str] = []
+
+    def __call__(self, pub: dict[str, Any]) -> Any:
+        data = pub["data"]
+        assert isinstance(data, str | bytes), f"not delta-form data: {data!r}"
+        raw = data.encode() if isinstance(data, str) else data
+        if pub.get("delta"):
+            assert self.base is not None
+            raw = bytes(apply_delta(self.base, raw))
+        self.kinds.append("delta" if pub.get("delta") else "full")
+        self.base = raw
+        return json.loads(raw)
+
+
+def delta_document(n: int) -> dict[str, Any]:
+    return {"n": n, "rows": [{"id": i, "label": f"row {i}", "v": i * n} for i in range(25)]}
+
+
+async def test_delta_compression_across_nodes(deployment: Deployment) -> None:
+    """Subscribers with delta (JSON and Protobuf) and without, on different nodes, publishers
+    on others: the delta mark travels with the publication to every node, each node makes
+    the deltas for its own subscribers, and every subscriber reconstructs the exact data; a
+    client recovering on another node gets the missed ones in full and deltas after them;
+    delta_publish marks a client's publications too."""
+    channel, auto = f"delta:{unique('d')}", f"deltapub:{unique('d')}"
+    marks = [True, True, False, True]
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        json_ws = await stack.enter_async_context(
+            http.ws_connect(deployment.ws(0, "/connection/websocket"), compress=15)
+        )
+        pb_ws = await stack.enter_async_context(
+            http.ws_connect(
+                deployment.ws(1, "/connection/websocket"), protocols=(protobuf.SUBPROTOCOL,)
+            )
+        )
+        plain_ws = await stack.enter_async_context(
+            http.ws_connect(deployment.ws(2, "/connection/websocket"))
+        )
+        json_client = await connect_as(json_ws, unique("u"))
+        (reply,) = await protobuf.call(pb_ws, (1, "connect", {"token": token(unique("u"))}))
+        assert "connect" in reply, reply
+        pb_client = protobuf.PbObserver(pb_ws)
+        plain = await connect_as(plain_ws, unique("u"))
+        position = {}
+        for target in (channel, auto):
+            reply = await json_client.command("subscribe", {"channel": target, "delta": "fossil"})
+            assert reply["subscribe"]["delta"] is True, reply
+            position[target] = reply["subscribe"]
+            reply = await pb_client.command("subscribe", {"channel": target, "delta": "fossil"})
+            assert reply["subscribe"]["delta"] is True, reply
+            assert "error" not in await plain.command("subscribe", {"channel": target})
+            await deployment.wait_subscribers(target, 3)
+
+        for n, mark in enumerate(marks):
+            params = {"channel": channel, "data": delta_document(n), "delta": mark}
+            await deployment.api("publish", params, node=n + 1)
+        expected = [delta_document(n) for n in range(len(marks))]
+        for observer in (json_client, pb_client):
+            decode = DeltaDecoder()
+            pubs = [(await observer.push("pub", channel))["pub"] for _ in marks]
+            assert [decode(p) for p in pubs] == expected
+            assert decode.kinds == ["full", "delta", "full", "delta"]
+        plain_pubs = [(await plain.push("pub", channel))["pub"] for _ in marks]
+        assert [p["data"] for p in plain_pubs] == expected
+        assert not any("delta" in p for p in plain_pubs)
+
+        # delta_publish: a client's publications on another node are marked too.
+        for n in range(3):
+            reply = await plain.command(
+                "publish", {"channel": auto, "data": delta_document(10 + n)}
+            )
+            assert "error" not in reply, reply
+        for observer in (json_client, pb_client):
+            decode = DeltaDecoder()
+            pubs = [(await observer.push("pub", auto))["pub"] for _ in range(3)]
+            assert [decode(p) for p in pubs] == [delta_document(10 + n) for n in range(3)]
+            assert decode.kinds == ["full", "delta", "delta"]
+
+        # Recovery on another node: the missed ones in full, then a delta from the last.
+        await json_ws.close()
+        json_client.stop()
+        for n in range(4, 6):
+            params = {"channel": channel, "data": delta_document(n), "delta": True}
+            await deployment.api("publish", params, node=n)
+        other = await stack.enter_async_context(
+            http.ws_connect(deployment.ws(1, "/connection/websocket"))
+        )
+        again = await connect_as(other, unique("u"))
+        recover = {
+            "channel": channel,
+            "delta": "fossil",
+            "recover": True,
+            "epoch": position[channel]["epoch"],
+            "offset": len(marks),
+        }
+        reply = (await again.command("subscribe", recover))["subscribe"]
+        assert (reply["recovered"], reply["delta"]) == (True, True), reply
+        decode = DeltaDecoder()
+        assert [decode(p) for p in reply["publications"]] == [delta_document(4), delta_document(5)]
+        await deployment.wait_subscribers(channel, 3)
+        params = {"channel": channel, "data": delta_document(6), "delta": True}
+        await deployment.api("publish", params, node=0)
+        assert decode((await again.push("pub", channel))["pub"]) == delta_document(6)
+        assert decode.kinds == ["full", "full", "delta"]
+        for observer in (pb_client, plain, again):
+            observer.stop()

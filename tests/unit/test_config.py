@@ -60,6 +60,11 @@ def test_origins_from_env_are_comma_separated() -> None:
         ({}, "ping_interval = -1\n", "ping_interval: Input should be greater than 0"),
         ({}, 'allowed_origins = ["https://a.example/path/"]\n', "allowed_origins: Value error"),
         ({}, "port = [", "config file"),
+        (
+            {},
+            '[[namespaces]]\nname = "d"\nallowed_delta_types = ["xdelta"]\n',
+            "namespaces.0.allowed_delta_types.0: Input should be 'fossil'",
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_the_key(
@@ -92,3 +97,17 @@ def test_a_namespace_with_auto_cache_recover_needs_cache_mode(tmp_path: Path) ->
     )
     with pytest.raises(ConfigError, match="auto_cache_recover needs force_recovery"):
         load_settings(config_file=config)
+
+
+def test_delta_options_from_toml(tmp_path: Path) -> None:
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(
+        "[channel]\ndelta_publish = true\n"
+        '[[namespaces]]\nname = "d"\nallowed_delta_types = ["fossil"]\n'
+    )
+    s = load_settings(config_file=cfg, environ={})
+    assert (s.channel.allowed_delta_types, s.channel.delta_publish) == ((), True)
+    assert (s.namespaces[0].allowed_delta_types, s.namespaces[0].delta_publish) == (
+        ("fossil",),
+        False,
+    )

@@ -150,7 +150,7 @@ async def test_a_tags_filter_decides_per_member_live_and_buffered() -> None:
     await node.add_pending("h:c", filtered)
     publish(node, "h:c", 1, tags={"team": "eng"})
     publish(node, "h:c", 2, tags={"team": "ops"})
-    node.activate("h:c", filtered, 0, wanted)
+    node.activate("h:c", filtered, 0, tags_filter=wanted)
     everyone = await joined(node, "h:c", WatchedClient("e"), 2)
     publish(node, "h:c", 3, tags={"team": "ops"})
     publish(node, "h:c", 4)

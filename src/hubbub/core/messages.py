@@ -96,6 +96,8 @@ class Subscribe:
     flag: int = 0
     #: The tags filter (``tf``), None when none was sent (see :mod:`hubbub.core.tagsfilter`).
     tags_filter: Filter | None = None
+    #: The delta compression asked for (``"fossil"``), ``""`` for none.
+    delta: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +241,10 @@ class SubscribeResult:
     positioned: bool = False
     data: Data | None = None
     was_recovering: bool = False
+    #: Delta compression was negotiated: publications of this subscription (the ones in this
+    #: result too) carry their data as the JSON protocol sends deltas (a JSON string), and
+    #: may be deltas (``delta: true``) against the previous one.
+    delta: bool = False
 
 
 @dataclass(frozen=True, slots=True)

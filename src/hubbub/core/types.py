@@ -70,6 +70,11 @@ class Publication:
     members on every node get the same frame type and bytes (:data:`FRAME_TEXT`,
     :data:`FRAME_STRING`, :data:`FRAME_BINARY`); engines carry it beside the payload, history
     does not keep it.
+
+    ``delta`` marks a publication its publisher wants sent as a delta against the previous
+    one to subscribers that negotiated delta compression (``delta_publish`` in its namespace,
+    ``delta: true`` in the server API); the engines carry it between nodes, history does not
+    keep it (recovery and history always give the full data).
     """
 
     data: str
@@ -78,6 +83,7 @@ class Publication:
     tags: dict[str, str] | None = None
     time_ms: int = 0
     frame: str = field(default="", compare=False)
+    delta: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

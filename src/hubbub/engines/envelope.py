@@ -3,11 +3,17 @@ streams: a JSON object without the offset (the engine sends the offset beside it
 assigned), and, for a raw-room message, the kind of its frame, from which raw members on every
 node rebuild the same frame type and bytes out of the data (``Publication.frame``).
 
-The payload is ``{"d": <data as a JSON string>, "info": ..., "tags": ..., "time": ...}``: the
-data's JSON text travels as a string, so it comes back exactly as published (a Protobuf
-client's JSON, or a raw member's JSON text, keeps its spacing byte for byte). Payloads written
-before (``"data"`` holding the JSON value itself) are still read. The frame kind travels as a
-JSON string beside the payload (never in history): :func:`frame_text`, :func:`frame_from_text`.
+The payload is ``{"d": <data as a JSON string>, "info": ..., "tags": ..., "time": ...,
+"delta": true}``: the data's JSON text travels as a string, so it comes back exactly as
+published (a Protobuf client's JSON, or a raw member's JSON text, keeps its spacing byte for
+byte). Payloads written before (``"data"`` holding the JSON value itself) are still read. The
+frame kind travels as a JSON string beside the payload (never in history): :func:`frame_text`,
+:func:`frame_from_text`.
+
+``"delta": true`` (present only for a publication marked delta, ``Publication.delta``) is in the
+payload rather than beside it, so that nodes of the version before, which read only the keys
+they know, still deliver such a publication (in full); they never send the key, which reads as
+not marked. A Redis stream keeps it with the payload; history reads leave it out.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ def pub_payload(pub: Publication) -> str:
         parts.append(f'"tags":{dumps(pub.tags)}')
     if pub.time_ms:
         parts.append(f'"time":{pub.time_ms}')
+    if pub.delta:
+        parts.append('"delta":true')
     return "{" + ",".join(parts) + "}"
 
 
@@ -59,12 +67,17 @@ def frame_from_text(value: Any) -> str:
 _LEGACY_TEXT: Final = "t:"
 
 
-def pub_from_payload(payload: str, offset: int, frame: str = FRAME_TEXT) -> Publication:
-    """The inverse of :func:`pub_payload`, with the offset (and the frame kind) put back."""
-    return pub_from_obj(json.loads(payload), offset, frame)
+def pub_from_payload(
+    payload: str, offset: int, frame: str = FRAME_TEXT, *, history: bool = False
+) -> Publication:
+    """The inverse of :func:`pub_payload`, with the offset (and the frame kind) put back;
+    ``history``: read from a stream, where the delta mark is not kept (never marked)."""
+    return pub_from_obj(json.loads(payload), offset, frame, history=history)
 
 
-def pub_from_obj(obj: dict[str, Any], offset: int, frame: str = FRAME_TEXT) -> Publication:
+def pub_from_obj(
+    obj: dict[str, Any], offset: int, frame: str = FRAME_TEXT, *, history: bool = False
+) -> Publication:
     """As :func:`pub_from_payload`, from the parsed JSON."""
     info = obj.get("info")
     data = obj.get("d")
@@ -79,4 +92,5 @@ def pub_from_obj(obj: dict[str, Any], offset: int, frame: str = FRAME_TEXT) -> P
         tags=obj.get("tags"),
         time_ms=int(obj.get("time", 0)),
         frame=frame,
+        delta=not history and obj.get("delta") is True,
     )

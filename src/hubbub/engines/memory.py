@@ -251,7 +251,7 @@ class MemoryHistory:
         stream.top += 1
         stream.size = history.size
         self._touch(stream, now)
-        stored = replace(pub, offset=stream.top, frame="")
+        stored = replace(pub, offset=stream.top, frame="", delta=False)
         cost = publication_cost(stored)
         self._hold(stream, None, (now + history.ttl, stored, cost), now)
         if idempotency_key is not None:

@@ -31,6 +31,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
+from dataclasses import replace
 from typing import Any, Final
 
 import asyncpg
@@ -429,7 +430,7 @@ class PostgresBroker:
                 self.errors += 1
                 raise
             return stored
-        plain = Publication(pub.data, 0, pub.info, pub.tags, pub.time_ms, pub.frame)
+        plain = replace(pub, offset=0)
         await self._notify(self.publication_notification(channel, plain))
         return pub
 

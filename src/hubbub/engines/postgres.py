@@ -255,11 +255,15 @@ class PostgresHistory(DurableHistory):
                 list(sizes),
                 [next_offset[c] - 1 - size for c, size in sizes.items()],
             )
-        # The raw frame's kind (raw rooms) is not stored, but the notifications carry it.
+        # The raw frame's kind (raw rooms) and the delta mark are not stored, but the
+        # notifications carry them.
         await self._after_append(
             conn,
             [
-                (item.channel, replace(assigned[id(item)], frame=item.pub.frame))
+                (
+                    item.channel,
+                    replace(assigned[id(item)], frame=item.pub.frame, delta=item.pub.delta),
+                )
                 for item in new_items
             ],
         )

@@ -425,7 +425,10 @@ class RedisBroker:
         except (RedisError, OSError) as exc:
             self.errors += 1
             raise _store_error(exc) from None
-        pubs = [pub_from_payload(fields["p"], int(eid.split("-")[1])) for eid, fields in entries]
+        pubs = [
+            pub_from_payload(fields["p"], int(eid.split("-")[1]), history=True)
+            for eid, fields in entries
+        ]
         return HistoryResult(pubs, StreamPosition(int(offset), str(epoch)))
 
     async def remove_history(self, channel: str) -> None:

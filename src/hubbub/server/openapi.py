@@ -53,6 +53,7 @@ REQUESTS: Final[dict[str, S]] = {
         skip_history=BOOL,
         tags=TAGS,
         idempotency_key=STR,
+        delta=BOOL,
     ),
     "broadcast": obj(
         ["channels"],
@@ -62,6 +63,7 @@ REQUESTS: Final[dict[str, S]] = {
         skip_history=BOOL,
         tags=TAGS,
         idempotency_key=STR,
+        delta=BOOL,
     ),
     "subscribe": obj(
         ["user", "channel"],

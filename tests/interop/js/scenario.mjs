@@ -6,10 +6,10 @@
 // Prints one JSON object {scenario: {ok, detail}} as its last line; the pytest side asserts
 // every scenario. The restart scenario asks the pytest side to stop the server (prints
 // "STOP", waits for a line on stdin) and to start it again on the same port ("START").
-import net from "node:net";
 import readline from "node:readline";
 import { Centrifuge as JsonCentrifuge } from "centrifuge";
 import { Centrifuge as ProtobufCentrifuge } from "centrifuge/build/protobuf";
+import { flakyProxy } from "./proxy.mjs";
 
 const port = Number(process.argv[2]);
 const format = process.argv[3];
@@ -134,48 +134,6 @@ async function expectError(promise) {
     return err;
   }
   throw new Error("expected an error");
-}
-
-// A TCP proxy that can drop every connection abruptly and refuse new ones for a while.
-function flakyProxy(targetPort) {
-  const sockets = new Set();
-  let refusing = false;
-  let accepted = 0;
-  const server = net.createServer((downstream) => {
-    if (refusing) return downstream.destroy();
-    accepted += 1;
-    const upstream = net.connect(targetPort, "127.0.0.1");
-    for (const s of [downstream, upstream]) {
-      sockets.add(s);
-      s.on("error", () => {});
-      s.on("close", () => sockets.delete(s));
-    }
-    downstream.pipe(upstream);
-    upstream.pipe(downstream);
-    downstream.on("close", () => upstream.destroy());
-    upstream.on("close", () => downstream.destroy());
-  });
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () =>
-      resolve({
-        port: server.address().port,
-        get accepted() {
-          return accepted;
-        },
-        cut() {
-          refusing = true;
-          for (const s of sockets) s.resetAndDestroy ? s.resetAndDestroy() : s.destroy();
-        },
-        restore() {
-          refusing = false;
-        },
-        close() {
-          this.cut();
-          server.close();
-        },
-      }),
-    ),
-  );
 }
 
 const { enc, dec } = wire;

@@ -4,6 +4,7 @@ to text) and the strict JSON text it is built on."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -69,13 +70,14 @@ def test_typed_requests_carry_every_field() -> None:
     (cmd,) = JSON.decode(
         '{"id":9,"subscribe":{"channel":"c","token":"t","recover":true,"epoch":"e",'
         '"offset":"12","positioned":true,"recoverable":true,"join_leave":true,"flag":2,'
-        '"data":{"a":[1]},"tf":{"key":"k","cmp":"eq","val":"v"}}}'
+        '"data":{"a":[1]},"tf":{"key":"k","cmp":"eq","val":"v"},"delta":"fossil"}}'
     )
     request = cmd.request
     assert isinstance(request, m.Subscribe)
     assert (request.channel, request.token, request.epoch, request.offset) == ("c", "t", "e", 12)
     assert request.recover and request.positioned and request.recoverable and request.join_leave
     assert request.flag == 2 and request.tags_filter == Filter(key="k", cmp="eq", val="v")
+    assert request.delta == "fossil"
     assert request.data is not None and request.data.value() == {"a": [1]}
     (cmd,) = JSON.decode(
         '{"id":1,"connect":{"token":"x","subs":{"a":{"recover":true,"offset":3},"b":1},'
@@ -342,3 +344,36 @@ def test_bytes_are_json_only_as_utf8_json_text(raw: bytes) -> None:
     with pytest.raises(p.NotJSON):
         p.loads(raw)
     assert m.Payload.of_bytes(raw).text is None
+
+
+def test_delta_subscriptions_get_data_as_a_json_string() -> None:
+    """With delta compression negotiated, data goes as a JSON string (Centrifugo's form, which
+    the SDKs parse): the publication in full, or the delta with ``delta: true``; the JSON
+    text keeps its newlines (escaped in the string), so the SDK's base is the data exactly."""
+    pub = Publication('{"a":  1,\n"b": "é"}', 7, ClientInfo("c", "u"), {"k": "v"}, 5)
+    full = json.loads(JSON.delta_publication("ch", pub, None))["push"]
+    assert full["channel"] == "ch"
+    assert full["pub"] == {
+        "data": pub.data,
+        "offset": 7,
+        "info": {"client": "c", "user": "u"},
+        "tags": {"k": "v"},
+        "time": 5,
+    }
+    patch = "1M\n9@0,3:ü;3T;".encode()
+    delta = json.loads(JSON.delta_publication("ch", pub, patch))["push"]["pub"]
+    assert delta["data"].encode() == patch
+    assert delta["delta"] is True and delta["offset"] == 7
+    assert "delta" not in json.loads(JSON.publication("ch", pub))["push"]["pub"]
+
+
+def test_a_delta_subscribe_result_says_so_and_carries_strings() -> None:
+    pubs = (Publication('{"n":1}', 1), Publication("[2]", 2))
+    result = m.SubscribeResult(recoverable=True, positioned=True, epoch="e", publications=pubs)
+    plain = json.loads(JSON.reply(m.Reply(3, result)))["subscribe"]
+    assert "delta" not in plain
+    assert [p["data"] for p in plain["publications"]] == [{"n": 1}, [2]]
+    delta = json.loads(JSON.reply(m.Reply(3, replace(result, delta=True))))["subscribe"]
+    assert delta["delta"] is True
+    assert [p["data"] for p in delta["publications"]] == ['{"n":1}', "[2]"]
+    assert not any("delta" in p for p in delta["publications"])  # recovered: in full

@@ -118,8 +118,8 @@ def subscribe_requests(draw: st.DrawFn) -> tuple[Any, m.Subscribe]:
         "flag": draw(I64),
     }
     data = draw(DATA_BYTES)
-    # delta (12) is the SDK's and not in our schema: an unknown field, ignored.
-    msg = sdk.SubscribeRequest(**fields, data=data, delta=draw(st.sampled_from(["", "fossil"])))
+    fields["delta"] = draw(st.sampled_from(["", "fossil", "other"]))
+    msg = sdk.SubscribeRequest(**fields, data=data)
     tags_filter = None
     if draw(B):
         leaf = Filter(key=draw(WORD), cmp="eq", val=draw(WORD))
@@ -222,6 +222,7 @@ SUBSCRIBE_RESULT = st.builds(
     positioned=B,
     data=DATA,
     was_recovering=B,
+    delta=B,
 )
 #: Typed results, by the name of the Reply field that holds them.
 RESULTS: dict[str, st.SearchStrategy[Any]] = {
@@ -299,6 +300,7 @@ def check_subscribe(msg: Any, r: m.SubscribeResult) -> None:
         r.was_recovering,
     )
     assert msg.data == data_bytes(r.data)
+    assert msg.delta == r.delta
     check_publications(msg.publications, r.publications)
 
 
@@ -673,6 +675,22 @@ def test_a_publication_as_the_sdk_reads_it() -> None:
             },
         }
     }
+
+
+@given(channel=TEXT, pub=PUBLICATION, patch=st.binary(min_size=1, max_size=40))
+def test_delta_publications_parse_with_the_sdk_schema(
+    channel: str, pub: Publication, patch: bytes
+) -> None:
+    """In full, a delta member's publication is the one every member gets; a delta carries
+    its bytes as the data and ``delta: true``."""
+    assert PROTOBUF.delta_publication(channel, pub, None) == PROTOBUF.publication(channel, pub)
+    push = push_of(PROTOBUF.delta_publication(channel, pub, patch), "pub")
+    assert push.pub.data == patch and push.pub.delta is True
+    assert (push.pub.offset, push.pub.time, dict(push.pub.tags)) == (
+        pub.offset,
+        pub.time_ms,
+        pub.tags or {},
+    )
 
 
 def test_an_anonymous_join_still_carries_its_field() -> None:

@@ -24,6 +24,18 @@ def test_a_payload_keeps_verbatim_data_and_every_field() -> None:
     )
 
 
+def test_the_delta_mark_travels_in_the_payload() -> None:
+    """Marked: ``"delta": true`` in the payload (a node of the version before reads the keys it
+    knows and delivers the publication in full); unmarked: no key, as that version wrote."""
+    marked = Publication("[1]", delta=True)
+    payload = json.loads(pub_payload(marked))
+    assert payload == {"d": "[1]", "delta": True}
+    assert pub_from_obj(payload, 4).delta is True
+    assert "delta" not in json.loads(pub_payload(Publication("[1]")))
+    assert pub_from_obj({"d": "[1]"}, 4).delta is False
+    assert pub_from_obj({"d": "[1]", "delta": "yes"}, 4).delta is False
+
+
 @pytest.mark.parametrize("kind", [FRAME_TEXT, FRAME_STRING, FRAME_BINARY])
 def test_frame_kinds_round_trip(kind: str) -> None:
     text = frame_text(kind)

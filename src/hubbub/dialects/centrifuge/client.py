@@ -32,6 +32,7 @@ from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo
+from hubbub.delta import DELTA_TYPES, Negotiated
 from hubbub.dialects.centrifuge import reads, tokens
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
@@ -348,6 +349,9 @@ class Client:
 
     async def _subscribe(self, cid: int, request: m.Subscribe) -> None:
         channel = required(request.channel, "channel")
+        if request.delta and request.delta not in DELTA_TYPES:
+            d = Disconnects.BAD_REQUEST
+            raise DisconnectError(d.code, f"{d.reason}: unknown delta type")
         options = self.node.options(channel)
         token = request.token
         claims = tokens.subscription_claims(self, token, channel) if token else None
@@ -387,6 +391,17 @@ class Client:
             if claims is not None and claims.expire_at is not None:
                 ttl = tokens.expire_subscription_at(self, channel, claims.expire_at)
                 reply = _with_expiry(reply, ttl)
+            delta = None
+            # Not with a tags filter (the SDKs refuse both together; a filtered subscriber
+            # would hold another base than the channel's other delta subscribers).
+            if (
+                request.delta
+                and request.delta in options.allowed_delta_types
+                and request.tags_filter is None
+            ):
+                reply = dataclasses.replace(reply, delta=True)
+                pubs = reply.publications
+                delta = Negotiated(pubs[-1].data if pubs else None)
             message = self._encoded(m.Reply(cid, reply), channel)
         self.transport.post(message)
         # Asked-for joins and leaves come where the namespace has them (Centrifugo's rule).
@@ -396,6 +411,7 @@ class Client:
             top,
             join_leave=request.join_leave and options.join_leave,
             tags_filter=request.tags_filter,
+            delta=delta,
         )
         await self._joined(channel, own, presence=False)
 
@@ -462,15 +478,17 @@ class Client:
         *,
         join_leave: bool,
         tags_filter: Filter | None = None,
+        delta: Negotiated | None = None,
     ) -> None:
         """After the reply: buffered publications after ``top``, then live delivery (only
-        of the publications ``tags_filter`` lets through, when there is one)."""
+        of the publications ``tags_filter`` lets through, when there is one; in the delta
+        forms when ``delta`` was negotiated)."""
         if join_leave:
             self._join_leave = sparse.put(self._join_leave, channel, None)
         if result.positioned:
             self._positioned = sparse.put(self._positioned, channel, None)
         self.session.subscribed(channel)
-        self.node.activate(channel, self, top, tags_filter)
+        self.node.activate(channel, self, top, tags_filter=tags_filter, delta=delta)
 
     def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
         if channel in self._join_leave:

@@ -10,6 +10,9 @@
 - Replies and pushes are compact, single-line JSON text: payload text is pasted in as it is
   (a Protobuf client's JSON with raw newlines is re-encoded on one line first), so a
   publication is serialised once for every JSON subscriber.
+- Subscriptions with delta compression get publication data as a JSON string instead (of the
+  JSON text, or of the fossil delta), as Centrifugo sends it: the subscribe result's
+  publications too.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ def _subscribe(params: Mapping[str, Any], channel: str | None = None) -> m.Subsc
         join_leave=_bool(params, "join_leave"),
         flag=_int(params, "flag"),
         tags_filter=_tags_filter(params.get("tf")),
+        delta=_str(params, "delta"),
     )
 
 
@@ -222,9 +226,10 @@ def info_json(info: ClientInfo) -> str:
     return value_text(info.to_json())
 
 
-def publication_json(pub: Publication) -> str:
-    """The protocol's Publication object."""
-    parts = [f'"data":{value_text(pub.data)}']
+def publication_json(pub: Publication, data: str | None = None, delta: bool = False) -> str:
+    """The protocol's Publication object; ``data`` (JSON text) in place of the publication's
+    own, ``delta``: the data is a delta."""
+    parts = [f'"data":{value_text(pub.data) if data is None else data}']
     if pub.offset:
         parts.append(f'"offset":{pub.offset}')
     if pub.info is not None:
@@ -233,10 +238,24 @@ def publication_json(pub: Publication) -> str:
         parts.append(f'"tags":{dumps(pub.tags)}')
     if pub.time_ms:
         parts.append(f'"time":{pub.time_ms}')
+    if delta:
+        parts.append('"delta":true')
     return "{" + ",".join(parts) + "}"
 
 
-def _publications(pubs: tuple[Publication, ...]) -> str:
+def delta_publication_json(pub: Publication, patch: bytes | None) -> str:
+    """The Publication of a subscription with delta compression: the data as a JSON string,
+    of the data's JSON text (``patch`` None: the publication in full) or of ``patch``, the
+    delta (UTF-8 text: see :mod:`hubbub.core.fossil`), with ``delta: true``. The SDKs encode
+    the string to UTF-8, apply the delta to the previous data, and parse the result."""
+    if patch is None:
+        return publication_json(pub, dumps(pub.data))
+    return publication_json(pub, dumps(patch.decode()), delta=True)
+
+
+def _publications(pubs: tuple[Publication, ...], delta: bool = False) -> str:
+    if delta:
+        return "[" + ",".join(delta_publication_json(pub, None) for pub in pubs) + "]"
     return "[" + ",".join(publication_json(pub) for pub in pubs) + "]"
 
 
@@ -255,9 +274,11 @@ def subscribe_json(r: m.SubscribeResult) -> str:
     if r.data is not None:
         parts.append(f'"data":{data_text(r.data)}')
     if r.publications:
-        parts.append(f'"publications":{_publications(r.publications)}')
+        parts.append(f'"publications":{_publications(r.publications, r.delta)}')
     if r.expires:
         parts.append(f'"expires":true,"ttl":{r.ttl}')
+    if r.delta:
+        parts.append('"delta":true')
     return "{" + ",".join(parts) + "}"
 
 
@@ -400,6 +421,9 @@ class JsonCodec:
 
     def publication(self, channel: str, pub: Publication) -> str:
         return _push(channel, "pub", publication_json(pub))
+
+    def delta_publication(self, channel: str, pub: Publication, patch: bytes | None) -> str:
+        return _push(channel, "pub", delta_publication_json(pub, patch))
 
     def join(self, channel: str, info: ClientInfo) -> str:
         return _push(channel, "join", f'{{"info":{info_json(info)}}}')

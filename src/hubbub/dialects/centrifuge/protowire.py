@@ -19,6 +19,8 @@ messages, the schema in ``proto/client.proto``.
   (publish, unsubscribe, ping, ...) is still written as its empty field, so the SDK sees which
   result it is. Every :data:`hubbub.core.messages.Data` is encodable: JSON text goes as its
   UTF-8 bytes, bytes as they are (never :class:`NotEncodable`).
+- Subscriptions with delta compression get the same publications, except deltas: the delta's
+  bytes in place of the data and ``delta: true`` (Publication field 8).
 - ``Subscribed`` pushes carry what the protocol's ``Subscribe`` push has (recoverable, epoch,
   offset, positioned, data); the other fields of its result are not sent. ``Refreshed`` is the
   protocol's ``Refresh`` push (no channel).
@@ -97,6 +99,7 @@ def _subscribe(req: pb.SubscribeRequest, channel: str | None = None) -> m.Subscr
         join_leave=req.join_leave,
         flag=req.flag,
         tags_filter=_tags_filter(req.tf) if req.HasField("tf") else None,
+        delta=req.delta,
     )
 
 
@@ -296,6 +299,7 @@ def _subscribe_result(msg: pb.SubscribeResult, r: m.SubscribeResult) -> None:
     if r.data is not None:
         msg.data = _data(r.data)
     msg.was_recovering = r.was_recovering
+    msg.delta = r.delta
 
 
 def _connect_result(reply: pb.Reply, r: m.ConnectResult) -> None:
@@ -407,12 +411,16 @@ def _rpc_reply(cid: int, data: m.Data | None) -> bytes:
     return _delimited(body)
 
 
-def _pub_push(channel: str, pub: Publication) -> bytes:
-    """The hot path of fan-out (once per publication for all Protobuf members)."""
+def _pub_push(channel: str, pub: Publication, patch: bytes | None = None) -> bytes:
+    """The hot path of fan-out (once per publication for all Protobuf members); ``patch``:
+    a delta in place of the data (``delta: true``)."""
     reply = pb.Reply()
     push = reply.push
     push.channel = channel
     _publication(push.pub, pub)
+    if patch is not None:
+        push.pub.data = patch
+        push.pub.delta = True
     return _delimited(reply.SerializeToString())
 
 
@@ -526,6 +534,10 @@ class ProtobufCodec:
 
     def publication(self, channel: str, pub: Publication) -> bytes:
         return _pub_push(channel, pub)
+
+    def delta_publication(self, channel: str, pub: Publication, patch: bytes | None) -> bytes:
+        """In full, a publication is the same message as for any member (data as bytes)."""
+        return _pub_push(channel, pub, patch)
 
     def join(self, channel: str, info: ClientInfo) -> bytes:
         return _info_push(channel, info, True)
