@@ -26,23 +26,22 @@ from hubbub.claims import NO_OPTIONS, SubscribeOptions
 from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core import sparse
-from hubbub.core.channels import allowed, may_subscribe, restricted
+from hubbub.core.channels import may_subscribe
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo
 from hubbub.delta import DELTA_TYPES, Negotiated
-from hubbub.dialects.centrifuge import reads, tokens
+from hubbub.dialects.centrifuge import commands, reads, tokens
+from hubbub.dialects.centrifuge.admission import admit, resubscription
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
-from hubbub.dialects.centrifuge.headers import emulated_headers
 from hubbub.dialects.centrifuge.payloads import (
+    call_hook,
     for_hooks,
     hook_data,
-    hook_meta,
     info_text,
-    is_unicode,
     required,
     writable,
 )
@@ -50,12 +49,9 @@ from hubbub.dialects.centrifuge.pipeline import Replies
 from hubbub.dialects.centrifuge.session import Session, State
 from hubbub.errors import ClientError, DisconnectError, StoreError
 from hubbub.hooks import (
-    ConnectContext,
     DisconnectContext,
     Hooks,
-    MessageContext,
     PublishContext,
-    RPCContext,
     SubscribeContext,
 )
 from hubbub.node import Node
@@ -74,7 +70,6 @@ class Client:
     """Per-connection command handling; see the module docstring."""
 
     __slots__ = (
-        "_app",
         "_chan_info",
         "_join_leave",
         "_limiter",
@@ -82,6 +77,7 @@ class Client:
         "_positioned",
         "_replies",
         "_server_side",
+        "app",
         "client_id",
         "headers",
         "hooks",
@@ -123,7 +119,8 @@ class Client:
         # first publish, until then replies are posted as they come.
         self._replies: Replies | None = None
         self._limiter = RateLimiter(node.limits, time.monotonic())
-        self._app: tuple[str, str, int] = _NO_APP  # connect's name and version, when (ms)
+        #: The connect's app name and version, and when it connected (ms since 1970).
+        self.app: tuple[str, str, int] = _NO_APP
 
     @property
     def user(self) -> str:
@@ -223,67 +220,13 @@ class Client:
         else:
             self._replies.answer(cid, message)
 
-    async def _hook(self, fn: Callable[[Any], Awaitable[Any]], ctx: Any) -> Any:
-        """Call an application hook; its unexpected errors become error 100."""
-        try:
-            return await fn(ctx)
-        except (ClientError, DisconnectError):
-            raise
-        except Exception:
-            log.exception("hook %s failed", getattr(fn, "__name__", fn))
-            raise ClientError(ErrorCode.INTERNAL) from None
-
     # -- connect -------------------------------------------------------------------------
 
     async def _connect(self, cid: int, request: m.Connect) -> None:
         self.session.check_connect()
-        token = request.token
-        emulated = emulated_headers(request.headers, self.node.settings.max_handshake_header_bytes)
-        user, conn_info, data, channels, meta = "", None, None, [], None
-        granted: Mapping[str, SubscribeOptions] = {}
-        expire_at: float | None = None
-        # Without token keys, an on_connect hook gets the token as it is (the app's own scheme).
-        verify = token and (self.node.tokens.enabled or self.hooks.on_connect is None)
-        claims = self.node.tokens.connect(token) if verify else None
-        if claims is not None:
-            user, expire_at, conn_info = claims.user, claims.expire_at, claims.info
-            channels, granted, meta = list(claims.channels), claims.subs, claims.meta
-            if not is_unicode(user):
-                d = Disconnects.INVALID_TOKEN
-                raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
-            for channel in channels:  # as Centrifugo: in no namespace 102 (misnamed 107)
-                self.node.options(channel)
-        if self.hooks.on_connect is not None:
-            ctx = ConnectContext(
-                client=self.client_id,
-                token=token,
-                data=for_hooks(request.data),
-                name=request.name,
-                version=request.version,
-                headers=dict(self.headers),  # a plain dict, made once per connect
-                user=user,
-                meta=meta,
-                emulated_headers=emulated,
-            )
-            result = await self._hook(self.hooks.on_connect, ctx)
-            if result is not None:
-                user = str(result.user)
-                if not is_unicode(user):
-                    log.error("on_connect returned a user id that is not valid Unicode")
-                    raise ClientError(ErrorCode.INTERNAL)
-                conn_info = info_text(result.info)
-                data = self._hook_data(result.data)
-                channels = list(dict.fromkeys(channels + list(result.channels)))
-                if result.meta is not None:
-                    meta = hook_meta(result.meta)
-        elif claims is None and not self.node.settings.allow_anonymous:
-            raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
-        limit = self.node.settings.client_user_connection_limit
-        if limit and user and len(self.node.clients_of(user)) >= limit:
-            d = Disconnects.CONNECTION_LIMIT
-            raise DisconnectError(d.code, d.reason)
-        if expire_at is not None and expire_at <= time.time():
-            raise ClientError(ErrorCode.TOKEN_EXPIRED)
+        admitted = await admit(self, request)
+        user, channels, granted = admitted.user, admitted.channels, admitted.granted
+        expire_at = admitted.expire_at
         # Server-side channels are checked before anything is joined: a bad one from the hook
         # fails the connect as a whole (error 100: the app's mistake, the client may retry).
         try:
@@ -298,20 +241,8 @@ class Client:
             for channel in channels:
                 self.session.begin_subscribe(channel)
                 grant = granted.get(channel, NO_OPTIONS)
-                options[channel] = self._own_options(channel, options[channel], grant)
-                # The SDK's entry gives the position to recover from (nothing else of it).
-                entry = request.subs.get(channel)
-                sub = m.Subscribe(channel)
-                if entry is not None:
-                    sub = m.Subscribe(
-                        channel,
-                        recover=entry.recover,
-                        epoch=entry.epoch,
-                        offset=entry.offset,
-                        recoverable=entry.recoverable,
-                        positioned=entry.positioned,
-                    )
-                sub = self._granted(channel, sub, grant)
+                options[channel] = self._granted(channel, options[channel], grant)
+                sub = resubscription(channel, request.subs.get(channel))
                 subs[channel] = await self._pending_result(
                     channel, options[channel], sub, grant.data
                 )
@@ -323,9 +254,9 @@ class Client:
                 sparse.drop(self._chan_info, channel)
                 sparse.drop(self._options, channel)
             raise
-        self.session.connected(user, conn_info)
-        self._app = (request.name, request.version, int(time.time() * 1000))
-        self.meta = meta
+        self.session.connected(user, admitted.conn_info)
+        self.app = (request.name, request.version, int(time.time() * 1000))
+        self.meta = admitted.meta
         self.node.register_client(self)
         ttl = tokens.expire_connection_at(self, expire_at) if expire_at is not None else 0
         result_of_connect = m.ConnectResult(
@@ -333,7 +264,7 @@ class Client:
             version=__version__,
             expires=expire_at is not None,
             ttl=ttl,
-            data=data,
+            data=admitted.data,
             subs={channel: result for channel, (result, _) in subs.items()},
             ping=max(1, round(self.node.settings.ping_interval)),
             pong=True,
@@ -366,8 +297,7 @@ class Client:
             data: m.Data | None = None
             own = options  # this subscription's: the namespace's, or as its token overrides
             if claims is not None:
-                own = self._own_options(channel, options, claims.options)
-                request = self._granted(channel, request, claims.options)
+                own = self._granted(channel, options, claims.options)
                 data = claims.options.data
             if self.hooks.on_subscribe is not None:
                 ctx = SubscribeContext(
@@ -378,7 +308,7 @@ class Client:
                     token=token,
                     meta=self.meta,
                 )
-                result = await self._hook(self.hooks.on_subscribe, ctx)
+                result = await call_hook(self.hooks.on_subscribe, ctx)
                 if result is not None:
                     chan_info = info_text(result.info)
                     if chan_info is not None:
@@ -390,7 +320,7 @@ class Client:
             )
             if claims is not None and claims.expire_at is not None:
                 ttl = tokens.expire_subscription_at(self, channel, claims.expire_at)
-                reply = _with_expiry(reply, ttl)
+                reply = dataclasses.replace(reply, expires=True, ttl=ttl)
             delta = None
             # Not with a tags filter (the SDKs refuse both together; a filtered subscriber
             # would hold another base than the channel's other delta subscribers).
@@ -415,23 +345,18 @@ class Client:
         )
         await self._joined(channel, own, presence=False)
 
-    def _own_options(
-        self, channel: str, options: ChannelOptions, grant: SubscribeOptions | None
+    def _granted(
+        self, channel: str, options: ChannelOptions, grant: SubscribeOptions
     ) -> ChannelOptions:
-        """The options of this client's subscription to ``channel``: the namespace's, changed
-        by a token's override (then remembered until it leaves, so that leaving undoes what
-        joining did)."""
-        override = grant.override if grant is not None else None
-        own = options if override is None else override.apply(options)
+        """Take a token's chan info for ``channel``; the subscription's options: the
+        namespace's, changed by the token's override (then remembered until it leaves, so
+        that leaving undoes what joining did)."""
+        if grant.info is not None:
+            self._chan_info = sparse.put(self._chan_info, channel, grant.info)
+        own = options if grant.override is None else grant.override.apply(options)
         if own is not options:
             self._options = sparse.put(self._options, channel, own)
         return own
-
-    def _granted(self, channel: str, request: m.Subscribe, grant: SubscribeOptions) -> m.Subscribe:
-        """A token's chan info taken (its override's options are :meth:`_own_options`)."""
-        if grant.info is not None:
-            self._chan_info = sparse.put(self._chan_info, channel, grant.info)
-        return request
 
     @contextlib.contextmanager
     def _undone_on_failure(self, channel: str) -> Iterator[None]:
@@ -533,17 +458,9 @@ class Client:
 
     # -- publishing and reading ----------------------------------------------------------
 
-    def _readable(self, channel: str, action: str) -> ChannelOptions:
-        options = self.node.options(required(channel, "channel"))
-        if not allowed(options, action, self.user) or (
-            restricted(channel) and not self.session.is_subscribed(channel)
-        ):
-            raise ClientError(ErrorCode.PERMISSION_DENIED)
-        return options
-
     async def _publish(self, cid: int, request: m.Publish) -> None:
         channel = request.channel
-        options = self._readable(channel, "publish")
+        options = commands.readable(self, channel, "publish")
         payload = request.data
         if payload is None:
             raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data is required")
@@ -557,7 +474,7 @@ class Client:
             )
         if self.hooks.on_publish is not None:
             ctx = PublishContext(self.client_id, self.user, channel, payload.value(), self.meta)
-            result = await self._hook(self.hooks.on_publish, ctx)
+            result = await call_hook(self.hooks.on_publish, ctx)
             if result is not None:
                 data = dumps(result.data)
         # Pipelined: stored (in command order: the stores queue appends as they are called)
@@ -570,42 +487,6 @@ class Client:
             cid, self.node.publish(channel, data, info=self.info(channel), options=options)
         )
         return None
-
-    async def _presence(self, cid: int, request: m.Presence) -> m.PresenceResult:
-        self._readable(request.channel, "presence")
-        return await reads.presence(self.node, request.channel)
-
-    async def _presence_stats(self, cid: int, request: m.PresenceStats) -> m.PresenceStatsResult:
-        self._readable(request.channel, "presence")
-        return await reads.presence_stats(self.node, request.channel)
-
-    async def _history(self, cid: int, request: m.History) -> m.HistoryResult:
-        self._readable(request.channel, "history")
-        return await reads.history(self.node, request)
-
-    # -- the rest ------------------------------------------------------------------------
-
-    async def _ping(self, cid: int, request: m.Ping) -> m.PingResult:
-        return _PONG
-
-    async def _rpc(self, cid: int, request: m.RPC) -> m.RPCResult:
-        handler = self.hooks.rpc.get(request.method)
-        if handler is None:
-            raise ClientError(ErrorCode.METHOD_NOT_FOUND)
-        # Called directly (not through _hook): handle() turns unexpected errors into error 100.
-        ctx = RPCContext(
-            self.client_id, self.user, request.method, for_hooks(request.data), self.meta
-        )
-        result = await handler(ctx)
-        return m.RPCResult(self._hook_data(result))
-
-    async def _send(self, cid: int, request: m.Send) -> None:
-        if self.hooks.on_message is None:
-            not_available = Disconnects.NOT_AVAILABLE
-            raise DisconnectError(not_available.code, not_available.reason)
-        ctx = MessageContext(self.client_id, self.user, for_hooks(request.data), self.meta)
-        with contextlib.suppress(ClientError):  # send has no reply to carry an error
-            await self._hook(self.hooks.on_message, ctx)
 
     # -- server-side control (server API) ------------------------------------------------
 
@@ -660,17 +541,8 @@ class Client:
 
     def connection_info(self) -> dict[str, Any]:
         """Centrifugo's ``ConnectionInfo`` of this connection (empty strings left out)."""
-        name, version, since_ms = self._app
-        channels: dict[str, dict[str, Any]] = {
-            ch: {} for ch in self.session.subs if self.session.is_subscribed(ch)
-        }
-        named = {"app_name": name, "app_version": version, "user": self.user}
-        return {k: v for k, v in named.items() if v} | {
-            "transport": "websocket",
-            "protocol": self.wire.name,
-            "state": {"channels": channels},
-            "connected_at_ms": since_ms,
-        }
+        name, version, since_ms = self.app
+        return commands.describe(self, name, version, since_ms)
 
     # -- end -----------------------------------------------------------------------------
 
@@ -703,14 +575,9 @@ class Client:
                 log.exception("on_disconnect hook failed")
 
 
-def _with_expiry(result: m.SubscribeResult, ttl: int) -> m.SubscribeResult:
-    return dataclasses.replace(result, expires=True, ttl=ttl)
-
-
 _NO_APP: Final = ("", "", 0)
 _PUBLISHED: Final = m.PublishResult()
 _UNSUBSCRIBED: Final = m.UnsubscribeResult()
-_PONG: Final = m.PingResult()
 
 #: Command handlers by request type, shared by every client (bound methods per client would
 #: cost a dict and a dozen objects per connection).
@@ -719,12 +586,12 @@ _HANDLERS: Final[dict[type, Handler]] = {
     m.Subscribe: Client._subscribe,
     m.Unsubscribe: Client._unsubscribe,
     m.Publish: Client._publish,
-    m.Presence: Client._presence,
-    m.PresenceStats: Client._presence_stats,
-    m.History: Client._history,
-    m.Ping: Client._ping,
-    m.Send: Client._send,
-    m.RPC: Client._rpc,
+    m.Presence: commands.presence,
+    m.PresenceStats: commands.presence_stats,
+    m.History: commands.history,
+    m.Ping: commands.ping,
+    m.Send: commands.send,
+    m.RPC: commands.rpc,
     m.Refresh: tokens.refresh,
     m.SubRefresh: tokens.sub_refresh,
 }

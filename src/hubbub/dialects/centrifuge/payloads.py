@@ -10,12 +10,13 @@ mistakes are error 100 (logged), as any failing hook is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hubbub.core import messages as m
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
-from hubbub.errors import ClientError
+from hubbub.errors import ClientError, DisconnectError
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +85,15 @@ def hook_data(value: Any, *, binary: bool) -> m.Data:
         log.error("a hook returned bytes that are not JSON text to a JSON client")
         raise ClientError(ErrorCode.INTERNAL)
     return value
+
+
+async def call_hook(fn: Callable[[Any], Awaitable[Any]], ctx: Any) -> Any:
+    """Call an application hook: what it raises as ClientError or DisconnectError goes to the
+    client; anything else is logged and becomes error 100."""
+    try:
+        return await fn(ctx)
+    except (ClientError, DisconnectError):
+        raise
+    except Exception:
+        log.exception("hook %s failed", getattr(fn, "__name__", fn))
+        raise ClientError(ErrorCode.INTERNAL) from None

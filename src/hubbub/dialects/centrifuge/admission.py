@@ -1,0 +1,129 @@
+"""Who a connecting client is: the first half of ``connect``.
+
+The connection token (when token keys are configured, or no ``on_connect`` hook decides) and
+then the ``on_connect`` hook say who the client is, what it may carry (conn info, meta) and
+which channels the server subscribes it to; the node's limits may still refuse it.
+:func:`admit` answers with an :class:`Admission` and changes nothing: the client
+(:meth:`hubbub.dialects.centrifuge.client.Client._connect`) then subscribes the channels and
+replies. Refusals: a bad token disconnects (3500), an expired one is error 109, no token where
+one is needed 101, a user over ``client_user_connection_limit`` disconnects (3504), a token's
+server-side channel in no namespace is 102 (as in Centrifugo); a hook's mistakes are 100.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hubbub.claims import SubscribeOptions
+from hubbub.core import messages as m
+from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.dialects.centrifuge.headers import emulated_headers
+from hubbub.dialects.centrifuge.payloads import (
+    call_hook,
+    for_hooks,
+    hook_data,
+    hook_meta,
+    info_text,
+    is_unicode,
+)
+from hubbub.errors import ClientError, DisconnectError
+from hubbub.hooks import ConnectContext
+
+if TYPE_CHECKING:
+    from hubbub.dialects.centrifuge.client import Client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Admission:
+    """What :func:`admit` decided. ``conn_info`` is JSON text; ``granted``: the token's
+    options per server-side channel (its ``subs``); ``expire_at``: when the connection
+    expires (None: never)."""
+
+    user: str = ""
+    conn_info: str | None = None
+    data: m.Data | None = None
+    channels: list[str] = field(default_factory=list)
+    granted: Mapping[str, SubscribeOptions] = field(default_factory=dict)
+    meta: dict[str, Any] | None = None
+    expire_at: float | None = None
+
+
+async def admit(client: Client, request: m.Connect) -> Admission:
+    """Who connects with ``request`` (see the module docstring)."""
+    node, hooks = client.node, client.hooks
+    token = request.token
+    emulated = emulated_headers(request.headers, node.settings.max_handshake_header_bytes)
+    admitted = Admission()
+    # Without token keys, an on_connect hook gets the token as it is (the app's own scheme).
+    verify = token and (node.tokens.enabled or hooks.on_connect is None)
+    claims = node.tokens.connect(token) if verify else None
+    if claims is not None:
+        admitted = Admission(
+            claims.user,
+            claims.info,
+            None,
+            list(claims.channels),
+            claims.subs,
+            claims.meta,
+            claims.expire_at,
+        )
+        if not is_unicode(admitted.user):
+            d = Disconnects.INVALID_TOKEN
+            raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
+        for channel in admitted.channels:  # as Centrifugo: in no namespace 102 (misnamed 107)
+            node.options(channel)
+    if hooks.on_connect is not None:
+        ctx = ConnectContext(
+            client=client.client_id,
+            token=token,
+            data=for_hooks(request.data),
+            name=request.name,
+            version=request.version,
+            headers=dict(client.headers),  # a plain dict, made once per connect
+            user=admitted.user,
+            meta=admitted.meta,
+            emulated_headers=emulated,
+        )
+        result = await call_hook(hooks.on_connect, ctx)
+        if result is not None:
+            user = str(result.user)
+            if not is_unicode(user):
+                log.error("on_connect returned a user id that is not valid Unicode")
+                raise ClientError(ErrorCode.INTERNAL)
+            admitted.user = user
+            admitted.conn_info = info_text(result.info)
+            if result.data is not None:
+                admitted.data = hook_data(result.data, binary=client.wire.binary)
+            admitted.channels = list(dict.fromkeys(admitted.channels + list(result.channels)))
+            if result.meta is not None:
+                admitted.meta = hook_meta(result.meta)
+    elif claims is None and not node.settings.allow_anonymous:
+        raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
+    limit = node.settings.client_user_connection_limit
+    if limit and admitted.user and len(node.clients_of(admitted.user)) >= limit:
+        d = Disconnects.CONNECTION_LIMIT
+        raise DisconnectError(d.code, d.reason)
+    if admitted.expire_at is not None and admitted.expire_at <= time.time():
+        raise ClientError(ErrorCode.TOKEN_EXPIRED)
+    return admitted
+
+
+def resubscription(channel: str, entry: m.Subscribe | None) -> m.Subscribe:
+    """The subscribe request of a server-side ``channel``: the SDK's entry for it in the
+    connect's ``subs`` gives the position to recover from, and nothing else of it."""
+    if entry is None:
+        return m.Subscribe(channel)
+    return m.Subscribe(
+        channel,
+        recover=entry.recover,
+        epoch=entry.epoch,
+        offset=entry.offset,
+        recoverable=entry.recoverable,
+        positioned=entry.positioned,
+    )

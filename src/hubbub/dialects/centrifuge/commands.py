@@ -1,0 +1,97 @@
+"""The channel protocol's commands that keep no state in the client: reading a channel's
+presence and history, ping, rpc and send.
+
+Each handler takes the client, the command id and the typed request, and returns the typed
+result (None: no reply), as :data:`hubbub.dialects.centrifuge.client._HANDLERS` expects;
+errors are ClientError (the reply's error) or DisconnectError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Final
+
+from hubbub.config import ChannelOptions
+from hubbub.core import messages as m
+from hubbub.core.channels import allowed, restricted
+from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.dialects.centrifuge import reads
+from hubbub.dialects.centrifuge.payloads import call_hook, for_hooks, hook_data, required
+from hubbub.errors import ClientError, DisconnectError
+from hubbub.hooks import MessageContext, RPCContext
+
+if TYPE_CHECKING:
+    from hubbub.dialects.centrifuge.client import Client
+
+_PONG: Final = m.PingResult()
+
+
+def readable(client: Client, channel: str, action: str) -> ChannelOptions:
+    """The options of ``channel`` when ``client`` may do ``action`` (publish, history,
+    presence) in it: the namespace's flags, and for private and user-limited channels being
+    subscribed (hubbub's rule); 103 otherwise."""
+    options = client.node.options(required(channel, "channel"))
+    if not allowed(options, action, client.user) or (
+        restricted(channel) and not client.session.is_subscribed(channel)
+    ):
+        raise ClientError(ErrorCode.PERMISSION_DENIED)
+    return options
+
+
+async def presence(client: Client, cid: int, request: m.Presence) -> m.PresenceResult:
+    readable(client, request.channel, "presence")
+    return await reads.presence(client.node, request.channel)
+
+
+async def presence_stats(
+    client: Client, cid: int, request: m.PresenceStats
+) -> m.PresenceStatsResult:
+    readable(client, request.channel, "presence")
+    return await reads.presence_stats(client.node, request.channel)
+
+
+async def history(client: Client, cid: int, request: m.History) -> m.HistoryResult:
+    readable(client, request.channel, "history")
+    return await reads.history(client.node, request)
+
+
+async def ping(client: Client, cid: int, request: m.Ping) -> m.PingResult:
+    return _PONG
+
+
+async def rpc(client: Client, cid: int, request: m.RPC) -> m.RPCResult:
+    handler = client.hooks.rpc.get(request.method)
+    if handler is None:
+        raise ClientError(ErrorCode.METHOD_NOT_FOUND)
+    # Called directly (not through call_hook): Client.handle turns unexpected errors into 100.
+    ctx = RPCContext(
+        client.client_id, client.user, request.method, for_hooks(request.data), client.meta
+    )
+    result = await handler(ctx)
+    return m.RPCResult(None if result is None else hook_data(result, binary=client.wire.binary))
+
+
+async def send(client: Client, cid: int, request: m.Send) -> None:
+    if client.hooks.on_message is None:
+        not_available = Disconnects.NOT_AVAILABLE
+        raise DisconnectError(not_available.code, not_available.reason)
+    ctx = MessageContext(client.client_id, client.user, for_hooks(request.data), client.meta)
+    with contextlib.suppress(ClientError):  # send has no reply to carry an error
+        await call_hook(client.hooks.on_message, ctx)
+
+
+def describe(client: Client, name: str, version: str, since_ms: int) -> dict[str, Any]:
+    """Centrifugo's ``ConnectionInfo`` of ``client`` (the server API's ``connections``),
+    empty strings left out: app ``name`` and ``version`` from its connect, connected at
+    ``since_ms``."""
+    session = client.session
+    channels: dict[str, dict[str, Any]] = {
+        ch: {} for ch in session.subs if session.is_subscribed(ch)
+    }
+    named = {"app_name": name, "app_version": version, "user": client.user}
+    return {k: v for k, v in named.items() if v} | {
+        "transport": "websocket",
+        "protocol": client.wire.name,
+        "state": {"channels": channels},
+        "connected_at_ms": since_ms,
+    }
