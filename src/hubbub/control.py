@@ -20,14 +20,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from hubbub import survey
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
-from hubbub.errors import ClientError
+from hubbub.errors import ClientError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -212,18 +212,32 @@ Inbound = Control | survey.Question
 
 
 class Inbox:
-    """Control commands and survey questions from other nodes, handled one after another in
-    arrival order by ``handle`` (a subscribe then an unsubscribe must not overtake each other;
-    a question after a command sees its effect), at most :data:`INBOX_LIMIT` waiting: more
-    are dropped and counted in ``dropped``. ``handle`` logs its own failures."""
+    """This node's end of the control channel (:meth:`take`): survey answers go to
+    ``surveys`` at once; control commands and survey questions from other nodes are handled
+    one after another in arrival order (a subscribe then an unsubscribe must not overtake
+    each other; a question after a command sees its effect), at most :data:`INBOX_LIMIT`
+    waiting: more are dropped and counted in ``dropped``. Failures are logged, never raised."""
 
-    def __init__(self, handle: Callable[[Inbound], Awaitable[None]]) -> None:
-        self._handle = handle
+    def __init__(self, clients: ClientDirectory, surveys: survey.Surveys) -> None:
+        self._clients = clients
+        self._surveys = surveys
         self._queue: asyncio.Queue[Inbound] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.dropped = 0
 
-    def put(self, item: Inbound) -> None:
+    def take(self, message: str, own_uid: str) -> None:
+        """A message from the control channel; malformed ones are dropped (logged), this
+        node's own ones skipped (applied when they were sent)."""
+        try:
+            origin, item = decode(message)
+        except (ValueError, RecursionError) as exc:
+            log.warning("ignoring a malformed control message: %s", exc)
+            return
+        if origin == own_uid:
+            return
+        if isinstance(item, survey.Answer):
+            self._surveys.answered(item)
+            return
         if self._queue is None:
             self._queue = asyncio.Queue(INBOX_LIMIT)
             self._worker = asyncio.get_running_loop().create_task(self._handle_all(self._queue))
@@ -244,3 +258,18 @@ class Inbox:
     async def _handle_all(self, queue: asyncio.Queue[Inbound]) -> None:
         while True:
             await self._handle(await queue.get())
+
+    async def _handle(self, item: Inbound) -> None:
+        if isinstance(item, survey.Question):
+            what = f"survey {item.op!r} of {item.asker}"
+        else:
+            what = f"control {item.kind} for user {item.user!r}"
+        try:
+            if isinstance(item, survey.Question):
+                await self._surveys.respond(item)
+            else:
+                await apply(self._clients, item)
+        except (ClientError, StoreError, ValueError) as exc:
+            log.info("%s: %s", what, exc)
+        except Exception:
+            log.exception("%s failed", what)

@@ -45,7 +45,8 @@ from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, P
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError, StoreError
-from hubbub.survey import Answer, Question, Surveys
+from hubbub.presencekeeper import PresenceKeeper
+from hubbub.survey import Surveys
 from hubbub.transport import Transport
 from hubbub.wire import Wire
 
@@ -119,15 +120,15 @@ class Node:
         self._filters: dict[str, dict[Member, Filter]] = {}
         self._deltas = Deltas()  # members that negotiated delta compression, per channel
         # Control commands from other nodes, applied one after another in arrival order.
-        self.controls = control.Inbox(self._apply_control)
         #: Questions to every node and their answers (the server API's ``connections``).
         self.surveys = Surveys(
             self.uid, self.broker.control, lambda op, params: control.answer(self, op, params)
         )
+        self.controls = control.Inbox(self, self.surveys)
         # Channels subscribed at the broker; the future completes when the subscription is
         # in place, so that a second subscriber never reads a position before it is.
         self._upstream: dict[str, asyncio.Future[None]] = {}
-        self._presence_entries: dict[tuple[str, str], ClientInfo] = {}
+        self._presence_keeper = PresenceKeeper(self.presence, self.settings.presence_ttl)
         self._presence_task: asyncio.Task[None] | None = None
         self._position_task: asyncio.Task[None] | None = None
         self._announce_task: asyncio.Task[None] | None = None
@@ -149,7 +150,7 @@ class Node:
         await self.broker.open()
         loop = asyncio.get_running_loop()
         if self._presence_task is None:
-            self._presence_task = loop.create_task(self._refresh_presence())
+            self._presence_task = loop.create_task(self._presence_keeper.refresh_forever())
         if isinstance(self.broker, Announcing) and self._announce_task is None:
             self._announce_task = loop.create_task(self._announce_forever(self.broker))
         delay = self.settings.channel_position_check_delay
@@ -167,22 +168,6 @@ class Node:
                     await task
         self._presence_task = self._announce_task = self._position_task = None
         await self.broker.close()
-
-    async def _refresh_presence(self) -> None:
-        ttl = self.settings.presence_ttl
-        while True:
-            await asyncio.sleep(ttl / 3)
-            for key, info in tuple(self._presence_entries.items()):
-                channel = key[0]
-                try:
-                    if self._presence_entries.get(key) is not info:
-                        continue  # left since the snapshot
-                    await self.presence.add(channel, info, ttl)
-                    if self._presence_entries.get(key) is not info:
-                        # It left while the refresh was on its way: take it out again.
-                        await self.presence.remove(channel, info.client)
-                except Exception:  # an engine outage must not end the refresh loop
-                    log.exception("presence refresh failed for %s", channel)
 
     # -- connections ---------------------------------------------------------------------
 
@@ -271,34 +256,8 @@ class Node:
         return await self.surveys.ask(op, params, nodes)
 
     def handle_control(self, message: str) -> None:
-        """A control command, survey question or answer from another node (the broker's
-        control channel); commands and questions are queued, answers taken at once."""
-        try:
-            origin, cmd = control.decode(message)
-        except (ValueError, RecursionError) as exc:
-            log.warning("ignoring a malformed control message: %s", exc)
-            return
-        if origin == self.uid:
-            return  # applied when it was sent
-        if isinstance(cmd, Answer):
-            self.surveys.answered(cmd)
-            return
-        self.controls.put(cmd)
-
-    async def _apply_control(self, cmd: Control | Question) -> None:
-        if isinstance(cmd, Question):
-            what = f"survey {cmd.op!r} of {cmd.asker}"
-        else:
-            what = f"control {cmd.kind} for user {cmd.user!r}"
-        try:
-            if isinstance(cmd, Question):
-                await self.surveys.respond(cmd)
-            else:
-                await control.apply(self, cmd)
-        except (ClientError, StoreError, ValueError) as exc:
-            log.info("%s: %s", what, exc)
-        except Exception:
-            log.exception("%s failed", what)
+        """A message on the broker's control channel (see :meth:`hubbub.control.Inbox.take`)."""
+        self.controls.take(message, self.uid)
 
     @property
     def client_count(self) -> int:
@@ -435,12 +394,11 @@ class Node:
     # -- presence ------------------------------------------------------------------------
 
     async def presence_add(self, channel: str, info: ClientInfo) -> None:
-        self._presence_entries[(channel, info.client)] = info
-        await self.presence.add(channel, info, self.settings.presence_ttl)
+        """Enter (or update) ``info``'s entry, refreshed until removed (PresenceKeeper)."""
+        await self._presence_keeper.add(channel, info)
 
     async def presence_remove(self, channel: str, client_id: str) -> None:
-        self._presence_entries.pop((channel, client_id), None)
-        await self.presence.remove(channel, client_id)
+        await self._presence_keeper.remove(channel, client_id)
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -541,12 +499,7 @@ class Node:
         """``offset`` came after ``previous``: the positioned members whose stream stands
         before ``offset - 1`` missed publications, and resubscribe (before ``offset`` reaches
         them, so that their recovery starts where they really are)."""
-        lost = [
-            member
-            for member in self._members.subscribers(channel)
-            if member.positioned(channel)
-            and self._streams.position(channel, member, previous) < offset - 1
-        ]
+        lost = self._behind(channel, previous, offset - 1)
         if previous or lost:  # (the first offset after subscribing upstream starts anywhere)
             self.gaps += 1
             if self.gaps % 1000 == 1:  # one log line per thousand, not a flood
@@ -568,16 +521,21 @@ class Node:
     def lagging(self, channel: str, top: int) -> None:
         """``channel``'s stream is at ``top`` (read from the engine): the positioned members
         that were not handed that far resubscribe (:mod:`hubbub.positioncheck`)."""
-        newest = self._streams.last(channel)
-        lost = [
-            member
-            for member in self._members.subscribers(channel)
-            if member.positioned(channel) and self._streams.position(channel, member, newest) < top
-        ]
+        lost = self._behind(channel, self._streams.last(channel), top)
         if lost:
             self.gaps += 1
             log.info("%s: publications up to offset %d lost on their way here", channel, top)
         self._insufficient(channel, lost)
+
+    def _behind(self, channel: str, newest: int, reached: int) -> list[Member]:
+        """The positioned members whose stream stands before ``reached`` (with ``newest`` the
+        newest offset handed over)."""
+        streams = self._streams
+        return [
+            member
+            for member in self._members.subscribers(channel)
+            if member.positioned(channel) and streams.position(channel, member, newest) < reached
+        ]
 
     def _insufficient(self, channel: str, members: Iterable[Member]) -> None:
         """``members`` of ``channel`` get nothing more of it and are made to recover
