@@ -154,7 +154,14 @@ def outcome(
             args += ["--data-dir", str(tmp / f"{name}-data")]
             servers.append(ServerProcess(args, None, tmp / f"{name}.log"))
         publisher, receiver = servers
-        setup = {"format": fmt, "node": receiver.port, "api": publisher.url, "apiKey": KEY}
+        setup = {
+            "format": fmt,
+            "node": receiver.port,
+            "api": publisher.url,
+            "apiKey": KEY,
+            "filters": {name: tf.node if tf else None for name, (tf, _) in FILTERS.items()},
+            "tags": TAGS,
+        }
         cmd = [node, "--experimental-websocket", "--no-warnings", "semantics.mjs"]
         last = run_script([*cmd, json.dumps(setup)], lose, tmp / "node-stderr.log")
     finally:
@@ -203,7 +210,11 @@ def test_a_filtered_subscription_recovers_only_what_passes_its_filter(
     assert got["live"] == [[7, {"n": 6}, {"team": "eng"}]]
     assert len(got["pubs"]) == 4, "nothing more, nothing twice"
     last = got["subscribed"][-1]
-    assert (last["wasRecovering"], last["recovered"]) == (True, True)
+    assert (last["wasRecovering"], last["recovered"], last["hasRecoveredPublications"]) == (
+        True,
+        True,
+        True,
+    )
     assert last["epoch"] == got["subscribed"][0]["epoch"]
 
 
@@ -233,6 +244,8 @@ def check_cache_flow(got: dict[str, Any]) -> None:
     assert got["live"] == [[7, {"price": 106}, {}]]
     assert len(got["pubs"]) == 4 and got["errors"] == []
     first, again, last = got["subscribed"]
+    has = [ctx["hasRecoveredPublications"] for ctx in (first, again, last)]
+    assert has == [True, False, True], "the reply carries the latest only when it changed"
     assert (first["wasRecovering"], first["recovered"], first["recoverable"]) == (
         True,
         True,
@@ -261,6 +274,7 @@ def test_cache_mode_gives_nothing_to_a_subscriber_that_does_not_ask(
     assert got["pubs"] == [[2, {"price": 2}, {}]]
     (first,) = got["subscribed"]
     assert (first["wasRecovering"], first["recovered"], first["offset"]) == (False, False, 1)
+    assert not first["hasRecoveredPublications"]
 
 
 def test_a_lost_publication_is_recovered_by_the_sdk(outcome: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 // centrifuge-js (npm, unchanged) against two hubbub nodes sharing an engine: Centrifugo's
 // per-namespace subscription semantics (tags filters, cache recovery, positioning).
 // Usage: node --experimental-websocket semantics.mjs SETUP
-//   SETUP (JSON): {"format": "json"|"protobuf", "node": PORT, "api": "http://...", "apiKey": ...}
+//   SETUP (JSON): {"format": "json"|"protobuf", "node": PORT, "api": "http://...", "apiKey": ...,
+//                  "filters": {...}, "tags": [...]} (the tags filter scenario's, see below)
 //   Clients connect to the node at PORT; publications go through the server API of the other
 //   node (`api`), so each one crosses the engine.
 // Prints one JSON object {scenario: {ok, detail}} as its last line; the pytest side
@@ -26,8 +27,8 @@ const WIRES = {
     },
   },
 };
-if (!(setup.format in WIRES) || !setup.node || !setup.api) {
-  console.error('usage: semantics.mjs \'{"format": ..., "node": ..., "api": ..., "apiKey": ...}\'');
+if (!(setup.format in WIRES) || !setup.node || !setup.api || !setup.filters || !setup.tags) {
+  console.error("usage: semantics.mjs SETUP (see the top of this file)");
   process.exit(2);
 }
 const wire = WIRES[setup.format];
@@ -107,6 +108,7 @@ function recorded(client, channel, options = {}) {
       recovered: ctx.recovered,
       recoverable: ctx.recoverable,
       positioned: ctx.positioned,
+      hasRecoveredPublications: ctx.hasRecoveredPublications,
       epoch: ctx.streamPosition ? ctx.streamPosition.epoch : null,
       offset: ctx.streamPosition ? Number(ctx.streamPosition.offset) : null,
     }),
@@ -132,35 +134,11 @@ async function subscribed(client, channel, options = {}) {
 // copy, so that the events of the client's disconnect at the end do not show).
 const report = ({ sub, take, taken, ...rest }) => JSON.parse(JSON.stringify(rest));
 
-// Several subscribers of one channel, each with its filter (the pytest side knows them by
-// name: FILTERS there); publications with TAGS (the last one passes every filter).
-const FILTERS = {
-  eng_big: {
-    op: "and",
-    nodes: [
-      { key: "team", cmp: "eq", val: "eng" },
-      { key: "size", cmp: "gte", val: "10" },
-    ],
-  },
-  not_ops: { op: "not", nodes: [{ key: "team", cmp: "eq", val: "ops" }] },
-  qa_or_urgent: {
-    op: "or",
-    nodes: [
-      { key: "team", cmp: "in", vals: ["qa", "eng"] },
-      { key: "urgent", cmp: "ex" },
-    ],
-  },
-  everything: null,
-};
-const TAGS = [
-  { team: "eng", size: "12" },
-  { team: "ops", size: "50" },
-  { team: "eng", size: "9" },
-  { team: "ops", urgent: "1" },
-  { team: "qa", size: "100" },
-  {},
-  { team: "eng", size: "10.0" },
-];
+// Several subscribers of one channel, each with its filter (SETUP's "filters": name -> the
+// FilterNode as the JSON protocol has it, or null for none); publications with SETUP's
+// "tags", in order (the pytest side makes the last one pass every filter).
+const FILTERS = setup.filters;
+const TAGS = setup.tags;
 
 // The cache scenarios: three publications first; the subscriber gets the latest; a server
 // disconnect (reconnect code) with nothing new gives nothing again; being away while two
