@@ -18,7 +18,7 @@ from hubbub.auth import mint
 from tests.conftest import StartServer
 from tests.support.proto import Observer, call, closed_with, raw_client
 from tests.support.server import ServerProcess
-from tests.support.timing import scaled
+from tests.support.timing import eventually, scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -201,3 +201,37 @@ async def test_a_bad_subscription_claim_closes_with_3500(server: ServerProcess) 
         await ws.send_str(json.dumps({"id": 2, "subscribe": {"channel": "feed:x", "token": bad}}))
         code, reason = await closed_with(ws)
         assert code == 3500 and "override.presence" in reason
+
+
+async def test_a_refresh_token_brings_new_info_and_a_changed_channel_list_reconnects(
+    server: ServerProcess,
+) -> None:
+    """As Centrifugo: a refresh token's ``info`` becomes the conn info (presence shows it at
+    once); a refresh token whose server-side channels differ from the subscribed ones makes
+    the client reconnect (3010) to take them."""
+    async with observer(server, "rae", channels=["feed:r"], info={"v": 1}) as rae:
+        assert (await presence(rae, "feed:r"))["rae"]["conn_info"] == {"v": 1}
+        fresh = mint(SECRET, "rae", ttl=600, extra={"channels": ["feed:r"], "info": {"v": 2}})
+        reply = await rae.command("refresh", {"token": fresh})
+        assert reply["refresh"]["expires"] is True
+        assert (await presence(rae, "feed:r"))["rae"]["conn_info"] == {"v": 2}
+        other = mint(SECRET, "rae", ttl=600, extra={"channels": ["feed:r", "feed:new"]})
+        await rae.ws.send_str(json.dumps({"id": 50, "refresh": {"token": other}}))
+        await eventually(lambda: rae.closed is not None, 5, what="the close")
+        assert rae.ws.close_code == 3010
+    async with observer(server, "ray", channels=["feed:a", "feed:b"]) as ray:
+        fewer = mint(SECRET, "ray", ttl=600, extra={"channels": ["feed:a"]})
+        await ray.ws.send_str(json.dumps({"id": 50, "refresh": {"token": fewer}}))
+        await eventually(lambda: ray.closed is not None, 5, what="the close")
+        assert ray.ws.close_code == 3010
+
+
+async def test_a_sub_refresh_token_brings_new_chan_info(server: ServerProcess) -> None:
+    async with observer(server, "sid") as sid:
+        first = sub_token("sid", "feed:s", info={"seat": 1})
+        assert "error" not in await sid.command("subscribe", {"channel": "feed:s", "token": first})
+        assert (await presence(sid, "feed:s"))["sid"]["chan_info"] == {"seat": 1}
+        second = sub_token("sid", "feed:s", info={"seat": 2})
+        reply = await sid.command("sub_refresh", {"channel": "feed:s", "token": second})
+        assert "error" not in reply, reply
+        assert (await presence(sid, "feed:s"))["sid"]["chan_info"] == {"seat": 2}

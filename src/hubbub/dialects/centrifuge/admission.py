@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Admission:
-    """What :func:`admit` decided. ``conn_info`` is JSON text; ``granted``: the token's
+    """What :func:`admit` decided. ``conn_info`` is JSON text; ``channels``: the server-side
+    subscriptions, ``from_token`` those of them the token named; ``granted``: the token's
     options per server-side channel (its ``subs``); ``expire_at``: when the connection
     expires (None: never)."""
 
@@ -52,6 +53,7 @@ class Admission:
     granted: Mapping[str, SubscribeOptions] = field(default_factory=dict)
     meta: dict[str, Any] | None = None
     expire_at: float | None = None
+    from_token: frozenset[str] = frozenset()
 
 
 async def admit(client: Client, request: m.Connect) -> Admission:
@@ -72,6 +74,7 @@ async def admit(client: Client, request: m.Connect) -> Admission:
             claims.subs,
             claims.meta,
             claims.expire_at,
+            frozenset(claims.channels),
         )
         if not is_unicode(admitted.user):
             d = Disconnects.INVALID_TOKEN

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Final
 
 from hubbub import __version__
@@ -51,7 +51,6 @@ from hubbub.errors import ClientError, DisconnectError, StoreError
 from hubbub.hooks import (
     DisconnectContext,
     Hooks,
-    PublishContext,
     SubscribeContext,
 )
 from hubbub.node import Node
@@ -109,7 +108,8 @@ class Client:
         self._chan_info: dict[str, str] = sparse.EMPTY  # channel -> chan_info JSON
         self._join_leave: dict[str, None] = sparse.EMPTY  # channels with join/leave pushes
         self._positioned: dict[str, None] = sparse.EMPTY  # channels whose position is watched
-        self._server_side: dict[str, None] = sparse.EMPTY  # subscribed by the server
+        # Subscriptions the server made: channel -> where from (FROM_TOKEN, FROM_SERVER).
+        self._server_side: dict[str, str] = sparse.EMPTY
         # Channel options of subscriptions a token's override changed (claims.Override).
         self._options: dict[str, ChannelOptions] = sparse.EMPTY
         #: The token's (or on_connect's) ``meta``: for hooks only, never sent to a client.
@@ -144,7 +144,7 @@ class Client:
         Over a limit the command gets error 111; sustained abuse disconnects with 3013.
 
         Replies go out in command order. Publishes pipeline: each is handed to the node and
-        the next command is handled while it is stored (see :meth:`_publish`); any other
+        the next command is handled while it is stored (see :meth:`pipelined`); any other
         command first waits until the publishes before it are answered.
         """
         kind = frame.kind
@@ -271,7 +271,8 @@ class Client:
         )
         self.transport.post(self.wire.reply(m.Reply(cid, result_of_connect)))
         for channel, (result, top) in subs.items():
-            self._server_side = sparse.put(self._server_side, channel, None)
+            source = FROM_TOKEN if channel in admitted.from_token else FROM_SERVER
+            self._server_side = sparse.put(self._server_side, channel, source)
             self._live(channel, result, top, join_leave=False)
         for channel in subs:
             await self._joined(channel, options[channel], presence=options[channel].presence)
@@ -415,6 +416,20 @@ class Client:
         self.session.subscribed(channel)
         self.node.activate(channel, self, top, tags_filter=tags_filter, delta=delta)
 
+    def subscription_options(self, channel: str) -> ChannelOptions:
+        """The options ``channel``'s subscription joined with (a token's override applied);
+        ClientError for a channel whose namespace is gone."""
+        own = self._options.get(channel)
+        return own if own is not None else self.node.options(channel)
+
+    def set_chan_info(self, channel: str, info: str) -> None:
+        """``channel``'s chan info (JSON text) from now on (joins, presence, publications)."""
+        self._chan_info = sparse.put(self._chan_info, channel, info)
+
+    def from_token(self) -> list[str]:
+        """The channels subscribed because the connection token named them."""
+        return [ch for ch, source in self._server_side.items() if source == FROM_TOKEN]
+
     def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
         if channel in self._join_leave:
             return True
@@ -458,35 +473,14 @@ class Client:
 
     # -- publishing and reading ----------------------------------------------------------
 
-    async def _publish(self, cid: int, request: m.Publish) -> None:
-        channel = request.channel
-        options = commands.readable(self, channel, "publish")
-        payload = request.data
-        if payload is None:
-            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data is required")
-        data = payload.text
-        if data is None:  # bytes that are not JSON: JSON subscribers could not read them
-            raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data must be JSON")
-        if len(data.encode()) > options.max_message_size:
-            raise ClientError(
-                ErrorCode.LIMIT_EXCEEDED,
-                f"limit exceeded: data is over {options.max_message_size} bytes",
-            )
-        if self.hooks.on_publish is not None:
-            ctx = PublishContext(self.client_id, self.user, channel, payload.value(), self.meta)
-            result = await call_hook(self.hooks.on_publish, ctx)
-            if result is not None:
-                data = dumps(result.data)
-        # Pipelined: stored (in command order: the stores queue appends as they are called)
-        # while the next commands are read; answered in order by the Replies.
+    async def pipelined(self, cid: int, publishing: Coroutine[Any, Any, Any]) -> None:
+        """Answer command ``cid`` once ``publishing`` (a store) is done, in command order,
+        while the next commands are read (see :class:`.pipeline.Replies`)."""
         if self._replies is None:
             self._replies = Replies(
                 self.transport.post, self._published, self._error, self.client_id
             )
-        await self._replies.start(
-            cid, self.node.publish(channel, data, info=self.info(channel), options=options)
-        )
-        return None
+        await self._replies.start(cid, publishing)
 
     # -- server-side control (server API) ------------------------------------------------
 
@@ -507,7 +501,7 @@ class Client:
                 presence=options.presence,
             )
         self.transport.post(self.wire.push(m.Subscribed(channel, body)))
-        self._server_side = sparse.put(self._server_side, channel, None)
+        self._server_side = sparse.put(self._server_side, channel, FROM_SERVER)
         self._live(channel, body, top, join_leave=False)
         await self._joined(channel, options, presence=False)
 
@@ -576,6 +570,10 @@ class Client:
 
 
 _NO_APP: Final = ("", "", 0)
+#: Where a server-side subscription came from: the connection token's channels or subs, or
+#: the server otherwise (an on_connect hook, the server API).
+FROM_TOKEN: Final = "token"
+FROM_SERVER: Final = "server"
 _PUBLISHED: Final = m.PublishResult()
 _UNSUBSCRIBED: Final = m.UnsubscribeResult()
 
@@ -585,7 +583,7 @@ _HANDLERS: Final[dict[type, Handler]] = {
     m.Connect: Client._connect,
     m.Subscribe: Client._subscribe,
     m.Unsubscribe: Client._unsubscribe,
-    m.Publish: Client._publish,
+    m.Publish: commands.publish,
     m.Presence: commands.presence,
     m.PresenceStats: commands.presence_stats,
     m.History: commands.history,

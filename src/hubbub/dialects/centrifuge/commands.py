@@ -1,5 +1,5 @@
-"""The channel protocol's commands that keep no state in the client: reading a channel's
-presence and history, ping, rpc and send.
+"""The channel protocol's commands that keep no state in the client: publish, reading a
+channel's presence and history, ping, rpc and send.
 
 Each handler takes the client, the command id and the typed request, and returns the typed
 result (None: no reply), as :data:`hubbub.dialects.centrifuge.client._HANDLERS` expects;
@@ -15,10 +15,11 @@ from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core.channels import allowed, restricted
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.core.jsontext import dumps
 from hubbub.dialects.centrifuge import reads
 from hubbub.dialects.centrifuge.payloads import call_hook, for_hooks, hook_data, required
 from hubbub.errors import ClientError, DisconnectError
-from hubbub.hooks import MessageContext, RPCContext
+from hubbub.hooks import MessageContext, PublishContext, RPCContext
 
 if TYPE_CHECKING:
     from hubbub.dialects.centrifuge.client import Client
@@ -36,6 +37,34 @@ def readable(client: Client, channel: str, action: str) -> ChannelOptions:
     ):
         raise ClientError(ErrorCode.PERMISSION_DENIED)
     return options
+
+
+async def publish(client: Client, cid: int, request: m.Publish) -> None:
+    """Checks (permission 103, data 107, size 106), the ``on_publish`` hook, then the store,
+    pipelined: answered in command order once stored (:meth:`Client.pipelined`)."""
+    channel = request.channel
+    options = readable(client, channel, "publish")
+    payload = request.data
+    if payload is None:
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data is required")
+    data = payload.text
+    if data is None:  # bytes that are not JSON: JSON subscribers could not read them
+        raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data must be JSON")
+    if len(data.encode()) > options.max_message_size:
+        raise ClientError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"limit exceeded: data is over {options.max_message_size} bytes",
+        )
+    hook = client.hooks.on_publish
+    if hook is not None:
+        ctx = PublishContext(client.client_id, client.user, channel, payload.value(), client.meta)
+        result = await call_hook(hook, ctx)
+        if result is not None:
+            data = dumps(result.data)
+    # Stored in command order (the stores queue appends as they are called) while the next
+    # commands are read.
+    info = client.info(channel)
+    await client.pipelined(cid, client.node.publish(channel, data, info=info, options=options))
 
 
 async def presence(client: Client, cid: int, request: m.Presence) -> m.PresenceResult:

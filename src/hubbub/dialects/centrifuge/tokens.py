@@ -32,8 +32,11 @@ MAX_REFRESH_TTL: Final = 365 * 24 * 3600
 
 
 async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResult:
-    """A fresh connection token (the same user): the connection's deadline moves, and its
-    ``meta``, when the token has one, replaces the connection's."""
+    """A fresh connection token (the same user): the connection's deadline moves; its
+    ``meta`` and ``info``, when the token has them, replace the connection's (presence entries
+    rewritten); when its server-side channels (``channels``/``subs``) are not the ones the
+    connection token gave, the client reconnects (3010) to take the new ones (Centrifugo's
+    rule)."""
     token = request.token
     if not token:
         if not client.tokens.connection_expires:
@@ -43,8 +46,18 @@ async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResu
     if claims.user != client.user:
         d = Disconnects.INVALID_TOKEN
         raise DisconnectError(d.code, f"{d.reason}: the token is for another user")
+    wanted = set(claims.channels)
+    session = client.session
+    if any(not session.is_subscribed(ch) for ch in wanted) or any(
+        ch not in wanted for ch in client.from_token()
+    ):
+        d = Disconnects.INSUFFICIENT_STATE
+        raise DisconnectError(d.code, d.reason)
     if claims.meta is not None:  # as Centrifugo: a fresh token's meta replaces the old
         client.meta = claims.meta
+    if claims.info is not None:
+        client.session.conn_info = claims.info
+        await _present_again(client)
     if claims.expire_at is None:
         client.tokens.cancel_connection()
         return m.RefreshResult(client.client_id, __version__)
@@ -60,6 +73,12 @@ async def sub_refresh(client: Client, cid: int, request: m.SubRefresh) -> m.SubR
     if not client.session.is_subscribed(channel):
         raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
     claims = subscription_claims(client, required(request.token, "token"), channel)
+    info = claims.options.info
+    if info is not None:  # as Centrifugo: the fresh token's info is the new chan info
+        client.set_chan_info(channel, info)
+        with contextlib.suppress(ClientError):
+            if client.subscription_options(channel).presence:
+                await client.node.presence_add(channel, client.info(channel))
     if claims.expire_at is None:
         client.tokens.cancel_subscription(channel)
         return m.SubRefreshResult()
@@ -127,5 +146,8 @@ async def _present_again(client: Client) -> None:
     """Enter presence again, with the new conn info, in every subscribed channel keeping it."""
     for channel in tuple(client.session.subs):
         with contextlib.suppress(ClientError):
-            if client.session.is_subscribed(channel) and client.node.options(channel).presence:
+            if (
+                client.session.is_subscribed(channel)
+                and client.subscription_options(channel).presence
+            ):
                 await client.node.presence_add(channel, client.info(channel))
