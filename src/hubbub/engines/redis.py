@@ -440,6 +440,10 @@ class RedisBroker:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.set(self._k("node", uid), json.dumps(snapshot), ex=NODE_TTL)
 
+    async def withdraw(self, uid: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self._k("node", uid))
+
     async def nodes(self) -> list[dict[str, Any]]:
         try:
             keys = [k async for k in self.redis.scan_iter(match=self._k("node", "*"), count=100)]
