@@ -215,12 +215,16 @@ async def _normal_flows(publisher: ServerProcess, receiver: ServerProcess) -> No
         await ws.close()
 
 
-@pytest.mark.parametrize("history", ["memory", "sqlite"])
+@pytest.mark.parametrize("history", ["memory", "sqlite", "postgresql"])
 async def test_normal_publish_flows_never_make_positioned_subscribers_resubscribe(
-    start_server: StartServer, history: str
+    start_server: StartServer, history: str, request: pytest.FixtureRequest
 ) -> None:
-    """One node with a local broker (see :func:`_normal_flows`)."""
-    args = ["--api-key", KEY] + (["--history", "memory"] if history == "memory" else [])
+    """One node with a local broker and each history store (see :func:`_normal_flows`)."""
+    args = ["--api-key", KEY]
+    if history == "memory":
+        args += ["--history", "memory"]
+    elif history == "postgresql":
+        args += ["--history", request.getfixturevalue("postgres_url")]
     server = start_server(*args, config=CONFIG)
     await _normal_flows(server, server)
 
