@@ -238,8 +238,11 @@ class RedisBroker:
                         await pubsub.subscribe(*(wanted - active))
                         active |= wanted - active
                     if active - wanted:
-                        await pubsub.unsubscribe(*(active - wanted))
-                        active -= active - wanted
+                        # Out of ``active`` first: a subscribe meanwhile must wait for its
+                        # confirmation, not take the channel for still subscribed.
+                        gone = active - wanted
+                        active -= gone
+                        await pubsub.unsubscribe(*gone)
                     message = await pubsub.get_message(timeout=0.05)
                     if message is None:
                         continue
