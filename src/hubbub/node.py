@@ -160,13 +160,17 @@ class Node:
             self._position_task = loop.create_task(check_positions_forever(self, delay))
 
     async def stop(self) -> None:
+        """Stop background work and the engines; the cluster learns at once it is gone."""
         await self.controls.stop()
+        announced = self._announce_task is not None
         for task in (self._presence_task, self._announce_task, self._position_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._presence_task = self._announce_task = self._position_task = None
+        if announced and isinstance(self.broker, Announcing):
+            await self.broker.withdraw(self.uid)
         await self.broker.close()
 
     # -- connections ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A step that raises is logged and retried after a back-off instead of ending the loop (and
 with it the task, whose exception would then surface only when the server stops, as a
-traceback and exit code 1). Used by the demo publishers.
+traceback and exit code 1). Used by the demo publishers and the position check.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from hubbub.errors import StoreError
+from hubbub.periodic import every
 
 if TYPE_CHECKING:
     from hubbub.node import Node
@@ -31,11 +32,15 @@ GRACE: Final = 1.0
 
 
 async def check_positions_forever(node: Node, delay: float) -> None:
-    """Run the check every ``delay`` seconds (until cancelled)."""
+    """Run the check every ``delay`` seconds until cancelled (a round that fails is logged
+    and the next one comes after a back-off: :func:`hubbub.periodic.every`)."""
     before: dict[str, int] = {}
-    while True:
-        await asyncio.sleep(delay)
+
+    async def step() -> None:
+        nonlocal before
         before = await check_positions(node, before)
+
+    await every(delay, step, "position check")
 
 
 async def check_positions(

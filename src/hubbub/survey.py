@@ -15,7 +15,8 @@ Guarantees:
   this node's own answer is computed here and never sent), or raises :class:`SurveyTimeout`
   when some did not answer within :data:`SURVEY_TIMEOUT` seconds: a partial answer is never
   passed off as the whole one (Centrifugo's surveys fail the same way). A node that died stays
-  announced for up to 10 seconds, so surveys fail during that time.
+  announced for up to 10 seconds, so surveys fail during that time (one that stops cleanly
+  withdraws its announcement: :meth:`hubbub.node.Node.stop`).
 - Bounded: at most :data:`MAX_SURVEYS` surveys in flight on a node (more: error 111), each
   keeps one answer per node asked; answers for no survey in flight, from nodes not asked, or
   repeated, are dropped. How large an answer is, is the responder's business (the

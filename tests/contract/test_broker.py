@@ -315,3 +315,35 @@ async def test_control_messages_reach_every_other_node_in_order(engine: Engine) 
         assert handler.controls == messages
     finally:
         await other.close()
+
+
+async def test_a_channel_subscribed_again_while_it_is_being_left_gets_what_follows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``subscribe`` returns once publications reach the node, also when the broker was still
+    leaving the channel (a node's last subscriber left, a new one came): what is published
+    after it returns is delivered. Redis: its listener is held just after its UNSUBSCRIBE went
+    out, the moment a resubscribe once took the channel for still subscribed."""
+    handler = await subscribed(engine, "c")
+    left = asyncio.Event()
+    from hubbub.engines.redis import RedisBroker
+
+    if isinstance(engine.broker, RedisBroker):
+        from redis.asyncio.client import PubSub
+
+        unsubscribe = PubSub.unsubscribe
+
+        async def slow_unsubscribe(self: PubSub, *args: object) -> object:
+            done = await unsubscribe(self, *args)
+            left.set()
+            await asyncio.sleep(scaled(0.5))  # UNSUBSCRIBE sent: Redis no longer sends "c"
+            return done
+
+        monkeypatch.setattr(PubSub, "unsubscribe", slow_unsubscribe)
+    else:
+        left.set()
+    await engine.broker.unsubscribe("c")
+    await asyncio.wait_for(left.wait(), scaled(5))
+    await engine.broker.subscribe("c")
+    await engine.broker.publish("c", Publication('"after"'), None)
+    await eventually(lambda: len(handler.pubs) == 1)

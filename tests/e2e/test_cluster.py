@@ -152,3 +152,20 @@ def test_workers_need_a_shared_engine(start_server: StartServer) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "--engine redis://" in out.stderr
+
+
+async def test_a_node_that_stops_leaves_the_cluster_at_once(
+    start_server: StartServer, engine_url: str
+) -> None:
+    """A node stopped gracefully withdraws its announcement (Centrifugo's shutdown control
+    command): the others neither list it in ``info`` nor wait for its answer to
+    ``connections`` (which failed with 100 until its announcement expired, 10 s later)."""
+    staying, leaving = nodes(start_server, engine_url, 2)
+    for _ in range(int(scaled(50))):
+        if len((await api(staying, "info", {}))["nodes"]) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert (await api(staying, "connections", {"user": "u"})) == {"connections": {}}
+    assert leaving.terminate() == 0
+    assert len((await api(staying, "info", {}))["nodes"]) == 1
+    assert (await api(staying, "connections", {"user": "u"})) == {"connections": {}}

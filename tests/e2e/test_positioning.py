@@ -5,6 +5,7 @@ resubscribe and recover it, instead of a silent gap (see tests/support/lossy.py)
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ from tests.conftest import StartServer
 from tests.support.lossy import store_unannounced
 from tests.support.proto import Observer, call, closed_with, connected
 from tests.support.server import ServerProcess
+from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -150,3 +152,94 @@ async def test_a_server_side_subscription_behind_a_gap_reconnects_and_recovers(
         assert result["recovered"]
         assert [p["data"] for p in result["publications"]] == [{"n": 2}, {"n": 3}]
         await ws.close()
+
+
+async def _normal_flows(publisher: ServerProcess, receiver: ServerProcess) -> None:
+    """Positioned and recoverable subscribers on both servers while the publisher's node
+    sees pipelined client publishes, API publishes from the other node, idempotent repeats,
+    skip_history publishes and a history_remove; then quiet rounds of the position check.
+    None of it loses a publication, so no subscriber may be told to resubscribe."""
+    channel = "h:normal"
+    await api(publisher, "publish", {"channel": channel, "data": "first"})
+    async with aiohttp.ClientSession() as http:
+        observers = []
+        for server in (publisher, receiver):
+            for flags in ({"positioned": True}, {"recoverable": True}):
+                ws = await http.ws_connect(server.ws + "/connection/websocket")
+                await connected(ws)
+                obs = Observer(ws)
+                reply = await obs.command("subscribe", {"channel": channel, **flags})
+                assert reply["subscribe"]["offset"] == 1, reply
+                observers.append(obs)
+        ws = await http.ws_connect(publisher.ws + "/connection/websocket")
+        await connected(ws)
+        sent: list[Any] = []
+
+        async def pipelined() -> None:
+            frames = [
+                json.dumps({"id": 10 + i, "publish": {"channel": channel, "data": f"p{i}"}})
+                for i in range(150)
+            ]
+            sent.extend(f"p{i}" for i in range(150))
+            await ws.send_str("\n".join(frames))
+
+        async def from_the_api() -> None:
+            for i in range(30):
+                await api(receiver, "publish", {"channel": channel, "data": f"a{i}"})
+                sent.append(f"a{i}")
+                if i % 10 == 0:  # the same key again: no new publication
+                    params = {"channel": channel, "data": f"i{i}", "idempotency_key": f"k{i}"}
+                    first = await api(publisher, "publish", params)
+                    again = await api(receiver, "publish", params)
+                    assert again["offset"] == first["offset"]
+                    sent.append(f"i{i}")
+                if i % 7 == 0:
+                    params = {"channel": channel, "data": f"s{i}", "skip_history": True}
+                    await api(publisher, "publish", params)
+                    sent.append(f"s{i}")
+
+        await asyncio.gather(pipelined(), from_the_api())
+        await api(receiver, "history_remove", {"channel": channel})
+        for i in range(3):
+            await api(publisher, "publish", {"channel": channel, "data": f"r{i}"})
+            sent.append(f"r{i}")
+        await asyncio.sleep(scaled(3))  # quiet: several rounds of the position check
+        for obs in observers:
+            pushes = []
+            while not obs.pushes.empty():
+                pushes.append(obs.pushes.get_nowait())
+            assert not [p for p in pushes if "unsubscribe" in p], pushes[-5:]
+            got = [p["pub"]["data"] for p in pushes if "pub" in p]
+            assert sorted(got) == sorted(sent), (len(got), len(sent))
+            obs.stop()
+        await ws.close()
+
+
+@pytest.mark.parametrize("history", ["memory", "sqlite", "postgresql"])
+async def test_normal_publish_flows_never_make_positioned_subscribers_resubscribe(
+    start_server: StartServer, history: str, request: pytest.FixtureRequest
+) -> None:
+    """One node with a local broker and each history store (see :func:`_normal_flows`)."""
+    args = ["--api-key", KEY]
+    if history == "memory":
+        args += ["--history", "memory"]
+    elif history == "postgresql":
+        args += ["--history", request.getfixturevalue("postgres_url")]
+    server = start_server(*args, config=CONFIG)
+    await _normal_flows(server, server)
+
+
+@pytest.mark.parametrize("topology", ["2nodes", "workers2"])
+async def test_normal_publish_flows_never_make_positioned_subscribers_resubscribe_across_nodes(
+    start_server: StartServer, engine_url: str, topology: str
+) -> None:
+    """Two nodes (or one server with two workers) on a cluster engine, the position check
+    every 0.5 s (see :func:`_normal_flows`)."""
+    config = "channel_position_check_delay = 0.5\n" + CONFIG
+    args = ["--engine", engine_url, "--api-key", KEY]
+    if topology == "workers2":
+        server = start_server(*args, "--workers", "2", config=config)
+        await _normal_flows(server, server)
+        return
+    publisher, receiver = (start_server(*args, config=config) for _ in range(2))
+    await _normal_flows(publisher, receiver)

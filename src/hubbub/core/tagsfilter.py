@@ -13,14 +13,17 @@ publications whose tags match. An expression is a tree:
 Guarantees: :func:`parse` accepts exactly the well-formed trees (Centrifugo's rules: a leaf
 needs ``cmp``, a ``key`` except for ``ex``/``nex``, ``val`` for the single-value comparisons
 and only there, non-empty ``vals`` for ``in``/``nin`` and only there) within the bounds below,
-and raises :class:`BadFilter` otherwise, with the reason; :meth:`Filter.matches` never raises.
+and raises :class:`BadFilter` otherwise, with the reason; :meth:`Filter.matches` never raises
+(for tags that are an object of strings) and costs at most :data:`MAX_NODES` nodes and
+:data:`MAX_VALUES` set lookups.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -28,6 +31,7 @@ from typing import Any, Final
 #: stay small). Centrifugo sets none; these are far above what a real filter takes.
 MAX_NODES: Final = 64
 MAX_DEPTH: Final = 8
+#: Values of ``vals`` in the whole expression, all its leaves together.
 MAX_VALUES: Final = 256
 MAX_STRING: Final = 1024
 
@@ -55,6 +59,15 @@ class Filter:
     val: str = ""
     vals: tuple[str, ...] = ()
     nodes: tuple[Filter, ...] = ()
+    # Computed once: ``vals`` as a set, ``val`` as a number (numeric comparisons).
+    _set: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _number: Decimal | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.vals:
+            object.__setattr__(self, "_set", frozenset(self.vals))
+        if self.cmp in NUMERIC:
+            object.__setattr__(self, "_number", _number(self.val))
 
     def matches(self, tags: Mapping[str, str] | None) -> bool:
         """Whether a publication with ``tags`` (None: no tags) passes this filter."""
@@ -72,9 +85,9 @@ class Filter:
         if cmp == "neq":
             return value != self.val
         if cmp == "in":
-            return (value if value is not None else "") in self.vals
+            return (value if value is not None else "") in self._set
         if cmp == "nin":
-            return (value if value is not None else "") not in self.vals
+            return (value if value is not None else "") not in self._set
         if cmp == "ex":
             return value is not None
         if cmp == "nex":
@@ -87,7 +100,7 @@ class Filter:
             return value.endswith(self.val)
         if cmp == "ct":
             return self.val in value
-        return _compare(cmp, value, self.val)
+        return _compare(cmp, value, self._number)
 
     def to_json(self) -> dict[str, Any]:
         """The expression as the JSON protocol sends it (only the fields that are set)."""
@@ -107,14 +120,15 @@ class Filter:
         return out
 
 
+@functools.lru_cache(maxsize=1024)  # (one publication's tags are read by every subscriber)
 def _number(text: str) -> Decimal | None:
     if len(text) > 64 or not _NUMBER.fullmatch(text):
         return None
     return Decimal(text)
 
 
-def _compare(cmp: str, value: str, against: str) -> bool:
-    left, right = _number(value), _number(against)
+def _compare(cmp: str, value: str, right: Decimal | None) -> bool:
+    left = _number(value) if right is not None else None
     if left is None or right is None:
         return False
     if cmp == "lt":
@@ -129,7 +143,7 @@ def _compare(cmp: str, value: str, against: str) -> bool:
 def parse(obj: Any) -> Filter:
     """A filter from its JSON form (an object with ``op``, ``key``, ``cmp``, ``val``,
     ``vals``, ``nodes``; absent fields are empty). Raises :class:`BadFilter`."""
-    budget = [MAX_NODES]
+    budget = [MAX_NODES, MAX_VALUES]  # nodes, values left
     return _parse(obj, 1, budget)
 
 
@@ -144,14 +158,15 @@ def _string(obj: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _strings(obj: Mapping[str, Any], name: str) -> tuple[str, ...]:
+def _strings(obj: Mapping[str, Any], name: str, budget: list[int]) -> tuple[str, ...]:
     value = obj.get(name)
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadFilter(f"{name} must be a list of strings")
-    if len(value) > MAX_VALUES:
-        raise BadFilter(f"{name} has more than {MAX_VALUES} values")
+    budget[1] -= len(value)
+    if budget[1] < 0:
+        raise BadFilter(f"more than {MAX_VALUES} values in {name} of all nodes")
     if any(len(v) > MAX_STRING for v in value):
         raise BadFilter(f"a value in {name} is longer than {MAX_STRING} characters")
     return tuple(value)
@@ -181,7 +196,10 @@ def _parse(obj: Any, depth: int, budget: list[int]) -> Filter:
     if raw_nodes:
         raise BadFilter("a comparison has no nodes")
     return _leaf(
-        _string(obj, "key"), _string(obj, "cmp"), _string(obj, "val"), _strings(obj, "vals")
+        _string(obj, "key"),
+        _string(obj, "cmp"),
+        _string(obj, "val"),
+        _strings(obj, "vals", budget),
     )
 
 

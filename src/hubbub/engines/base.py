@@ -175,9 +175,13 @@ class HistoryStore(Protocol):
 @runtime_checkable
 class Announcing(Protocol):
     """A broker that connects nodes tells the cluster about this node: ``announce`` stores its
-    snapshot for a few seconds (the node repeats it every second)."""
+    snapshot for a few seconds (the node repeats it every second); ``withdraw`` removes it at
+    once (a node that stops cleanly; a failure is left to the snapshot's expiry). Neither
+    raises."""
 
     async def announce(self, uid: str, snapshot: dict[str, Any]) -> None: ...
+
+    async def withdraw(self, uid: str) -> None: ...
 
 
 @runtime_checkable

@@ -63,6 +63,9 @@ def frame_from_text(value: Any) -> str:
     return FRAME_TEXT
 
 
+#: Stream offsets are 64-bit signed integers in every store.
+OFFSET_END: Final = 2**63
+
 #: A text frame from the version before, until the data says which kind it is.
 _LEGACY_TEXT: Final = "t:"
 
@@ -78,7 +81,14 @@ def pub_from_payload(
 def pub_from_obj(
     obj: dict[str, Any], offset: int, frame: str = FRAME_TEXT, *, history: bool = False
 ) -> Publication:
-    """As :func:`pub_from_payload`, from the parsed JSON."""
+    """As :func:`pub_from_payload`, from the parsed JSON. ValueError for what no node sends
+    (engines' channels take messages from anyone who may publish there): an offset outside
+    the stores' range ``[0, 2**63)``, tags that are not an object of strings."""
+    if not 0 <= offset < OFFSET_END:
+        raise ValueError(f"offset {offset} is out of range")
+    tags = obj.get("tags")
+    if tags is not None and not (type(tags) is dict and all(type(v) is str for v in tags.values())):
+        raise ValueError("tags must be an object of strings")
     info = obj.get("info")
     data = obj.get("d")
     if not isinstance(data, str):
@@ -89,7 +99,7 @@ def pub_from_obj(
         data=data,
         offset=offset,
         info=info_from_text(dumps(info)) if info is not None else None,
-        tags=obj.get("tags"),
+        tags=tags,
         time_ms=int(obj.get("time", 0)),
         frame=frame,
         delta=not history and obj.get("delta") is True,

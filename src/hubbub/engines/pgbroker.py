@@ -476,6 +476,13 @@ class PostgresBroker:
                 )
             )
 
+    async def withdraw(self, uid: str) -> None:
+        """Remove this node's snapshot (it stops); a failure leaves it to expire."""
+        with contextlib.suppress(StoreError):
+            await self.store.run(
+                lambda conn: conn.execute("DELETE FROM hubbub_nodes WHERE uid = $1", uid)
+            )
+
     async def nodes(self) -> list[dict[str, Any]]:
         rows = await self.store.run(
             lambda conn: conn.fetch(

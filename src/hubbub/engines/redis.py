@@ -238,8 +238,11 @@ class RedisBroker:
                         await pubsub.subscribe(*(wanted - active))
                         active |= wanted - active
                     if active - wanted:
-                        await pubsub.unsubscribe(*(active - wanted))
-                        active -= active - wanted
+                        # Out of ``active`` first: a subscribe meanwhile must wait for its
+                        # confirmation, not take the channel for still subscribed.
+                        gone = active - wanted
+                        active -= gone
+                        await pubsub.unsubscribe(*gone)
                     message = await pubsub.get_message(timeout=0.05)
                     if message is None:
                         continue
@@ -442,6 +445,10 @@ class RedisBroker:
     async def announce(self, uid: str, snapshot: dict[str, Any]) -> None:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.set(self._k("node", uid), json.dumps(snapshot), ex=NODE_TTL)
+
+    async def withdraw(self, uid: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self._k("node", uid))
 
     async def nodes(self) -> list[dict[str, Any]]:
         try:

@@ -59,3 +59,23 @@ def test_what_the_version_before_sent_reaches_raw_members(
     the bytes."""
     pub = pub_from_obj(payload, 3, frame_from_text(x))
     assert RAW.publication("rooms:r", pub) == frame
+
+
+@pytest.mark.parametrize(
+    ("offset", "extra"),
+    [
+        (2**63, {}),  # past every store's offsets
+        (-1, {}),
+        (1, {"tags": ["team", "eng"]}),
+        (1, {"tags": {"n": 1}}),
+    ],
+    ids=["huge-offset", "negative-offset", "tags-list", "tag-number"],
+)
+def test_what_no_node_sends_is_not_a_publication(offset: int, extra: dict[str, object]) -> None:
+    """A message on an engine's channels that no node could have sent (anyone who may
+    PUBLISH or NOTIFY can send one) is refused with ValueError, which the engines log and
+    drop: an offset outside the stores' range would stand as the channel's newest on every
+    node (blinding its gap detection, and making its positioned subscribers resubscribe),
+    and tags that are not an object of strings would break the tags filters."""
+    with pytest.raises(ValueError):
+        pub_from_obj({"d": '"x"', **extra}, offset)
