@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
-from hubbub import __version__, control
+from hubbub import __version__, control, fanout
 from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
 from hubbub.control import Control, ControlledClient
@@ -459,30 +459,15 @@ class Node:
         if offset and streams.catching_up(channel):
             skip = streams.skipping(channel, offset, asyncio.get_running_loop().time())
         filters = self._filters.get(channel)
-        # One message per wire for this publication (wires are few: a dict is enough).
-        messages: dict[Wire, str | bytes | None] = {}
         deltas = self._deltas.fan(channel, pub)  # (and per form for delta members)
         sender = pub.info.client if pub.info is not None else None
-        delivered = 0
-        for member in members:
-            if skip and member in skip:
-                continue
-            if filters and member in filters and not filters[member].matches(pub.tags):
-                continue
-            wire = member.wire
-            if deltas is not None and member in deltas.members:
-                message = deltas.message(member)
-            elif wire in messages:
-                message = messages[wire]
-            else:
-                message = messages[wire] = self._encode(wire, channel, pub)
-            if message is None or (not wire.own_messages and member.client_id == sender):
-                continue
-            member.transport.post(message)
-            delivered += 1
-        self.deliveries += delivered
-        if deltas is not None:
-            deltas.finish()
+        encode = self._encode
+        if skip or filters or deltas is not None:
+            self.deliveries += fanout.each(
+                members, channel, pub, encode, sender, skip, filters, deltas
+            )
+        else:
+            self.deliveries += fanout.usual(members, channel, pub, encode, sender)
 
     def _encode(self, wire: Wire, channel: str, pub: Publication) -> str | bytes | None:
         """``wire``'s message for ``pub``; None when it cannot write it (logged), so that one

@@ -1,0 +1,80 @@
+"""One publication handed to the live members of a channel on this node.
+
+Guarantees (DESIGN.md §5): the publication is encoded at most once per wire (``encode``, the
+node's, returns None for a wire that cannot write it: its members get nothing) and that one
+object is posted to every member of the wire, in the channel's member order; a wire without
+``own_messages`` does not get its sender's own publications; posting never awaits.
+:func:`usual` is the loop for channels whose members are all alike; :func:`each` the one
+where some are special: catching up (``skip``: they got it in their subscribe reply),
+filtering by tags, or taking delta forms (:class:`hubbub.delta.Fan`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING
+
+from hubbub.core.tagsfilter import Filter
+from hubbub.core.types import Publication
+from hubbub.delta import Fan
+from hubbub.wire import Wire
+
+if TYPE_CHECKING:
+    from hubbub.node import Member
+
+Encode = Callable[[Wire, str, Publication], "str | bytes | None"]
+
+
+def usual(
+    members: Collection[Member], channel: str, pub: Publication, encode: Encode, sender: str | None
+) -> int:
+    """Hand ``pub`` to every member; returns the deliveries."""
+    # One message per wire (wires are few: a dict is enough).
+    messages: dict[Wire, str | bytes | None] = {}
+    delivered = 0
+    for member in members:
+        wire = member.wire
+        if wire in messages:
+            message = messages[wire]
+        else:
+            message = messages[wire] = encode(wire, channel, pub)
+        if message is None or (not wire.own_messages and member.client_id == sender):
+            continue
+        member.transport.post(message)
+        delivered += 1
+    return delivered
+
+
+def each(
+    members: Collection[Member],
+    channel: str,
+    pub: Publication,
+    encode: Encode,
+    sender: str | None,
+    skip: Collection[Member] | None,
+    filters: Mapping[Member, Filter] | None,
+    deltas: Fan | None,
+) -> int:
+    """As :func:`usual`, but members in ``skip`` get nothing, members with a filter only what
+    it lets through, delta members their delta form; returns the deliveries."""
+    messages: dict[Wire, str | bytes | None] = {}
+    delivered = 0
+    for member in members:
+        if skip and member in skip:
+            continue
+        if filters and member in filters and not filters[member].matches(pub.tags):
+            continue
+        wire = member.wire
+        if deltas is not None and member in deltas.members:
+            message = deltas.message(member)
+        elif wire in messages:
+            message = messages[wire]
+        else:
+            message = messages[wire] = encode(wire, channel, pub)
+        if message is None or (not wire.own_messages and member.client_id == sender):
+            continue
+        member.transport.post(message)
+        delivered += 1
+    if deltas is not None:
+        deltas.finish()
+    return delivered
