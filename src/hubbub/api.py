@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
+from hubbub import claims
 from hubbub.control import Control
 from hubbub.core import jsontext as p
 from hubbub.core import messages as m
@@ -125,7 +126,13 @@ async def subscribe(node: Node, params: Mapping[str, Any]) -> str:
         info = p.loads(b64info)
     if b64data is not None:
         data = p.loads(b64data)
-    await node.control(Control("subscribe", user, client, channel, info, data))
+    override = params.get("override")
+    try:
+        claims.override(override)
+    except claims.ClaimError as exc:
+        raise _bad(str(exc)) from None
+    control = Control("subscribe", user, client, channel, info, data, override=override)
+    await node.control(control)
     return "{}"
 
 

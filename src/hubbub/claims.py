@@ -166,6 +166,12 @@ def _json_text(value: Any, name: str) -> str:
     return text
 
 
+def override(raw: Any) -> Override | None:
+    """An override object as the server API's ``subscribe`` takes it (None: none);
+    ClaimError when it is not one."""
+    return _override({"override": raw}, "")
+
+
 def _override(claims: Mapping[str, Any], where: str) -> Override | None:
     raw = claims.get("override")
     if raw is None:

@@ -50,7 +50,9 @@ class ControlledClient(Protocol):
     @property
     def user(self) -> str: ...
 
-    async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None: ...
+    async def server_subscribe(
+        self, channel: str, info: Any = None, data: Any = None, override: Any = None
+    ) -> None: ...
 
     async def server_unsubscribe(
         self, channel: str, code: int = 2000, reason: str = "server unsubscribe"
@@ -86,7 +88,8 @@ class ClientDirectory(Protocol):
 class Control:
     """One control command for the connections of ``user`` (only ``client`` when set).
 
-    ``subscribe``: ``channel``, ``info`` and ``data`` (JSON values or None);
+    ``subscribe``: ``channel``, ``info`` and ``data`` (JSON values or None) and ``override``
+    (Centrifugo's override object, checked by :func:`hubbub.claims.override`, or None);
     ``unsubscribe``: ``channel``; ``disconnect``: ``code``, ``reason`` and ``keep`` (client ids
     spared); ``refresh``: ``expired``, ``expire_at`` (Unix seconds, 0: never) and ``info`` (the
     new conn info, None: unchanged).
@@ -103,6 +106,7 @@ class Control:
     keep: tuple[str, ...] = field(default=())
     expired: bool = False
     expire_at: int = 0
+    override: dict[str, Any] | None = None
 
     def encode(self, origin: str) -> str:
         """The wire form, sent by node ``origin``."""
@@ -119,6 +123,8 @@ class Control:
             body["ch"] = self.channel
             if self.kind == "subscribe":
                 body.update(info=self.info, data=self.data)
+                if self.override is not None:
+                    body["override"] = self.override
         return dumps(body)
 
 
@@ -156,8 +162,10 @@ def decode(text: str) -> tuple[str, Control | survey.Question | survey.Answer]:
     channel = obj.get("ch")
     if not isinstance(channel, str) or not channel:
         raise ValueError("control message without channel")
-    info, data = obj.get("info"), obj.get("data")
-    return origin, Control(kind, user, client, channel, info, data)
+    info, data, override = obj.get("info"), obj.get("data"), obj.get("override")
+    if override is not None and not isinstance(override, dict):
+        raise ValueError("control message with a bad override")
+    return origin, Control(kind, user, client, channel, info, data, override=override)
 
 
 def targets(clients: ClientDirectory, cmd: Control) -> list[ControlledClient]:
@@ -174,7 +182,7 @@ async def apply(clients: ClientDirectory, cmd: Control) -> None:
     for client in targets(clients, cmd):
         if cmd.kind == "subscribe":
             try:
-                await client.server_subscribe(cmd.channel, cmd.info, cmd.data)
+                await client.server_subscribe(cmd.channel, cmd.info, cmd.data, cmd.override)
             except ClientError as exc:
                 if exc.code != ErrorCode.ALREADY_SUBSCRIBED:
                     raise

@@ -13,8 +13,10 @@ import pytest
 from cent import (
     AsyncClient,
     BatchRequest,
+    BoolValue,
     BroadcastRequest,
     CentApiResponseError,
+    ChannelOptionsOverride,
     ChannelsRequest,
     Disconnect,
     DisconnectRequest,
@@ -147,6 +149,36 @@ async def test_server_side_subscribe_unsubscribe_disconnect(
                 break
             await asyncio.sleep(0.01)
         assert observer.ws.close_code == 4100
+
+
+async def test_a_server_side_subscribe_with_an_override(
+    api_server: ServerProcess, observer: Observer
+) -> None:
+    """As a token's ``override``: presence and join/leave off for this one subscription in a
+    namespace that has both; a bad override is 107."""
+    async with cent(api_server) as client:
+        quiet = ChannelOptionsOverride(
+            presence=BoolValue(value=False), join_leave=BoolValue(value=False)
+        )
+        await client.subscribe(SubscribeRequest(user="ada", channel="news:o", override=quiet))
+        push = await observer.push("subscribe", "news:o")
+        assert push["subscribe"] is not None
+        presence = await client.presence(PresenceRequest(channel="news:o"))
+        assert presence.presence == {}, "not in presence: its override says so"
+        await client.subscribe(SubscribeRequest(user="ada", channel="news:p"))
+        await observer.push("subscribe", "news:p")
+        presence = await client.presence(PresenceRequest(channel="news:p"))
+        assert len(presence.presence) == 1, "without an override: the namespace's presence"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{api_server.url}/api/subscribe",
+            json={"user": "ada", "channel": "news:q", "override": {"presence": {"value": 1}}},
+            headers={"X-API-Key": KEY},
+        ) as resp,
+    ):
+        body = await resp.json()
+    assert body["error"]["code"] == 107 and "override.presence" in body["error"]["message"]
 
 
 async def test_api_errors(api_server: ServerProcess) -> None:

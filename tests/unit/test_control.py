@@ -26,6 +26,18 @@ def test_a_refresh_round_trips() -> None:
         assert back == cmd
 
 
+def test_a_subscribe_carries_its_override_to_the_other_nodes() -> None:
+    override = {"presence": {"value": False}}
+    cmd = Control("subscribe", "ada", "", "news:o", {"seat": 1}, None, override=override)
+    assert control.decode(cmd.encode("n")) == ("n", cmd)
+    plain = Control("subscribe", "ada", "", "news:o")
+    assert "override" not in json.loads(plain.encode("n"))
+    assert control.decode(plain.encode("n")) == ("n", plain)
+    bad = json.loads(cmd.encode("n")) | {"override": [1]}
+    with pytest.raises(ValueError, match="override"):
+        control.decode(json.dumps(bad))
+
+
 def test_a_refresh_without_info_leaves_it_out_on_the_wire() -> None:
     wire = json.loads(Control("refresh", "ada", expire_at=5).encode("n"))
     assert wire == {"o": "n", "k": "refresh", "u": "ada", "expired": False, "expire_at": 5}

@@ -226,7 +226,7 @@ async def test_control_commands_from_other_nodes_apply_in_arrival_order() -> Non
         client_id, user = "c1", "carol"
 
         async def server_subscribe(
-            self, channel: str, info: object = None, data: object = None
+            self, channel: str, info: object = None, data: object = None, override: object = None
         ) -> None:
             calls.append("subscribe start")
             await asyncio.sleep(0.05)

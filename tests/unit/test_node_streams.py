@@ -39,7 +39,7 @@ class WatchedClient:
         raise AssertionError("not used")
 
     async def server_subscribe(
-        self, channel: str, info: object = None, data: object = None
+        self, channel: str, info: object = None, data: object = None, override: object = None
     ) -> None:
         raise AssertionError("not used")
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import Any, Final
 
-from hubbub import __version__
+from hubbub import __version__, claims
 from hubbub.claims import NO_OPTIONS, SubscribeOptions
 from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
@@ -484,8 +484,10 @@ class Client:
 
     # -- server-side control (server API) ------------------------------------------------
 
-    async def server_subscribe(self, channel: str, info: Any = None, data: Any = None) -> None:
-        """Subscribe this client to ``channel`` from the server; a subscribe push tells it."""
+    async def server_subscribe(
+        self, channel: str, info: Any = None, data: Any = None, override: Any = None
+    ) -> None:
+        """Subscribe to ``channel`` from the server (``override`` as a token's); pushed."""
         if self.session.state is not State.CONNECTED:
             return
         options = self.node.options(channel)
@@ -493,6 +495,9 @@ class Client:
         with self._undone_on_failure(channel):
             if info is not None:
                 self._chan_info = sparse.put(self._chan_info, channel, dumps(info))
+            if override is not None:
+                grant = SubscribeOptions(override=claims.override(override))
+                options = self._granted(channel, options, grant)
             body, top = await self._pending_result(
                 channel,
                 options,
