@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
-from hubbub import survey
+from hubbub import claims, survey
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.errors import ClientError, StoreError
@@ -163,8 +163,11 @@ def decode(text: str) -> tuple[str, Control | survey.Question | survey.Answer]:
     if not isinstance(channel, str) or not channel:
         raise ValueError("control message without channel")
     info, data, override = obj.get("info"), obj.get("data"), obj.get("override")
-    if override is not None and not isinstance(override, dict):
-        raise ValueError("control message with a bad override")
+    if override is not None:
+        try:
+            claims.override(override)  # (checked at the API node; not from a hubbub node)
+        except claims.ClaimError as exc:
+            raise ValueError(f"control message with a bad override: {exc}") from None
     return origin, Control(kind, user, client, channel, info, data, override=override)
 
 

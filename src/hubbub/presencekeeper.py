@@ -4,7 +4,8 @@ Entries expire in the engine after ``presence_ttl`` unless refreshed, so that a 
 dies without cleaning up vanishes from presence by itself. The keeper remembers the entries
 this node added and refreshes each one every third of the TTL until it is removed.
 Guarantees: an entry removed while its refresh is on its way is taken out again (a refresh
-never brings back a client that left); an engine outage is logged and the refreshing goes on.
+never brings back a client that left), one updated meanwhile is written again (a refresh never
+brings back old info); an engine outage is logged and the refreshing goes on.
 """
 
 from __future__ import annotations
@@ -44,8 +45,12 @@ class PresenceKeeper:
                     if self._entries.get(key) is not info:
                         continue  # left since the snapshot
                     await self._presence.add(channel, info, ttl)
-                    if self._entries.get(key) is not info:
+                    now = self._entries.get(key)
+                    if now is None:
                         # It left while the refresh was on its way: take it out again.
                         await self._presence.remove(channel, info.client)
+                    elif now is not info:
+                        # Updated meanwhile (new info): the update must win over the refresh.
+                        await self._presence.add(channel, now, ttl)
                 except Exception:  # an engine outage must not end the refresh loop
                     log.exception("presence refresh failed for %s", channel)

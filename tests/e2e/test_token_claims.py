@@ -235,3 +235,28 @@ async def test_a_sub_refresh_token_brings_new_chan_info(server: ServerProcess) -
         reply = await sid.command("sub_refresh", {"channel": "feed:s", "token": second})
         assert "error" not in reply, reply
         assert (await presence(sid, "feed:s"))["sid"]["chan_info"] == {"seat": 2}
+
+
+async def test_an_expired_refresh_token_changes_nothing(server: ServerProcess) -> None:
+    async with observer(server, "eve", channels=["feed:e"], info={"v": 1}) as eve:
+        # A valid token (no exp) whose session ends in the past (expire_at: 1970).
+        claims = {"channels": ["feed:e"], "info": {"v": 2}, "expire_at": 1000}
+        stale = mint(SECRET, "eve", extra=claims)
+        reply = await eve.command("refresh", {"token": stale})
+        assert reply["error"]["code"] == 109
+        assert (await presence(eve, "feed:e"))["eve"]["conn_info"] == {"v": 1}
+
+
+async def test_an_unsubscribed_tokens_deadline_does_not_hit_the_next_subscription(
+    server: ServerProcess,
+) -> None:
+    """A subscription token's expiry belongs to that subscription: once the client left the
+    channel, a later subscription to it (here without a token) is not unsubscribed (2501)."""
+    async with observer(server, "una") as una:
+        token = mint(SECRET, "una", channel="feed:u", ttl=1)
+        assert "error" not in await una.command("subscribe", {"channel": "feed:u", "token": token})
+        assert "error" not in await una.command("unsubscribe", {"channel": "feed:u"})
+        assert "error" not in await una.command("subscribe", {"channel": "feed:u"})
+        await asyncio.sleep(scaled(2.0))
+        pushes = [una.pushes.get_nowait() for _ in range(una.pushes.qsize())]
+        assert not [p for p in pushes if "unsubscribe" in p], pushes

@@ -33,9 +33,10 @@ def test_a_subscribe_carries_its_override_to_the_other_nodes() -> None:
     plain = Control("subscribe", "ada", "", "news:o")
     assert "override" not in json.loads(plain.encode("n"))
     assert control.decode(plain.encode("n")) == ("n", plain)
-    bad = json.loads(cmd.encode("n")) | {"override": [1]}
-    with pytest.raises(ValueError, match="override"):
-        control.decode(json.dumps(bad))
+    for override in ([1], {"presence": {"value": 1}}):  # not an object; not a boolean
+        bad = json.loads(cmd.encode("n")) | {"override": override}
+        with pytest.raises(ValueError, match="override"):
+            control.decode(json.dumps(bad))
 
 
 def test_a_refresh_without_info_leaves_it_out_on_the_wire() -> None:

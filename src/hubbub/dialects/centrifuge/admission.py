@@ -104,6 +104,9 @@ async def admit(client: Client, request: m.Connect) -> Admission:
             if result.data is not None:
                 admitted.data = hook_data(result.data, binary=client.wire.binary)
             admitted.channels = list(dict.fromkeys(admitted.channels + list(result.channels)))
+            # A channel the hook names too is the server's, not only the token's (a refresh
+            # token without it must not reconnect the client for it).
+            admitted.from_token -= set(result.channels)
             if result.meta is not None:
                 admitted.meta = hook_meta(result.meta)
     elif claims is None and not node.settings.allow_anonymous:

@@ -448,6 +448,7 @@ class Client:
 
     async def _left(self, channel: str) -> None:
         info = self.info(channel)
+        self.tokens.cancel_subscription(channel)  # (a stale 2501 must not hit a later one)
         sparse.drop(self._chan_info, channel)
         sparse.drop(self._join_leave, channel)
         sparse.drop(self._positioned, channel)
@@ -540,8 +541,7 @@ class Client:
 
     def connection_info(self) -> dict[str, Any]:
         """Centrifugo's ``ConnectionInfo`` of this connection (empty strings left out)."""
-        name, version, since_ms = self.app
-        return commands.describe(self, name, version, since_ms)
+        return commands.describe(self, *self.app)
 
     # -- end -----------------------------------------------------------------------------
 

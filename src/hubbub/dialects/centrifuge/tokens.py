@@ -10,7 +10,7 @@ user (or channel) disconnects with 3500; an expired one is error 109.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -20,7 +20,9 @@ from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.dialects.centrifuge.payloads import required
-from hubbub.errors import ClientError, DisconnectError
+from hubbub.errors import ClientError, DisconnectError, StoreError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the client calls these functions with itself
     from hubbub.dialects.centrifuge.client import Client
@@ -53,18 +55,20 @@ async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResu
     ):
         d = Disconnects.INSUFFICIENT_STATE
         raise DisconnectError(d.code, d.reason)
+    if claims.expire_at is not None and claims.expire_at <= time.time():
+        raise ClientError(ErrorCode.TOKEN_EXPIRED)  # (before anything of it is taken)
     if claims.meta is not None:  # as Centrifugo: a fresh token's meta replaces the old
         client.meta = claims.meta
-    if claims.info is not None:
-        client.session.conn_info = claims.info
-        await _present_again(client)
     if claims.expire_at is None:
         client.tokens.cancel_connection()
-        return m.RefreshResult(client.client_id, __version__)
-    if claims.expire_at <= time.time():
-        raise ClientError(ErrorCode.TOKEN_EXPIRED)
-    ttl = expire_connection_at(client, claims.expire_at)
-    return m.RefreshResult(client.client_id, __version__, expires=True, ttl=ttl)
+        result = m.RefreshResult(client.client_id, __version__)
+    else:
+        ttl = expire_connection_at(client, claims.expire_at)
+        result = m.RefreshResult(client.client_id, __version__, expires=True, ttl=ttl)
+    if claims.info is not None:  # after the deadline moved: presence is best effort
+        client.session.conn_info = claims.info
+        await _present_again(client)
+    return result
 
 
 async def sub_refresh(client: Client, cid: int, request: m.SubRefresh) -> m.SubRefreshResult:
@@ -73,17 +77,17 @@ async def sub_refresh(client: Client, cid: int, request: m.SubRefresh) -> m.SubR
     if not client.session.is_subscribed(channel):
         raise ClientError(ErrorCode.BAD_REQUEST, "bad request: not subscribed")
     claims = subscription_claims(client, required(request.token, "token"), channel)
+    if claims.expire_at is None:
+        client.tokens.cancel_subscription(channel)
+        result = m.SubRefreshResult()
+    else:
+        ttl = expire_subscription_at(client, channel, claims.expire_at)
+        result = m.SubRefreshResult(expires=True, ttl=ttl)
     info = claims.options.info
     if info is not None:  # as Centrifugo: the fresh token's info is the new chan info
         client.set_chan_info(channel, info)
-        with contextlib.suppress(ClientError):
-            if client.subscription_options(channel).presence:
-                await client.node.presence_add(channel, client.info(channel))
-    if claims.expire_at is None:
-        client.tokens.cancel_subscription(channel)
-        return m.SubRefreshResult()
-    ttl = expire_subscription_at(client, channel, claims.expire_at)
-    return m.SubRefreshResult(expires=True, ttl=ttl)
+        await _present_in(client, channel)
+    return result
 
 
 def subscription_claims(client: Client, token: str, channel: str) -> SubscribeClaims:
@@ -145,9 +149,18 @@ async def server_refresh(client: Client, expired: bool, expire_at: int, info: ob
 async def _present_again(client: Client) -> None:
     """Enter presence again, with the new conn info, in every subscribed channel keeping it."""
     for channel in tuple(client.session.subs):
-        with contextlib.suppress(ClientError):
-            if (
-                client.session.is_subscribed(channel)
-                and client.subscription_options(channel).presence
-            ):
-                await client.node.presence_add(channel, client.info(channel))
+        if client.session.is_subscribed(channel):
+            await _present_in(client, channel)
+
+
+async def _present_in(client: Client, channel: str) -> None:
+    """Enter ``channel``'s presence again with the client's info, if the subscription keeps
+    presence; best effort: an engine failure is logged (the periodic refresh carries the
+    entry later), the command it belongs to has done its work."""
+    try:
+        if client.subscription_options(channel).presence:
+            await client.node.presence_add(channel, client.info(channel))
+    except ClientError:
+        return  # (the namespace is gone)
+    except StoreError as exc:
+        log.warning("%s: presence of %s not rewritten: %s", client.client_id, channel, exc)
