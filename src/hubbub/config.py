@@ -225,6 +225,24 @@ class Settings(BaseModel):
             "its next request before it is closed."
         ),
     )
+    client_expired_close_delay: float = Field(
+        25.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds past a connection token's expiry before the connection is closed (3005): "
+            "time for the SDK's refresh, sent when the ttl runs out (Centrifugo's grace)."
+        ),
+    )
+    client_expired_sub_close_delay: float = Field(
+        25.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds past a subscription token's expiry before the subscription is ended "
+            "(2501): time for the SDK's sub_refresh (Centrifugo's grace)."
+        ),
+    )
     client_connect_timeout: float = Field(
         10.0,
         gt=0,

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.e2e
 KEY = "r" * 32
 SECRET = "q" * 32
 CONFIG = """
+client_expired_close_delay = 0
 [[namespaces]]
 name = "room"
 presence = true

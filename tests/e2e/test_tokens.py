@@ -20,7 +20,10 @@ from tests.support.timing import scaled
 pytestmark = pytest.mark.e2e
 
 SECRET = "t" * 40
-CONFIG = """
+GRACE = 1.5
+CONFIG = f"""
+client_expired_close_delay = {GRACE}
+client_expired_sub_close_delay = {GRACE}
 client_user_connection_limit = 2
 [[namespaces]]
 name = "private"
@@ -70,25 +73,68 @@ async def test_protected_namespace_needs_a_subscription_token(secured: ServerPro
 
 
 async def test_expiry_without_refresh_disconnects(secured: ServerProcess) -> None:
-    """A connection whose token expires is closed with 3005 unless refreshed in time."""
+    """A connection whose token expires is closed with 3005 unless refreshed in time; in time
+    means up to ``client_expired_close_delay`` past its ttl (the SDKs refresh when the ttl
+    runs out: the grace is Centrifugo's, so that their refresh never races the close)."""
     async with raw_client(secured) as lazy, raw_client(secured) as diligent:
+        started = time.monotonic()
         short = mint(SECRET, "ada", ttl=2)
         (reply,) = await call(lazy, {"id": 1, "connect": {"token": short}})
-        assert reply["connect"]["ttl"] <= 2
-        await call(diligent, {"id": 1, "connect": {"token": mint(SECRET, "bob", ttl=2)}})
+        ttl = reply["connect"]["ttl"]
+        assert ttl <= 2
+        (bob,) = await call(diligent, {"id": 1, "connect": {"token": mint(SECRET, "bob", ttl=2)}})
+        await asyncio.sleep(bob["connect"]["ttl"] + 0.2)  # its ttl is over: within the grace
         (refreshed,) = await call(
             diligent, {"id": 2, "refresh": {"token": mint(SECRET, "bob", ttl=600)}}
         )
         assert refreshed["refresh"]["expires"] is True and refreshed["refresh"]["ttl"] > 500
-        started = time.monotonic()
         assert (await closed_with(lazy))[0] == 3005
-        assert time.monotonic() - started < scaled(5)
+        elapsed = time.monotonic() - started
+        assert ttl + GRACE - 0.5 <= elapsed < scaled(ttl + GRACE + 3), elapsed
         (ping,) = await call(diligent, {"id": 3, "ping": {}})
         assert ping == {"id": 3, "ping": {}}
         await diligent.send_str(
             json.dumps({"id": 4, "refresh": {"token": mint(SECRET, "eve", ttl=600)}})
         )
         assert (await closed_with(diligent))[0] == 3500
+
+
+async def test_a_subscription_token_expires_after_its_grace_unless_refreshed(
+    secured: ServerProcess,
+) -> None:
+    """2501 (the SDK resubscribes with a fresh token) only ``client_expired_sub_close_delay``
+    past the token's ttl; a sub_refresh within the grace keeps the subscription."""
+    async with raw_client(secured) as ws:
+        (reply,) = await call(ws, {"id": 1, "connect": {"token": mint(SECRET, "ada")}})
+        assert "connect" in reply
+        started = time.monotonic()
+        lazy = mint(SECRET, "ada", channel="private:lazy", ttl=2)
+        kept = mint(SECRET, "ada", channel="private:kept", ttl=2)
+        replies = await call(
+            ws,
+            {"id": 2, "subscribe": {"channel": "private:lazy", "token": lazy}},
+            {"id": 3, "subscribe": {"channel": "private:kept", "token": kept}},
+        )
+        ttl = replies[0]["subscribe"]["ttl"]
+        await asyncio.sleep(replies[1]["subscribe"]["ttl"] + 0.2)  # over: within the grace
+        fresh = mint(SECRET, "ada", channel="private:kept", ttl=600)
+        (refreshed,) = await call(
+            ws, {"id": 4, "sub_refresh": {"channel": "private:kept", "token": fresh}}
+        )
+        assert refreshed["sub_refresh"]["expires"] is True
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            pushes = [json.loads(line).get("push", {}) for line in msg.data.split("\n")]
+            gone = [p for p in pushes if "unsubscribe" in p]
+            if gone:
+                break
+        assert gone == [
+            {
+                "channel": "private:lazy",
+                "unsubscribe": {"code": 2501, "reason": "subscription expired"},
+            }
+        ]
+        assert time.monotonic() - started >= ttl + GRACE - 0.5
 
 
 async def test_per_user_connection_limit(secured: ServerProcess) -> None:

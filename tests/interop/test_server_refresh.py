@@ -44,7 +44,10 @@ def collect_the_sdks_garbage() -> Iterator[None]:
 
 @pytest.fixture
 def api_server(start_server: StartServer) -> ServerProcess:
-    return start_server("--api-key", KEY, "--token-hmac-secret", SECRET)
+    # (no grace past a deadline: the tests see the close at the time the API set)
+    return start_server(
+        "--api-key", KEY, "--token-hmac-secret", SECRET, config="client_expired_close_delay = 0\n"
+    )
 
 
 @pytest.fixture(params=[False, True], ids=["json", "protobuf"])

@@ -31,6 +31,7 @@ token_hmac_secret = "{SECRET}"
 write_buffer_limit = 65536
 client_command_rate = 100000
 client_command_burst = 100000
+client_expired_close_delay = 0
 """
 #: Namespaces, after the top-level keys (the fixture adds some of those).
 NAMESPACES = """

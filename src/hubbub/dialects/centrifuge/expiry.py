@@ -30,11 +30,14 @@ class TokenExpiry:
     def connection_expires(self) -> bool:
         return self._connection is not None
 
-    def connection_at(self, expire_at: float, on_expiry: Callable[[], object]) -> int:
-        """Call ``on_expiry`` at ``expire_at`` (replacing an earlier deadline); the TTL."""
+    def connection_at(
+        self, expire_at: float, on_expiry: Callable[[], object], grace: float = 0.0
+    ) -> int:
+        """Call ``on_expiry`` ``grace`` seconds after ``expire_at`` (replacing an earlier
+        deadline); the TTL (until ``expire_at``: what the client is told)."""
         self.cancel_connection()
         ttl = ttl_until(expire_at)
-        self._connection = asyncio.get_running_loop().call_later(ttl, on_expiry)
+        self._connection = asyncio.get_running_loop().call_later(ttl + grace, on_expiry)
         return ttl
 
     def cancel_connection(self) -> None:
@@ -43,13 +46,13 @@ class TokenExpiry:
             self._connection = None
 
     def subscription_at(
-        self, channel: str, expire_at: float, on_expiry: Callable[[], object]
+        self, channel: str, expire_at: float, on_expiry: Callable[[], object], grace: float = 0.0
     ) -> int:
-        """Call ``on_expiry`` at ``expire_at`` for ``channel`` (replacing an earlier
-        deadline); the TTL."""
+        """Call ``on_expiry`` for ``channel`` ``grace`` seconds after ``expire_at``
+        (replacing an earlier deadline); the TTL (until ``expire_at``)."""
         self.cancel_subscription(channel)
         ttl = ttl_until(expire_at)
-        timer = asyncio.get_running_loop().call_later(ttl, on_expiry)
+        timer = asyncio.get_running_loop().call_later(ttl + grace, on_expiry)
         self._subscriptions = put(self._subscriptions, channel, timer)
         return ttl
 

@@ -102,20 +102,24 @@ def subscription_claims(client: Client, token: str, channel: str) -> SubscribeCl
 
 
 def expire_connection_at(client: Client, expire_at: float) -> int:
-    """Close the connection (3005) at ``expire_at`` unless a refresh moves it; the TTL."""
+    """Close the connection (3005) at ``expire_at`` (plus ``client_expired_close_delay``, for
+    the SDK's refresh sent when the ttl runs out) unless a refresh moves it; the TTL."""
     d = Disconnects.EXPIRED
     transport = client.transport
-    return client.tokens.connection_at(expire_at, lambda: transport.close(d.code, d.reason))
+    grace = client.node.settings.client_expired_close_delay
+    return client.tokens.connection_at(expire_at, lambda: transport.close(d.code, d.reason), grace)
 
 
 def expire_subscription_at(client: Client, channel: str, expire_at: float) -> int:
     """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
-    ``expire_at`` unless a sub_refresh moves it; the TTL."""
+    ``expire_at`` (plus ``client_expired_sub_close_delay``) unless a sub_refresh moves it;
+    the TTL."""
     loop = asyncio.get_running_loop()
     return client.tokens.subscription_at(
         channel,
         expire_at,
         lambda: loop.create_task(client.server_unsubscribe(channel, *SUB_EXPIRED)),
+        client.node.settings.client_expired_sub_close_delay,
     )
 
 
