@@ -82,6 +82,7 @@ bench: bench-deps
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/workers_bench.py
 	$(BIN)/python bench/formats_bench.py
+	$(BIN)/python bench/fanout_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports
