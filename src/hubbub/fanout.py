@@ -56,16 +56,25 @@ def each(
     deltas: Fan | None,
 ) -> int:
     """As :func:`usual`, but members in ``skip`` get nothing, members with a filter only what
-    it lets through, delta members their delta form; returns the deliveries."""
+    it lets through, delta members their delta form; returns the deliveries. The members left
+    out are found first (from ``skip`` and ``filters``, not per member), so that a
+    publication every filter lets through costs what the usual loop does."""
+    excluded: set[Member] = set(skip) if skip else set()
+    if filters:
+        tags = pub.tags
+        excluded.update(member for member, flt in filters.items() if not flt.matches(tags))
+    if deltas is None:
+        if not excluded:
+            return usual(members, channel, pub, encode, sender)
+        return usual([m for m in members if m not in excluded], channel, pub, encode, sender)
     messages: dict[Wire, str | bytes | None] = {}
     delivered = 0
+    in_delta = deltas.members
     for member in members:
-        if skip and member in skip:
-            continue
-        if filters and member in filters and not filters[member].matches(pub.tags):
+        if excluded and member in excluded:
             continue
         wire = member.wire
-        if deltas is not None and member in deltas.members:
+        if member in in_delta:
             message = deltas.message(member)
         elif wire in messages:
             message = messages[wire]
@@ -75,6 +84,5 @@ def each(
             continue
         member.transport.post(message)
         delivered += 1
-    if deltas is not None:
-        deltas.finish()
+    deltas.finish()
     return delivered
