@@ -1,0 +1,340 @@
+"""The unidirectional transports (uni_sse, uni_http_stream, uni_websocket) against a real
+server, with plain aiohttp clients: the connect push with the token's channels, publications
+and a disconnect from the server API, pings, bad input, SSE ``Last-Event-ID`` recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from hubbub.auth import mint
+from tests.conftest import StartServer
+from tests.support.server import ServerProcess
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+KEY = "u" * 32
+SECRET = "s" * 32
+CONFIG = """
+ping_interval = 1
+allowed_origins = ["https://good.example"]
+
+[[namespaces]]
+name = "news"
+history_size = 100
+history_ttl = 300
+force_recovery = true
+"""
+TRANSPORTS = ["uni_sse", "uni_http_stream", "uni_websocket"]
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> ServerProcess:
+    return start_server("--api-key", KEY, "--token-hmac-secret", SECRET, config=CONFIG)
+
+
+async def api(server: ServerProcess, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/api/{method}", json=body, headers={"X-API-Key": KEY}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        answer: dict[str, Any] = await resp.json()
+    assert "error" not in answer, answer
+    return answer
+
+
+class Pushes:
+    """The pushes one unidirectional connection receives, with the SSE ids seen."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.ids: list[str] = []
+        self.close_code: int | None = None
+
+    async def next(self, skip_pings: bool = True) -> dict[str, Any] | None:
+        """The next push (None: the stream ended), within 10 s."""
+        while True:
+            push = await asyncio.wait_for(self.queue.get(), scaled(10))
+            if push is None or push or not skip_pings:
+                return push
+
+
+async def _read_sse(resp: aiohttp.ClientResponse, pushes: Pushes) -> None:
+    event_id: str | None = None
+    data: list[str] = []
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\r\n")
+        if not line:
+            if data:
+                if event_id is not None:
+                    pushes.ids.append(event_id)
+                await pushes.queue.put(json.loads("\n".join(data)))
+            event_id, data = None, []
+        elif line.startswith("data: "):
+            data.append(line[len("data: ") :])
+        elif line.startswith("id: ") or line == "id:":
+            event_id = line[4:]
+    await pushes.queue.put(None)
+
+
+async def _read_lines(resp: aiohttp.ClientResponse, pushes: Pushes) -> None:
+    async for raw in resp.content:
+        if raw.strip():
+            await pushes.queue.put(json.loads(raw))
+    await pushes.queue.put(None)
+
+
+async def _read_ws(ws: aiohttp.ClientWebSocketResponse, pushes: Pushes) -> None:
+    async for msg in ws:
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            assert "\n" not in msg.data  # one push per frame
+            await pushes.queue.put(json.loads(msg.data))
+    pushes.close_code = ws.close_code
+    await pushes.queue.put(None)
+
+
+@asynccontextmanager
+async def connect(
+    server: ServerProcess,
+    transport: str,
+    request: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[Pushes]:
+    """A unidirectional connection sending ``request``; yields its pushes."""
+    pushes = Pushes()
+    async with aiohttp.ClientSession() as http:
+        url = f"{server.url}/connection/{transport}"
+        if transport == "uni_websocket":
+            async with http.ws_connect(server.ws + "/connection/uni_websocket") as ws:
+                await ws.send_str(json.dumps(request))
+                reader = asyncio.create_task(_read_ws(ws, pushes))
+                try:
+                    yield pushes
+                finally:
+                    reader.cancel()
+            return
+        if transport == "uni_sse":
+            url += "?cf_connect=" + quote(json.dumps(request))
+            ctx = http.get(url, headers=headers)
+        else:
+            ctx = http.post(url, data=json.dumps(request), headers=headers)
+        async with ctx as resp:
+            assert resp.status == 200, await resp.text()
+            assert resp.headers["X-Accel-Buffering"] == "no"
+            assert "no-cache" in resp.headers["Cache-Control"]
+            if transport == "uni_sse":
+                assert resp.headers["Content-Type"].startswith("text/event-stream")
+                reader = asyncio.create_task(_read_sse(resp, pushes))
+            else:
+                reader = asyncio.create_task(_read_lines(resp, pushes))
+            try:
+                yield pushes
+            finally:
+                reader.cancel()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_token_channels_publications_and_server_disconnect(
+    server: ServerProcess, transport: str
+) -> None:
+    token = mint(SECRET, "ada", channels=["news:1", "plain"])
+    async with connect(server, transport, {"token": token}) as pushes:
+        first = await pushes.next()
+        assert first is not None
+        connect_push = first["connect"]
+        assert connect_push["client"] and connect_push["version"]
+        assert connect_push["ping"] == 1
+        assert "pong" not in connect_push
+        assert set(connect_push["subs"]) == {"news:1", "plain"}
+        assert connect_push["subs"]["news:1"]["recoverable"] is True
+        await api(server, "publish", {"channel": "news:1", "data": {"n": 1}})
+        pub = await pushes.next()
+        assert pub is not None
+        assert pub["channel"] == "news:1"
+        assert pub["pub"]["data"] == {"n": 1}
+        assert pub["pub"]["offset"] == 1
+        await api(server, "publish", {"channel": "plain", "data": "x"})
+        pub = await pushes.next()
+        assert pub is not None and (pub["channel"], pub["pub"]["data"]) == ("plain", "x")
+        await api(
+            server, "disconnect", {"user": "ada", "disconnect": {"code": 4100, "reason": "bye"}}
+        )
+        assert await pushes.next() == {"disconnect": {"code": 4100, "reason": "bye"}}
+        assert await pushes.next() is None
+        if transport == "uni_websocket":
+            assert pushes.close_code == 4100
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_pings_are_empty_pushes(server: ServerProcess, transport: str) -> None:
+    async with connect(server, transport, {"token": mint(SECRET, "bo")}) as pushes:
+        first = await pushes.next()
+        assert first is not None and "connect" in first
+        assert await pushes.next(skip_pings=False) == {}
+        assert await pushes.next(skip_pings=False) == {}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_bad_token_is_a_disconnect_push(server: ServerProcess, transport: str) -> None:
+    async with connect(server, transport, {"token": "not-a-token"}) as pushes:
+        push = await pushes.next()
+        assert push is not None and push["disconnect"]["code"] == 3500
+        assert push["disconnect"]["reason"].startswith("invalid token")
+        assert await pushes.next() is None
+        if transport == "uni_websocket":
+            assert pushes.close_code == 3500
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_expired_token_is_disconnect_3005(server: ServerProcess, transport: str) -> None:
+    token = mint(SECRET, "cy", ttl=10, now=1_000_000)
+    async with connect(server, transport, {"token": token}) as pushes:
+        push = await pushes.next()
+        assert push is not None and push["disconnect"]["code"] == 3005
+        assert await pushes.next() is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "uni_sse?cf_connect=%7Bnot"), ("POST", "uni_sse"), ("POST", "uni_http_stream")],
+)
+async def test_bad_connect_json_is_400(server: ServerProcess, method: str, path: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, f"{server.url}/connection/{path}", data=b"[1, 2]") as resp,
+    ):
+        assert resp.status == 400
+
+
+async def test_bad_connect_field_type_is_400(server: ServerProcess) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/connection/uni_http_stream", data=b'{"token": 5}') as resp,
+    ):
+        assert resp.status == 400
+
+
+async def test_uni_websocket_bad_first_message_closes_3501(server: ServerProcess) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/connection/uni_websocket") as ws,
+    ):
+        await ws.send_str("{nope")
+        msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        while msg.type is aiohttp.WSMsgType.TEXT:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+        assert ws.close_code == 3501
+
+
+async def test_uni_websocket_ignores_client_messages(server: ServerProcess) -> None:
+    token = mint(SECRET, "di", channels=["plain"])
+    async with connect(server, "uni_websocket", {"token": token}) as pushes:
+        assert (await pushes.next() or {}).get("connect")
+        # (the connection fixture's socket is reachable through a fresh publish only)
+        await api(server, "publish", {"channel": "plain", "data": 1})
+        pub = await pushes.next()
+        assert pub is not None and (pub["channel"], pub["pub"]["data"]) == ("plain", 1)
+
+
+@pytest.mark.parametrize("path", ["uni_sse", "uni_http_stream"])
+async def test_oversized_body_is_413(server: ServerProcess, path: str) -> None:
+    body = json.dumps({"token": "x" * 70_000}).encode()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/connection/{path}", data=body) as resp,
+    ):
+        assert resp.status == 413
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_disallowed_origin_is_403(server: ServerProcess, transport: str) -> None:
+    headers = {"Origin": "https://evil.example"}
+    async with aiohttp.ClientSession() as http:
+        if transport == "uni_websocket":
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await http.ws_connect(server.ws + "/connection/uni_websocket", headers=headers)
+            assert info.value.status == 403
+            return
+        method = "GET" if transport == "uni_sse" else "POST"
+        url = f"{server.url}/connection/{transport}"
+        async with http.request(method, url, data=b"{}", headers=headers) as resp:
+            assert resp.status == 403
+
+
+@pytest.mark.parametrize("transport", ["uni_sse", "uni_http_stream"])
+async def test_good_origin_is_served(server: ServerProcess, transport: str) -> None:
+    headers = {"Origin": "https://good.example"}
+    async with connect(server, transport, {"token": mint(SECRET, "ed")}, headers) as pushes:
+        assert (await pushes.next() or {}).get("connect")
+
+
+async def test_transports_can_be_turned_off(start_server: StartServer) -> None:
+    server = start_server(
+        config="uni_sse = false\nuni_http_stream = false\nuni_websocket = false\n"
+    )
+    async with aiohttp.ClientSession() as http:
+        for path in TRANSPORTS:
+            async with http.get(f"{server.url}/connection/{path}") as resp:
+                assert resp.status == 404
+            async with http.post(f"{server.url}/connection/{path}", data=b"{}") as resp:
+                assert resp.status == 404
+
+
+async def test_connection_limit_counts_streams(start_server: StartServer) -> None:
+    server = start_server("--token-hmac-secret", SECRET, config="client_connection_limit = 1\n")
+    async with connect(server, "uni_http_stream", {"token": mint(SECRET, "fi")}) as pushes:
+        assert (await pushes.next() or {}).get("connect")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{server.url}/connection/uni_sse", data=b"{}") as resp,
+        ):
+            assert resp.status == 503
+
+
+async def test_sse_last_event_id_recovers_missed_publications(server: ServerProcess) -> None:
+    token = mint(SECRET, "gu", channels=["news:a", "news:b"])
+    async with connect(server, "uni_sse", {"token": token}) as pushes:
+        assert (await pushes.next() or {}).get("connect")
+        await api(server, "publish", {"channel": "news:a", "data": 1})
+        await api(server, "publish", {"channel": "news:b", "data": 2})
+        assert (await pushes.next() or {})["pub"]["data"] == 1
+        assert (await pushes.next() or {})["pub"]["data"] == 2
+        last_id = pushes.ids[-1]
+    positions = json.loads(last_id)
+    assert set(positions) == {"news:a", "news:b"}
+    assert positions["news:a"][0] == 1 and positions["news:b"][0] == 1
+    # Missed while the stream was down:
+    await api(server, "publish", {"channel": "news:a", "data": 3})
+    await api(server, "publish", {"channel": "news:b", "data": 4})
+    async with connect(server, "uni_sse", {"token": token}, {"Last-Event-ID": last_id}) as pushes:
+        first = await pushes.next()
+        assert first is not None
+        subs = first["connect"]["subs"]
+        assert subs["news:a"]["recovered"] is True
+        assert [p["data"] for p in subs["news:a"]["publications"]] == [3]
+        assert [p["data"] for p in subs["news:b"]["publications"]] == [4]
+        await api(server, "publish", {"channel": "news:a", "data": 5})
+        assert (await pushes.next() or {})["pub"]["data"] == 5
+        assert json.loads(pushes.ids[-1]) == {
+            "news:a": [3, positions["news:a"][1]],
+            "news:b": [2, positions["news:b"][1]],
+        }
+
+
+async def test_sse_garbage_last_event_id_connects_without_recovery(
+    server: ServerProcess,
+) -> None:
+    token = mint(SECRET, "ha", channels=["news:c"])
+    async with connect(server, "uni_sse", {"token": token}, {"Last-Event-ID": "{x"}) as pushes:
+        first = await pushes.next()
+        assert first is not None
+        assert "recovered" not in first["connect"]["subs"]["news:c"]
