@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -338,3 +339,100 @@ async def test_sse_garbage_last_event_id_connects_without_recovery(
         first = await pushes.next()
         assert first is not None
         assert "recovered" not in first["connect"]["subs"]["news:c"]
+
+
+async def _connections(server: ServerProcess) -> int:
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/health") as resp:
+        body: dict[str, Any] = await resp.json()
+    return int(body["connections"])
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_client_that_goes_away_is_released(server: ServerProcess, transport: str) -> None:
+    token = mint(SECRET, "io", channels=["plain"])
+    async with connect(server, transport, {"token": token}) as pushes:
+        assert (await pushes.next() or {}).get("connect")
+        assert await _connections(server) == 1
+    # well before the next ping (1 s) would find the connection gone
+    for _ in range(int(scaled(100))):
+        if await _connections(server) == 0:
+            break
+        await asyncio.sleep(0.005)
+    assert await _connections(server) == 0
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_shutdown_is_disconnect_3001(server: ServerProcess, transport: str) -> None:
+    async with connect(server, transport, {"token": mint(SECRET, "ju")}) as pushes:
+        assert (await pushes.next() or {}).get("connect")
+        server.proc.send_signal(signal.SIGTERM)
+        assert await pushes.next() == {"disconnect": {"code": 3001, "reason": "shutdown"}}
+        assert await pushes.next() is None
+    assert server.proc.wait(scaled(20)) == 0
+
+
+async def test_a_stream_that_is_not_read_is_cut_off_as_slow(start_server: StartServer) -> None:
+    server = start_server(
+        "--api-key", KEY, "--token-hmac-secret", SECRET, config="write_buffer_limit = 65536\n"
+    )
+    token = mint(SECRET, "ka", channels=["plain"])
+    data = "x" * 60_000
+    async with (
+        aiohttp.ClientSession(read_bufsize=2**16) as http,
+        http.post(
+            f"{server.url}/connection/uni_http_stream", data=json.dumps({"token": token})
+        ) as resp,
+    ):
+        assert resp.status == 200
+        assert json.loads(await resp.content.readline())["connect"]
+        # Not read from here on: the socket buffers fill, then the server's limit is passed.
+        for _ in range(400):
+            await api(server, "publish", {"channel": "plain", "data": data})
+            if await _connections(server) == 0:
+                break
+        assert await _connections(server) == 0
+        lines = [line async for line in resp.content if line.strip()]
+    # what waited was dropped; the stream ends with the slow disconnect
+    assert json.loads(lines[-1]) == {"disconnect": {"code": 3008, "reason": "slow"}}
+
+
+async def test_uni_websocket_takes_cf_connect(server: ServerProcess) -> None:
+    request = quote(json.dumps({"token": mint(SECRET, "la", channels=["plain"])}))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{server.ws}/connection/uni_websocket?cf_connect={request}") as ws,
+    ):
+        push = json.loads((await asyncio.wait_for(ws.receive(), scaled(10))).data)
+        assert set(push["connect"]["subs"]) == {"plain"}
+
+
+async def test_uni_websocket_bad_cf_connect_is_400(server: ServerProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(f"{server.ws}/connection/uni_websocket?cf_connect=%7B")
+        assert info.value.status == 400
+
+
+async def test_uni_sse_takes_a_post_body(server: ServerProcess) -> None:
+    body = json.dumps({"token": mint(SECRET, "ma", channels=["plain"])})
+    pushes = Pushes()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/connection/uni_sse", data=body) as resp,
+    ):
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        reader = asyncio.create_task(_read_sse(resp, pushes))
+        try:
+            push = await pushes.next()
+            assert push is not None and set(push["connect"]["subs"]) == {"plain"}
+        finally:
+            reader.cancel()
+
+
+async def test_uni_http_stream_methods(server: ServerProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/connection/uni_http_stream") as resp:
+            assert resp.status == 405
+        async with http.options(f"{server.url}/connection/uni_http_stream") as resp:
+            assert resp.status == 204
+            assert resp.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
