@@ -17,8 +17,10 @@ import pytest
 
 from hubbub.auth import mint
 from tests.conftest import StartServer
+from tests.support import uni
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
+from tests.support.uni import TRANSPORTS, Pushes, read_sse
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +36,6 @@ history_size = 100
 history_ttl = 300
 force_recovery = true
 """
-TRANSPORTS = ["uni_sse", "uni_http_stream", "uni_websocket"]
 
 
 @pytest.fixture
@@ -53,56 +54,6 @@ async def api(server: ServerProcess, method: str, body: dict[str, Any]) -> dict[
     return answer
 
 
-class Pushes:
-    """The pushes one unidirectional connection receives, with the SSE ids seen."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.ids: list[str] = []
-        self.close_code: int | None = None
-
-    async def next(self, skip_pings: bool = True) -> dict[str, Any] | None:
-        """The next push (None: the stream ended), within 10 s."""
-        while True:
-            push = await asyncio.wait_for(self.queue.get(), scaled(10))
-            if push is None or push or not skip_pings:
-                return push
-
-
-async def _read_sse(resp: aiohttp.ClientResponse, pushes: Pushes) -> None:
-    event_id: str | None = None
-    data: list[str] = []
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\r\n")
-        if not line:
-            if data:
-                if event_id is not None:
-                    pushes.ids.append(event_id)
-                await pushes.queue.put(json.loads("\n".join(data)))
-            event_id, data = None, []
-        elif line.startswith("data: "):
-            data.append(line[len("data: ") :])
-        elif line.startswith("id: ") or line == "id:":
-            event_id = line[4:]
-    await pushes.queue.put(None)
-
-
-async def _read_lines(resp: aiohttp.ClientResponse, pushes: Pushes) -> None:
-    async for raw in resp.content:
-        if raw.strip():
-            await pushes.queue.put(json.loads(raw))
-    await pushes.queue.put(None)
-
-
-async def _read_ws(ws: aiohttp.ClientWebSocketResponse, pushes: Pushes) -> None:
-    async for msg in ws:
-        if msg.type is aiohttp.WSMsgType.TEXT:
-            assert "\n" not in msg.data  # one push per frame
-            await pushes.queue.put(json.loads(msg.data))
-    pushes.close_code = ws.close_code
-    await pushes.queue.put(None)
-
-
 @asynccontextmanager
 async def connect(
     server: ServerProcess,
@@ -110,37 +61,9 @@ async def connect(
     request: dict[str, Any],
     headers: dict[str, str] | None = None,
 ) -> AsyncIterator[Pushes]:
-    """A unidirectional connection sending ``request``; yields its pushes."""
-    pushes = Pushes()
-    async with aiohttp.ClientSession() as http:
-        url = f"{server.url}/connection/{transport}"
-        if transport == "uni_websocket":
-            async with http.ws_connect(server.ws + "/connection/uni_websocket") as ws:
-                await ws.send_str(json.dumps(request))
-                reader = asyncio.create_task(_read_ws(ws, pushes))
-                try:
-                    yield pushes
-                finally:
-                    reader.cancel()
-            return
-        if transport == "uni_sse":
-            url += "?cf_connect=" + quote(json.dumps(request))
-            ctx = http.get(url, headers=headers)
-        else:
-            ctx = http.post(url, data=json.dumps(request), headers=headers)
-        async with ctx as resp:
-            assert resp.status == 200, await resp.text()
-            assert resp.headers["X-Accel-Buffering"] == "no"
-            assert "no-cache" in resp.headers["Cache-Control"]
-            if transport == "uni_sse":
-                assert resp.headers["Content-Type"].startswith("text/event-stream")
-                reader = asyncio.create_task(_read_sse(resp, pushes))
-            else:
-                reader = asyncio.create_task(_read_lines(resp, pushes))
-            try:
-                yield pushes
-            finally:
-                reader.cancel()
+    """A unidirectional connection to ``server`` sending ``request``; yields its pushes."""
+    async with uni.connect(server.url, transport, request, headers) as pushes:
+        yield pushes
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -421,7 +344,7 @@ async def test_uni_sse_takes_a_post_body(server: ServerProcess) -> None:
         http.post(f"{server.url}/connection/uni_sse", data=body) as resp,
     ):
         assert resp.headers["Content-Type"].startswith("text/event-stream")
-        reader = asyncio.create_task(_read_sse(resp, pushes))
+        reader = asyncio.create_task(read_sse(resp, pushes))
         try:
             push = await pushes.next()
             assert push is not None and set(push["connect"]["subs"]) == {"plain"}
