@@ -9,6 +9,7 @@ import json
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -16,8 +17,11 @@ import aiohttp
 import pytest
 
 from hubbub.auth import mint
+from hubbub.errors import ClientError, DisconnectError
+from hubbub.hub import ConnectContext, ConnectResult, DisconnectContext, Hub
 from tests.conftest import StartServer
 from tests.support import uni
+from tests.support.inprocess import serving
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 from tests.support.uni import TRANSPORTS, Pushes, read_sse
@@ -359,3 +363,50 @@ async def test_uni_http_stream_methods(server: ServerProcess) -> None:
         async with http.options(f"{server.url}/connection/uni_http_stream") as resp:
             assert resp.status == 204
             assert resp.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+
+
+def _hooked_hub() -> tuple[Hub, list[str]]:
+    disconnects: list[str] = []
+    hub = Hub(
+        port=0,
+        namespaces=[{"name": "feed", "history_size": 10, "history_ttl": 60, "join_leave": True}],
+    )
+
+    @hub.on_connect
+    async def connect(ctx: ConnectContext) -> ConnectResult:
+        if ctx.token == "kick":
+            raise DisconnectError(4501, "go away")
+        if ctx.token != "secret":
+            raise ClientError(4001, "bad credentials")
+        return ConnectResult(user="ada", data={"hi": 1}, channels=["feed:ada"])
+
+    @hub.on_disconnect
+    async def disconnect(ctx: DisconnectContext) -> None:
+        disconnects.append(ctx.user)
+
+    return hub, disconnects
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_on_connect_hook_subscribes_and_refuses(tmp_path: Path, transport: str) -> None:
+    hub, disconnects = _hooked_hub()
+    async with serving(hub, tmp_path) as base:
+        async with uni.connect(base, transport, {"token": "secret"}) as pushes:
+            push = await pushes.next()
+            assert push is not None
+            assert push["connect"]["data"] == {"hi": 1}
+            assert set(push["connect"]["subs"]) == {"feed:ada"}
+            await hub.publish("feed:ada", {"n": 1})
+            pub = await pushes.next()
+            assert pub is not None and pub["pub"]["data"] == {"n": 1}
+        for _ in range(int(scaled(200))):
+            if disconnects:
+                break
+            await asyncio.sleep(0.01)
+        assert disconnects == ["ada"]
+        async with uni.connect(base, transport, {"token": "kick"}) as pushes:
+            assert await pushes.next() == {"disconnect": {"code": 4501, "reason": "go away"}}
+        async with uni.connect(base, transport, {"token": "nope"}) as pushes:
+            push = await pushes.next()
+            # an application's error code has no disconnect of its own: Centrifugo's 3004
+            assert push is not None and push["disconnect"]["code"] == 3004
