@@ -78,3 +78,42 @@ async def test_event_source_receives_and_recovers_after_the_stream_ends(
         "window.pushes.some((p) => p.pub && p.pub.data.goal === 4)", timeout=MS
     )
     await page.evaluate("window.es.close()")
+
+
+CROSS = """async ([base, connect, ms]) => {
+  const fetched = await Promise.race([
+    (async () => {
+      const url = base + "/connection/uni_http_stream";
+      const resp = await fetch(url, {method: "POST", body: connect});
+      const reader = resp.body.getReader();
+      const { value } = await reader.read();
+      reader.cancel();
+      return new TextDecoder().decode(value);
+    })(),
+    new Promise((_, fail) => setTimeout(() => fail(new Error("timeout")), ms)),
+  ]);
+  const evented = await new Promise((ok, fail) => {
+    setTimeout(() => fail(new Error("timeout")), ms);
+    const query = "?cf_connect=" + encodeURIComponent(connect);
+    const es = new EventSource(base + "/connection/uni_sse" + query);
+    es.onmessage = (e) => { es.close(); ok(e.data); };
+    es.onerror = () => { es.close(); fail(new Error("EventSource error")); };
+  });
+  return [fetched, evented];
+}"""
+
+
+async def test_a_page_of_an_allowed_origin_reads_both_streams(
+    browser: Any, start_server: StartServer
+) -> None:
+    """A page of another origin (another port on loopback: Chromium does not let a page of
+    a public origin reach loopback at all) reads both streams thanks to the CORS headers."""
+    other = start_server()
+    config = f'allowed_origins = ["{other.url}"]\n' + CONFIG
+    server = start_server("--token-hmac-secret", SECRET, config=config)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(other.url + "/health")
+    connect = json.dumps({"token": mint(SECRET, "fan", channels=["live:x"])})
+    fetched, evented = await page.evaluate(CROSS, [server.url, connect, MS])
+    for text in (fetched, evented):
+        assert set(json.loads(text.strip())["connect"]["subs"]) == {"live:x"}

@@ -410,3 +410,24 @@ async def test_on_connect_hook_subscribes_and_refuses(tmp_path: Path, transport:
             push = await pushes.next()
             # an application's error code has no disconnect of its own: Centrifugo's 3004
             assert push is not None and push["disconnect"]["code"] == 3004
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "uni_sse"), ("POST", "uni_http_stream")])
+async def test_an_allowed_origin_gets_cors_headers(
+    server: ServerProcess, method: str, path: str
+) -> None:
+    origin = {"Origin": "https://good.example"}
+    url = f"{server.url}/connection/{path}"
+    async with aiohttp.ClientSession() as http:
+        preflight = {**origin, "Access-Control-Request-Headers": "content-type"}
+        async with http.options(url, headers=preflight) as resp:
+            assert resp.status == 204
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://good.example"
+            assert resp.headers["Access-Control-Allow-Headers"] == "content-type"
+            assert method in resp.headers["Access-Control-Allow-Methods"]
+        async with http.request(method, url, data=b"{}", headers=origin) as resp:
+            assert resp.status == 200
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://good.example"
+            assert resp.headers["Access-Control-Allow-Credentials"] == "true"
+        async with http.options(url, headers={"Origin": "https://evil.example"}) as resp:
+            assert resp.status == 403

@@ -14,6 +14,9 @@ What the edge checks before a connection is served (the dialect then handles the
   types 400 (``uni_websocket``'s first message: close 3501).
 - The connection limit (``client_connection_limit``, 503) counts these connections as it
   counts WebSockets.
+- CORS, as Centrifugo: the HTTP streams (and their ``OPTIONS`` preflight) echo an allowed
+  ``Origin`` in ``Access-Control-Allow-Origin`` with credentials allowed, so a page of an
+  allowed origin can read them.
 
 Responses: ``uni_sse`` is ``text/event-stream``, one SSE event per push; ``uni_http_stream``
 one JSON push per line; both with the no-cache and ``X-Accel-Buffering: no`` headers
@@ -81,6 +84,20 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def cors_headers(request: web.Request) -> dict[str, str]:
+    """CORS headers for a request whose ``Origin`` passed :func:`check_origin` (as
+    Centrifugo's middleware: the origin echoed, credentials allowed, requested headers
+    allowed), so that a page of that origin can read the stream; none without ``Origin``."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+    wanted = request.headers.get("Access-Control-Request-Headers")
+    if wanted and wanted != "null":
+        headers["Access-Control-Allow-Headers"] = wanted
+    return headers
+
+
 def _frame(text: str | bytes) -> m.Frame:
     try:
         return connect_frame(text)
@@ -105,6 +122,7 @@ def add_routes(
         framing: Callable[[str | bytes], bytes],
         preamble: bytes,
     ) -> web.StreamResponse:
+        headers = {**headers, **cors_headers(request)}
         with admission.handshake():
             conn: StreamConnection = await open_stream(
                 request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
@@ -129,12 +147,15 @@ def add_routes(
         frame = _frame(await read_body(request, settings.max_message_size))
         return await stream(request, frame, LINE_HEADERS, line_framing, b"")
 
-    async def uni_http_stream_options(request: web.Request) -> web.StreamResponse:
+    async def preflight(request: web.Request) -> web.StreamResponse:
+        check_origin(request, settings.allowed_origins)
+        methods = "GET, POST, OPTIONS" if request.path.endswith("uni_sse") else "POST, OPTIONS"
         return web.Response(
             status=204,
             headers={
                 "Access-Control-Max-Age": "300",
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Methods": methods,
+                **cors_headers(request),
             },
         )
 
@@ -160,9 +181,10 @@ def add_routes(
     if settings.uni_sse:
         app.router.add_get("/connection/uni_sse", uni_sse)
         app.router.add_post("/connection/uni_sse", uni_sse)
+        app.router.add_route("OPTIONS", "/connection/uni_sse", preflight)
     if settings.uni_http_stream:
         app.router.add_post("/connection/uni_http_stream", uni_http_stream)
-        app.router.add_route("OPTIONS", "/connection/uni_http_stream", uni_http_stream_options)
+        app.router.add_route("OPTIONS", "/connection/uni_http_stream", preflight)
     if settings.uni_websocket:
         app.router.add_get("/connection/uni_websocket", uni_websocket)
 
