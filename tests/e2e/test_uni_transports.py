@@ -431,3 +431,14 @@ async def test_an_allowed_origin_gets_cors_headers(
             assert resp.headers["Access-Control-Allow-Credentials"] == "true"
         async with http.options(url, headers={"Origin": "https://evil.example"}) as resp:
             assert resp.status == 403
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_server_api_connections_names_the_transport(
+    server: ServerProcess, transport: str
+) -> None:
+    async with connect(server, transport, {"token": mint(SECRET, "na")}) as pushes:
+        client = ((await pushes.next()) or {})["connect"]["client"]
+        answer = await api(server, "connections", {"user": "na"})
+        info = answer["result"]["connections"][client]
+        assert (info["transport"], info["protocol"]) == (transport, "json")

@@ -121,6 +121,7 @@ def add_routes(
         headers: dict[str, str],
         framing: Callable[[str | bytes], bytes],
         preamble: bytes,
+        name: str,
     ) -> web.StreamResponse:
         headers = {**headers, **cors_headers(request)}
         with admission.handshake():
@@ -128,7 +129,7 @@ def add_routes(
                 request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
             )
         with served(request, conn, centrifuge.SHUTDOWN):
-            await run_unidirectional(node, hooks, conn, request.headers, frame, conn.run)
+            await run_unidirectional(node, hooks, conn, request.headers, frame, conn.run, name)
         return conn.response
 
     async def uni_sse(request: web.Request) -> web.StreamResponse:
@@ -140,12 +141,12 @@ def add_routes(
         frame = _frame(text)
         positions = parse_event_id(request.headers.get("Last-Event-ID", ""))
         frame = with_recovery(frame, positions)
-        return await stream(request, frame, SSE_HEADERS, SseFraming(), b"\r\n")
+        return await stream(request, frame, SSE_HEADERS, SseFraming(), b"\r\n", "uni_sse")
 
     async def uni_http_stream(request: web.Request) -> web.StreamResponse:
         check_origin(request, settings.allowed_origins)
         frame = _frame(await read_body(request, settings.max_message_size))
-        return await stream(request, frame, LINE_HEADERS, line_framing, b"")
+        return await stream(request, frame, LINE_HEADERS, line_framing, b"", "uni_http_stream")
 
     async def preflight(request: web.Request) -> web.StreamResponse:
         check_origin(request, settings.allowed_origins)
@@ -174,7 +175,9 @@ def add_routes(
                         pass  # a unidirectional client has nothing to say: ignored
                     await conn.wait_closed()
 
-                await run_unidirectional(node, hooks, conn, request.headers, frame, ended)
+                await run_unidirectional(
+                    node, hooks, conn, request.headers, frame, ended, "uni_websocket"
+                )
             await conn.wait_closed()
         return conn.response
 

@@ -57,10 +57,13 @@ async def run_unidirectional(
     headers: Mapping[str, str],
     frame: m.Frame,
     ended: Callable[[], Awaitable[None]],
+    transport_name: str,
 ) -> None:
     """Serve one unidirectional connection whose connect command is ``frame``; ``ended``
-    returns when the connection has ended (the peer went away or a close completed)."""
+    returns when the connection has ended (the peer went away or a close completed);
+    ``transport_name``: what the server API's ``connections`` says carries it."""
     client = Client(node, hooks, conn, headers, UNI_JSON)
+    client.transport_name = transport_name
     del headers
     code, reason = 3000, "connection closed"
     loop = asyncio.get_running_loop()
