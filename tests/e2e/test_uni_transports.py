@@ -363,6 +363,8 @@ async def test_uni_http_stream_methods(server: ServerProcess) -> None:
         async with http.options(f"{server.url}/connection/uni_http_stream") as resp:
             assert resp.status == 204
             assert resp.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+        async with http.head(f"{server.url}/connection/uni_sse") as resp:
+            assert resp.status == 405  # not a stream nobody can read
 
 
 def _hooked_hub() -> tuple[Hub, list[str]]:

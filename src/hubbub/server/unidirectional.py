@@ -182,14 +182,14 @@ def add_routes(
         return conn.response
 
     if settings.uni_sse:
-        app.router.add_get("/connection/uni_sse", uni_sse)
+        app.router.add_get("/connection/uni_sse", uni_sse, allow_head=False)
         app.router.add_post("/connection/uni_sse", uni_sse)
         app.router.add_route("OPTIONS", "/connection/uni_sse", preflight)
     if settings.uni_http_stream:
         app.router.add_post("/connection/uni_http_stream", uni_http_stream)
         app.router.add_route("OPTIONS", "/connection/uni_http_stream", preflight)
     if settings.uni_websocket:
-        app.router.add_get("/connection/uni_websocket", uni_websocket)
+        app.router.add_get("/connection/uni_websocket", uni_websocket, allow_head=False)
 
 
 async def _first_message(conn: WebSocketConnection, wait: float) -> m.Frame | None:
