@@ -165,12 +165,26 @@ async def test_uni_websocket_bad_first_message_closes_3501(server: ServerProcess
 
 async def test_uni_websocket_ignores_client_messages(server: ServerProcess) -> None:
     token = mint(SECRET, "di", channels=["plain"])
-    async with connect(server, "uni_websocket", {"token": token}) as pushes:
-        assert (await pushes.next() or {}).get("connect")
-        # (the connection fixture's socket is reachable through a fresh publish only)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/connection/uni_websocket") as ws,
+    ):
+        await ws.send_str(json.dumps({"token": token}))
+        push = json.loads((await asyncio.wait_for(ws.receive(), scaled(10))).data)
+        assert set(push["connect"]["subs"]) == {"plain"}
+        # Commands, garbage and binary after the connect change nothing.
+        await ws.send_str('{"id":1,"subscribe":{"channel":"other"}}')
+        await ws.send_str("{not json")
+        await ws.send_bytes(b"\xff\x00")
+        await api(server, "publish", {"channel": "other", "data": 0})
         await api(server, "publish", {"channel": "plain", "data": 1})
-        pub = await pushes.next()
-        assert pub is not None and (pub["channel"], pub["pub"]["data"]) == ("plain", 1)
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            assert msg.type is aiohttp.WSMsgType.TEXT, msg
+            push = json.loads(msg.data)
+            if push:  # (not a ping)
+                break
+        assert (push["channel"], push["pub"]["data"]) == ("plain", 1)
 
 
 @pytest.mark.parametrize("path", ["uni_sse", "uni_http_stream"])
