@@ -458,3 +458,28 @@ async def test_server_api_connections_names_the_transport(
         answer = await api(server, "connections", {"user": "na"})
         info = answer["result"]["connections"][client]
         assert (info["transport"], info["protocol"]) == (transport, "json")
+
+
+async def test_uni_websocket_peer_that_does_not_answer_pings_is_dropped(
+    start_server: StartServer,
+) -> None:
+    server = start_server(config="ping_interval = 1\npong_timeout = 1\n")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/connection/uni_websocket", autoping=False) as ws,
+    ):
+        await ws.send_str("{}")
+        pings = 0
+        pushes = []
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            if msg.type is aiohttp.WSMsgType.PING:
+                pings += 1
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                pushes.append(json.loads(msg.data))
+            else:
+                break
+        assert pings >= 1
+        assert "connect" in pushes[0]
+        assert pushes[-1] == {"disconnect": {"code": 3012, "reason": "no pong"}}
+        assert ws.close_code == 3012
