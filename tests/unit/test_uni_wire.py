@@ -129,3 +129,12 @@ def test_bad_last_event_ids_give_no_positions(header: str) -> None:
 
 def test_line_framing() -> None:
     assert line_framing("{}") == b"{}\n"
+
+
+def test_a_message_posted_to_many_streams_is_framed_once() -> None:
+    message = UNI_JSON.publication("c", Publication(data='{"big":1}'))
+    assert line_framing(message) is line_framing(message)
+    first, second = SseFraming(), SseFraming()
+    assert first(message) is second(message)
+    other = UNI_JSON.publication("c", Publication(data='{"big":2}'))
+    assert line_framing(other) == b'{"channel":"c","pub":{"data":{"big":2}}}\n'

@@ -18,6 +18,7 @@ that event. Other events carry no id, so the browser keeps the last one. Guarant
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from hubbub.core.jsontext import NotJSON, dumps, loads
@@ -84,9 +85,33 @@ def parse_event_id(header: str) -> dict[str, tuple[int, str]]:
     return positions
 
 
+class _Memo:
+    """The bytes of the last message framed, by identity: the fan-out posts one message
+    object to every member of a wire in a row, so each format frames a publication once, not
+    once per member. Holds one message at a time."""
+
+    __slots__ = ("_data", "_frame", "_message")
+
+    def __init__(self, frame: Callable[[str], bytes]) -> None:
+        self._frame = frame
+        self._message: str | bytes | None = None
+        self._data = b""
+
+    def __call__(self, message: str | bytes) -> bytes:
+        if message is not self._message:
+            text = message if isinstance(message, str) else message.decode()
+            self._data = self._frame(text)
+            self._message = message
+        return self._data
+
+
+_sse_data = _Memo(lambda text: f"data: {text}\n\n".encode())
+_line = _Memo(lambda text: f"{text}\n".encode())
+
+
 class SseFraming:
     """Messages of one ``uni_sse`` stream as SSE events: ``data: <push>``, with an ``id:``
-    line for the events that move a position."""
+    line before it for the events that move a position."""
 
     __slots__ = ("_positions",)
 
@@ -94,14 +119,13 @@ class SseFraming:
         self._positions = Positions()
 
     def __call__(self, message: str | bytes) -> bytes:
-        text = message if isinstance(message, str) else message.decode()
+        data = _sse_data(message)
         if isinstance(message, Positioned):
             self._positions.note(message)
-            return f"id: {self._positions.event_id()}\ndata: {text}\n\n".encode()
-        return f"data: {text}\n\n".encode()
+            return f"id: {self._positions.event_id()}\n".encode() + data
+        return data
 
 
 def line_framing(message: str | bytes) -> bytes:
     """Messages of one ``uni_http_stream`` stream: one JSON push per line."""
-    data = message.encode() if isinstance(message, str) else message
-    return data + b"\n"
+    return _line(message)
