@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects
 from hubbub.dialects.centrifuge.client import Client
-from hubbub.dialects.centrifuge.connection import STALE
+from hubbub.dialects.centrifuge.connection import NO_HEADERS, STALE
 from hubbub.dialects.centrifuge.uniwire import UNI_JSON
 from hubbub.errors import DisconnectError
 from hubbub.hooks import Hooks
@@ -90,7 +90,7 @@ async def run_unidirectional(
         else:
             del frame
             if client.connected:
-                client.headers = {}
+                client.headers = NO_HEADERS
                 beat = loop.call_later(interval, ping)
             else:
                 code, reason = Disconnects.SERVER_ERROR.code, Disconnects.SERVER_ERROR.reason
