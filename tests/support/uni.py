@@ -59,11 +59,18 @@ async def read_lines(resp: aiohttp.ClientResponse, pushes: Pushes) -> None:
 
 
 async def read_ws(ws: aiohttp.ClientWebSocketResponse, pushes: Pushes) -> None:
-    async for msg in ws:
+    """Text frames as pushes; ``close_code``: the code of the server's close frame (not
+    aiohttp's ``close_code``, which is 1006 when the server drops the TCP connection before
+    the client's close reply is out)."""
+    while True:
+        msg = await ws.receive()
         if msg.type is aiohttp.WSMsgType.TEXT:
             assert "\n" not in msg.data  # one push per frame
             await pushes.queue.put(json.loads(msg.data))
-    pushes.close_code = ws.close_code
+        elif msg.type is aiohttp.WSMsgType.CLOSE:
+            pushes.close_code = msg.data
+        elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            break
     await pushes.queue.put(None)
 
 
