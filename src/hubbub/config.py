@@ -262,6 +262,16 @@ class Settings(BaseModel):
         ),
     )
     compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692).")
+    uni_websocket: bool = Field(
+        True, description="Serve /connection/uni_websocket (unidirectional WebSocket); off: 404."
+    )
+    uni_sse: bool = Field(
+        True, description="Serve /connection/uni_sse (unidirectional Server-Sent Events); off: 404."
+    )
+    uni_http_stream: bool = Field(
+        True,
+        description="Serve /connection/uni_http_stream (unidirectional HTTP stream); off: 404.",
+    )
     compression_window_bits: int = Field(
         12,
         ge=9,

@@ -70,9 +70,17 @@ admin_password = "{admin_password}"
 # No anonymous connections: every client needs a connection token (or an on_connect hook).
 allow_anonymous = false
 
-# Browsers may open WebSockets only from these origins (the defence against cross-site
-# WebSocket hijacking; requests without Origin, i.e. not from browsers, are let in).
+# Browsers may open WebSockets (and the unidirectional HTTP streams) only from these
+# origins (the defence against cross-site WebSocket hijacking; requests without Origin, i.e.
+# not from browsers, are let in).
 allowed_origins = ["https://app.example.com"]
+
+# Centrifugo's unidirectional transports for clients with no SDK (EventSource, fetch):
+# /connection/uni_sse, /connection/uni_http_stream, /connection/uni_websocket. Turn off
+# what you do not use:
+# uni_sse = false
+# uni_http_stream = false
+# uni_websocket = false
 
 # Limits.
 max_message_size = 65536

@@ -54,6 +54,12 @@ history_ttl = 300
 allow_tags_filter = true
 
 [[namespaces]]
+name = "uni"
+history_size = 100
+history_ttl = 300
+force_recovery = true
+
+[[namespaces]]
 name = "cached"
 history_size = 100
 history_ttl = 300

@@ -21,7 +21,7 @@ from centrifuge.fossil import apply_delta
 
 from hubbub.auth import mint
 from tests.matrix.conftest import SECRET, Deployment, token, unique
-from tests.support import protobuf
+from tests.support import protobuf, uni
 from tests.support.lossy import store_unannounced
 from tests.support.proto import Observer, call
 from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
@@ -335,6 +335,37 @@ async def test_history_and_recovery_across_nodes(deployment: Deployment) -> None
         other.stop()
     assert recovered["recovered"] is True, recovered
     assert [p["data"]["n"] for p in recovered["publications"]] == [0, 1, 2]
+
+
+async def test_unidirectional_transports_and_sse_recovery_across_nodes(
+    deployment: Deployment,
+) -> None:
+    """A token's channel on uni_sse, uni_http_stream and uni_websocket spread over the nodes:
+    every member gets each publication once; an SSE stream that dropped reconnects to another
+    node with its Last-Event-ID and recovers what it missed."""
+    channel = unique("uni:c")
+    request = {"token": mint(SECRET, unique("u"), channels=[channel])}
+    async with AsyncExitStack() as stack:
+        members = [
+            await stack.enter_async_context(uni.connect(deployment.node(i).url, kind, request))
+            for i, kind in enumerate(uni.TRANSPORTS)
+        ]
+        for pushes in members:
+            assert channel in ((await pushes.next()) or {})["connect"]["subs"]
+        await deployment.wait_subscribers(channel, len(members))
+        for n in range(2):
+            await deployment.api("publish", {"channel": channel, "data": {"n": n}}, node=1)
+        for pushes in members:
+            got = [await pushes.next() for _ in range(2)]
+            assert [(p or {})["pub"]["data"]["n"] for p in got] == [0, 1]
+        last_id = members[0].ids[-1]
+    for n in range(2, 5):
+        await deployment.api("publish", {"channel": channel, "data": {"n": n}}, node=0)
+    again = uni.connect(deployment.node(1).url, "uni_sse", request, {"Last-Event-ID": last_id})
+    async with again as pushes:
+        sub = ((await pushes.next()) or {})["connect"]["subs"][channel]
+    assert sub["recovered"] is True, sub
+    assert [p["data"]["n"] for p in sub["publications"]] == [2, 3, 4]
 
 
 async def test_tags_filters_and_cache_recovery_across_nodes(deployment: Deployment) -> None:

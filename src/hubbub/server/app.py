@@ -2,8 +2,9 @@
 
 Every route: a request whose request line and headers exceed ``max_handshake_header_bytes``
 gets 431 (the connection's first request is refused earlier, as its bytes arrive: see
-:mod:`hubbub.server.edge`). WebSocket routes: beyond ``client_connection_limit`` (connections
-attached to the node plus handshakes under way) a handshake gets 503 before the upgrade.
+:mod:`hubbub.server.edge`). WebSocket routes and the unidirectional HTTP streams: beyond
+``client_connection_limit`` (connections attached to the node plus handshakes under way) a
+handshake gets 503 before the upgrade (or the stream's response).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -30,10 +31,11 @@ from hubbub.engines.base import Monitored
 from hubbub.errors import InvalidName
 from hubbub.hooks import Hooks
 from hubbub.node import Node
-from hubbub.server import api, metrics, pages
+from hubbub.server import api, metrics, pages, unidirectional
 from hubbub.server.listener import LogThrottle, default_connection_limit, open_file_limit
 from hubbub.server.static import STATIC_DIR, STATIC_FILES
-from hubbub.server.websocket import Policy, WebSocketConnection, accept
+from hubbub.server.websocket import Policy, accept
+from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app.router.add_get("/health", health)
     app.router.add_get("/rooms/{room:.*}", room)
     app.router.add_get("/connection/websocket", connection_websocket)
+    unidirectional.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
     app.router.add_get("/static/{path:.+}", static_file)
     pages.add_routes(app, settings, node)
     if settings.api_port is None:
@@ -168,6 +171,12 @@ def make_api_app(settings: Settings, node: Node) -> web.Application:
     return app
 
 
+class Served(Transport, Protocol):
+    """A connection a handler serves: a Transport it releases when done."""
+
+    def release(self) -> None: ...
+
+
 class _Served:
     """``with _Served(request, conn):`` keeps ``conn`` attached to the node (and its handler
     task known to the shutdown) for the block. A context object rather than a wrapping
@@ -178,7 +187,7 @@ class _Served:
     def __init__(
         self,
         request: web.Request,
-        conn: WebSocketConnection,
+        conn: Served,
         shutdown: tuple[int, str] = (1001, "going away"),
     ) -> None:
         self._conn = conn

@@ -19,6 +19,7 @@
   :class:`MaskCheck` reads the frame headers in front of it and, in place of the bad frame,
   hands it a frame with a reserved opcode, which aiohttp fails the connection for (messages
   before it are delivered first; nothing after it is read).
+- A streaming response can ask to hear when its connection is lost (:meth:`EdgeProtocol.on_lost`).
 - The connection's :class:`EdgeEvents` hears when the transport's write buffer drains below
   its low-water mark (``on_writable``), so a WebSocket can hold messages back while it is full.
 - Every connection counts in the process's :class:`hubbub.server.listener.SocketBudget`.
@@ -191,6 +192,7 @@ class EdgeProtocol(RequestHandler):
         "_events",
         "_head",
         "_limits",
+        "_lost",
         "_refused",
         "_release",
         "_request_line",
@@ -215,6 +217,7 @@ class EdgeProtocol(RequestHandler):
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
         self._events: EdgeEvents | None = None
+        self._lost: Callable[[], None] | None = None
 
     # -- the first request ------------------------------------------------------------------
 
@@ -232,6 +235,9 @@ class EdgeProtocol(RequestHandler):
         self._end_deadline()
         self._head = None
         self._events = None
+        lost, self._lost = self._lost, None
+        if lost is not None:
+            lost()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -328,6 +334,11 @@ class EdgeProtocol(RequestHandler):
     def bind(self, events: EdgeEvents) -> None:
         """Tell ``events`` when the transport's buffer drains, from now on."""
         self._events = events
+
+    def on_lost(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` once when the connection is lost (a streaming response's end);
+        ``None``: no longer."""
+        self._lost = callback
 
     def set_parser(
         self, parser: WebSocketReader, data_received_cb: Callable[[], None] | None = None

@@ -39,6 +39,7 @@ import contextlib
 import itertools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -83,6 +84,9 @@ class Policy:
     #: (the Centrifugo JSON protocol), binary ones concatenated (its Protobuf protocol, whose
     #: messages are length-delimited); raw rooms keep one message per frame.
     coalesce: bool = False
+    #: A last message for the close code and reason, posted before the close frame (the
+    #: disconnect push of a unidirectional WebSocket); ``None``: none.
+    farewell: Callable[[int, str], str | bytes] | None = None
 
 
 RAW_POLICY: Final = Policy()
@@ -406,6 +410,9 @@ class WebSocketConnection:
         """Start the close handshake (idempotent); bounded by :data:`CLOSE_TIMEOUT`."""
         if self._closer is not None or self._ws.closed:
             return
+        farewell = self._policy.farewell
+        if farewell is not None:
+            self.post(farewell(code, reason))
         self._closer = self._loop.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:

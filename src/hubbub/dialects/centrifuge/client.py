@@ -85,6 +85,7 @@ class Client:
         "session",
         "tokens",
         "transport",
+        "transport_name",
         "wire",
     )
 
@@ -121,6 +122,7 @@ class Client:
         self._limiter = RateLimiter(node.limits, time.monotonic())
         #: The connect's app name and version, and when it connected (ms since 1970).
         self.app: tuple[str, str, int] = _NO_APP
+        self.transport_name = "websocket"  # what carries it, in Centrifugo's words
 
     @property
     def user(self) -> str:

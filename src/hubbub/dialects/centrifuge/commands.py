@@ -119,7 +119,7 @@ def describe(client: Client, name: str, version: str, since_ms: int) -> dict[str
     }
     named = {"app_name": name, "app_version": version, "user": client.user}
     return {k: v for k, v in named.items() if v} | {
-        "transport": "websocket",
+        "transport": client.transport_name,
         "protocol": client.wire.name,
         "state": {"channels": channels},
         "connected_at_ms": since_ms,

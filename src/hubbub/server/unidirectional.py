@@ -1,0 +1,210 @@
+"""The unidirectional endpoints of the Centrifugo protocol, as Centrifugo serves them:
+``/connection/uni_sse``, ``/connection/uni_http_stream`` and ``/connection/uni_websocket``
+(each on unless its config key, ``uni_sse``, ``uni_http_stream``, ``uni_websocket``, is false:
+then 404).
+
+What the edge checks before a connection is served (the dialect then handles the connect,
+:mod:`hubbub.dialects.centrifuge.unidirectional`):
+
+- ``Origin`` against ``allowed_origins`` (403), as for ``/connection/websocket``.
+- The connect request: ``uni_sse`` takes it as the JSON of the ``cf_connect`` query parameter
+  (GET, what an ``EventSource`` can send) or as a POST body, ``uni_http_stream`` as a POST
+  body, ``uni_websocket`` as ``cf_connect`` or else the first text message. A body over
+  ``max_message_size`` bytes gets 413, a request that is not a JSON object of the protocol's
+  types 400 (``uni_websocket``'s first message: close 3501).
+- The connection limit (``client_connection_limit``, 503) counts these connections as it
+  counts WebSockets.
+- CORS, as Centrifugo: the HTTP streams (and their ``OPTIONS`` preflight) echo an allowed
+  ``Origin`` in ``Access-Control-Allow-Origin`` with credentials allowed, so a page of an
+  allowed origin can read them.
+
+Responses: ``uni_sse`` is ``text/event-stream``, one SSE event per push; ``uni_http_stream``
+one JSON push per line; both with the no-cache and ``X-Accel-Buffering: no`` headers
+Centrifugo sends, so proxies do not buffer them. ``uni_websocket`` sends one text frame per
+push, pings with WebSocket pings (a peer that does not answer is dropped), reads and ignores
+what the client sends after the connect, and ends with the disconnect push, then a close
+frame with the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Final, Protocol
+
+from aiohttp import web
+
+from hubbub.config import Settings
+from hubbub.core import messages as m
+from hubbub.core.codes import Disconnects
+from hubbub.dialects.centrifuge import connection as centrifuge
+from hubbub.dialects.centrifuge.eventids import SseFraming, line_framing, parse_event_id
+from hubbub.dialects.centrifuge.unidirectional import run_unidirectional, with_recovery
+from hubbub.dialects.centrifuge.uniwire import BadConnect, connect_frame, disconnect_push
+from hubbub.hooks import Hooks
+from hubbub.node import Node
+from hubbub.server.httpstream import StreamConnection, open_stream
+from hubbub.server.websocket import Policy, WebSocketConnection, accept, check_origin
+
+#: The query parameter holding the connect request (Centrifugo's name).
+CONNECT_PARAM: Final = "cf_connect"
+#: Headers of both HTTP streams (Centrifugo's): no caching, no proxy buffering.
+STREAM_HEADERS: Final = {
+    "X-Accel-Buffering": "no",
+    "Cache-Control": "private, no-cache, no-store, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+SSE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"}
+LINE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/plain; charset=utf-8"}
+#: uni_websocket: WebSocket pings (the client's library answers them), one frame per push.
+UNI_WS_POLICY: Final = Policy(
+    ping=None, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, farewell=disconnect_push
+)
+
+
+#: ``served(request, conn, shutdown)``: the app's context keeping ``conn`` attached.
+Served = Callable[[web.Request, Any, tuple[int, str]], AbstractContextManager[None]]
+
+
+class Handshakes(Protocol):
+    def handshake(self) -> AbstractContextManager[None]: ...
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body; HTTP 413 beyond ``limit`` bytes (before reading more)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)
+
+
+def cors_headers(request: web.Request) -> dict[str, str]:
+    """CORS headers for a request whose ``Origin`` passed :func:`check_origin` (as
+    Centrifugo's middleware: the origin echoed, credentials allowed, requested headers
+    allowed), so that a page of that origin can read the stream; none without ``Origin``."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+    wanted = request.headers.get("Access-Control-Request-Headers")
+    if wanted and wanted != "null":
+        headers["Access-Control-Allow-Headers"] = wanted
+    return headers
+
+
+def _frame(text: str | bytes) -> m.Frame:
+    try:
+        return connect_frame(text)
+    except BadConnect as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+
+
+def add_routes(
+    app: web.Application,
+    settings: Settings,
+    node: Node,
+    hooks: Hooks,
+    admission: Handshakes,
+    served: Served,
+) -> None:
+    """Register the endpoints the settings turn on."""
+
+    async def stream(
+        request: web.Request,
+        frame: m.Frame,
+        headers: dict[str, str],
+        framing: Callable[[str | bytes], bytes],
+        preamble: bytes,
+        name: str,
+    ) -> web.StreamResponse:
+        headers = {**headers, **cors_headers(request)}
+        with admission.handshake():
+            conn: StreamConnection = await open_stream(
+                request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
+            )
+        with served(request, conn, centrifuge.SHUTDOWN):
+            await run_unidirectional(node, hooks, conn, request.headers, frame, conn.run, name)
+        return conn.response
+
+    async def uni_sse(request: web.Request) -> web.StreamResponse:
+        check_origin(request, settings.allowed_origins)
+        if request.method == "POST":
+            text: str | bytes = await read_body(request, settings.max_message_size)
+        else:
+            text = request.query.get(CONNECT_PARAM, "")
+        frame = _frame(text)
+        positions = parse_event_id(request.headers.get("Last-Event-ID", ""))
+        frame = with_recovery(frame, positions)
+        return await stream(request, frame, SSE_HEADERS, SseFraming(), b"\r\n", "uni_sse")
+
+    async def uni_http_stream(request: web.Request) -> web.StreamResponse:
+        check_origin(request, settings.allowed_origins)
+        frame = _frame(await read_body(request, settings.max_message_size))
+        return await stream(request, frame, LINE_HEADERS, line_framing, b"", "uni_http_stream")
+
+    async def preflight(request: web.Request) -> web.StreamResponse:
+        check_origin(request, settings.allowed_origins)
+        methods = "GET, POST, OPTIONS" if request.path.endswith("uni_sse") else "POST, OPTIONS"
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Max-Age": "300",
+                "Access-Control-Allow-Methods": methods,
+                **cors_headers(request),
+            },
+        )
+
+    async def uni_websocket(request: web.Request) -> web.StreamResponse:
+        text = request.query.get(CONNECT_PARAM)
+        frame = _frame(text) if text else None
+        with admission.handshake():
+            conn = await accept(request, settings, UNI_WS_POLICY)
+        with served(request, conn, centrifuge.SHUTDOWN):
+            if frame is None:
+                frame = await _first_message(conn, settings.client_connect_timeout)
+            if frame is not None:
+
+                async def ended() -> None:
+                    while await conn.receive() is not None:
+                        pass  # a unidirectional client has nothing to say: ignored
+                    await conn.wait_closed()
+
+                await run_unidirectional(
+                    node, hooks, conn, request.headers, frame, ended, "uni_websocket"
+                )
+            await conn.wait_closed()
+        return conn.response
+
+    if settings.uni_sse:
+        app.router.add_get("/connection/uni_sse", uni_sse, allow_head=False)
+        app.router.add_post("/connection/uni_sse", uni_sse)
+        app.router.add_route("OPTIONS", "/connection/uni_sse", preflight)
+    if settings.uni_http_stream:
+        app.router.add_post("/connection/uni_http_stream", uni_http_stream)
+        app.router.add_route("OPTIONS", "/connection/uni_http_stream", preflight)
+    if settings.uni_websocket:
+        app.router.add_get("/connection/uni_websocket", uni_websocket, allow_head=False)
+
+
+async def _first_message(conn: WebSocketConnection, wait: float) -> m.Frame | None:
+    """The connect request of a uni_websocket sent as its first message; None (the
+    connection closed: 3501 for a bad one, 3502 when none came in time) otherwise."""
+    try:
+        async with asyncio.timeout(wait):
+            message = await conn.receive()
+    except TimeoutError:
+        conn.close(*centrifuge.STALE)
+        return None
+    if message is None:
+        return None
+    try:
+        return connect_frame(message)
+    except BadConnect as exc:
+        conn.close(Disconnects.BAD_REQUEST.code, f"bad request: {exc}")
+        return None
