@@ -201,9 +201,6 @@ class Client:
         error = m.Error(exc.code, writable(exc.message), exc.temporary)  # an app's message too
         return self.wire.reply(m.Reply(cid, error=error))
 
-    def _hook_data(self, value: Any) -> m.Data | None:
-        return None if value is None else hook_data(value, binary=self.wire.binary)
-
     def _encoded(self, reply: m.Reply, channel: str) -> str | bytes:
         """``reply`` encoded while a subscription to ``channel`` can still be undone."""
         try:
@@ -317,7 +314,7 @@ class Client:
                     if chan_info is not None:
                         self._chan_info = sparse.put(self._chan_info, channel, chan_info)
                     if result.data is not None:
-                        data = self._hook_data(result.data)
+                        data = hook_data(result.data, binary=self.wire.binary)
             reply, top = await self._pending_result(
                 channel, own, request, data, presence=own.presence
             )
@@ -525,9 +522,8 @@ class Client:
             await self._left(channel)
 
     async def insufficient_state(self, channel: str) -> None:
-        """Publications of ``channel`` were lost on their way here: the client resubscribes
-        with recovery (unsubscribe push 2500), or, for a subscription the server made (the
-        client cannot resubscribe those), reconnects (3010) and recovers in its connect."""
+        """``channel``'s publications were lost on their way: the client resubscribes (2500),
+        or reconnects (3010) for a server-made subscription, and recovers."""
         if channel in self._server_side:
             d = Disconnects.INSUFFICIENT_STATE
             self.disconnect(d.code, d.reason)
