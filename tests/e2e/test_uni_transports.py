@@ -449,6 +449,25 @@ async def test_an_allowed_origin_gets_cors_headers(
             assert resp.status == 403
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "uni_sse"), ("POST", "uni_http_stream")])
+async def test_without_an_origin_list_no_page_reads_a_stream_with_the_users_cookies(
+    start_server: StartServer, method: str, path: str
+) -> None:
+    """``allowed_origins`` empty: every Origin may read the streams, but not with credentials
+    (a cookie-authenticating hook must not be open to every site by default)."""
+    server = start_server("--token-hmac-secret", SECRET, config="ping_interval = 1\n")
+    url = f"{server.url}/connection/{path}"
+    origin = {"Origin": "https://any.example"}
+    async with aiohttp.ClientSession() as http:
+        async with http.options(url, headers=origin) as resp:
+            assert resp.status == 204
+            assert resp.headers["Access-Control-Allow-Origin"] == "https://any.example"
+            assert "Access-Control-Allow-Credentials" not in resp.headers
+        async with http.request(method, url, data=b"{}", headers=origin) as resp:
+            assert resp.status == 200
+            assert "Access-Control-Allow-Credentials" not in resp.headers
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_server_api_connections_names_the_transport(
     server: ServerProcess, transport: str

@@ -84,14 +84,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def cors_headers(request: web.Request) -> dict[str, str]:
+def cors_headers(request: web.Request, listed: bool) -> dict[str, str]:
     """CORS headers for a request whose ``Origin`` passed :func:`check_origin` (as
-    Centrifugo's middleware: the origin echoed, credentials allowed, requested headers
-    allowed), so that a page of that origin can read the stream; none without ``Origin``."""
+    Centrifugo's middleware: the origin echoed, requested headers allowed), so that a page of
+    that origin can read the stream; none without ``Origin``. Credentials (cookies) are
+    allowed only for an origin ``listed`` in ``allowed_origins``: with the list empty any page
+    may read a stream, but never with the user's cookies (an ``on_connect`` hook that
+    authenticates by cookie is not open to every site by default)."""
     origin = request.headers.get("Origin")
     if not origin:
         return {}
-    headers = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+    headers = {"Access-Control-Allow-Origin": origin}
+    if listed:
+        headers["Access-Control-Allow-Credentials"] = "true"
     wanted = request.headers.get("Access-Control-Request-Headers")
     if wanted and wanted != "null":
         headers["Access-Control-Allow-Headers"] = wanted
@@ -123,7 +128,7 @@ def add_routes(
         preamble: bytes,
         name: str,
     ) -> web.StreamResponse:
-        headers = {**headers, **cors_headers(request)}
+        headers = {**headers, **cors_headers(request, bool(settings.allowed_origins))}
         with admission.handshake():
             conn: StreamConnection = await open_stream(
                 request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
@@ -156,7 +161,7 @@ def add_routes(
             headers={
                 "Access-Control-Max-Age": "300",
                 "Access-Control-Allow-Methods": methods,
-                **cors_headers(request),
+                **cors_headers(request, bool(settings.allowed_origins)),
             },
         )
 
