@@ -187,6 +187,34 @@ async def test_uni_websocket_ignores_client_messages(server: ServerProcess) -> N
         assert (push["channel"], push["pub"]["data"]) == ("plain", 1)
 
 
+async def test_uni_websocket_flood_after_connect_is_cut_off_3013(
+    start_server: StartServer,
+) -> None:
+    """What a uni_websocket client sends is ignored but counted by the rate limits: a client
+    that keeps flooding is disconnected (3013), as a channel-protocol one would be."""
+    config = "client_command_rate = 5\nclient_command_burst = 5\nclient_refusal_limit = 10\n"
+    server = start_server("--token-hmac-secret", SECRET, config=config)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws + "/connection/uni_websocket") as ws,
+    ):
+        await ws.send_str(json.dumps({"token": mint(SECRET, "fl")}))
+        assert "connect" in json.loads((await asyncio.wait_for(ws.receive(), scaled(10))).data)
+        for _ in range(200):
+            await ws.send_str("x")
+        codes = []
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), scaled(10))
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                push = json.loads(msg.data)
+                if "disconnect" in push:
+                    codes.append(push["disconnect"]["code"])
+                continue
+            break
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 3013)
+        assert codes == [3013], "the disconnect push came first"
+
+
 @pytest.mark.parametrize("path", ["uni_sse", "uni_http_stream"])
 async def test_oversized_body_is_413(server: ServerProcess, path: str) -> None:
     body = json.dumps({"token": "x" * 70_000}).encode()

@@ -22,13 +22,15 @@ Responses: ``uni_sse`` is ``text/event-stream``, one SSE event per push; ``uni_h
 one JSON push per line; both with the no-cache and ``X-Accel-Buffering: no`` headers
 Centrifugo sends, so proxies do not buffer them. ``uni_websocket`` sends one text frame per
 push, pings with WebSocket pings (a peer that does not answer is dropped), reads and ignores
-what the client sends after the connect, and ends with the disconnect push, then a close
+what the client sends after the connect (counted by the rate limits as commands are: a flood
+is disconnected with 3013), and ends with the disconnect push, then a close
 frame with the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Final, Protocol
@@ -38,6 +40,7 @@ from aiohttp import web
 from hubbub.config import Settings
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects
+from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.dialects.centrifuge import connection as centrifuge
 from hubbub.dialects.centrifuge.eventids import SseFraming, line_framing, parse_event_id
 from hubbub.dialects.centrifuge.unidirectional import run_unidirectional, with_recovery
@@ -176,8 +179,14 @@ def add_routes(
             if frame is not None:
 
                 async def ended() -> None:
-                    while await conn.receive() is not None:
-                        pass  # a unidirectional client has nothing to say: ignored
+                    # A unidirectional client has nothing to say: what it sends is ignored,
+                    # but counted as commands are, so that a flood is cut off (3013).
+                    limiter = RateLimiter(node.limits, time.monotonic())
+                    while (message := await conn.receive()) is not None:
+                        if limiter.admit(time.monotonic(), len(message)) is Verdict.DISCONNECT:
+                            d = Disconnects.TOO_MANY_REQUESTS
+                            conn.close(d.code, d.reason)
+                            break
                     await conn.wait_closed()
 
                 await run_unidirectional(
