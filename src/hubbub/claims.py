@@ -63,7 +63,7 @@ class Override:
         """``options`` with this override's values of the namespace options it covers."""
         changes = {
             name: value
-            for name in _OPTION_OVERRIDES
+            for name in _OVERRIDES
             if (value := getattr(self, name)) is not None and value != getattr(options, name)
         }
         return options.model_copy(update=changes) if changes else options
@@ -71,7 +71,6 @@ class Override:
 
 #: The override fields, each a namespace option of the same name.
 _OVERRIDES: Final = tuple(f.name for f in dataclasses.fields(Override))
-_OPTION_OVERRIDES: Final = _OVERRIDES
 
 
 @dataclass(frozen=True, slots=True)
