@@ -262,6 +262,20 @@ class Settings(BaseModel):
         ),
     )
     compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692).")
+    http_stream: bool = Field(
+        True,
+        description=(
+            "Serve /connection/http_stream (bidirectional emulation over an HTTP stream, with "
+            "/emulation); off: 404."
+        ),
+    )
+    sse: bool = Field(
+        True,
+        description=(
+            "Serve /connection/sse (bidirectional emulation over Server-Sent Events, with "
+            "/emulation); off: 404."
+        ),
+    )
     uni_websocket: bool = Field(
         True, description="Serve /connection/uni_websocket (unidirectional WebSocket); off: 404."
     )

@@ -249,6 +249,8 @@ class Inbox:
         if isinstance(item, survey.Answer):
             self._surveys.answered(item)
             return
+        if isinstance(item, survey.Question) and item.to and item.to != own_uid:
+            return  # a question for another node
         if self._queue is None:
             self._queue = asyncio.Queue(INBOX_LIMIT)
             self._worker = asyncio.get_running_loop().create_task(self._handle_all(self._queue))

@@ -23,8 +23,14 @@ Guarantees:
   ``connections`` answer is capped, see :mod:`hubbub.control`).
 - Without other nodes (the memory engine, a single announced node) nothing is sent.
 
+A question can also go to one node only (:meth:`Surveys.ask_node`: the emulation endpoint
+hands a client's commands to the node holding its session): the others drop it unread.
+Which ops a node answers is registered (:meth:`Surveys.register`) by the layers that know
+them; ``connections`` is the node's own.
+
 Wire form (the envelope of :mod:`hubbub.control`): a question is
-``{"o": asker, "k": "survey", "id": <int>, "op": <str>, "p": {params}}``, an answer
+``{"o": asker, "k": "survey", "id": <int>, "op": <str>, "p": {params}}`` (and ``"to": node``
+when it is for one node), an answer
 ``{"o": answering node, "k": "answer", "id": <int>, "to": asker, "r": <JSON value>}``.
 """
 
@@ -68,11 +74,14 @@ class Question:
     asker: str
     op: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: The one node that answers ("": every node).
+    to: str = ""
 
     def encode(self) -> str:
-        return dumps(
-            {"o": self.asker, "k": "survey", "id": self.id, "op": self.op, "p": self.params}
-        )
+        body = {"o": self.asker, "k": "survey", "id": self.id, "op": self.op, "p": self.params}
+        if self.to:
+            body["to"] = self.to
+        return dumps(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +104,12 @@ def decode(origin: str, kind: str, obj: Mapping[str, Any]) -> Question | Answer:
     if type(sid) is not int or sid < 0:
         raise ValueError("survey message without id")
     if kind == "survey":
-        op, params = obj.get("op"), obj.get("p", {})
+        op, params, to = obj.get("op"), obj.get("p", {}), obj.get("to", "")
         if not isinstance(op, str) or not op or not isinstance(params, dict):
             raise ValueError("survey question without op or params")
-        return Question(sid, origin, op, params)
+        if not isinstance(to, str):
+            raise ValueError("survey question with a bad addressee")
+        return Question(sid, origin, op, params, to)
     asker = obj.get("to")
     if kind != "answer" or not isinstance(asker, str) or not asker or "r" not in obj:
         raise ValueError("survey answer without addressee or result")
@@ -115,6 +126,7 @@ class Surveys:
         self.uid = uid
         self._send = send
         self._respond = respond
+        self._ops: dict[str, Responder] = {}
         self._ids = itertools.count(1)
         # Survey id -> (nodes still to answer, answers so far, done when all are in).
         self._open: dict[int, tuple[set[str], dict[str, Any], asyncio.Future[None]]] = {}
@@ -123,13 +135,44 @@ class Surveys:
     def in_flight(self) -> int:
         return len(self._open)
 
+    def register(self, op: str, responder: Responder) -> None:
+        """Answer ``op`` with ``responder`` (instead of the default responder)."""
+        self._ops[op] = responder
+
+    def answer(self, op: str, params: Mapping[str, Any]) -> Any:
+        """This node's answer to ``op`` (ValueError for an op it does not know)."""
+        responder = self._ops.get(op, self._respond)
+        return responder(op, params)
+
+    async def ask_node(self, op: str, params: Mapping[str, Any], node: str) -> Any:
+        """``node``'s answer to ``op`` (this node's own, computed here, when it is this
+        node). SurveyTimeout when it stays silent, StoreError when the question could not be
+        sent, ClientError 111 when :data:`MAX_SURVEYS` are in flight."""
+        if node == self.uid:
+            return self.answer(op, params)
+        if len(self._open) >= MAX_SURVEYS:
+            raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: surveys in flight")
+        sid = next(self._ids)
+        answers: dict[str, Any] = {}
+        done = asyncio.get_running_loop().create_future()
+        self._open[sid] = ({node}, answers, done)
+        try:
+            await self._send(Question(sid, self.uid, op, dict(params), node).encode())
+            try:
+                await asyncio.wait_for(done, SURVEY_TIMEOUT)
+            except TimeoutError:
+                raise SurveyTimeout(op, 1, 1) from None
+            return answers[node]
+        finally:
+            del self._open[sid]
+
     async def ask(
         self, op: str, params: Mapping[str, Any], nodes: Collection[str]
     ) -> dict[str, Any]:
         """Every node's answer to ``op`` by node uid (``nodes``: the other nodes to ask; this
         node answers too). SurveyTimeout when some stay silent, StoreError when the question
         could not be sent, ClientError 111 when :data:`MAX_SURVEYS` are in flight."""
-        local = self._respond(op, params)
+        local = self.answer(op, params)
         waiting = {uid for uid in nodes if uid != self.uid}
         if not waiting:
             return {self.uid: local}
@@ -169,5 +212,7 @@ class Surveys:
         """Answer ``question`` (from another node) on the control channel. ValueError for
         an op this node does not know (nothing is sent; the asker times out); StoreError
         when the answer could not be sent."""
-        result = self._respond(question.op, question.params)
+        if question.to and question.to != self.uid:
+            return
+        result = self.answer(question.op, question.params)
         await self._send(Answer(question.id, question.asker, self.uid, result).encode())

@@ -257,6 +257,10 @@ class ConnectResult:
     subs: Mapping[str, SubscribeResult] = field(default_factory=dict)
     ping: int = 0
     pong: bool = False
+    #: An emulated connection's session id and the node holding it (``/emulation`` requests
+    #: name both); empty otherwise.
+    session: str = ""
+    node: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,4 +413,13 @@ class Refreshed:
     ttl: int = 0
 
 
-Push: TypeAlias = Pub | Join | Leave | Unsubscribed | Subscribed | Refreshed
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The server ends the connection with ``code`` and ``reason``: the last message of a
+    stream that has no close frame to carry them (HTTP streams, SSE)."""
+
+    code: int
+    reason: str
+
+
+Push: TypeAlias = Pub | Join | Leave | Unsubscribed | Subscribed | Refreshed | Disconnected

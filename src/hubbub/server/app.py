@@ -31,7 +31,7 @@ from hubbub.engines.base import Monitored
 from hubbub.errors import InvalidName
 from hubbub.hooks import Hooks
 from hubbub.node import Node
-from hubbub.server import api, metrics, pages, unidirectional
+from hubbub.server import api, emulation, metrics, pages, unidirectional
 from hubbub.server.listener import LogThrottle, default_connection_limit, open_file_limit
 from hubbub.server.static import STATIC_DIR, STATIC_FILES
 from hubbub.server.websocket import Policy, accept
@@ -150,6 +150,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app.router.add_get("/rooms/{room:.*}", room)
     app.router.add_get("/connection/websocket", connection_websocket)
     unidirectional.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
+    emulation.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
     app.router.add_get("/static/{path:.+}", static_file)
     pages.add_routes(app, settings, node)
     if settings.api_port is None:

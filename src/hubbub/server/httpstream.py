@@ -61,7 +61,7 @@ class StreamConnection:
         response: web.StreamResponse,
         settings: Settings,
         framing: Callable[[str | bytes], bytes],
-        farewell: Callable[[int, str], str],
+        farewell: Callable[[int, str], str | bytes],
         slow: tuple[int, str],
     ) -> None:
         self._id = f"stream-{next(_ids)}"
@@ -176,7 +176,7 @@ async def open_stream(
     settings: Settings,
     headers: dict[str, str],
     framing: Callable[[str | bytes], bytes],
-    farewell: Callable[[int, str], str],
+    farewell: Callable[[int, str], str | bytes],
     slow: tuple[int, str],
     preamble: bytes = b"",
 ) -> StreamConnection:

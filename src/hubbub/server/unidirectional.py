@@ -47,20 +47,18 @@ from hubbub.dialects.centrifuge.unidirectional import run_unidirectional, with_r
 from hubbub.dialects.centrifuge.uniwire import BadConnect, connect_frame, disconnect_push
 from hubbub.hooks import Hooks
 from hubbub.node import Node
+from hubbub.server.httpedge import (
+    LINE_HEADERS,
+    SSE_HEADERS,
+    answer_preflight,
+    cors_headers,
+    read_body,
+)
 from hubbub.server.httpstream import StreamConnection, open_stream
 from hubbub.server.websocket import Policy, WebSocketConnection, accept, check_origin
 
 #: The query parameter holding the connect request (Centrifugo's name).
 CONNECT_PARAM: Final = "cf_connect"
-#: Headers of both HTTP streams (Centrifugo's): no caching, no proxy buffering.
-STREAM_HEADERS: Final = {
-    "X-Accel-Buffering": "no",
-    "Cache-Control": "private, no-cache, no-store, must-revalidate, max-age=0",
-    "Pragma": "no-cache",
-    "Expires": "0",
-}
-SSE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"}
-LINE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/plain; charset=utf-8"}
 #: uni_websocket: WebSocket pings (the client's library answers them), one frame per push.
 UNI_WS_POLICY: Final = Policy(
     ping=None, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, farewell=disconnect_push
@@ -73,37 +71,6 @@ Served = Callable[[web.Request, Any, tuple[int, str]], AbstractContextManager[No
 
 class Handshakes(Protocol):
     def handshake(self) -> AbstractContextManager[None]: ...
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body; HTTP 413 beyond ``limit`` bytes (before reading more)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = bytearray()
-    while chunk := await request.content.readany():
-        body += chunk
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return bytes(body)
-
-
-def cors_headers(request: web.Request, listed: bool) -> dict[str, str]:
-    """CORS headers for a request whose ``Origin`` passed :func:`check_origin` (as
-    Centrifugo's middleware: the origin echoed, requested headers allowed), so that a page of
-    that origin can read the stream; none without ``Origin``. Credentials (cookies) are
-    allowed only for an origin ``listed`` in ``allowed_origins``: with the list empty any page
-    may read a stream, but never with the user's cookies (an ``on_connect`` hook that
-    authenticates by cookie is not open to every site by default)."""
-    origin = request.headers.get("Origin")
-    if not origin:
-        return {}
-    headers = {"Access-Control-Allow-Origin": origin}
-    if listed:
-        headers["Access-Control-Allow-Credentials"] = "true"
-    wanted = request.headers.get("Access-Control-Request-Headers")
-    if wanted and wanted != "null":
-        headers["Access-Control-Allow-Headers"] = wanted
-    return headers
 
 
 def _frame(text: str | bytes) -> m.Frame:
@@ -157,16 +124,8 @@ def add_routes(
         return await stream(request, frame, LINE_HEADERS, line_framing, b"", "uni_http_stream")
 
     async def preflight(request: web.Request) -> web.StreamResponse:
-        check_origin(request, settings.allowed_origins)
         methods = "GET, POST, OPTIONS" if request.path.endswith("uni_sse") else "POST, OPTIONS"
-        return web.Response(
-            status=204,
-            headers={
-                "Access-Control-Max-Age": "300",
-                "Access-Control-Allow-Methods": methods,
-                **cors_headers(request, bool(settings.allowed_origins)),
-            },
-        )
+        return await answer_preflight(request, settings.allowed_origins, methods)
 
     async def uni_websocket(request: web.Request) -> web.StreamResponse:
         text = request.query.get(CONNECT_PARAM)

@@ -48,11 +48,7 @@ from hubbub.dialects.centrifuge.payloads import (
 from hubbub.dialects.centrifuge.pipeline import Replies
 from hubbub.dialects.centrifuge.session import Session, State
 from hubbub.errors import ClientError, DisconnectError, StoreError
-from hubbub.hooks import (
-    DisconnectContext,
-    Hooks,
-    SubscribeContext,
-)
+from hubbub.hooks import DisconnectContext, Hooks, SubscribeContext
 from hubbub.node import Node
 from hubbub.transport import Transport
 
@@ -78,6 +74,7 @@ class Client:
         "_server_side",
         "app",
         "client_id",
+        "emulated",
         "headers",
         "hooks",
         "meta",
@@ -123,6 +120,7 @@ class Client:
         #: The connect's app name and version, and when it connected (ms since 1970).
         self.app: tuple[str, str, int] = _NO_APP
         self.transport_name = "websocket"  # what carries it, in Centrifugo's words
+        self.emulated = ""  # an emulated connection's session id (connect result, /emulation)
 
     @property
     def user(self) -> str:
@@ -267,6 +265,8 @@ class Client:
             subs={channel: result for channel, (result, _) in subs.items()},
             ping=max(1, round(self.node.settings.ping_interval)),
             pong=True,
+            session=self.emulated,
+            node=self.node.uid if self.emulated else "",
         )
         self.transport.post(self.wire.reply(m.Reply(cid, result_of_connect)))
         for channel, (result, top) in subs.items():

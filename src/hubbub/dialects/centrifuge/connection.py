@@ -49,9 +49,14 @@ async def run_centrifuge(
     conn: FrameConnection,
     headers: Mapping[str, str],
     codec: Codec = JSON,
+    transport_name: str = "websocket",
+    session: str = "",
 ) -> None:
-    """Serve one connection speaking ``codec`` until it closes."""
+    """Serve one connection speaking ``codec`` until it closes; ``transport_name``: what
+    carries it (the server API's ``connections``), ``session``: an emulated connection's
+    session id (sent in the connect result)."""
     client = Client(node, hooks, conn, headers, codec)
+    client.transport_name, client.emulated = transport_name, session
     del headers  # the client holds them until it is connected, nothing else here
     code, reason = 3000, "connection closed"
 

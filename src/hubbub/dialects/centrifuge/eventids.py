@@ -126,6 +126,12 @@ class SseFraming:
         return data
 
 
+def sse_framing(message: str | bytes) -> bytes:
+    """Messages of an emulated ``sse`` stream: one SSE event per reply or push, no ids (the
+    SDK recovers by itself)."""
+    return _sse_data(message)
+
+
 def line_framing(message: str | bytes) -> bytes:
     """Messages of one ``uni_http_stream`` stream: one JSON push per line."""
     return _line(message)

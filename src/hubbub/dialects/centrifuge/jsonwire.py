@@ -299,7 +299,13 @@ def _connect_json(r: m.ConnectResult) -> str:
         parts.append(f'"subs":{{{body}}}')
     if r.data is not None:
         parts.append(f'"data":{data_text(r.data)}')
+    if r.session:
+        parts.append(f'"session":{dumps(r.session)},"node":{dumps(r.node)}')
     return "{" + ",".join(parts) + "}"
+
+
+def disconnect_json(d: m.Disconnected) -> str:
+    return f'{{"code":{d.code},"reason":{dumps(d.reason)}}}'
 
 
 def presence_json(r: m.PresenceResult) -> str:
@@ -417,6 +423,8 @@ class JsonCodec:
         if isinstance(push, m.Refreshed):
             body = f'{{"expires":true,"ttl":{push.ttl}}}' if push.expires else "{}"
             return _push("", "refresh", body)
+        if isinstance(push, m.Disconnected):
+            return _push("", "disconnect", disconnect_json(push))
         raise TypeError(f"not a push: {push!r}")
 
     def publication(self, channel: str, pub: Publication) -> str:

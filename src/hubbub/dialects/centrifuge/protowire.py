@@ -315,6 +315,8 @@ def _connect_result(reply: pb.Reply, r: m.ConnectResult) -> None:
         _subscribe_result(msg.subs[channel], sub)
     msg.ping = r.ping
     msg.pong = r.pong
+    msg.session = r.session
+    msg.node = r.node
 
 
 def _presence_result(reply: pb.Reply, r: m.PresenceResult) -> None:
@@ -509,6 +511,12 @@ class ProtobufCodec:
             refresh.SetInParent()
             refresh.expires = push.expires
             refresh.ttl = push.ttl
+            return _delimited(reply.SerializeToString())
+        if isinstance(push, m.Disconnected):
+            disconnect = msg.disconnect
+            disconnect.SetInParent()
+            disconnect.code = push.code
+            disconnect.reason = push.reason
             return _delimited(reply.SerializeToString())
         msg.channel = push.channel
         if isinstance(push, m.Unsubscribed):

@@ -153,6 +153,8 @@ class UniJsonCodec(jsonwire.JsonCodec):
         if isinstance(push, m.Refreshed):
             body = f'{{"expires":true,"ttl":{push.ttl}}}' if push.expires else "{}"
             return _push("", "refresh", body)
+        if isinstance(push, m.Disconnected):
+            return disconnect_push(push.code, push.reason)
         raise TypeError(f"not a push: {push!r}")
 
     def publication(self, channel: str, pub: Publication) -> str:

@@ -1,0 +1,72 @@
+"""What the HTTP (not WebSocket) transports share: the request body read with a limit, CORS
+for the pages of allowed origins, and the response headers of a stream.
+
+Used by the unidirectional streams (:mod:`hubbub.server.unidirectional`) and by the
+bidirectional emulation (:mod:`hubbub.server.emulation`), so that both answer browsers alike.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from hubbub.server.websocket import check_origin
+
+#: Headers of every HTTP stream (Centrifugo's): no caching, no proxy buffering.
+STREAM_HEADERS: Final = {
+    "X-Accel-Buffering": "no",
+    "Cache-Control": "private, no-cache, no-store, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+SSE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"}
+LINE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/plain; charset=utf-8"}
+BINARY_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "application/octet-stream"}
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body; HTTP 413 beyond ``limit`` bytes (before reading more)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)
+
+
+def cors_headers(request: web.Request, listed: bool) -> dict[str, str]:
+    """CORS headers for a request whose ``Origin`` passed :func:`check_origin` (as
+    Centrifugo's middleware: the origin echoed, requested headers allowed), so that a page of
+    that origin can read the stream; none without ``Origin``. Credentials (cookies) are
+    allowed only for an origin ``listed`` in ``allowed_origins``: with the list empty any page
+    may read a stream, but never with the user's cookies (an ``on_connect`` hook that
+    authenticates by cookie is not open to every site by default)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin}
+    if listed:
+        headers["Access-Control-Allow-Credentials"] = "true"
+    wanted = request.headers.get("Access-Control-Request-Headers")
+    if wanted and wanted != "null":
+        headers["Access-Control-Allow-Headers"] = wanted
+    return headers
+
+
+async def answer_preflight(
+    request: web.Request, allowed: tuple[str, ...], methods: str
+) -> web.Response:
+    """The answer to a CORS preflight (``OPTIONS``) of an endpoint taking ``methods``:
+    403 for an origin not allowed, else 204 with the CORS headers."""
+    check_origin(request, allowed)
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Max-Age": "300",
+            "Access-Control-Allow-Methods": methods,
+            **cors_headers(request, bool(allowed)),
+        },
+    )
