@@ -21,7 +21,7 @@ from centrifuge.fossil import apply_delta
 
 from hubbub.auth import mint
 from tests.matrix.conftest import SECRET, Deployment, token, unique
-from tests.support import protobuf, uni
+from tests.support import emulated, protobuf, uni
 from tests.support.lossy import store_unannounced
 from tests.support.proto import Observer, call
 from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
@@ -366,6 +366,41 @@ async def test_unidirectional_transports_and_sse_recovery_across_nodes(
         sub = ((await pushes.next()) or {})["connect"]["subs"][channel]
     assert sub["recovered"] is True, sub
     assert [p["data"]["n"] for p in sub["publications"]] == [2, 3, 4]
+
+
+async def test_emulated_transports_wherever_their_requests_land(deployment: Deployment) -> None:
+    """centrifuge-js's fallback transports: an http_stream client whose /emulation requests
+    go to another node (or, with workers, to any of them) and an sse client the other way
+    round: the commands reach their sessions, publications reach both once and in order, and
+    a later subscribe recovers from history what it missed."""
+    channel = unique("uni:e")
+    users = [unique("u"), unique("u")]
+    url = deployment.node
+    async with (
+        emulated.connect(url(0).url, "http_stream", {"token": token(users[0])}) as first,
+        emulated.connect(url(1).url, "sse", {"token": token(users[1])}) as second,
+    ):
+        first.emulation_base, second.emulation_base = url(1).url, url(0).url
+        replies = [await c.call("subscribe", {"channel": channel}) for c in (first, second)]
+        assert all("subscribe" in r for r in replies), replies
+        await deployment.wait_subscribers(channel, 2)
+        for n in range(3):
+            reply = await first.call("publish", {"channel": channel, "data": {"n": n}})
+            assert "publish" in reply, reply
+        for client in (first, second):
+            got = [await client.push() for _ in range(3)]
+            assert [(p or {})["pub"]["data"]["n"] for p in got] == [0, 1, 2]
+        history = await second.call("history", {"channel": channel, "limit": -1})
+        top = history["history"]
+        assert [p["data"]["n"] for p in top["publications"]] == [0, 1, 2]
+    for n in range(3, 5):
+        await deployment.api("publish", {"channel": channel, "data": {"n": n}}, node=1)
+    async with emulated.connect(url(1).url, "http_stream", {"token": token(users[0])}) as again:
+        again.emulation_base = url(0).url
+        since = {"recover": True, "offset": top["offset"], "epoch": top["epoch"]}
+        sub = (await again.call("subscribe", {"channel": channel, **since}))["subscribe"]
+    assert sub["recovered"] is True, sub
+    assert [p["data"]["n"] for p in sub["publications"]] == [3, 4]
 
 
 async def test_tags_filters_and_cache_recovery_across_nodes(deployment: Deployment) -> None:
