@@ -1,5 +1,5 @@
-// Shared bits of the hubbub.js tests: the server's address, HS256 tokens, a TCP proxy that can
-// cut or stall connections, and small waiting helpers.
+// Shared bits of the hubbub.js tests: the server's address, HS256 tokens, the server API, a
+// TCP proxy that can cut or stall connections, and small waiting helpers.
 import crypto from "node:crypto";
 import net from "node:net";
 import { afterEach } from "node:test";
@@ -12,12 +12,32 @@ export const MODULE = "../../src/hubbub/server/static/hubbub.js";
 
 export const HTTP = process.env.HUBBUB_URL;
 export const SECRET = process.env.HUBBUB_SECRET;
-if (!HTTP || !SECRET) throw new Error("set HUBBUB_URL (http base URL) and HUBBUB_SECRET");
+export const API_KEY = process.env.HUBBUB_API_KEY;
+if (!HTTP || !SECRET || !API_KEY) {
+  throw new Error("set HUBBUB_URL (http base URL), HUBBUB_SECRET and HUBBUB_API_KEY");
+}
 export const PORT = Number(new URL(HTTP).port);
 export const WS = wsUrl(PORT);
 
 export function wsUrl(port) {
   return `ws://127.0.0.1:${port}/connection/websocket`;
+}
+
+/** The transport list entry of an emulated transport ("http_stream" or "sse") at `port`. */
+export function emulated(transport, port = PORT) {
+  return { transport, endpoint: `http://127.0.0.1:${port}/connection/${transport}` };
+}
+
+/** Calls the server API and resolves with its result (throws on an error). */
+export async function api(method, body) {
+  const response = await fetch(`${HTTP}/api/${method}`, {
+    method: "POST",
+    headers: { "X-API-Key": API_KEY, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const reply = await response.json();
+  if (!response.ok || reply.error) throw new Error(`${method}: ${JSON.stringify(reply)}`);
+  return reply.result;
 }
 
 let counter = 0;

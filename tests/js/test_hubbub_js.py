@@ -1,7 +1,8 @@
 """hubbub.js (src/hubbub/server/static/hubbub.js) under Node 20 against a real server.
 
 The Node tests live next to this file (``*.test.mjs``, run with ``node --test``); this test
-starts the server they talk to and asserts that every one of them passes.
+starts the server they talk to (with the hub of ``hub.py`` and a server API key) and asserts
+that every one of them passes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.e2e
 JS_DIR = Path(__file__).resolve().parent
 ROOT = JS_DIR.parents[1]
 SECRET = "js-secret-" + "s" * 32
+API_KEY = "js-api-key-" + "k" * 32
 # Fast pings so that a dead link is noticed within seconds (and an unanswered ping closes
 # the connection in the long tests); a namespace that needs subscription tokens.
 CONFIG = """
@@ -34,8 +36,21 @@ allow_subscribe_for_anonymous = false
 
 def test_hubbub_js(start_server: StartServer) -> None:
     node = need_binary("node")
-    server = start_server("--token-hmac-secret", SECRET, config=CONFIG)
-    env = {**os.environ, "HUBBUB_URL": server.url, "HUBBUB_SECRET": SECRET}
+    server = start_server(
+        "--app",
+        "tests.js.hub:hub",
+        "--token-hmac-secret",
+        SECRET,
+        "--api-key",
+        API_KEY,
+        config=CONFIG,
+    )
+    env = {
+        **os.environ,
+        "HUBBUB_URL": server.url,
+        "HUBBUB_SECRET": SECRET,
+        "HUBBUB_API_KEY": API_KEY,
+    }
     # node --test runs each file in a child process: a process group of its own, so that a
     # timeout ends those too.
     proc = run(

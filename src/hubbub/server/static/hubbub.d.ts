@@ -58,9 +58,10 @@ export interface StateContext<S> {
 /**
  * Why the state changed. `code` is 0 when the application asked ("connect called", "disconnect
  * called", "subscribe called", "unsubscribe called"); the WebSocket close code (e.g. 1006, or
- * the server's 3000-4999) or the server's error or unsubscribe code when the server decided;
- * else one of the client's own: 1 getToken failed or no WebSocket could be made, 2 no ping,
- * 3 offline, 4 subscribe timeout, 5 connect timeout.
+ * the server's 3000-4999), the code of the server's disconnect push on http_stream and sse
+ * (1006 when their stream fails or ends without one), or the server's error or unsubscribe
+ * code when the server decided; else one of the client's own: 1 getToken failed or no
+ * transport could be made, 2 no ping, 3 offline, 4 subscribe timeout, 5 connect timeout.
  */
 export interface ReasonContext {
   code: number;
@@ -72,6 +73,8 @@ export interface ConnectedContext {
   client: string;
   /** The `data` of the connect reply (from the server's on_connect hook), if any. */
   data?: any;
+  /** The transport that carries the connection. */
+  transport: TransportName;
 }
 
 export interface SubscribedContext {
@@ -126,6 +129,19 @@ export interface PresenceStatsResult {
   numUsers: number;
 }
 
+/** How a connection is carried: `http_stream` and `sse` are the server's bidirectional
+ * emulation (replies on a stream, commands POSTed to `emulationEndpoint`). */
+export type TransportName = "websocket" | "http_stream" | "sse";
+
+/** One entry of the list of transports the constructor takes (centrifuge-js's form). */
+export interface TransportEndpoint {
+  transport: TransportName;
+  /** ws(s)://HOST/connection/websocket, http(s)://HOST/connection/http_stream or
+   * http(s)://HOST/connection/sse (an http(s) URL is turned into ws(s) for a WebSocket and
+   * the other way round for the others; relative ones resolve against the page). */
+  endpoint: string;
+}
+
 export interface HubbubOptions {
   /** A connection token (JWT); without one and without getToken the connection is anonymous. */
   token?: string;
@@ -148,6 +164,15 @@ export interface HubbubOptions {
   pingSlack?: number;
   /** The WebSocket constructor (default: the global WebSocket). */
   websocket?: typeof WebSocket;
+  /** Where http_stream and sse POST the client's commands (default "/emulation"), resolved
+   * against the transport's endpoint (so the default is on the endpoint's host). */
+  emulationEndpoint?: string;
+  /** The fetch function of http_stream and of the commands of both emulated transports
+   * (default: the global fetch). */
+  fetch?: typeof fetch;
+  /** The EventSource constructor of sse (default: the global EventSource; with none, as in
+   * Node 20, sse is skipped). */
+  eventsource?: typeof EventSource;
 }
 
 export interface SubscriptionOptions {
@@ -195,11 +220,19 @@ interface SubscriptionEvents {
 
 /**
  * A connection to hubbub at ws(s)://HOST:PORT/connection/websocket (an http(s) URL is turned
- * into ws(s)). "state" is emitted before the event of the new state.
+ * into ws(s)), or over the first of a list of transports that works: while none has carried
+ * a connection yet, the client moves on to the next one whenever one closes first (a
+ * WebSocket that did not open, an emulated stream that brought no connect reply), at once
+ * through the first round and then with backoff; once one has (a WebSocket open, a connect
+ * reply, a close code of the server's), it keeps to it for every reconnect. Transports the
+ * runtime cannot make are skipped. "state" is emitted before the event of the new state.
  */
 export declare class Hubbub {
-  constructor(url: string, options?: HubbubOptions);
+  constructor(url: string | TransportEndpoint[], options?: HubbubOptions);
+  /** The endpoint of the transport in use, or being tried. */
   readonly url: string;
+  /** The transport in use, or being tried. */
+  readonly transport: TransportName;
   readonly state: ClientState;
 
   /** Starts connecting (and reconnecting until disconnect() or a terminal close code). */

@@ -1,7 +1,8 @@
 /*
  * hubbub.js: a small client for hubbub's channel protocol (the JSON variant of the
- * Centrifugo client protocol) over WebSocket. A plain ES module with no dependencies, for
- * browsers and Node 20+ (global WebSocket, or pass one as options.websocket).
+ * Centrifugo client protocol) over WebSocket, or over HTTP streaming or SSE where a WebSocket
+ * cannot get through. A plain ES module with no dependencies, for browsers and Node 20+
+ * (global WebSocket and fetch, or pass them as options.websocket, options.fetch).
  *
  *   import { Hubbub } from "/static/hubbub.js";
  *   const client = new Hubbub("ws://localhost:8765/connection/websocket");
@@ -9,6 +10,22 @@
  *   sub.on("publication", ({ data }) => console.log(data));
  *   sub.subscribe();
  *   client.connect();
+ *
+ * Instead of one URL, a list of transports to try in order, as centrifuge-js takes it:
+ *
+ *   new Hubbub([
+ *     { transport: "websocket", endpoint: "wss://rt.example.com/connection/websocket" },
+ *     { transport: "http_stream", endpoint: "https://rt.example.com/connection/http_stream" },
+ *     { transport: "sse", endpoint: "https://rt.example.com/connection/sse" },
+ *   ], { emulationEndpoint: "https://rt.example.com/emulation" });
+ *
+ * http_stream and sse carry the server's replies on a stream and the client's commands in
+ * POST requests to emulationEndpoint (default "/emulation", resolved against the transport's
+ * endpoint). The first time, the client moves on to the next transport whenever one closes
+ * before it carried a connection (a WebSocket open, a connect reply, or a close code of the
+ * server's), at once; once all failed it starts again from the first, with backoff. Once one
+ * worked, it keeps to it. sse needs an EventSource (the browser's, or options.eventsource);
+ * without one it is skipped.
  *
  * The client answers the server's pings and reconnects when they stop, reconnects with
  * exponential backoff and full jitter, refreshes expiring tokens, and resubscribes after a
@@ -71,6 +88,203 @@ function advance(position, pub) {
   if (pub.offset <= position.offset) return false;
   position.offset = pub.offset;
   return true;
+}
+
+// -- transports -------------------------------------------------------------------------
+//
+// Each transport object makes one connection and reports through `events`: onOpen() (a
+// WebSocket is open: the connect command can go), onMessage(data) (one or more replies,
+// "\n"-separated), onClose(code, reason) (at most once, and never after close()).
+// open(connect) starts it (the emulated ones carry the connect command in the request that
+// opens their stream; a WebSocket sends it after onOpen), send(text) writes commands,
+// close() ends it without a word, connected(result) hands it the connect result. A transport
+// that cannot be made throws from its maker or from open().
+
+const WEBSOCKET = "websocket";
+const ABNORMAL = 1006; // what a stream that fails or ends without a disconnect push is taken for
+
+function webSocketTransport(endpoint, options, events) {
+  let ws = null;
+  return {
+    open() {
+      ws = new (options.websocket || globalThis.WebSocket)(endpoint);
+      ws.binaryType = "arraybuffer";
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        events.onOpen();
+      };
+      ws.onmessage = (ev) => events.onMessage(ev.data);
+      ws.onclose = (ev) => events.onClose(ev.code, ev.reason);
+      // Browsers follow an error with a close event; Node 20 does not when the handshake fails.
+      ws.onerror = () => opened || events.onClose(ABNORMAL, "connection failed");
+    },
+    send(text) {
+      if (ws && ws.readyState === 1) ws.send(text);
+    },
+    connected() {},
+    close() {
+      if (!ws) return;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(1000);
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+const fetcher = (options) => options.fetch || globalThis.fetch;
+const absolute = (url) => new URL(url, globalThis.document?.baseURI);
+
+/** The client's half of an emulated transport: commands POSTed to the emulation endpoint for
+ * the session of the connect reply (given to connected(result)). One request at a time, so
+ * that commands reach the server in the order they were written (lines written meanwhile go
+ * together in the next); a request that fails or is refused ends the transport. */
+function emulationSender(endpoint, options, fail) {
+  const url = new URL(options.emulationEndpoint, absolute(endpoint)).href;
+  const post = fetcher(options);
+  const pending = [];
+  let busy = false;
+  const sender = {
+    session: null,
+    closed: false,
+    send(text) {
+      if (!sender.session || sender.closed) return;
+      pending.push(text);
+      if (!busy) pump();
+    },
+  };
+  async function pump() {
+    busy = true;
+    while (pending.length && !sender.closed) {
+      const { session, node } = sender.session;
+      const body = JSON.stringify({ session, node, data: pending.splice(0).join("\n") });
+      try {
+        const response = await post(url, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body,
+          mode: "cors",
+          credentials: "same-origin",
+        });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      } catch (error) {
+        return fail(`emulation request failed: ${error.message}`);
+      }
+    }
+    busy = false;
+  }
+  return sender;
+}
+
+/** Shared by the emulated transports: the sender, and close() / end() that stop both halves. */
+function emulated(endpoint, options, events, stop) {
+  const t = {
+    end(code, reason) {
+      if (t.closed) return;
+      t.close();
+      events.onClose(code, reason);
+    },
+    close() {
+      t.closed = sender.closed = true;
+      stop();
+    },
+    send: (text) => sender.send(text),
+    connected: ({ session, node }) => (sender.session = { session, node }),
+    closed: false,
+  };
+  const sender = emulationSender(endpoint, options, (reason) => t.end(ABNORMAL, reason));
+  return t;
+}
+
+/** POST the connect command to /connection/http_stream; the response streams JSON lines. */
+function httpStreamTransport(endpoint, options, events) {
+  const abort = new AbortController();
+  const t = emulated(endpoint, options, events, () => abort.abort());
+  t.open = (connect) => {
+    const url = absolute(endpoint).href;
+    read(url, connect).then(
+      () => t.end(ABNORMAL, "stream ended"),
+      (error) => t.end(ABNORMAL, `stream failed: ${error.message}`),
+    );
+  };
+  async function read(url, connect) {
+    const response = await fetcher(options)(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: connect,
+      mode: "cors",
+      credentials: "same-origin",
+      signal: abort.signal,
+    });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || t.closed) return;
+      buffer += decoder.decode(value, { stream: true });
+      const end = buffer.lastIndexOf("\n");
+      if (end < 0) continue;
+      const lines = buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+      events.onMessage(lines);
+    }
+  }
+  return t;
+}
+
+/** GET /connection/sse?cf_connect=<connect command> with an EventSource, an event per reply. */
+function sseTransport(endpoint, options, events) {
+  let source = null;
+  const t = emulated(endpoint, options, events, () => source?.close());
+  t.open = (connect) => {
+    const url = absolute(endpoint);
+    url.searchParams.set("cf_connect", connect);
+    source = new (options.eventsource || globalThis.EventSource)(url.href);
+    source.onmessage = (ev) => t.closed || events.onMessage(ev.data);
+    // An EventSource would reconnect by itself after an error, with the old connect command.
+    source.onerror = () => t.end(ABNORMAL, "connection closed");
+  };
+  return t;
+}
+
+/** What each transport needs of the runtime, its maker, and whether it is emulated. */
+const TRANSPORTS = {
+  websocket: {
+    supported: (o) => Boolean(o.websocket || globalThis.WebSocket),
+    make: webSocketTransport,
+  },
+  http_stream: {
+    supported: (o) =>
+      Boolean(fetcher(o) && globalThis.ReadableStream && globalThis.AbortController),
+    make: httpStreamTransport,
+    emulated: true,
+  },
+  sse: {
+    supported: (o) => Boolean(fetcher(o) && (o.eventsource || globalThis.EventSource)),
+    make: sseTransport,
+    emulated: true,
+  },
+};
+
+/** The constructor's url: a string (a WebSocket) or centrifuge-js's list of transports. */
+function transportList(url) {
+  const list = typeof url === "string" ? [{ transport: WEBSOCKET, endpoint: url }] : url;
+  if (!Array.isArray(list) || !list.length) {
+    throw new HubbubError(errorCodes.badArgument, "url: a string or a list of transports");
+  }
+  return list.map(({ transport, endpoint } = {}) => {
+    if (!(transport in TRANSPORTS) || typeof endpoint !== "string") {
+      const known = Object.keys(TRANSPORTS).join(", ");
+      throw new HubbubError(errorCodes.badArgument, `transports: {transport: ${known}, endpoint}`);
+    }
+    const scheme = transport === WEBSOCKET ? [/^http/, "ws"] : [/^ws/, "http"];
+    return { transport, endpoint: endpoint.replace(...scheme) };
+  });
 }
 
 class Emitter {
@@ -138,12 +352,18 @@ class Emitter {
 export class Hubbub extends Emitter {
   constructor(url, options = {}) {
     super();
-    this.url = url.replace(/^http/, "ws");
+    this._transports = transportList(url);
+    this._index = 0; // the transport in use, or tried next
+    this._worked = false; // one of them carried a connection: keep to it
+    this._triedAll = false; // the first round through the transports is over
+    this.transport = this._transports[0].transport;
+    this.url = this._transports[0].endpoint;
     this.options = {
       minReconnectDelay: 500,
       maxReconnectDelay: 20000,
       timeout: 10000,
       pingSlack: 10000,
+      emulationEndpoint: "/emulation",
       ...options,
     };
     this.state = "disconnected";
@@ -154,7 +374,7 @@ export class Hubbub extends Emitter {
     this._queue = []; // calls waiting for the connection
     this._outbox = []; // JSON lines to write in the next frame
     this._nextId = 1;
-    this._ws = null;
+    this._transport = null; // the transport object of the current connection
     this._conn = 0; // bumped whenever a connection attempt starts or ends
     this._attempt = 0;
     this._timers = { reconnect: null, connect: null, ping: null, refresh: null };
@@ -180,7 +400,7 @@ export class Hubbub extends Emitter {
   ready(timeout) { return this._when("connected", "disconnected", timeout); }
 
   async _open() {
-    this._closeSocket();
+    this._closeTransport();
     clearTimeout(this._timers.connect);
     const conn = ++this._conn;
     if (this.state !== "connecting" || this._offline) return;
@@ -197,34 +417,65 @@ export class Hubbub extends Emitter {
       if (!token) return this._disconnect(101, "unauthorized");
       this._token = token;
     }
-    let ws;
+    const found = this._findTransport(this._index);
+    if (!found) {
+      const error = new HubbubError(errorCodes.badArgument, "none of the transports is available");
+      this._emit("error", { type: "transport", error });
+      return this._lose(1, error.message);
+    }
+    this._index = found.index;
+    this._triedAll ||= found.wrapped;
+    const { transport, endpoint } = this._transports[found.index];
+    this.transport = transport;
+    this.url = endpoint;
+    const current = (fn) => (...args) => conn === this._conn && fn(...args);
+    const events = {
+      onOpen: current(() => {
+        this._worked = true; // as centrifuge-js: an open WebSocket is a working transport
+        this._sendConnect(conn, (line) => this._write(line));
+      }),
+      onMessage: current((data) => this._onFrame(data)),
+      onClose: current((code, reason) => this._onClose(code, reason)),
+    };
+    const connectTimeout = () => this._lose(5, "connect timeout", this._nextTransport());
+    this._timers.connect = setTimeout(connectTimeout, this.options.timeout);
     try {
-      ws = new (this.options.websocket || globalThis.WebSocket)(this.url);
+      this._transport = TRANSPORTS[transport].make(endpoint, this.options, events);
+      let first;
+      if (TRANSPORTS[transport].emulated) this._sendConnect(conn, (line) => (first = line));
+      this._transport.open(first);
     } catch (error) {
       this._emit("error", { type: "transport", error });
-      return this._lose(1, "cannot open a WebSocket");
+      this._lose(1, `cannot open ${transport}`, this._nextTransport());
     }
-    this._ws = ws;
-    ws.binaryType = "arraybuffer";
-    this._timers.connect = setTimeout(() => this._lose(5, "connect timeout"), this.options.timeout);
-    let opened = false;
-    ws.onopen = () => {
-      opened = true;
-      if (conn === this._conn) this._sendConnect(conn);
-    };
-    ws.onmessage = (ev) => {
-      if (conn === this._conn) this._onFrame(ev.data);
-    };
-    ws.onclose = (ev) => {
-      if (conn === this._conn) this._onClose(ev.code, ev.reason);
-    };
-    ws.onerror = () => {
-      // Browsers follow an error with a close event; Node 20 does not when the handshake fails.
-      if (conn === this._conn && !opened) this._onClose(1006, "connection failed");
-    };
   }
 
-  _sendConnect(conn) {
+  /** The first transport at or after `start` (round the list) that this runtime can make;
+   * `wrapped` when the search passed the end of the list. */
+  _findTransport(start) {
+    const n = this._transports.length;
+    for (let k = 0; k < n; k++) {
+      const index = (start + k) % n;
+      const { transport } = this._transports[index];
+      if (TRANSPORTS[transport].supported(this.options)) return { index, wrapped: start + k >= n };
+    }
+    return null;
+  }
+
+  /** The transport closed before it ever carried a connection: move on to the next one.
+   * True when that one is to be tried at once (the first round through the list). */
+  _nextTransport() {
+    if (this._worked) return false;
+    const found = this._findTransport(this._index + 1);
+    if (!found) return false;
+    this._index = found.index;
+    this._triedAll ||= found.wrapped;
+    return !this._triedAll;
+  }
+
+  /** Sends the connect command with `write` (the emulated transports take it as the body of
+   * the request that opens their stream). */
+  _sendConnect(conn, write) {
     const params = {};
     if (this._token) params.token = this._token;
     if (this.options.data !== undefined) params.data = this.options.data;
@@ -234,7 +485,7 @@ export class Hubbub extends Emitter {
       if (pos.recoverable) subs[channel] = { recover: true, epoch: pos.epoch, offset: pos.offset };
     }
     if (Object.keys(subs).length) params.subs = subs;
-    this._call("connect", params, true).then(
+    this._call("connect", params, write).then(
       (result) => conn === this._conn && this._onConnected(result),
       (error) => conn === this._conn && this._onConnectError(error),
     );
@@ -242,6 +493,8 @@ export class Hubbub extends Emitter {
 
   _onConnected(result) {
     clearTimeout(this._timers.connect);
+    this._worked = true;
+    this._transport.connected(result);
     this._attempt = 0;
     this._pong = Boolean(result.pong);
     this._pingWindow = result.ping > 0 ? result.ping * 1000 + this.options.pingSlack : 0;
@@ -253,13 +506,15 @@ export class Hubbub extends Emitter {
     this.state = "connected";
     for (const call of this._queue.splice(0)) this._send(call);
     this._emit("state", { from, to: "connected" });
-    this._emit("connected", { client: result.client, data: result.data });
+    const { client, data } = result;
+    this._emit("connected", { client, data, transport: this.transport });
     if (this.state !== "connected") return; // a listener disconnected
     this._serverSubsFromConnect(result.subs || {});
     for (const sub of this._subs.values()) if (sub.state === "subscribing") sub._send();
   }
 
   _onConnectError(error) {
+    if (error.code !== errorCodes.timeout) this._worked = true; // the server answered
     if (error.code === TOKEN_EXPIRED) {
       if (!this.options.getToken) return this._disconnect(TOKEN_EXPIRED, error.message);
       this._token = null;
@@ -270,15 +525,18 @@ export class Hubbub extends Emitter {
     this._lose(error.code, error.message);
   }
 
+  /** The transport closed, or the server sent a disconnect push (then ends the stream). */
   _onClose(code, reason) {
     reason = reason || "connection closed";
+    if (code >= 3000) this._worked = true; // the server's code: the transport works
     if (isTerminal(code)) return this._disconnect(code, reason);
     if (code === 3005 && this.options.getToken) this._token = null; // connection expired
-    this._lose(code, reason);
+    this._lose(code, reason, this._nextTransport());
   }
 
-  /** The connection is gone but the client goes on: back to connecting, then reconnect. */
-  _lose(code, reason) {
+  /** The connection is gone but the client goes on: back to connecting, then reconnect
+   * (`now`: at once, with the next transport of the first round). */
+  _lose(code, reason, now = false) {
     if (this.state === "disconnected") return;
     this._drop(new HubbubError(errorCodes.connectionClosed, reason, true));
     for (const sub of this._subs.values()) sub._lost(code, reason);
@@ -286,7 +544,7 @@ export class Hubbub extends Emitter {
     clearTimeout(this._timers.reconnect);
     if (this._offline) return; // the online event reconnects
     const { minReconnectDelay, maxReconnectDelay } = this.options;
-    const delay = backoff(this._attempt++, minReconnectDelay, maxReconnectDelay);
+    const delay = now ? 0 : backoff(this._attempt++, minReconnectDelay, maxReconnectDelay);
     this._timers.reconnect = setTimeout(() => this._open(), delay);
   }
 
@@ -301,10 +559,10 @@ export class Hubbub extends Emitter {
     this._setState("disconnected", "disconnected", { code, reason });
   }
 
-  /** Closes the socket and fails the calls waiting for a reply on it. */
+  /** Closes the transport and fails the calls waiting for a reply on it. */
   _drop(error) {
     this._conn++;
-    this._closeSocket();
+    this._closeTransport();
     for (const name of ["connect", "ping", "refresh"]) clearTimeout(this._timers[name]);
     this._outbox = [];
     const calls = [...this._calls.values()];
@@ -312,16 +570,10 @@ export class Hubbub extends Emitter {
     for (const call of calls) this._fail(call, error);
   }
 
-  _closeSocket() {
-    const ws = this._ws;
-    this._ws = null;
-    if (!ws) return;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    try {
-      ws.close(1000);
-    } catch {
-      // already closed
-    }
+  _closeTransport() {
+    const transport = this._transport;
+    this._transport = null;
+    transport?.close();
   }
 
   /** The server pings every `ping` seconds; without any frame for that long (plus slack), the
@@ -387,8 +639,10 @@ export class Hubbub extends Emitter {
 
   _onFrame(data) {
     this._lastSeen = Date.now();
+    const conn = this._conn;
     const text = typeof data === "string" ? data : new TextDecoder().decode(data);
     for (const line of text.split("\n")) {
+      if (conn !== this._conn) return; // the connection ended (a disconnect push, a listener)
       if (!line.trim()) continue;
       let msg;
       try {
@@ -437,6 +691,9 @@ export class Hubbub extends Emitter {
       this._serverSubscribed(channel, push.subscribe);
     } else if (push.message) {
       this._emit("message", { data: push.message.data });
+    } else if (push.disconnect) {
+      // What the emulated transports get instead of a close code: the same, then the end.
+      this._onClose(push.disconnect.code, push.disconnect.reason);
     }
   }
 
@@ -464,8 +721,8 @@ export class Hubbub extends Emitter {
   // -- calls --------------------------------------------------------------------------
 
   /** Sends a command and resolves with its result. While connecting the command waits in a
-   * queue; `now` sends it at once (the connect command). */
-  _call(method, params, now = false) {
+   * queue; with `write` it goes at once, through `write` (the connect command). */
+  _call(method, params, write) {
     return new Promise((resolve, reject) => {
       if (this.state === "disconnected") {
         return reject(new HubbubError(errorCodes.disconnected, "client is disconnected"));
@@ -476,19 +733,19 @@ export class Hubbub extends Emitter {
         this._queue = this._queue.filter((c) => c !== call);
         reject(new HubbubError(errorCodes.timeout, `${method} timed out`, true));
       }, this.options.timeout);
-      if (now || this.state === "connected") this._send(call);
+      if (write || this.state === "connected") this._send(call, write);
       else this._queue.push(call);
     });
   }
 
-  _send(call) {
+  _send(call, write = (line) => this._write(line)) {
     if (call.method === "send") {
       clearTimeout(call.timer);
-      this._write(JSON.stringify({ send: call.params }));
+      write(JSON.stringify({ send: call.params }));
       return call.resolve();
     }
     this._calls.set(call.id, call);
-    this._write(JSON.stringify({ id: call.id, [call.method]: call.params }));
+    write(JSON.stringify({ id: call.id, [call.method]: call.params }));
   }
 
   _fail(call, error) {
@@ -505,9 +762,9 @@ export class Hubbub extends Emitter {
   _flush() {
     const lines = this._outbox;
     this._outbox = [];
-    if (!lines.length || !this._ws || this._ws.readyState !== 1) return;
+    if (!lines.length || !this._transport) return;
     try {
-      this._ws.send(lines.join("\n"));
+      this._transport.send(lines.join("\n"));
     } catch (error) {
       this._emit("error", { type: "transport", error });
     }
