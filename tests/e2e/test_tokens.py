@@ -201,3 +201,31 @@ async def test_badly_typed_time_claims_are_invalid_tokens(secured: ServerProcess
         isinstance(outcome, tuple) and outcome[0] == 3500 and outcome[1].startswith("invalid token")
         for outcome in outcomes.values()
     ), outcomes
+
+
+@pytest.mark.parametrize("demos", ["true", "false"])
+async def test_a_token_without_token_keys_is_refused(start_server: StartServer, demos: str) -> None:
+    """With no token key configured a token cannot be verified: disconnect 3500 (as
+    Centrifugo), whether or not the demos' display-name hook is in place; a connect without a
+    token is still anonymous."""
+    server = start_server(env={"HUBBUB_DEMOS": demos})
+    async with raw_client(server) as ws:
+        await ws.send_str(json.dumps({"id": 1, "connect": {"token": mint(SECRET, "ada")}}))
+        code, reason = await closed_with(ws)
+        assert (code, reason) == (3500, "invalid token: no token keys are configured")
+    async with raw_client(server) as ws:
+        (reply,) = await call(ws, {"id": 1, "connect": {"data": {"name": "Ada"}}})
+        assert "client" in reply["connect"]
+
+
+async def test_the_demos_take_a_verified_token(start_server: StartServer) -> None:
+    """With a key and the demos on, a token names the user and the display name is kept."""
+    server = start_server("--token-hmac-secret", SECRET)
+    async with raw_client(server) as ws:
+        connect = {"token": mint(SECRET, "ada"), "data": {"name": "Ada L."}}
+        await call(ws, {"id": 1, "connect": connect})
+        (reply,) = await call(ws, {"id": 2, "subscribe": {"channel": "chat:t"}})
+        assert "error" not in reply
+        (reply,) = await call(ws, {"id": 3, "presence": {"channel": "chat:t"}})
+        (entry,) = reply["presence"]["presence"].values()
+        assert entry["user"] == "ada" and entry["conn_info"] == {"name": "Ada L."}
