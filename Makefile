@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# A server API key for this run only, printed so that curl/cent/`hubbub publish` can use it.
+# `hubbub serve` with this checkout's server API key and token secret, made once into
+# $(RUN_SECRETS) and printed on every run (scripts/run.sh); HUBBUB_* variables reach the
+# server, e.g. `HUBBUB_PORT=9000 make run`.
+RUN_SECRETS ?= $(VENV)/hubbub-run.env
+
 run: $(STAMP)
-	@key=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))'); \
-	echo "server API key for this run: $$key   (export HUBBUB_API_KEY=$$key)"; \
-	echo "admin dashboard without a password, for this machine only (HUBBUB_ADMIN_INSECURE=true): http://127.0.0.1:8765/admin"; \
-	HUBBUB_API_KEY=$$key HUBBUB_ADMIN_INSECURE=true exec $(BIN)/hubbub serve
+	@exec bash scripts/run.sh $(BIN) $(RUN_SECRETS)
 
 autobahn-venv: $(STAMP)
 	bash scripts/autobahn-venv.sh $(AUTOBAHN_VENV)
