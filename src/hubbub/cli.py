@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,12 @@ def load_hub(spec: str) -> Hub:
 
 @main.command()
 @click.argument("channel")
-@click.option("--limit", type=int, default=100, show_default=True, help="Most publications.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=100, show_default=True,
+    help="Most publications: the newest ones, or the first ones after --since.",
+)  # fmt: skip
 @click.option("--since", "since", type=int, help="Only publications after this offset.")
+@click.option("--reverse", is_flag=True, help="Newest first (with --since: those before it).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--history", help="History store URL [default: the server's].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="The server's data directory.")
@@ -145,11 +150,13 @@ def history(
     channel: str,
     limit: int,
     since: int | None,
+    reverse: bool,
     as_json: bool,
     config_file: Path | None,
     **flags: Any,
 ) -> None:
-    """Print CHANNEL's history, oldest first, from the store the server uses."""
+    """Print CHANNEL's newest publications, oldest first (as `tail`), from the store the server
+    uses; --since OFFSET: the first ones after OFFSET; --reverse: newest first."""
     from hubbub.engines.factory import history_store
 
     try:
@@ -157,7 +164,8 @@ def history(
         url = settings.history_url
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
             raise HubbubError(f"no history store at {url[len('sqlite:///') :]}")
-        result = asyncio.run(_read_history(history_store(settings), channel, since, limit))
+        read = _read_history(history_store(settings), channel, since, limit, reverse)
+        result = asyncio.run(read)
     except HubbubError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -172,13 +180,19 @@ def history(
 
 
 async def _read_history(
-    store: HistoryStore, channel: str, since: int | None, limit: int
+    store: HistoryStore, channel: str, since: int | None, limit: int, reverse: bool
 ) -> HistoryResult:
+    """Without ``since`` the newest ``limit`` (read newest first, then turned round unless
+    ``reverse``); with it the store's own order: after ``since``, or before it ``reverse``."""
     await store.open()
     try:
-        return await store.read(channel, since_offset=since, limit=limit, reverse=False)
+        newest = since is None and not reverse
+        result = await store.read(
+            channel, since_offset=since, limit=limit, reverse=reverse or newest
+        )
     finally:
         await store.close()
+    return replace(result, publications=result.publications[::-1]) if newest else result
 
 
 def json_line(pub: Publication) -> str:

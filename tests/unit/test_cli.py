@@ -98,6 +98,16 @@ def test_history_command_reads_the_store(tmp_path) -> None:  # type: ignore[no-u
     assert text.exit_code == 0
     assert "top offset 5" in text.output
     assert '{"i": 4}' in text.output
+
+    def offsets(*more: str) -> list[int]:
+        out = runner.invoke(main, [*args, "--json", *more], env={})
+        assert out.exit_code == 0, out.output
+        return [json.loads(line)["offset"] for line in out.output.splitlines()]
+
+    assert offsets("--limit", "2") == [4, 5]  # the newest two, oldest first (as tail)
+    assert offsets("--limit", "2", "--reverse") == [5, 4]
+    assert offsets("--since", "4", "--reverse") == [3, 2, 1]
+    assert offsets() == [1, 2, 3, 4, 5]
     missing = runner.invoke(main, ["history", "x", "--data-dir", str(tmp_path / "none")], env={})
     assert missing.exit_code == 1
     assert "no history store" in missing.output
