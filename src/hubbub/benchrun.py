@@ -10,7 +10,8 @@ Scenarios:
 - ``connect``: ``clients`` connections, each connecting and subscribing, 100 at a time.
 
 Publications go through the client protocol's ``publish`` command, so the channel must let
-clients publish; its history settings apply (the server stores what it is asked to).
+clients publish. A channel with history would keep them: :mod:`hubbub.benchhistory` checks
+before the run and removes them after it (with the server API key), or refuses.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+from hubbub import benchhistory
 from hubbub.loadgen import (
     Client,
     HubbubDialect,
@@ -88,9 +90,16 @@ async def run(
     size: int = 100,
     pid: int | None = None,
     progress: bool = True,
+    api_key: str | None = None,
+    keep_history: bool = False,
 ) -> list[tuple[str, str]]:
-    """Run ``scenario``; return (figure, value) rows for the final table."""
+    """Run ``scenario``; return (figure, value) rows for the final table. Raises
+    :class:`hubbub.benchhistory.BenchRefused` before connecting anybody when fan-out would
+    leave publications in the channel's history unasked."""
     base, path = websocket_url(url)
+    guard = None
+    if scenario == "fanout":
+        guard = await benchhistory.guard(url, base + path, channel, token, api_key, keep_history)
     rows: list[tuple[str, str]] = [
         ("scenario", scenario),
         ("server", f"{base}{path}"),
@@ -113,6 +122,8 @@ async def run(
             rows += await _ping(subs, stats, duration, pid)
     finally:
         close_all(subs)
+    if guard is not None:
+        rows.append(await guard.clean())
     return rows
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import click
 
 from hubbub import __version__, operator
@@ -322,6 +323,16 @@ def subscribe(channels: tuple[str, ...], url: str, connect_token: str, count: in
 @click.option("--size", type=click.IntRange(1, 65536), default=100, show_default=True,
               help="Bytes of each publication's data.")  # fmt: skip
 @click.option("--pid", type=int, help="The server's process id (same machine): adds its CPU use.")
+@click.option(
+    "--api-key",
+    envvar="HUBBUB_API_KEY",
+    help="Server API key: fan-out removes what it stored in a channel with history.",
+)
+@click.option(
+    "--keep-history",
+    is_flag=True,
+    help="Fan-out into a channel with history and leave the publications there.",
+)
 def bench(
     url: str,
     scenario: str,
@@ -331,11 +342,17 @@ def bench(
     connect_token: str,
     size: int,
     pid: int | None,
+    api_key: str | None,
+    keep_history: bool,
 ) -> None:
-    """Load a running hubbub server and print what it sustained (a progress bar on stderr)."""
+    """Load a running hubbub server and print what it sustained (a progress bar on stderr).
+
+    Fan-out publishes into --channel: where the server keeps its history the bench needs the
+    server API key and removes the history afterwards (or --keep-history)."""
     import resource
 
     from hubbub import benchrun
+    from hubbub.benchhistory import BenchRefused
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if clients + 100 > hard:
@@ -343,8 +360,11 @@ def bench(
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         run = benchrun.run(url, scenario, clients, duration, channel=channel,
-                           token=connect_token, size=size, pid=pid)  # fmt: skip
+                           token=connect_token, size=size, pid=pid, api_key=api_key,
+                           keep_history=keep_history)  # fmt: skip
         rows = asyncio.run(run)
-    except (OSError, TimeoutError) as exc:
+    except BenchRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, TimeoutError, HubbubError, aiohttp.ClientError) as exc:
         raise click.ClickException(f"{url}: {exc!r}") from None
     click.echo(benchrun.table(rows))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from hubbub.auth import TokenVerifier
 from hubbub.config import Settings
+from hubbub.operator import api_call
 from tests.conftest import StartServer
 from tests.support.proxy import FlakyProxy
 from tests.support.timing import scaled
@@ -19,10 +22,16 @@ from tests.support.timing import scaled
 pytestmark = pytest.mark.e2e
 
 KEY = "cli-key-" * 4
+NO_HISTORY = """
+[[namespaces]]
+name = "nohist"
+"""
 
 
 def hubbub(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # a checkout run without installing it
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         [sys.executable, "-m", "hubbub", *args],
         capture_output=True,
@@ -149,19 +158,42 @@ def _figures(stdout: str) -> dict[str, str]:
 
 def test_bench_measures_a_running_server(start_server: StartServer) -> None:
     """`hubbub bench` drives a real server: fan-out deliveries reach every subscriber, ping
-    round trips come back, the server's CPU is read when its pid is given."""
-    server = start_server()
+    round trips come back, the server's CPU is read when its pid is given; what fan-out
+    stored in the channel's history (the embedded default keeps it) is removed after."""
+    server = start_server("--api-key", KEY)
     url, pid = server.url, str(server.proc.pid)
     out = hubbub("bench", "--url", url, "--scenario", "fanout", "--clients", "20",
-                 "--duration", "1", "--pid", pid)  # fmt: skip
+                 "--duration", "1", "--pid", pid, "--api-key", KEY)  # fmt: skip
     assert out.returncode == 0, out.stderr
     figures = _figures(out.stdout)
     assert figures["clients"] == "20"
     assert float(figures["deliveries/s"].replace(",", "")) > 0
     assert float(figures["deliveries per server CPU-s"].replace(",", "")) > 0
+    assert re.fullmatch(r"removed the [0-9,]+ publications stored in bench", figures["history"])
+    history = asyncio.run(api_call(url, KEY, "history", {"channel": "bench", "limit": -1}))
+    assert history["publications"] == []
     out = hubbub("bench", "--url", url, "--scenario", "ping", "--clients", "5", "--duration", "1")
     assert out.returncode == 0, out.stderr
     assert float(_figures(out.stdout)["round trips/s"].replace(",", "")) > 0
+
+
+def test_bench_leaves_no_history_behind_unasked(start_server: StartServer) -> None:
+    """Without the API key fan-out refuses a channel with history (and says what to do); a
+    channel without history is measured as it is; one with publications already is kept."""
+    server = start_server("--api-key", KEY, config=NO_HISTORY)
+    args = ("bench", "--url", server.url, "--clients", "5", "--duration", "0.5")
+    refused = hubbub(*args)
+    assert refused.returncode == 1
+    assert "'bench' keeps history on this server" in refused.stderr
+    assert "--api-key or HUBBUB_API_KEY" in refused.stderr
+    plain = hubbub(*args, "--channel", "nohist:b")
+    assert plain.returncode == 0, plain.stderr
+    assert _figures(plain.stdout)["history"] == "none: nohist:b keeps no history"
+    asyncio.run(api_call(server.url, KEY, "publish", {"channel": "news", "data": 1}))
+    kept = hubbub(*args, "--channel", "news", "--api-key", KEY)
+    assert kept.returncode == 1 and "'news' already holds publications" in kept.stderr
+    history = asyncio.run(api_call(server.url, KEY, "history", {"channel": "bench", "limit": 0}))
+    assert history["offset"] == 0
 
 
 def test_bench_reports_an_unreachable_server(tmp_path: Path) -> None:
