@@ -5,9 +5,14 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from tests.conftest import StartServer
+from tests.support.proto import call
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
+
+KEY = "health-key-0123456789"
+API = {"X-API-Key": KEY}
 
 
 async def test_health_is_200_with_json(server: ServerProcess) -> None:
@@ -18,6 +23,32 @@ async def test_health_is_200_with_json(server: ServerProcess) -> None:
     assert body["status"] == "ok"
     assert body["connections"] == 0
     assert isinstance(body["version"], str)
+
+
+async def test_health_counts_channels_with_subscribers_here(start_server: StartServer) -> None:
+    """/health's ``channels`` are those with a subscriber on this node (a channel with only
+    history is not one), ``subscriptions`` the memberships."""
+    server = start_server("--api-key", KEY)
+    async with aiohttp.ClientSession() as http:
+        body = {"channel": "news", "data": {"text": "stored"}}
+        async with http.post(server.url + "/api/publish", json=body, headers=API) as resp:
+            assert "result" in await resp.json()
+
+        async def health() -> dict[str, object]:
+            async with http.get(server.url + "/health") as resp:
+                result: dict[str, object] = await resp.json()
+                return result
+
+        counts = await health()
+        assert (counts["channels"], counts["subscriptions"]) == (0, 0)
+        async with http.ws_connect(server.ws + "/connection/websocket") as ws:
+            await call(ws, {"id": 1, "connect": {}})
+            for i, channel in enumerate(("news", "chat:a"), start=2):
+                await call(ws, {"id": i, "subscribe": {"channel": channel}})
+            async with http.ws_connect(server.ws + "/rooms/a"):
+                counts = await health()
+                assert (counts["connections"], counts["channels"]) == (2, 3)
+                assert counts["subscriptions"] == 3
 
 
 async def test_home_page_links_what_exists(server: ServerProcess) -> None:

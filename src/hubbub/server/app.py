@@ -275,7 +275,13 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 
 async def health(request: web.Request) -> web.Response:
     """``GET /health``: 200 with a small JSON body while the server accepts work; 503 while
-    shutting down or while the engine (Redis) is unreachable."""
+    shutting down or while the engine (Redis) is unreachable.
+
+    The counters are this process's, read without I/O: ``connections`` (WebSockets and HTTP
+    streams attached), ``channels`` (channels with at least one subscriber here, raw room
+    members included: the server API's ``num_channels``) and ``subscriptions`` (channel
+    memberships here). A channel that only has history, or only subscribers on other nodes,
+    is not counted: the store is not asked (``hubbub history``, the admin's channel browser)."""
     node = request.app[NODE_KEY]
     engine_ok = not isinstance(node.broker, Monitored) or node.broker.connected
     status = "shutting_down" if node.closing else ("ok" if engine_ok else "engine_unavailable")
@@ -285,6 +291,7 @@ async def health(request: web.Request) -> web.Response:
         "uptime_seconds": round(time.time() - node.started_at, 3),
         "connections": node.connection_count,
         "channels": len(node.channels()),
+        "subscriptions": node.subscription_count(),
         "engine": {"kind": node.settings.engine.split(":", 1)[0], "connected": engine_ok},
     }
     return web.json_response(body, status=200 if status == "ok" else 503)
