@@ -152,6 +152,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     unidirectional.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
     emulation.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
     app.router.add_get("/static/{path:.+}", static_file)
+    app.router.add_get("/favicon.ico", favicon)
     pages.add_routes(app, settings, node)
     if settings.api_port is None:
         api.add_routes(app, settings, node)
@@ -271,6 +272,12 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     if path is None:
         raise web.HTTPNotFound(text="no such file\n")
     return web.FileResponse(path)
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """``GET /favicon.ico``: hubbub's icon (SVG), for what browsers ask of pages that name
+    none (/health, /metrics); hubbub's own pages link /static/favicon.svg."""
+    return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
 
 async def health(request: web.Request) -> web.Response:
