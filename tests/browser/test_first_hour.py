@@ -43,3 +43,58 @@ async def test_pages_log_no_errors(browser: Any, start_server: StartServer, path
         assert await page.get_attribute("link[rel=icon]", "href") == "/static/favicon.svg"
     async with aiohttp.ClientSession() as http, http.get(server.url + "/favicon.ico") as resp:
         assert resp.status == 200 and resp.content_type == "image/svg+xml"
+
+
+async def test_chat_join_panel_checks_the_room_first(
+    browser: Any, start_server: StartServer
+) -> None:
+    """Before joining only the join panel shows and nothing reloads the page; a bad room name
+    is refused at Join (no connection made), and so is a room the server refuses."""
+    server = start_server()
+    page, errors = await open_page(browser, server.url + "/demo/chat")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    assert await page.is_visible("#join-card")
+    assert not await page.is_visible("#chat") and not await page.is_visible("#text")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    await page.evaluate("document.getElementById('say').requestSubmit()")  # Enter there
+    await page.fill("#name", "Ada")
+    await page.fill("#room", "bad room!")
+    await page.press("#room", "Enter")
+    await page.locator("#join-error", has_text="Room names are").wait_for(timeout=MS)
+    assert not await page.is_visible("#chat")
+    await page.wait_for_timeout(300)
+    assert navigations == [] and sockets == [] and errors == []
+
+    closed = start_server(
+        config='[[namespaces]]\nname = "chat"\nallow_subscribe_for_anonymous = false\n'
+    )
+    page, _ = await open_page(browser, closed.url + "/demo/chat?name=Ada&room=lobby&autojoin=1")
+    refusal = page.locator("#join-error", has_text="Cannot join #lobby: permission denied (103)")
+    await refusal.wait_for(timeout=MS)
+    assert await page.is_visible("#join-card") and not await page.is_visible("#chat")
+
+
+async def test_chat_times_and_typing(browser: Any, start_server: StartServer) -> None:
+    """Messages carry the server's time (live and from history); "is typing" ends when the
+    message it announced arrives."""
+    server = start_server()
+    base = server.url + "/demo/chat?room=t&autojoin=1&name="
+    a, _ = await open_page(browser, base + "Ada")
+    b, _ = await open_page(browser, base + "Bob")
+    for page in (a, b):
+        await page.locator("#status[data-state=connected]").wait_for(timeout=MS)
+    await b.locator("#people li", has_text="Ada").wait_for(timeout=MS)
+    await b.locator("#text").press_sequentially("hello")
+    await a.locator("#typing", has_text="Bob is typing").wait_for(timeout=MS)
+    await b.press("#text", "Enter")
+    await a.locator("#messages .msg", has_text="hello").wait_for(timeout=MS)
+    assert await a.inner_text("#typing") == ""  # at once, not seconds later
+    stamp = await a.get_attribute("#messages .msg time", "datetime")
+    now = await a.evaluate("Date.now()")
+    shown = await a.evaluate(f"Date.parse({stamp!r})")
+    assert abs(now - shown) < scaled(30) * 1000
+    late, _ = await open_page(browser, base + "Cy")
+    await late.locator("#messages .msg", has_text="hello").wait_for(timeout=MS)
+    assert await late.get_attribute("#messages .msg time", "datetime") == stamp  # from history

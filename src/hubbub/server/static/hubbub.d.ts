@@ -48,6 +48,9 @@ export interface PublicationContext {
   offset: number;
   info?: ClientInfo;
   tags?: Record<string, string>;
+  /** When the server took the publication, in milliseconds since 1970 (hubbub sends it for
+   * every publication, live or from history). */
+  time?: number;
 }
 
 export interface StateContext<S> {

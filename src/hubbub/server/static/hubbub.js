@@ -83,6 +83,7 @@ const publication = (channel, p) => ({
   offset: p.offset || 0,
   info: clientInfo(p.info),
   tags: p.tags,
+  time: p.time,
 });
 
 /** Moves a stream position past a publication; false when it was seen already. */
