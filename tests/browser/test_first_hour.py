@@ -98,3 +98,61 @@ async def test_chat_times_and_typing(browser: Any, start_server: StartServer) ->
     late, _ = await open_page(browser, base + "Cy")
     await late.locator("#messages .msg", has_text="hello").wait_for(timeout=MS)
     assert await late.get_attribute("#messages .msg time", "datetime") == stamp  # from history
+
+
+async def test_game_movers_at_the_edges_stay_on_the_canvas(
+    browser: Any, start_server: StartServer
+) -> None:
+    """A mover held against a corner is drawn whole and its name stays on the canvas; so for
+    movers with the longest names at every edge and corner."""
+    server = start_server()
+    page, errors = await open_page(
+        browser, server.url + "/demo/game?name=WWWWWWWWWWWWWWWW&autojoin=1"
+    )
+    await page.locator("body[data-joined=yes]").wait_for(timeout=MS)
+    await page.keyboard.down("ArrowRight")
+    await page.keyboard.down("ArrowDown")
+    try:
+        me = "window.game.players[window.game.me]"
+        await page.wait_for_function(f"{me}[0] >= 100 && {me}[1] >= 100", timeout=MS * 2)
+    finally:
+        await page.keyboard.up("ArrowRight")
+        await page.keyboard.up("ArrowDown")
+    # Drawn whole (as the page last drew it): about pi r^2 pixels (r = 11) of the mover's
+    # colour, not the quarter a corner left of it.
+    painted = await page.evaluate(
+        """() => {
+          const g = window.game, c = document.getElementById("arena");
+          const hex = g.players[g.me][2];
+          const rgb = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+          const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+          let n = 0;
+          for (let i = 0; i < px.length; i += 4) {
+            if (rgb.every((v, k) => Math.abs(px[i + k] - v) < 8)) n++;
+          }
+          return n;
+        }"""
+    )
+    assert painted > 0.5 * 3.14159 * 11**2, painted  # a quarter is 95
+    edges = [(x, y) for x in (0, 50, 100) for y in (0, 50, 100)]
+    boxes = await page.evaluate(
+        """(edges) => {
+          const g = window.game, ids = [g.me];
+          edges.forEach(([x, y], i) => {
+            g.players["edge" + i] = [x, y, "#f80", "W".repeat(16)];
+            ids.push("edge" + i);
+          });
+          g.draw();
+          const c = document.getElementById("arena");
+          return { w: c.width, h: c.height, boxes: ids.map((id) => g.layout(id)) };
+        }""",
+        edges,
+    )
+    w, h = boxes["w"], boxes["h"]
+    for box in boxes["boxes"]:
+        assert box["r"] <= box["cx"] <= w - box["r"] - 1, box  # the dot and its outline
+        assert box["r"] <= box["cy"] <= h - box["r"] - 1, box
+        label = box["label"]
+        assert label["x"] >= 0 and label["x"] + label["w"] <= w, box
+        assert label["y"] >= 0 and label["y"] + label["h"] <= h, box
+    assert errors == []
