@@ -3,17 +3,23 @@ chat's join panel, the admin's answers and charts, the game's edges, the tutoria
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import pytest
 
+from hubbub.auth import mint
 from tests.conftest import StartServer
+from tests.support.proto import call
 from tests.support.timing import scaled
 
 pytestmark = pytest.mark.browser
 
 MS = int(scaled(15) * 1000)  # Playwright timeouts
+KEY = "first-hour-key-0123456789"
+API = {"X-API-Key": KEY}
+SECRET = "first-hour-secret-" * 3
 PAGES = ("/", "/demo/chat", "/demo/monitor", "/demo/game", "/demo/echo", "/admin", "/health")
 
 
@@ -156,3 +162,49 @@ async def test_game_movers_at_the_edges_stay_on_the_canvas(
         assert label["x"] >= 0 and label["x"] + label["w"] <= w, box
         assert label["y"] >= 0 and label["y"] + label["h"] <= h, box
     assert errors == []
+
+
+async def test_admin_says_what_it_did_and_shows_the_recent_past(
+    browser: Any, start_server: StartServer
+) -> None:
+    """The admin's charts open with the server's last minutes; anonymous (named) chat users
+    are counted as such; a channel with only history can be browsed; disconnecting a user
+    with no connection says so."""
+    server = start_server("--admin-insecure", "--api-key", KEY, "--token-hmac-secret", SECRET)
+    async with aiohttp.ClientSession() as http:
+        named = [await http.ws_connect(server.ws + "/connection/websocket") for _ in range(2)]
+        for i, ws in enumerate(named):
+            await call(ws, {"id": 1, "connect": {"data": {"name": f"chatter{i}"}}})
+            await call(ws, {"id": 2, "subscribe": {"channel": "chat:t"}})
+        ada = await http.ws_connect(server.ws + "/connection/websocket")
+        await call(ada, {"id": 1, "connect": {"token": mint(SECRET, "ada")}})
+        body = {"channel": "news", "data": {"text": "stored, nobody listening"}}
+        async with http.post(server.url + "/api/publish", json=body, headers=API) as resp:
+            assert "result" in await resp.json()
+        await asyncio.sleep(scaled(3))  # a few of the server's one-a-second samples
+
+        page, errors = await open_page(browser, server.url + "/admin")
+        await page.wait_for_function("Number(document.body.dataset.updates || 0) >= 1", timeout=MS)
+        count = "(id) => Number(document.getElementById(id).dataset.points || 0)"
+        points = await page.evaluate(f"['rates', 'conns'].map({count})")
+        assert min(points) >= 3, points  # at the first update, not one point a second from now
+        assert await page.inner_text("#users") == "1"
+        assert await page.inner_text("#anonymous") == "+ 2 anonymous"
+
+        await page.fill("#browse-channel", "news")
+        await page.click("#browse button")
+        await page.locator("#history", has_text="stored, nobody listening").wait_for(timeout=MS)
+
+        await page.fill("#dis-user", "nobody")
+        await page.click("#disconnect button")
+        await page.locator("#dis-result", has_text="nobody has no connection").wait_for(timeout=MS)
+        await page.fill("#dis-user", "ada")
+        await page.click("#disconnect button")
+        await page.locator("#dis-result", has_text="disconnected ada's 1 connection").wait_for(
+            timeout=MS
+        )
+        msg = await ada.receive(timeout=scaled(10))
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert errors == []
+        for ws in (*named, ada):
+            await ws.close()

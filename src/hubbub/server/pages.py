@@ -28,14 +28,17 @@ from hubbub.core import jsontext as protocol
 from hubbub.core.channels import NAMESPACE_SEPARATOR
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node
+from hubbub.server.samples import Samples
 from hubbub.server.static import STATIC_DIR
 
 PAGES_NODE: Final = web.AppKey("pages_node", Node)
 PAGES_SETTINGS: Final = web.AppKey("pages_settings", Settings)
+PAGES_SAMPLES: Final = web.AppKey("pages_samples", Samples)
 DEMOS: Final = ("chat", "monitor", "game", "echo")
 #: What the admin page may call through /admin/api/{method}.
 ADMIN_METHODS: Final = (
-    "publish", "disconnect", "presence", "presence_stats", "history", "channels", "info",
+    "publish", "disconnect", "connections", "presence", "presence_stats", "history",
+    "channels", "info",
 )  # fmt: skip
 
 
@@ -110,7 +113,10 @@ def _check_admin(request: web.Request) -> None:
 
 
 def stats(node: Node) -> dict[str, object]:
-    """Counters for the dashboard; rates are derived by the page from successive totals."""
+    """Counters for the dashboard; rates are derived by the page from successive totals.
+    ``users`` counts distinct user ids (a token's ``sub`` or an ``on_connect`` hook's user),
+    ``anonymous`` the channel-protocol clients without one (the demos' named chat users are
+    such: a display name is conn info, not a user id)."""
     namespaces: dict[str, dict[str, int]] = {}
     for channel in node.channels():
         namespace, sep, _ = channel.partition(NAMESPACE_SEPARATOR)
@@ -126,6 +132,7 @@ def stats(node: Node) -> dict[str, object]:
         "connections": node.connection_count,
         "clients": node.client_count,
         "users": node.user_count,
+        "anonymous": len(node.clients_of("")),
         "channels": len(node.channels()),
         "subscriptions": node.subscription_count(),
         "publications": node.publications,
@@ -146,6 +153,12 @@ async def admin_page(request: web.Request) -> web.FileResponse:
 async def admin_stats(request: web.Request) -> web.Response:
     _check_admin(request)
     return web.json_response(stats(request.app[PAGES_NODE]))
+
+
+async def admin_samples(request: web.Request) -> web.Response:
+    """The last five minutes of totals, one a second (see :mod:`hubbub.server.samples`)."""
+    _check_admin(request)
+    return web.json_response({"samples": request.app[PAGES_SAMPLES].recent()})
 
 
 async def admin_call(request: web.Request) -> web.Response:
@@ -173,8 +186,12 @@ async def admin_call(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, settings: Settings, node: Node) -> None:
     app[PAGES_NODE] = node
     app[PAGES_SETTINGS] = settings
+    samples = app[PAGES_SAMPLES] = Samples(node)
+    app.on_startup.append(samples.start)
+    app.on_cleanup.append(samples.stop)
     if settings.demos:
         app.router.add_get("/demo/{name:" + "|".join(DEMOS) + "}", demo_page)
     app.router.add_get("/admin", admin_page)
     app.router.add_get("/admin/api/stats", admin_stats)
+    app.router.add_get("/admin/api/samples", admin_samples)
     app.router.add_post("/admin/api/{method}", admin_call)
