@@ -4,6 +4,7 @@ chat's join panel, the admin's answers and charts, the game's edges, the tutoria
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,9 @@ MS = int(scaled(15) * 1000)  # Playwright timeouts
 KEY = "first-hour-key-0123456789"
 API = {"X-API-Key": KEY}
 SECRET = "first-hour-secret-" * 3
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+SEED = ROOT / "tests" / "e2e" / "seed_client.js"  # the tutorial's client, verbatim
 PAGES = ("/", "/demo/chat", "/demo/monitor", "/demo/game", "/demo/echo", "/admin", "/health")
 
 
@@ -208,3 +212,42 @@ async def test_admin_says_what_it_did_and_shows_the_recent_past(
         assert errors == []
         for ws in (*named, ada):
             await ws.close()
+
+
+async def test_the_tutorial_client_where_chromium_lets_it_run(
+    browser: Any, start_server: StartServer, tmp_path: Path
+) -> None:
+    """The tutorial's client, pasted into a blank tab, is blocked by Chromium's Local Network
+    Access rule, as the README says next to "works as it is"; from hubbub's home page or a
+    file it runs."""
+    readme = README.read_text()
+    section = readme[readme.index("## The tutorial's client") : readme.index("## Endpoints")]
+    assert "net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS" in section
+    server = start_server()
+    seed = SEED.read_text().replace("ws://localhost:8765", f"ws://localhost:{server.port}")
+    script = f"(() => {{ {seed} }})()"  # a statement list, as pasted into the console
+    blank = await (await browser.new_context()).new_page()
+    await blank.goto("about:blank")
+    logs: list[str] = []
+    blank.on("console", lambda m: logs.append(m.text))
+    await blank.evaluate(script)
+    for _ in range(int(scaled(50))):
+        if "Connection died" in logs:
+            break
+        await blank.wait_for_timeout(100)
+    assert any("ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS" in line for line in logs), logs
+    assert "Connection died" in logs
+    page_file = tmp_path / "client.html"
+    page_file.write_text(f"<!doctype html><script>{seed}</script>")
+    for url in (server.url + "/", page_file.as_uri()):
+        page = await (await browser.new_context()).new_page()
+        seen: list[str] = []
+        page.on("console", lambda m, seen=seen: seen.append(m.text))
+        await page.goto(url)
+        if url.startswith("http"):
+            await page.evaluate(script)  # pasted into the home page's console
+        for _ in range(int(scaled(50))):
+            if "Received message: Hello, Server!" in seen:
+                break
+            await page.wait_for_timeout(100)
+        assert "Received message: Hello, Server!" in seen, (url, seen)
