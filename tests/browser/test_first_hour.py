@@ -251,3 +251,31 @@ async def test_the_tutorial_client_where_chromium_lets_it_run(
                 break
             await page.wait_for_timeout(100)
         assert "Received message: Hello, Server!" in seen, (url, seen)
+
+
+async def test_readme_hubbub_js_example_from_another_origin(
+    browser: Any, start_server: StartServer, tmp_path: Path
+) -> None:
+    """The README's hubbub.js snippet, in a page of another origin (a file), imports the client
+    from hubbub's base URL and gets a publication."""
+    readme = README.read_text()
+    start = readme.index("From a page of your own, with hubbub's base URL")
+    opening = readme.index("```html\n", start) + len("```html\n")
+    snippet = readme[opening : readme.index("```", opening)]
+    assert "/static/hubbub.js" in snippet
+    server = start_server("--api-key", KEY)
+    page_file = tmp_path / "app.html"
+    page_file.write_text(snippet.replace("127.0.0.1:8765", f"127.0.0.1:{server.port}"))
+    page, errors = await open_page(browser, page_file.as_uri())
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(m.text))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(int(scaled(100))):
+            body = {"channel": "news", "data": {"text": "to your page"}}
+            async with http.post(server.url + "/api/publish", json=body, headers=API) as resp:
+                assert "result" in await resp.json()
+            if any(line.startswith("news:") for line in seen):
+                break
+            await asyncio.sleep(0.1)
+    assert any(line.startswith("news:") for line in seen), (seen, errors)
+    assert errors == []

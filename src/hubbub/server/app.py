@@ -267,11 +267,13 @@ async def connection_websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
-    """``GET /static/{path}``: one of :data:`STATIC_FILES`, else 404."""
+    """``GET /static/{path}``: one of :data:`STATIC_FILES`, else 404. Public files, so any
+    origin may load them (``Access-Control-Allow-Origin: *``: an application's page imports
+    hubbub.js from here; no credentials are involved)."""
     path = STATIC_FILES.get(request.match_info["path"])
     if path is None:
         raise web.HTTPNotFound(text="no such file\n")
-    return web.FileResponse(path)
+    return web.FileResponse(path, headers={"Access-Control-Allow-Origin": "*"})
 
 
 async def favicon(request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,66 @@
+"""The README as a new user reads it: its Endpoints table names every route hubbub serves,
+and its `cent` example runs as written against a server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubbub.config import Settings
+from hubbub.node import Node
+from hubbub.server.app import make_app
+from tests.conftest import StartServer
+from tests.support.timing import scaled
+
+pytestmark = pytest.mark.e2e
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+KEY = "readme-key-0123456789"
+
+
+def section(start: str, end: str) -> str:
+    return README[README.index(start) : README.index(end, README.index(start))]
+
+
+def code_after(marker: str, lang: str) -> str:
+    """The first ```lang block after ``marker``."""
+    rest = README[README.index(marker) :]
+    match = re.search(rf"```{lang}\n(.*?)```", rest, re.S)
+    assert match is not None, f"no {lang} block after {marker!r}"
+    return match.group(1)
+
+
+def test_endpoints_table_names_every_route() -> None:
+    """Every path the app routes (demos and the API on the main port) is in the table, its
+    variable part left out (`/rooms/{room}`, `/static/hubbub.js`, `/demo/chat`)."""
+    table = section("## Endpoints", "Every WebSocket endpoint:")
+    settings = Settings(history="memory")
+    app = make_app(settings, Node(settings))
+    paths = {route.resource.canonical for route in app.router.routes() if route.resource}
+    folders = re.findall(r"`(/[\w/]*/)`", table)  # "its JSON under `/admin/api/`"
+
+    def named(path: str) -> bool:
+        fixed = path.split("{", 1)[0]
+        return fixed.rstrip("/") in table or any(fixed.startswith(f) for f in folders)
+
+    assert [p for p in sorted(paths) if not named(p)] == []
+    for path in ("/metrics", "/api/{method}", "/admin", "/demo/chat", "/static/hubbub.js"):
+        assert f"{path}`" in table, path
+
+
+def test_cent_example_runs_as_written(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server("--api-key", KEY)
+    code = code_after("With `cent`", "python")
+    assert "http://127.0.0.1:8765/api" in code
+    script = tmp_path / "cent_example.py"
+    script.write_text(code.replace("http://127.0.0.1:8765", server.url))
+    env = {**os.environ, "HUBBUB_API_KEY": KEY}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         timeout=scaled(60))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["1", "[{'text': 'hello'}]"]
