@@ -17,8 +17,12 @@ Guarantees:
   passed off as the whole one (Centrifugo's surveys fail the same way). A node that died stays
   announced for up to 10 seconds, so surveys fail during that time (one that stops cleanly
   withdraws its announcement: :meth:`hubbub.node.Node.stop`).
-- Bounded: at most :data:`MAX_SURVEYS` surveys in flight on a node (more: error 111), each
-  keeps one answer per node asked; answers for no survey in flight, from nodes not asked, or
+- Bounded: at most :data:`MAX_SURVEYS` surveys in flight on a node (more: error 111), and
+  apart from them at most :data:`MAX_PER_NODE` questions to each node (:meth:`Surveys.ask_node`,
+  more: error 111), so that a flood of questions to one node (what any client posts to
+  ``/emulation`` is forwarded so), or to a dead node (each waits :data:`SURVEY_TIMEOUT`),
+  starves neither the surveys nor the questions to other nodes; each keeps one answer per
+  node asked; answers for no survey in flight, from nodes not asked, or
   repeated, are dropped. How large an answer is, is the responder's business (the
   ``connections`` answer is capped, see :mod:`hubbub.control`).
 - Without other nodes (the memory engine, a single announced node) nothing is sent.
@@ -50,6 +54,8 @@ from hubbub.errors import ClientError, StoreError
 SURVEY_TIMEOUT: Final = 2.0
 #: Surveys a node may have in flight at once.
 MAX_SURVEYS: Final = 64
+#: Questions to one node (:meth:`Surveys.ask_node`) a node may have in flight to each node.
+MAX_PER_NODE: Final = 64
 #: The wire kinds of survey messages.
 KINDS: Final = frozenset({"survey", "answer"})
 
@@ -130,6 +136,8 @@ class Surveys:
         self._ids = itertools.count(1)
         # Survey id -> (nodes still to answer, answers so far, done when all are in).
         self._open: dict[int, tuple[set[str], dict[str, Any], asyncio.Future[None]]] = {}
+        self._surveys = 0  # of them sent to every node
+        self._to_node: dict[str, int] = {}  # questions in flight by the node they are for
 
     @property
     def in_flight(self) -> int:
@@ -147,15 +155,19 @@ class Surveys:
     async def ask_node(self, op: str, params: Mapping[str, Any], node: str) -> Any:
         """``node``'s answer to ``op`` (this node's own, computed here, when it is this
         node). SurveyTimeout when it stays silent, StoreError when the question could not be
-        sent, ClientError 111 when :data:`MAX_SURVEYS` are in flight."""
+        sent, ClientError 111 when :data:`MAX_PER_NODE` questions to ``node`` are in flight."""
         if node == self.uid:
             return self.answer(op, params)
-        if len(self._open) >= MAX_SURVEYS:
-            raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: surveys in flight")
+        underway = self._to_node.get(node, 0)
+        if underway >= MAX_PER_NODE:
+            raise ClientError(
+                ErrorCode.TOO_MANY_REQUESTS, "too many requests: questions to that node in flight"
+            )
         sid = next(self._ids)
         answers: dict[str, Any] = {}
         done = asyncio.get_running_loop().create_future()
         self._open[sid] = ({node}, answers, done)
+        self._to_node[node] = underway + 1
         try:
             await self._send(Question(sid, self.uid, op, dict(params), node).encode())
             try:
@@ -165,6 +177,9 @@ class Surveys:
             return answers[node]
         finally:
             del self._open[sid]
+            left = self._to_node.pop(node) - 1
+            if left:
+                self._to_node[node] = left
 
     async def ask(
         self, op: str, params: Mapping[str, Any], nodes: Collection[str]
@@ -176,12 +191,13 @@ class Surveys:
         waiting = {uid for uid in nodes if uid != self.uid}
         if not waiting:
             return {self.uid: local}
-        if len(self._open) >= MAX_SURVEYS:
+        if self._surveys >= MAX_SURVEYS:
             raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: surveys in flight")
         sid, asked = next(self._ids), len(waiting)
         answers: dict[str, Any] = {self.uid: local}
         done = asyncio.get_running_loop().create_future()
         self._open[sid] = (waiting, answers, done)
+        self._surveys += 1
         try:
             await self._send(Question(sid, self.uid, op, dict(params)).encode())
             try:
@@ -191,6 +207,7 @@ class Surveys:
             return answers
         finally:
             del self._open[sid]
+            self._surveys -= 1
 
     def answered(self, answer: Answer) -> None:
         """An answer from the control channel: kept when it is the first of its node for a

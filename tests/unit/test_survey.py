@@ -123,6 +123,33 @@ async def test_surveys_in_flight_are_bounded(monkeypatch: pytest.MonkeyPatch) ->
     assert a.in_flight == 0
 
 
+async def test_questions_to_one_node_starve_neither_surveys_nor_other_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of questions to one node (forwarded emulation requests, a dead node's) fills
+    only that node's budget: surveys and questions to other nodes still go out."""
+    monkeypatch.setattr(survey, "SURVEY_TIMEOUT", 0.5)
+    bus = Bus()
+    a = bus.join("a")
+    bus.join("b")
+    bus.join("dead")
+    bus.silent.add("dead")
+    stuck = [
+        asyncio.create_task(a.ask_node("count", {}, "dead")) for _ in range(survey.MAX_PER_NODE)
+    ]
+    await asyncio.sleep(0.01)
+    with pytest.raises(ClientError) as caught:
+        await a.ask_node("count", {}, "dead")
+    assert caught.value.code == ErrorCode.TOO_MANY_REQUESTS
+    assert await a.ask("count", {}, ["a", "b"]) == {uid: {"node": uid, "asked": {}} for uid in "ab"}
+    assert await a.ask_node("count", {"y": 2}, "b") == {"node": "b", "asked": {"y": 2}}
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+    assert a.in_flight == 0
+    assert await a.ask_node("count", {}, "b") == {"node": "b", "asked": {}}
+
+
 async def test_a_question_that_cannot_be_sent_fails_at_once() -> None:
     async def send(text: str) -> None:
         raise StoreError("engine down")
