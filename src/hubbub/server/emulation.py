@@ -29,9 +29,10 @@ disconnect is a disconnect push before the stream ends, so the SDK sees the code
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -100,27 +101,47 @@ def _connect(codec: Codec, data: str | bytes) -> str | bytes:
     return data
 
 
+class Cluster(Protocol):
+    async def cluster(self) -> list[dict[str, Any]]: ...
+
+
 class Nodes:
-    """The uids of the cluster's live nodes, read at most once per :data:`NODES_TTL` for a
-    uid not seen yet (so a request naming a made-up node costs no engine round trip more
-    than once a second)."""
+    """The uids of the cluster's live nodes, read again once :data:`NODES_TTL` has passed
+    since the last read, by the first request that comes then: a request naming a made-up
+    node costs no engine round trip more than once a second, a node that died (whose
+    announcement expired) is unknown a second after it left the cluster's list, and requests
+    arriving during a read wait for it (none is answered "unknown node" for a node that is
+    known, e.g. the first ones a new node gets)."""
 
-    __slots__ = ("_node", "_read_at", "_uids")
+    __slots__ = ("_cluster", "_read_at", "_reading", "_uids")
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
         self._uids: frozenset[str] = frozenset()
         self._read_at = -NODES_TTL
+        self._reading: asyncio.Task[None] | None = None
 
     async def known(self, uid: str) -> bool:
-        if uid in self._uids:
-            return True
-        now = time.monotonic()
-        if now - self._read_at < NODES_TTL:
-            return False
-        self._read_at = now
-        self._uids = frozenset(str(n.get("uid")) for n in await self._node.cluster())
+        """Whether ``uid`` is a live node's. StoreError when the list cannot be read."""
+        if self._reading is None and time.monotonic() - self._read_at >= NODES_TTL:
+            self._read_at = time.monotonic()
+            self._reading = asyncio.get_running_loop().create_task(self._read())
+            self._reading.add_done_callback(_retrieved)
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
         return uid in self._uids
+
+    async def _read(self) -> None:
+        try:
+            self._uids = frozenset(str(n.get("uid")) for n in await self._cluster.cluster())
+        finally:
+            self._reading = None
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Its exception is seen (each waiter raised it), even when no one waited."""
+    if not task.cancelled():
+        task.exception()
 
 
 def add_routes(
