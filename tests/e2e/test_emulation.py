@@ -247,6 +247,31 @@ async def test_bad_connect_requests_are_refused_before_the_stream(server: Server
             assert resp.headers["Access-Control-Allow-Credentials"] == "true"
 
 
+async def test_refusals_are_readable_by_pages_of_allowed_origins(server: ServerProcess) -> None:
+    """A refusal carries the CORS headers too: without them a cross-origin fetch fails as a
+    network error, and centrifuge-js closes the transport where a status (413, 400) would
+    have failed only that command."""
+    good = {"Origin": "https://good.example", "Content-Type": "application/json"}
+    async with (
+        emulated.connect(server.url, "http_stream", token("di")) as client,
+        aiohttp.ClientSession() as http,
+    ):
+        cases = [
+            ("/emulation", b"{not json", 400),
+            ("/emulation", json.dumps({"session": client.session, "data": "x" * 5000}), 413),
+            ("/emulation", json.dumps({"session": "s", "node": "n", "data": "{}"}), 404),
+            ("/connection/http_stream", b"{oops", 400),
+            ("/connection/sse", b'{"id":1,"ping":{}}', 400),
+        ]
+        for path, body, status in cases:
+            async with http.post(server.url + path, data=body, headers=good) as resp:
+                assert resp.status == status, path
+                assert resp.headers.get("Access-Control-Allow-Origin") == good["Origin"], path
+        evil = {"Origin": "https://evil.example"}
+        async with http.post(f"{server.url}/emulation", data=b"{}", headers=evil) as resp:
+            assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
+
+
 async def test_a_flood_of_emulation_requests_is_bounded(start_server: StartServer) -> None:
     """Requests beyond the session's queue get 429, the rate limit disconnects (3013);
     another client is not disturbed."""

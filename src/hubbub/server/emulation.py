@@ -21,7 +21,8 @@ either is) the client's commands. centrifuge-js falls back to them from a WebSoc
   :meth:`hubbub.survey.Surveys.ask_node`), so no sticky sessions are needed.
 
 As the other streams (:mod:`hubbub.server.unidirectional`): ``Origin`` against
-``allowed_origins`` (403), CORS for allowed origins (and their preflights), the connection
+``allowed_origins`` (403), CORS for allowed origins (and their preflights; refusals carry
+it too, so that centrifuge-js reads their status), the connection
 limit (503), the no-cache and no-buffering headers, ping and slow-consumer rules; a
 connect command that cannot be read gets 400 before the stream starts; a server-side
 disconnect is a disconnect push before the stream ends, so the SDK sees the code.
@@ -64,10 +65,10 @@ from hubbub.server.httpedge import (
     answer_preflight,
     cors_headers,
     read_body,
+    readable_refusals,
 )
 from hubbub.server.httpstream import open_stream
 from hubbub.server.unidirectional import CONNECT_PARAM, Handshakes, Served
-from hubbub.server.websocket import check_origin
 from hubbub.survey import SurveyTimeout
 
 #: The request's ``Content-Type`` that means Protobuf (Centrifugo's test).
@@ -198,7 +199,6 @@ def add_routes(
         return out.response
 
     async def http_stream(request: web.Request) -> web.StreamResponse:
-        check_origin(request, allowed)
         body = await read_body(request, settings.max_message_size)
         if request.content_type == PROTOBUF_TYPE:
             return await stream(
@@ -208,15 +208,13 @@ def add_routes(
         return await stream(request, JSON, text, LINE_HEADERS, line_framing, b"", "http_stream")
 
     async def sse(request: web.Request) -> web.StreamResponse:
-        check_origin(request, allowed)
         if request.method == "POST":
             text = _text(await read_body(request, settings.max_message_size))
         else:
             text = request.query.get(CONNECT_PARAM, "")
         return await stream(request, JSON, text, SSE_HEADERS, sse_framing, b"\r\n", "sse")
 
-    async def emulation(request: web.Request) -> web.Response:
-        check_origin(request, allowed)
+    async def emulation(request: web.Request) -> web.StreamResponse:
         body = await read_body(request, settings.max_message_size)
         try:
             emulated = decode_request(body, request.content_type == PROTOBUF_TYPE)
@@ -252,13 +250,13 @@ def add_routes(
         return answer
 
     if settings.http_stream:
-        app.router.add_post("/connection/http_stream", http_stream)
+        app.router.add_post("/connection/http_stream", readable_refusals(http_stream, allowed))
         app.router.add_route("OPTIONS", "/connection/http_stream", preflight("POST, OPTIONS"))
     if settings.sse:
-        app.router.add_get("/connection/sse", sse, allow_head=False)
-        app.router.add_post("/connection/sse", sse)
+        app.router.add_get("/connection/sse", readable_refusals(sse, allowed), allow_head=False)
+        app.router.add_post("/connection/sse", readable_refusals(sse, allowed))
         app.router.add_route("OPTIONS", "/connection/sse", preflight("GET, POST, OPTIONS"))
-    app.router.add_post("/emulation", emulation)
+    app.router.add_post("/emulation", readable_refusals(emulation, allowed))
     app.router.add_route("OPTIONS", "/emulation", preflight("POST, OPTIONS"))
 
 

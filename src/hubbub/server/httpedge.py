@@ -7,6 +7,7 @@ bidirectional emulation (:mod:`hubbub.server.emulation`), so that both answer br
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
@@ -54,6 +55,25 @@ def cors_headers(request: web.Request, listed: bool) -> dict[str, str]:
     if wanted and wanted != "null":
         headers["Access-Control-Allow-Headers"] = wanted
     return headers
+
+
+def readable_refusals(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], allowed: tuple[str, ...]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """``handler`` behind :func:`check_origin` (403 without CORS headers), its refusals
+    (aiohttp's HTTP errors: 400, 404, 413, 503...) carrying the CORS headers as its answers do,
+    so that a page of an allowed origin reads their status (a cross-origin ``fetch`` of a
+    response without them fails as a network error)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        check_origin(request, allowed)
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            exc.headers.update(cors_headers(request, bool(allowed)))
+            raise
+
+    return handle
 
 
 async def answer_preflight(
