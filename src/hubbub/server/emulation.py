@@ -199,7 +199,7 @@ def add_routes(
         return out.response
 
     async def http_stream(request: web.Request) -> web.StreamResponse:
-        body = await read_body(request, settings.max_message_size)
+        body = await read_body(request, settings)
         if request.content_type == PROTOBUF_TYPE:
             return await stream(
                 request, PROTOBUF, body, BINARY_HEADERS, _binary, b"", "http_stream"
@@ -209,13 +209,13 @@ def add_routes(
 
     async def sse(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
-            text = _text(await read_body(request, settings.max_message_size))
+            text = _text(await read_body(request, settings))
         else:
             text = request.query.get(CONNECT_PARAM, "")
         return await stream(request, JSON, text, SSE_HEADERS, sse_framing, b"\r\n", "sse")
 
     async def emulation(request: web.Request) -> web.StreamResponse:
-        body = await read_body(request, settings.max_message_size)
+        body = await read_body(request, settings)
         try:
             emulated = decode_request(body, request.content_type == PROTOBUF_TYPE)
         except BadEmulation as exc:
