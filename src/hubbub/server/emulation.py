@@ -14,16 +14,19 @@ either is) the client's commands. centrifuge-js falls back to them from a WebSoc
   JSON, ``data`` the commands' text; or Protobuf) for the session the connect result named.
   204 once the commands are handed to the session (their replies come over its stream);
   400 for a body that is not a request, 404 for an unknown session or node, 413 beyond
-  ``max_message_size``, 429 while :data:`~hubbub.dialects.centrifuge.emulation.MAX_WAITING`
-  requests wait for the session, 503 when the node holding it does not answer.
+  ``max_message_size``, 408 for a body not all there within ``handshake_timeout``, 429 while
+  :data:`~hubbub.dialects.centrifuge.emulation.MAX_WAITING` requests wait for the session,
+  503 when the node holding it does not answer within 2 s.
   A session lives on the node that serves its stream; a request that reaches another node
   of the cluster is handed to it through the engine (a survey addressed to that node,
-  :meth:`hubbub.survey.Surveys.ask_node`), so no sticky sessions are needed.
+  :meth:`hubbub.survey.Surveys.ask_node`: requests for one node wait their turn beyond 64
+  in flight, so a flood for one node, or a dead one, delays no other node's sessions), so
+  no sticky sessions are needed. The node named must be in the cluster's list (:class:`Nodes`).
 
 As the other streams (:mod:`hubbub.server.unidirectional`): ``Origin`` against
 ``allowed_origins`` (403), CORS for allowed origins (and their preflights; refusals carry
-it too, so that centrifuge-js reads their status), the connection
-limit (503), the no-cache and no-buffering headers, ping and slow-consumer rules; a
+it too, so that centrifuge-js reads their status), the connection limit (503), the
+no-cache and no-buffering headers, ping and slow-consumer rules; a
 connect command that cannot be read gets 400 before the stream starts; a server-side
 disconnect is a disconnect push before the stream ends, so the SDK sees the code.
 """
