@@ -110,7 +110,7 @@ def add_routes(
     async def uni_sse(request: web.Request) -> web.StreamResponse:
         check_origin(request, settings.allowed_origins)
         if request.method == "POST":
-            text: str | bytes = await read_body(request, settings.max_message_size)
+            text: str | bytes = await read_body(request, settings)
         else:
             text = request.query.get(CONNECT_PARAM, "")
         frame = _frame(text)
@@ -120,7 +120,7 @@ def add_routes(
 
     async def uni_http_stream(request: web.Request) -> web.StreamResponse:
         check_origin(request, settings.allowed_origins)
-        frame = _frame(await read_body(request, settings.max_message_size))
+        frame = _frame(await read_body(request, settings))
         return await stream(request, frame, LINE_HEADERS, line_framing, b"", "uni_http_stream")
 
     async def preflight(request: web.Request) -> web.StreamResponse:
