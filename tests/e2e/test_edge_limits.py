@@ -313,3 +313,25 @@ async def test_server_survives_a_flood_up_to_the_fd_limit(
     log = server.stderr()
     assert "Traceback" not in log
     assert "Too many open files" not in log
+
+
+@pytest.mark.parametrize("path", ["/emulation", "/connection/uni_http_stream", "/api/publish"])
+async def test_compressed_request_bodies_are_not_inflated(
+    start_server: StartServer, path: str
+) -> None:
+    """A body with ``Content-Encoding: gzip`` is taken as sent: a gzip bomb (50 MB of spaces
+    in about 50 KB) costs no inflating, and gzip that would inflate to a good request is not
+    one (aiohttp would inflate both in one zlib call, whatever the size limits)."""
+    import gzip
+
+    server = start_server("--api-key", "k" * 32)
+    good = gzip.compress(json.dumps({"session": "s", "data": "{}", "channel": "c"}).encode())
+    bomb = gzip.compress(b" " * 50_000_000)
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    headers["X-API-Key"] = "k" * 32
+    async with aiohttp.ClientSession() as http:
+        for body in (good, bomb):
+            async with http.post(server.url + path, data=body, headers=headers) as resp:
+                assert resp.status == 400, await resp.text()
+        async with http.get(server.url + "/health") as resp:
+            assert resp.status == 200
