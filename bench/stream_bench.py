@@ -10,7 +10,10 @@ API key, a token secret and a namespace ``nohist`` without history). Per transpo
 :data:`TRANSPORTS`, ``--subscribers`` connections of the load generator (this process) are
 subscribed to ``nohist:bench`` (no history) and ``bench`` (the embedded default: durable
 history, recovery): over the Centrifugo JSON WebSocket with subscribe commands
-(:mod:`hubbub.loadgen`), over the HTTP streams through their token's ``channels`` claim.
+(:mod:`hubbub.loadgen`), over the HTTP streams through their token's ``channels`` claim: the
+unidirectional ``uni_sse`` (GET, ``cf_connect``) and ``uni_http_stream`` (POST), and the
+bidirectional emulation's ``sse`` and ``http_stream`` (the same, with a connect command; no
+``/emulation`` request is needed, as nothing is sent after the connect).
 Then, per channel, 100-byte publications go through the server API (``POST /api/publish``)
 at ``--rate`` per second for ``--seconds``, with at most ``--window`` publications in flight
 (requested but not yet delivered to every subscriber), so a transport the server cannot keep
@@ -95,13 +98,21 @@ Transport = Stream | None
 
 
 def _uni(token: str) -> dict[str, Any]:
+    """A unidirectional connect request."""
     return {"token": token}
+
+
+def _command(token: str) -> dict[str, Any]:
+    """The connect command of the bidirectional emulation (its replies stream back)."""
+    return {"id": 1, "connect": {"token": token}}
 
 
 TRANSPORTS: Final[dict[str, Transport]] = {
     "websocket": None,
     "uni_sse": Stream("/connection/uni_sse", "GET", _uni, b"\n\n", param="cf_connect"),
     "uni_http_stream": Stream("/connection/uni_http_stream", "POST", _uni, b"\n"),
+    "sse": Stream("/connection/sse", "GET", _command, b"\n\n", param="cf_connect"),
+    "http_stream": Stream("/connection/http_stream", "POST", _command, b"\n"),
 }
 BASELINE: Final = "websocket"
 

@@ -38,12 +38,14 @@ class Stream:
         text = json.dumps(self.connect(token), separators=(",", ":"))
         head = f"{self.method} {self.path}"
         body = b""
+        headers = ""
         if self.param is not None:
             head += f"?{self.param}={quote(text)}"
         else:
             body = text.encode()
+            headers = "Content-Type: application/json\r\n"
         return (
-            f"{head} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n"
+            f"{head} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n{headers}"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
 
