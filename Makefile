@@ -83,6 +83,7 @@ bench: bench-deps
 	$(BIN)/python bench/workers_bench.py
 	$(BIN)/python bench/formats_bench.py
 	$(BIN)/python bench/fanout_bench.py
+	$(BIN)/python bench/stream_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports

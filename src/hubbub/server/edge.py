@@ -331,8 +331,8 @@ class EdgeProtocol(RequestHandler):
 
     # -- WebSockets -------------------------------------------------------------------------
 
-    def bind(self, events: EdgeEvents) -> None:
-        """Tell ``events`` when the transport's buffer drains, from now on."""
+    def bind(self, events: EdgeEvents | None) -> None:
+        """Tell ``events`` when the transport's buffer drains, from now on (``None``: nobody)."""
         self._events = events
 
     def on_lost(self, callback: Callable[[], None] | None) -> None:
