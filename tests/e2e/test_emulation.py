@@ -262,6 +262,8 @@ async def test_refusals_are_readable_by_pages_of_allowed_origins(server: ServerP
             ("/emulation", json.dumps({"session": "s", "node": "n", "data": "{}"}), 404),
             ("/connection/http_stream", b"{oops", 400),
             ("/connection/sse", b'{"id":1,"ping":{}}', 400),
+            ("/connection/uni_http_stream", b"{oops", 400),
+            ("/connection/uni_sse", b"[1]", 400),
         ]
         for path, body, status in cases:
             async with http.post(server.url + path, data=body, headers=good) as resp:

@@ -74,8 +74,14 @@ from hubbub.server.httpstream import open_stream
 from hubbub.server.unidirectional import CONNECT_PARAM, Handshakes, Served
 from hubbub.survey import SurveyTimeout
 
-#: The request's ``Content-Type`` that means Protobuf (Centrifugo's test).
+#: The request's ``Content-Type`` that means Protobuf (Centrifugo's test: the header as
+#: sent, so that a body without one is JSON; aiohttp's ``content_type`` would say
+#: ``application/octet-stream`` then).
 PROTOBUF_TYPE: Final = "application/octet-stream"
+
+
+def _protobuf(request: web.Request) -> bool:
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower() == PROTOBUF_TYPE
 #: Seconds a list of the cluster's nodes is trusted before an unknown uid re-reads it.
 NODES_TTL: Final = 1.0
 #: HTTP status of each delivery.
@@ -188,7 +194,7 @@ def add_routes(
         try:
             with served(request, conn, centrifuge.SHUTDOWN):
                 conn.feed(data)
-                writer = request.loop.create_task(out.run())
+                writer = asyncio.get_running_loop().create_task(out.run())
                 writer.add_done_callback(lambda _: conn.end())
                 try:
                     await centrifuge.run_centrifuge(
@@ -203,7 +209,7 @@ def add_routes(
 
     async def http_stream(request: web.Request) -> web.StreamResponse:
         body = await read_body(request, settings)
-        if request.content_type == PROTOBUF_TYPE:
+        if _protobuf(request):
             return await stream(
                 request, PROTOBUF, body, BINARY_HEADERS, _binary, b"", "http_stream"
             )
@@ -220,7 +226,7 @@ def add_routes(
     async def emulation(request: web.Request) -> web.StreamResponse:
         body = await read_body(request, settings)
         try:
-            emulated = decode_request(body, request.content_type == PROTOBUF_TYPE)
+            emulated = decode_request(body, _protobuf(request))
         except BadEmulation as exc:
             raise web.HTTPBadRequest(text=f"bad emulation request: {exc}\n") from None
         delivery = await deliver(emulated)

@@ -99,4 +99,5 @@ async def run_unidirectional(
     finally:
         if beat is not None:
             beat.cancel()
+        beat = ping = None  # type: ignore[assignment]  # (ping's cell holds ping: a cycle)
         await client.close(code, reason)
