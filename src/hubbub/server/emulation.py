@@ -82,6 +82,8 @@ PROTOBUF_TYPE: Final = "application/octet-stream"
 
 def _protobuf(request: web.Request) -> bool:
     return request.headers.get("Content-Type", "").split(";")[0].strip().lower() == PROTOBUF_TYPE
+
+
 #: Seconds a list of the cluster's nodes is trusted before an unknown uid re-reads it.
 NODES_TTL: Final = 1.0
 #: HTTP status of each delivery.
