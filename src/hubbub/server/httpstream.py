@@ -88,6 +88,7 @@ class StreamConnection:
         "_room",
         "_slow_code",
         "_transport",
+        "closed_with",
     )
 
     def __init__(
@@ -125,6 +126,8 @@ class StreamConnection:
         # limit less that buffer when it was last written to (it only shrinks in between).
         self._room = self._limit - transport.get_write_buffer_size()
         self._closing = False
+        #: The code and reason this side closed with (None: it did not, or the peer left).
+        self.closed_with: tuple[int, str] | None = None
         self._lost = False
         self._ended = asyncio.Event()  # closing or lost: run() has something to do
         self._abort_handle: asyncio.TimerHandle | None = None
@@ -209,6 +212,7 @@ class StreamConnection:
         """End the stream with the farewell message for ``code`` (idempotent)."""
         if self._closing or self._lost:
             return
+        self.closed_with = (code, reason)
         data = self._framing(self._farewell(code, reason))
         self._pending.append(data)
         self._closing = True
