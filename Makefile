@@ -10,13 +10,23 @@ AUTOBAHN_VENV := .venv-autobahn
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The dev tools and every extra (make test, make lint).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# What `hubbub serve` needs, its embedded default included, and nothing else: the runtime
+# dependencies (no driver, no dev tool). A venv that has the dev set keeps it.
+RUN_STAMP := $(VENV)/.run-stamp
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
 # A server API key for this run only, printed so that curl/cent/`hubbub publish` can use it.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@key=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(24))'); \
 	echo "server API key for this run: $$key   (export HUBBUB_API_KEY=$$key)"; \
 	echo "admin dashboard without a password, for this machine only (HUBBUB_ADMIN_INSECURE=true): http://127.0.0.1:8765/admin"; \
