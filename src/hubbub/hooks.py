@@ -228,11 +228,11 @@ class DisconnectContext:
     Attributes:
         client: The connection's id.
         user: The connection's user id; ``""`` when anonymous or never connected.
-        code: Why it ended: the code of a hook's ``DisconnectError``, 3501 (bad request),
-            3502 (no connect in time); otherwise 3000 ("connection closed"). A close the
-            server starts elsewhere (shutdown 3001, expiry 3005, slow 3008, the server API's
-            ``disconnect``) is reported as 3000 too for now: the client is told the real
-            code, this context is not.
+        code: Why it ended: the code the server closed the connection with (a hook's
+            ``DisconnectError``, 3501 bad request, 3502 no connect in time, shutdown 3001,
+            expiry 3005, slow 3008, no pong 3012, the server API's ``disconnect``...), the
+            same the client is told; 3000 ("connection closed") when the client left or its
+            connection broke.
         reason: The reason that goes with ``code``.
         meta: The connection's meta; None without any.
     """
