@@ -10,17 +10,27 @@ AUTOBAHN_VENV := .venv-autobahn
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The dev tools and every extra (make test, make lint).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# What `hubbub serve` needs, its embedded default included, and nothing else: the runtime
+# dependencies (no driver, no dev tool). A venv that has the dev set keeps it.
+RUN_STAMP := $(VENV)/.run-stamp
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
 # `hubbub serve` with this checkout's server API key and token secret, made once into
 # $(RUN_SECRETS) and printed on every run (scripts/run.sh); HUBBUB_* variables reach the
 # server, e.g. `HUBBUB_PORT=9000 make run`.
 RUN_SECRETS ?= $(VENV)/hubbub-run.env
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@exec bash scripts/run.sh $(BIN) $(RUN_SECRETS)
 
 autobahn-venv: $(STAMP)
@@ -84,6 +94,7 @@ bench: bench-deps
 	$(BIN)/python bench/workers_bench.py
 	$(BIN)/python bench/formats_bench.py
 	$(BIN)/python bench/fanout_bench.py
+	$(BIN)/python bench/stream_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports

@@ -148,7 +148,8 @@ def running(peer: Peer) -> Iterator[tuple[str, int]]:
     """Start ``peer`` on a free port; yield its ws URL and pid; stop it afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix="hubbub-bench-"))
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # This checkout's hubbub (src/), not the one the venv was installed from, and bench/.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     env = {k: v for k, v in env.items() if not k.startswith("HUBBUB_")}
     log = open(tmp / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(peer.command(port, tmp), cwd=ROOT, env=env, stdout=log, stderr=log)

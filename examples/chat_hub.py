@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hubbub.errors import ClientError
-from hubbub.hub import (
+from hubbub import (
+    ClientError,
     ConnectContext,
     ConnectResult,
     Hub,

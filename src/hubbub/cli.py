@@ -304,9 +304,12 @@ def subscribe(channels: tuple[str, ...], url: str, connect_token: str, count: in
         sys.stdout.flush()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            operator.subscribe(url, list(channels), token=connect_token, count=count, emit=emit)
-        )
+        try:
+            asyncio.run(
+                operator.subscribe(url, list(channels), token=connect_token, count=count, emit=emit)
+            )
+        except HubbubError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @main.command()

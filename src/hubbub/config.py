@@ -213,7 +213,8 @@ class Settings(BaseModel):
         le=600,
         description=(
             "Seconds a new TCP connection has to send its first request line and headers; "
-            "silent and trickling ones are closed."
+            "silent and trickling ones are closed. The HTTP transports' request bodies have "
+            "as long (then 408)."
         ),
     )
     keepalive_timeout: float = Field(

@@ -1,18 +1,31 @@
 """The application's hooks: what each hook is given (its context) and may return (its result).
 
-Hooks are plain async functions, registered on a :class:`hubbub.hub.Hub`. They refuse by
-raising :class:`hubbub.errors.ClientError` (the client gets that error, the connection stays)
-or :class:`hubbub.errors.DisconnectError` (the connection is closed with that code). Any other
-exception is logged and the client gets error 100 (internal).
+Hooks are plain async functions, registered on a :class:`hubbub.Hub` with its decorators
+(``@hub.on_connect``, ...). Every hook is optional. They refuse by raising
+:class:`hubbub.ClientError` (the client gets that error reply, the connection stays) or
+:class:`hubbub.DisconnectError` (the connection is closed with that code). Any other
+exception is logged with its traceback and the client gets error 100 (internal).
 
-``data`` in a context is what the client sent: the JSON value (``None`` when it sent none), or,
-from a Protobuf client whose data is not JSON, its ``bytes``. Results' ``data`` and ``info``
-are JSON values (``bytes`` reach Protobuf clients as they are, and fail for JSON clients).
+Fields every context shares:
 
-``meta`` in a context is the connection's meta: the connection token's ``meta`` claim (a JSON
-object), or what ``on_connect`` returned as ``ConnectResult.meta``; None without either. It is
-the server's own: never sent to any client (not in presence, join/leave or publications).
-Treat it as read-only (the same dict is given to every hook of the connection).
+- ``client`` (str): the connection's id, a UUID made by the server; the same in every hook
+  of one connection, in presence and in the server API's ``connections``.
+- ``user`` (str): who the connection is: what ``on_connect`` returned as
+  ``ConnectResult.user``, else the connection token's ``sub``; ``""`` for an anonymous
+  connection.
+- ``data`` (Any): what the client sent with the command: the JSON value, or, from a
+  Protobuf client whose data is not JSON, its ``bytes``. It **may be None**: a client that
+  sends no data (most connects and subscribes do not) gives ``None``, and so does one that
+  sends JSON ``null``. Check its type before you read it (``isinstance(ctx.data, dict)``).
+- ``meta`` (dict | None): the connection's meta: what ``on_connect`` returned as
+  ``ConnectResult.meta``, else the connection token's ``meta`` claim (a JSON object);
+  None without either. It is the server's own: never sent to any client (not in presence,
+  join/leave or publications). Treat it as read-only (the same dict is given to every hook
+  of the connection).
+
+Results' ``data`` and ``info`` are JSON values (``bytes`` reach Protobuf clients as they are,
+and must be JSON text to reach JSON clients; anything else is error 100, logged). A hook that
+returns None keeps what the server would do without it.
 """
 
 from __future__ import annotations
@@ -24,16 +37,33 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class ConnectContext:
-    """``user`` is the verified token's ``sub`` ("" without a token), ``meta`` its ``meta``.
+    """A client's ``connect`` command, given to ``on_connect`` before the client is admitted.
 
-    ``headers`` are the HTTP headers of the connection's handshake, names as sent.
-    ``emulated_headers`` are the headers the client put in its connect command
-    (centrifuge-js's ``headers`` option, for browsers): names lowercased, values as sent.
-    They are kept apart because any client may write anything there, and no reverse proxy
-    in front of hubbub can set or strip them: take from them only what the hook checks
-    itself (an ``authorization`` token it verifies), never what it would trust because a
-    proxy set it (a client address, a user id). To accept a header either way, prefer the
-    real one when both are there.
+    Attributes:
+        client: The connection's id (see the module docstring).
+        token: The connection token as sent; ``""`` when the client sent none. With token
+            keys configured (``token_hmac_secret``, ...) it has been verified before the hook
+            is called (a bad one never reaches it); without them it is given as it is, for
+            the application's own scheme to check.
+        data: The connect data the client sent; **None when it sent none** (see the module
+            docstring).
+        name: The client's application name from its connect (``name``); ``""`` if unset.
+        version: The client's application version from its connect; ``""`` if unset.
+        headers: The HTTP headers of the connection's handshake (the WebSocket upgrade, or
+            the HTTP request of a stream), names as sent. Set by the client's browser and by
+            any reverse proxy in front of hubbub.
+        user: The verified connection token's ``sub``; ``""`` without a token, or when no
+            token keys are configured.
+        meta: The verified connection token's ``meta`` claim; None without one.
+        emulated_headers: The headers the client put in its connect command (centrifuge-js's
+            ``headers`` option, for browsers): names lowercased, values as sent; empty when
+            it sent none.
+
+    ``emulated_headers`` are kept apart from ``headers`` because any client may write
+    anything there, and no reverse proxy in front of hubbub can set or strip them: take from
+    them only what the hook checks itself (an ``authorization`` token it verifies), never what
+    it would trust because a proxy set it (a client address, a user id). To accept a header
+    either way, prefer the real one when both are there.
     """
 
     client: str
@@ -49,8 +79,22 @@ class ConnectContext:
 
 @dataclass(frozen=True, slots=True)
 class ConnectResult:
-    """Who the client is. ``channels`` are server-side subscriptions made at connect (with
-    the token's). ``meta``, a JSON object, replaces the token's meta (None keeps it)."""
+    """Who the client is, returned by ``on_connect``. Returning None admits the client as
+    its token says (``ctx.user``, the token's ``info``), or as anonymous without a token:
+    with an ``on_connect`` hook, ``allow_anonymous`` is the hook's to decide.
+
+    Attributes:
+        user: The user id of the connection. It replaces the token's ``sub``: return
+            ``ConnectResult(user=ctx.user, ...)`` to keep it; ``""`` admits the client as
+            anonymous (then the channels' ``allow_..._for_anonymous`` options apply).
+        info: Connection info, a JSON value shown to others (presence, join/leave, the
+            ``info`` of its publications). It replaces the token's ``info``; None: no info.
+        data: A JSON value sent to the client in its connect reply; None sends nothing.
+        channels: Server-side subscriptions made at connect, on top of the token's
+            (``channels``/``subs``); the client gets their publications without subscribing.
+        meta: A JSON object (dict) that replaces the token's ``meta`` as the connection's
+            meta (given to its later hooks, never to clients); None keeps the token's.
+    """
 
     user: str = ""
     info: Any = None
@@ -61,6 +105,18 @@ class ConnectResult:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeContext:
+    """A client's ``subscribe`` command, given to ``on_subscribe`` after the channel's
+    permission checks passed (the channel's options, or a valid subscription token).
+
+    Attributes:
+        client: The connection's id.
+        user: The connection's user id; ``""`` when anonymous.
+        channel: The channel it subscribes to (``namespace:name`` or ``name``).
+        data: The subscribe data the client sent; **None when it sent none**.
+        token: The subscription token as sent (already verified); ``""`` when none.
+        meta: The connection's meta; None without any.
+    """
+
     client: str
     user: str
     channel: str
@@ -71,8 +127,14 @@ class SubscribeContext:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeResult:
-    """``info`` is shown to others as the subscriber's chan_info; ``data`` goes to the client
-    (None for either keeps a subscription token's ``info`` or ``data``)."""
+    """What ``on_subscribe`` adds to the subscription (None subscribes it as it is).
+
+    Attributes:
+        info: Channel info, a JSON value shown to others as the subscriber's ``chan_info``
+            (presence, join/leave, its publications); None keeps the subscription token's.
+        data: A JSON value sent to the client in its subscribe reply; None keeps the
+            subscription token's ``data`` (or sends none).
+    """
 
     info: Any = None
     data: Any = None
@@ -80,6 +142,19 @@ class SubscribeResult:
 
 @dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class PublishContext:
+    """A client's ``publish`` command, given to ``on_publish`` after the permission, data
+    and size checks, before the publication is stored.
+
+    Attributes:
+        client: The connection's id.
+        user: The publisher's user id; ``""`` when anonymous.
+        channel: The channel published to.
+        data: The published data: a JSON value (None when the client published JSON
+            ``null``; a publish without data is refused before the hook), or ``bytes``
+            from a Protobuf client.
+        meta: The connection's meta; None without any.
+    """
+
     client: str
     user: str
     channel: str
@@ -89,13 +164,33 @@ class PublishContext:
 
 @dataclass(frozen=True, slots=True)
 class PublishResult:
-    """Replace the published data with ``data``."""
+    """What ``on_publish`` publishes instead of what the client sent (None publishes the
+    client's data as it is).
+
+    Attributes:
+        data: The JSON value published in place of the client's data
+            (``PublishResult(None)`` publishes JSON ``null``).
+    """
 
     data: Any
 
 
 @dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class RPCContext:
+    """A client's ``rpc`` command, given to the handler registered for its ``method`` with
+    ``@hub.rpc(method)`` (an unknown method is error 104 without a handler call).
+
+    The handler's return value is the reply's data: a JSON value (or ``bytes`` for Protobuf
+    clients); None replies with no data.
+
+    Attributes:
+        client: The connection's id.
+        user: The caller's user id; ``""`` when anonymous.
+        method: The RPC method the client named.
+        data: The RPC's data; **None when the client sent none**.
+        meta: The connection's meta; None without any.
+    """
+
     client: str
     user: str
     method: str
@@ -105,6 +200,18 @@ class RPCContext:
 
 @dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class MessageContext:
+    """A client's ``send`` (an asynchronous message without a reply), given to
+    ``on_message``. Without an ``on_message`` hook a ``send`` disconnects the client (3508).
+    A ``ClientError`` it raises is dropped (``send`` has no reply to carry it); a
+    ``DisconnectError`` closes the connection.
+
+    Attributes:
+        client: The connection's id.
+        user: The sender's user id; ``""`` when anonymous.
+        data: The message's data; **None when the client sent none**.
+        meta: The connection's meta; None without any.
+    """
+
     client: str
     user: str
     data: Any
@@ -113,6 +220,23 @@ class MessageContext:
 
 @dataclass(frozen=True, slots=True)
 class DisconnectContext:
+    """A connection that ended, given to ``on_disconnect`` after it left its channels. It
+    is called for every channel-protocol connection that ends, also for one that never
+    completed its connect (refused, or closed before): then ``user`` is ``""``. What it
+    raises is logged; the connection is gone either way.
+
+    Attributes:
+        client: The connection's id.
+        user: The connection's user id; ``""`` when anonymous or never connected.
+        code: Why it ended: the code the server closed the connection with (a hook's
+            ``DisconnectError``, 3501 bad request, 3502 no connect in time, shutdown 3001,
+            expiry 3005, slow 3008, no pong 3012, the server API's ``disconnect``...), the
+            same the client is told; 3000 ("connection closed") when the client left or its
+            connection broke.
+        reason: The reason that goes with ``code``.
+        meta: The connection's meta; None without any.
+    """
+
     client: str
     user: str
     code: int
@@ -126,6 +250,9 @@ PublishHook = Callable[[PublishContext], Awaitable[PublishResult | None]]
 RPCHandler = Callable[[RPCContext], Awaitable[Any]]
 MessageHook = Callable[[MessageContext], Awaitable[None]]
 DisconnectHook = Callable[[DisconnectContext], Awaitable[None]]
+#: A function the server runs as a background task for as long as it serves
+#: (``@hub.on_startup``): see :mod:`hubbub.startup`.
+StartupHook = Callable[[], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -138,3 +265,4 @@ class Hooks:
     on_message: MessageHook | None = None
     on_disconnect: DisconnectHook | None = None
     rpc: dict[str, RPCHandler] = field(default_factory=dict)
+    on_startup: list[StartupHook] = field(default_factory=list)

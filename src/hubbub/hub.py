@@ -2,31 +2,45 @@
 
 ::
 
+    from hubbub import ConnectContext, ConnectResult, Hub, RPCContext
+
     hub = Hub(namespaces=[{"name": "chat", "history_size": 100, "history_ttl": 3600}])
 
     @hub.on_connect
     async def authenticate(ctx: ConnectContext) -> ConnectResult:
-        return ConnectResult(user=ctx.data["name"])
+        name = ctx.data.get("name") if isinstance(ctx.data, dict) else None  # data may be None
+        return ConnectResult(user=name or "")
 
     @hub.rpc("time")
     async def server_time(ctx: RPCContext) -> dict:
         return {"now": time.time()}
 
+    @hub.on_startup
+    async def clock() -> None:        # a background task for as long as the server runs
+        while True:
+            await hub.publish("chat:clock", {"now": time.time()})
+            await asyncio.sleep(1)
+
     hub.run()           # the same server as `hubbub serve --app module:hub`
 
-Hooks are plain async functions. They refuse by raising :class:`hubbub.errors.ClientError`
-(the client gets that error, the connection stays) or
-:class:`hubbub.errors.DisconnectError` (the connection is closed with that code). Any other
-exception is logged and the client gets error 100 (internal).
+Hooks are plain async functions; what each one is given and may return is in
+:mod:`hubbub.hooks`. They refuse by raising :class:`hubbub.ClientError` (the client gets that
+error, the connection stays) or :class:`hubbub.DisconnectError` (the connection is closed
+with that code). Any other exception is logged and the client gets error 100 (internal).
+Registering a hook again replaces the first one (``on_startup`` and ``rpc`` methods of
+other names add up).
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hubbub.config import Settings, load_settings
-from hubbub.errors import HubbubError
+from hubbub.errors import ConfigError, HubbubError
 from hubbub.hooks import (
     ConnectContext,
     ConnectHook,
@@ -41,6 +55,7 @@ from hubbub.hooks import (
     PublishResult,
     RPCContext,
     RPCHandler,
+    StartupHook,
     SubscribeContext,
     SubscribeHook,
     SubscribeResult,
@@ -61,18 +76,26 @@ __all__ = [
     "PublishResult",
     "RPCContext",
     "RPCHandler",
+    "StartupHook",
     "SubscribeContext",
     "SubscribeHook",
     "SubscribeResult",
 ]
 
 
+#: The log line format of ``hubbub serve`` (and :meth:`Hub.run`).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 class Hub:
     """Hooks, settings and, once running, the node. See the module docstring."""
 
     def __init__(self, **settings: Any) -> None:
-        """``settings`` are defaults in code (any :class:`Settings` key); `hubbub serve`
-        flags, HUBBUB_* variables and the TOML file override them."""
+        """``settings`` are defaults in code: any key of the configuration (``port=9000``,
+        ``namespaces=[{"name": "chat", ...}]``, ``allow_anonymous=False``: the README's
+        Configuration table). `hubbub serve` flags, HUBBUB_* variables and the TOML file
+        override them; a bad key or value is refused when the hub is served
+        (:class:`hubbub.ConfigError`)."""
         self.defaults = settings
         self.hooks = Hooks()
         self._node: Any = None
@@ -80,31 +103,53 @@ class Hub:
     # -- hooks ---------------------------------------------------------------------------
 
     def on_connect(self, fn: ConnectHook) -> ConnectHook:
+        """Decorator: ``fn(ctx: ConnectContext)`` decides who a connecting client is
+        (returns :class:`ConnectResult` or None), or refuses it by raising."""
         self.hooks.on_connect = fn
         return fn
 
     def on_subscribe(self, fn: SubscribeHook) -> SubscribeHook:
+        """Decorator: ``fn(ctx: SubscribeContext)`` is asked about each client subscription
+        the channel's options allow (returns :class:`SubscribeResult` or None), or refuses
+        it by raising (e.g. ``ClientError(103)``)."""
         self.hooks.on_subscribe = fn
         return fn
 
     def on_publish(self, fn: PublishHook) -> PublishHook:
+        """Decorator: ``fn(ctx: PublishContext)`` sees each client publication before it is
+        stored; returns :class:`PublishResult` to change its data, None to keep it, or
+        refuses it by raising."""
         self.hooks.on_publish = fn
         return fn
 
     def on_message(self, fn: MessageHook) -> MessageHook:
+        """Decorator: ``fn(ctx: MessageContext)`` gets each client ``send`` (a message to
+        the server with no reply)."""
         self.hooks.on_message = fn
         return fn
 
     def on_disconnect(self, fn: DisconnectHook) -> DisconnectHook:
+        """Decorator: ``fn(ctx: DisconnectContext)`` is told when a connection has ended."""
         self.hooks.on_disconnect = fn
         return fn
 
     def rpc(self, method: str) -> Callable[[RPCHandler], RPCHandler]:
+        """Decorator: ``fn(ctx: RPCContext)`` answers the clients' RPC calls of ``method``;
+        what it returns (a JSON value, or None) is the reply's data."""
+
         def register(fn: RPCHandler) -> RPCHandler:
             self.hooks.rpc[method] = fn
             return fn
 
         return register
+
+    def on_startup(self, fn: StartupHook) -> StartupHook:
+        """Decorator: ``fn()`` (no arguments, async) is run as a background task once the
+        server is up (``hub.publish`` works), and cancelled at shutdown; for publishers
+        inside the application. Several may be registered; each gets its own task. What the
+        task may rely on: :mod:`hubbub.startup`."""
+        self.hooks.on_startup.append(fn)
+        return fn
 
     # -- running -------------------------------------------------------------------------
 
@@ -123,10 +168,15 @@ class Hub:
     ) -> int:
         """Publish ``data`` (any JSON value) to ``channel``; return its offset (0 without
         history) once it is stored. A retry with the same ``idempotency_key`` within the
-        window returns the first offset and delivers nothing again. ``delta``: subscribers
-        that negotiated delta compression get it as a delta against the previous publication
-        (as every publication of a ``delta_publish`` namespace). Only while the hub is being
-        served; raises StoreError when the publication could not be stored."""
+        window returns the first offset and delivers nothing again. ``tags`` (str to str)
+        travel with the publication (subscribers may filter on them). ``delta``:
+        subscribers that negotiated delta compression get it as a delta against the
+        previous publication (as every publication of a ``delta_publish`` namespace).
+
+        Only while the hub is being served (from hooks, startup functions, or other tasks of
+        the serving loop); raises :class:`hubbub.HubbubError` before, a
+        :class:`hubbub.ClientError` for a bad channel name (107) or an unknown namespace
+        (102), and :class:`hubbub.StoreError` when the publication could not be stored."""
         from hubbub.core.jsontext import dumps
 
         if self._node is None:
@@ -136,12 +186,35 @@ class Hub:
         )
         return int(pub.offset)
 
-    def settings(self, **flags: Any) -> Settings:
-        return load_settings(flags, base=self.defaults)
+    def settings(self, config: str | Path | None = None, **flags: Any) -> Settings:
+        """The settings this hub is served with: ``flags`` over HUBBUB_* variables over the
+        TOML file (``config``, else ``$HUBBUB_CONFIG``, else ``./hubbub.toml`` if it exists)
+        over the hub's own defaults over hubbub's. Raises :class:`hubbub.ConfigError`."""
+        path = Path(config) if config is not None else None
+        return load_settings(flags, config_file=path, base=self.defaults)
 
-    def run(self, **flags: Any) -> None:
-        """Serve this hub until SIGINT/SIGTERM (``flags`` as `hubbub serve`'s options)."""
+    def run(self, config: str | Path | None = None, **flags: Any) -> None:
+        """Serve this hub until SIGINT/SIGTERM, in this process (it owns the event loop:
+        call it from a script's ``__main__``, not from async code).
+
+        ``flags`` are `hubbub serve`'s options by their setting names, any configuration
+        key: ``hub.run(port=9000, host="0.0.0.0", log_level="debug", api_key=...)``; they
+        win over the environment (HUBBUB_*), the TOML file ``config`` (a path; else
+        ``$HUBBUB_CONFIG``, else ``./hubbub.toml`` if present) and the hub's defaults.
+        Logging goes to stderr at ``log_level`` as with `hubbub serve` (unless the
+        application configured logging first); the ready line is printed on stdout.
+        ``workers`` above 1 is refused: run ``hubbub serve --app module:hub --workers N``.
+        Raises :class:`hubbub.ConfigError` for bad settings and :class:`hubbub.ListenError`
+        when the port cannot be bound."""
         from hubbub.server.runner import run_loop, serve
 
-        settings = self.settings(**flags)
+        settings = self.settings(config, **flags)
+        if settings.workers > 1:
+            raise ConfigError(
+                [
+                    f"workers: hub.run() serves one process; for {settings.workers} run "
+                    "hubbub serve --app module:hub --workers N"
+                ]
+            )
+        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
         run_loop(settings, serve(settings, hub=self))

@@ -148,8 +148,17 @@ async def subscribe(
     emit: Callable[[str], None] = print,
 ) -> None:
     """Print publications of ``channels`` as JSON lines until ``count`` were printed (or
-    forever). centrifuge-python reconnects and recovers missed publications by itself."""
-    from centrifuge import Client, PublicationContext, SubscriptionEventHandler
+    forever). centrifuge-python reconnects and recovers missed publications by itself; it is
+    an optional dependency (HubbubError naming ``pip install 'hubbub[cli]'`` without it)."""
+    try:
+        from centrifuge import Client, PublicationContext, SubscriptionEventHandler
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "centrifuge":
+            raise
+        raise HubbubError(
+            "hubbub subscribe needs centrifuge-python, which is not installed: "
+            "pip install 'hubbub[cli]'"
+        ) from None
 
     done = asyncio.Event()
     printed = 0

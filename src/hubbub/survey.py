@@ -17,8 +17,13 @@ Guarantees:
   passed off as the whole one (Centrifugo's surveys fail the same way). A node that died stays
   announced for up to 10 seconds, so surveys fail during that time (one that stops cleanly
   withdraws its announcement: :meth:`hubbub.node.Node.stop`).
-- Bounded: at most :data:`MAX_SURVEYS` surveys in flight on a node (more: error 111), each
-  keeps one answer per node asked; answers for no survey in flight, from nodes not asked, or
+- Bounded: at most :data:`MAX_SURVEYS` surveys in flight on a node (more: error 111), and
+  apart from them at most :data:`MAX_PER_NODE` questions to each node (:meth:`Surveys.ask_node`;
+  :data:`MAX_QUEUED` more wait for their turn, in order, beyond that error 111), so that a
+  flood of questions to one node (what any client posts to ``/emulation`` is forwarded so),
+  or to a dead node (each waits :data:`SURVEY_TIMEOUT`), starves neither the surveys nor the
+  questions to other nodes, and delays those to the flooded node rather than refusing them;
+  each keeps one answer per node asked; answers for no survey in flight, from nodes not asked, or
   repeated, are dropped. How large an answer is, is the responder's business (the
   ``connections`` answer is capped, see :mod:`hubbub.control`).
 - Without other nodes (the memory engine, a single announced node) nothing is sent.
@@ -50,6 +55,10 @@ from hubbub.errors import ClientError, StoreError
 SURVEY_TIMEOUT: Final = 2.0
 #: Surveys a node may have in flight at once.
 MAX_SURVEYS: Final = 64
+#: Questions to one node (:meth:`Surveys.ask_node`) a node may have in flight to each node;
+#: and how many more may wait for their turn.
+MAX_PER_NODE: Final = 64
+MAX_QUEUED: Final = 1024
 #: The wire kinds of survey messages.
 KINDS: Final = frozenset({"survey", "answer"})
 
@@ -116,6 +125,17 @@ def decode(origin: str, kind: str, obj: Mapping[str, Any]) -> Question | Answer:
     return Answer(sid, asker, origin, obj["r"])
 
 
+class _Lane:
+    """The questions to one node: ``turns`` lets :data:`MAX_PER_NODE` be in flight, ``users``
+    counts those and the ones waiting."""
+
+    __slots__ = ("turns", "users")
+
+    def __init__(self) -> None:
+        self.turns = asyncio.Semaphore(MAX_PER_NODE)
+        self.users = 0
+
+
 class Surveys:
     """The surveys of one node: asking (:meth:`ask`), answering (:meth:`respond`) and
     gathering (:meth:`answered`)."""
@@ -130,6 +150,8 @@ class Surveys:
         self._ids = itertools.count(1)
         # Survey id -> (nodes still to answer, answers so far, done when all are in).
         self._open: dict[int, tuple[set[str], dict[str, Any], asyncio.Future[None]]] = {}
+        self._surveys = 0  # of them sent to every node
+        self._lanes: dict[str, _Lane] = {}  # questions to one node, by node
 
     @property
     def in_flight(self) -> int:
@@ -146,25 +168,43 @@ class Surveys:
 
     async def ask_node(self, op: str, params: Mapping[str, Any], node: str) -> Any:
         """``node``'s answer to ``op`` (this node's own, computed here, when it is this
-        node). SurveyTimeout when it stays silent, StoreError when the question could not be
-        sent, ClientError 111 when :data:`MAX_SURVEYS` are in flight."""
+        node). At most :data:`MAX_PER_NODE` questions to ``node`` are in flight, the next ones
+        wait for their turn in order (up to :data:`MAX_QUEUED` of them; more: ClientError
+        111). SurveyTimeout when no answer came within :data:`SURVEY_TIMEOUT` of the call,
+        StoreError when the question could not be sent."""
         if node == self.uid:
             return self.answer(op, params)
-        if len(self._open) >= MAX_SURVEYS:
-            raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: surveys in flight")
-        sid = next(self._ids)
-        answers: dict[str, Any] = {}
-        done = asyncio.get_running_loop().create_future()
-        self._open[sid] = ({node}, answers, done)
+        lane = self._lanes.get(node)
+        if lane is None:
+            lane = self._lanes[node] = _Lane()
+        elif lane.users >= MAX_PER_NODE + MAX_QUEUED:
+            raise ClientError(
+                ErrorCode.TOO_MANY_REQUESTS, "too many requests: questions to that node waiting"
+            )
+        lane.users += 1
+        loop = asyncio.get_running_loop()
+        deadline, turn, sid = loop.time() + SURVEY_TIMEOUT, False, next(self._ids)
         try:
+            async with asyncio.timeout_at(deadline):
+                turn = await lane.turns.acquire()
+            answers: dict[str, Any] = {}
+            done = loop.create_future()
+            self._open[sid] = ({node}, answers, done)
+            # Not under the deadline: a cancellation can be lost in the engine's client
+            # (redis-py's wait_for, Python 3.11), the wait after it would then never end.
             await self._send(Question(sid, self.uid, op, dict(params), node).encode())
-            try:
-                await asyncio.wait_for(done, SURVEY_TIMEOUT)
-            except TimeoutError:
-                raise SurveyTimeout(op, 1, 1) from None
+            async with asyncio.timeout_at(deadline):
+                await done
             return answers[node]
+        except TimeoutError:
+            raise SurveyTimeout(op, 1, 1) from None
         finally:
-            del self._open[sid]
+            self._open.pop(sid, None)
+            if turn:
+                lane.turns.release()
+            lane.users -= 1
+            if not lane.users:
+                del self._lanes[node]
 
     async def ask(
         self, op: str, params: Mapping[str, Any], nodes: Collection[str]
@@ -176,12 +216,13 @@ class Surveys:
         waiting = {uid for uid in nodes if uid != self.uid}
         if not waiting:
             return {self.uid: local}
-        if len(self._open) >= MAX_SURVEYS:
+        if self._surveys >= MAX_SURVEYS:
             raise ClientError(ErrorCode.TOO_MANY_REQUESTS, "too many requests: surveys in flight")
         sid, asked = next(self._ids), len(waiting)
         answers: dict[str, Any] = {self.uid: local}
         done = asyncio.get_running_loop().create_future()
         self._open[sid] = (waiting, answers, done)
+        self._surveys += 1
         try:
             await self._send(Question(sid, self.uid, op, dict(params)).encode())
             try:
@@ -191,6 +232,7 @@ class Surveys:
             return answers
         finally:
             del self._open[sid]
+            self._surveys -= 1
 
     def answered(self, answer: Answer) -> None:
         """An answer from the control channel: kept when it is the first of its node for a

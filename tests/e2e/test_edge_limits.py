@@ -102,6 +102,43 @@ async def test_trickled_headers_are_cut_off_at_handshake_timeout(
                 await trickler
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/emulation", "/connection/http_stream", "/connection/sse", "/connection/uni_http_stream"],
+)
+async def test_trickled_bodies_are_cut_off_at_handshake_timeout(
+    start_server: StartServer, path: str
+) -> None:
+    """Slowloris on a body read by the server (the HTTP transports' POSTs): 408 at the deadline
+    (then aiohttp reads the rest for 10 s at most, and closes); a body its peer cuts off leaves
+    no traceback in the log."""
+    server = start_server(config="handshake_timeout = 0.5\n")
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+    async with tcp(server) as (reader, writer):
+        writer.write(head)
+
+        async def trickle() -> None:
+            for _ in range(int(scaled(200))):  # ten seconds' worth, unless cut off
+                writer.write(b" ")
+                await asyncio.sleep(0.05)
+
+        trickler = asyncio.create_task(trickle())
+        try:
+            async with asyncio.timeout(scaled(5)):
+                assert await reader.readline() == b"HTTP/1.1 408 Request Timeout\r\n"
+            assert not trickler.done()  # refused while the client was still sending
+        finally:
+            trickler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await trickler
+    async with tcp(server) as (reader, writer):
+        writer.write(head + b"{")
+        await asyncio.sleep(0.1)
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/health") as resp:
+        assert resp.status == 200
+    assert "Traceback" not in server.stderr()
+
+
 async def test_idle_keep_alive_connection_is_closed(start_server: StartServer) -> None:
     server = start_server(config="keepalive_timeout = 0.5\n")
     async with tcp(server) as (reader, writer):
@@ -276,3 +313,25 @@ async def test_server_survives_a_flood_up_to_the_fd_limit(
     log = server.stderr()
     assert "Traceback" not in log
     assert "Too many open files" not in log
+
+
+@pytest.mark.parametrize("path", ["/emulation", "/connection/uni_http_stream", "/api/publish"])
+async def test_compressed_request_bodies_are_not_inflated(
+    start_server: StartServer, path: str
+) -> None:
+    """A body with ``Content-Encoding: gzip`` is taken as sent: a gzip bomb (50 MB of spaces
+    in about 50 KB) costs no inflating, and gzip that would inflate to a good request is not
+    one (aiohttp would inflate both in one zlib call, whatever the size limits)."""
+    import gzip
+
+    server = start_server("--api-key", "k" * 32)
+    good = gzip.compress(json.dumps({"session": "s", "data": "{}", "channel": "c"}).encode())
+    bomb = gzip.compress(b" " * 50_000_000)
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    headers["X-API-Key"] = "k" * 32
+    async with aiohttp.ClientSession() as http:
+        for body in (good, bomb):
+            async with http.post(server.url + path, data=body, headers=headers) as resp:
+                assert resp.status == 400, await resp.text()
+        async with http.get(server.url + "/health") as resp:
+            assert resp.status == 200

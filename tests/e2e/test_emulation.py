@@ -6,18 +6,22 @@ Protobuf over http_stream, bad input and floods, and a second node forwarding re
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import time
 import uuid
 from typing import Any
 
 import aiohttp
 import pytest
 
+from hubbub import survey
 from hubbub.auth import mint
 from hubbub.dialects.centrifuge.proto import client_pb2 as pb
 from tests.conftest import StartServer
 from tests.support import emulated
 from tests.support.emulated import TRANSPORTS
+from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -243,6 +247,33 @@ async def test_bad_connect_requests_are_refused_before_the_stream(server: Server
             assert resp.headers["Access-Control-Allow-Credentials"] == "true"
 
 
+async def test_refusals_are_readable_by_pages_of_allowed_origins(server: ServerProcess) -> None:
+    """A refusal carries the CORS headers too: without them a cross-origin fetch fails as a
+    network error, and centrifuge-js closes the transport where a status (413, 400) would
+    have failed only that command."""
+    good = {"Origin": "https://good.example", "Content-Type": "application/json"}
+    async with (
+        emulated.connect(server.url, "http_stream", token("di")) as client,
+        aiohttp.ClientSession() as http,
+    ):
+        cases = [
+            ("/emulation", b"{not json", 400),
+            ("/emulation", json.dumps({"session": client.session, "data": "x" * 5000}), 413),
+            ("/emulation", json.dumps({"session": "s", "node": "n", "data": "{}"}), 404),
+            ("/connection/http_stream", b"{oops", 400),
+            ("/connection/sse", b'{"id":1,"ping":{}}', 400),
+            ("/connection/uni_http_stream", b"{oops", 400),
+            ("/connection/uni_sse", b"[1]", 400),
+        ]
+        for path, body, status in cases:
+            async with http.post(server.url + path, data=body, headers=good) as resp:
+                assert resp.status == status, path
+                assert resp.headers.get("Access-Control-Allow-Origin") == good["Origin"], path
+        evil = {"Origin": "https://evil.example"}
+        async with http.post(f"{server.url}/emulation", data=b"{}", headers=evil) as resp:
+            assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
+
+
 async def test_a_flood_of_emulation_requests_is_bounded(start_server: StartServer) -> None:
     """Requests beyond the session's queue get 429, the rate limit disconnects (3013);
     another client is not disturbed."""
@@ -300,3 +331,47 @@ async def test_emulation_requests_sent_to_another_node_reach_the_session(
         gone = {"session": str(uuid.uuid4()), "node": client.node, "data": "{}"}
         async with client.http.post(f"{b.url}/emulation", json=gone) as resp:
             assert resp.status == 404
+
+
+async def test_forwarding_survives_floods_and_a_dead_node(
+    start_server: StartServer, redis_server: RedisServer
+) -> None:
+    """A node forwarding for the others: its first requests are not refused while it learns
+    the cluster; a flood of requests for one node (any client can post them) starves neither
+    the server API's surveys nor the sessions of other nodes (those of the flooded node wait
+    for their turn), nor do requests for a killed node."""
+    args = ("--engine", redis_server.url, "--api-key", KEY, "--token-hmac-secret", SECRET)
+    a, b, c = (start_server(*args, config=CONFIG) for _ in range(3))
+    async with (
+        emulated.connect(b.url, "http_stream", token("bo")) as on_b,
+        emulated.connect(c.url, "sse", token("cy")) as on_c,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+    ):
+        on_b.emulation_base = on_c.emulation_base = a.url
+        assert set(await asyncio.gather(*(on_c.post([{}]) for _ in range(20)))) == {204}
+
+        async def flood(node: str, until: float) -> collections.Counter[int]:
+            statuses: collections.Counter[int] = collections.Counter()
+
+            async def one() -> None:
+                while time.monotonic() < until:
+                    body = {"session": str(uuid.uuid4()), "node": node, "data": "{}"}
+                    async with http.post(f"{a.url}/emulation", json=body) as resp:
+                        statuses[resp.status] += 1
+
+            await asyncio.gather(*(one() for _ in range(survey.MAX_PER_NODE + 40)))
+            return statuses
+
+        flooding = asyncio.create_task(flood(on_b.node, time.monotonic() + scaled(2)))
+        await asyncio.sleep(scaled(0.5))
+        for _ in range(5):
+            assert "connections" in (await api(a, "connections", {"user": "bo"}))["result"]
+            assert await on_c.post([{}]) == 204
+            assert await on_b.post([{}]) == 204  # waits for its turn behind the flood
+        assert set(await flooding) == {404}
+        b.kill()
+        flooding = asyncio.create_task(flood(on_b.node, time.monotonic() + scaled(1)))
+        await asyncio.sleep(scaled(0.5))
+        for _ in range(5):
+            assert await on_c.post([{}]) == 204
+        assert set(await flooding) <= {503}

@@ -27,7 +27,7 @@ from tests.support.timing import scaled
 
 pytestmark = pytest.mark.e2e
 
-STAMP = ".venv/.installed-stamp"  # as the Makefile names it (make runs in ROOT)
+STAMP = ".venv/.run-stamp"  # as the Makefile names it (make runs in ROOT)
 SECRET_RE = re.compile(r"export (HUBBUB_API_KEY|HUBBUB_TOKEN_HMAC_SECRET)=(\S+)")
 
 

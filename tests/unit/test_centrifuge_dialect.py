@@ -27,6 +27,10 @@ class Connection:
     async def receive(self) -> str | bytes | None:
         return await self.frames.get()
 
+    @property
+    def closed_with(self) -> tuple[int, str] | None:
+        return self.closed
+
     def post(self, message: str | bytes) -> None:
         self.posted.append(message)
 

@@ -23,6 +23,8 @@ from hubbub.dialects.centrifuge.emulation import (
 from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.dialects.centrifuge.proto import client_pb2 as pb
 from hubbub.dialects.centrifuge.protowire import PROTOBUF
+from hubbub.server import emulation
+from hubbub.server.emulation import Nodes
 
 
 class Stream:
@@ -198,3 +200,38 @@ def test_the_disconnect_push_and_the_session_in_each_codec() -> None:
     assert "session" not in JSON.reply(m.Reply(1, m.ConnectResult("c", "1")))
     proto = pb.Reply.FromString(PROTOBUF.reply(m.Reply(1, result))[1:])
     assert (proto.connect.session, proto.connect.node) == ("s", "n")
+
+
+class Cluster:
+    """A cluster's list of nodes, read slowly, the reads counted."""
+
+    def __init__(self, *uids: str) -> None:
+        self.uids = list(uids)
+        self.reads = 0
+
+    async def cluster(self) -> list[dict[str, object]]:
+        self.reads += 1
+        await asyncio.sleep(0.02)
+        return [{"uid": uid} for uid in self.uids]
+
+
+async def test_requests_during_the_first_read_of_the_nodes_wait_for_it() -> None:
+    """The first requests a node gets for another node are not 404 while the list is read."""
+    cluster = Cluster("a", "b")
+    nodes = Nodes(cluster)
+    assert await asyncio.gather(*(nodes.known("b") for _ in range(20))) == [True] * 20
+    assert not await nodes.known("made-up")  # read a moment ago: no second read
+    assert cluster.reads == 1
+
+
+async def test_a_node_gone_from_the_cluster_is_unknown_a_ttl_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(emulation, "NODES_TTL", 0.05)
+    cluster = Cluster("a", "b")
+    nodes = Nodes(cluster)
+    assert await nodes.known("b")
+    cluster.uids.remove("b")  # killed: its announcement expired
+    await asyncio.sleep(0.06)
+    assert not await nodes.known("b")
+    assert not await nodes.known("made-up") and cluster.reads == 2

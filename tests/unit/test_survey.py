@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -120,6 +121,61 @@ async def test_surveys_in_flight_are_bounded(monkeypatch: pytest.MonkeyPatch) ->
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    assert a.in_flight == 0
+
+
+async def test_questions_to_one_node_starve_neither_surveys_nor_other_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of questions to one node (forwarded emulation requests, a dead node's) fills
+    only that node's budget: surveys and questions to other nodes still go out."""
+    monkeypatch.setattr(survey, "SURVEY_TIMEOUT", 0.5)
+    bus = Bus()
+    a = bus.join("a")
+    bus.join("b")
+    bus.join("dead")
+    bus.silent.add("dead")
+    stuck = [
+        asyncio.create_task(a.ask_node("count", {}, "dead"))
+        for _ in range(survey.MAX_PER_NODE + survey.MAX_QUEUED)
+    ]
+    await asyncio.sleep(0.01)
+    assert a.in_flight == survey.MAX_PER_NODE
+    with pytest.raises(ClientError) as caught:
+        await a.ask_node("count", {}, "dead")
+    assert caught.value.code == ErrorCode.TOO_MANY_REQUESTS
+    assert await a.ask("count", {}, ["a", "b"]) == {uid: {"node": uid, "asked": {}} for uid in "ab"}
+    assert await a.ask_node("count", {"y": 2}, "b") == {"node": "b", "asked": {"y": 2}}
+    outcomes = await asyncio.gather(*stuck, return_exceptions=True)
+    assert all(isinstance(outcome, SurveyTimeout) for outcome in outcomes)
+    assert a.in_flight == 0
+    assert await a.ask_node("count", {}, "b") == {"node": "b", "asked": {}}
+
+
+async def test_questions_to_one_node_beyond_its_budget_wait_for_their_turn() -> None:
+    bus = Bus()
+    a = bus.join("a")
+    bus.join("b")
+    many = survey.MAX_PER_NODE + 10
+    answers = await asyncio.gather(*(a.ask_node("count", {"i": i}, "b") for i in range(many)))
+    assert answers == [{"node": "b", "asked": {"i": i}} for i in range(many)]
+    assert a.in_flight == 0
+
+
+async def test_a_question_ends_at_its_deadline_even_when_sending_loses_a_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """redis-py's send uses asyncio.wait_for, which on Python 3.11 can swallow the caller's
+    cancellation: a deadline must not depend on it reaching through the send."""
+    monkeypatch.setattr(survey, "SURVEY_TIMEOUT", 0.2)
+
+    async def send(text: str) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.4)
+
+    a = Surveys("a", send, lambda op, params: None)
+    with pytest.raises(SurveyTimeout):
+        await asyncio.wait_for(a.ask_node("count", {}, "b"), 5)
     assert a.in_flight == 0
 
 

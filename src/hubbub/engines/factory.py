@@ -1,13 +1,45 @@
-"""Building the engines a :class:`hubbub.config.Settings` asks for."""
+"""Building the engines a :class:`hubbub.config.Settings` asks for.
+
+The drivers of Redis and PostgreSQL are optional dependencies (``pip install
+'hubbub[redis]'``, ``'hubbub[postgres]'``), imported only for a setting that names them; a
+missing one is a :class:`hubbub.errors.ConfigError` naming the setting and the extra to
+install.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 from hubbub.config import Settings
 from hubbub.engines.base import Broker, HistoryStore, PresenceManager
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
+from hubbub.errors import ConfigError
+
+#: The driver each optional engine imports, and the extra of hubbub that installs it.
+DRIVERS: Final = {"redis": "redis", "asyncpg": "postgres"}
+
+
+@contextmanager
+def driver_needed(key: str, url: str) -> Iterator[None]:
+    """Turn the ImportError of a missing optional driver into a ConfigError for ``key``
+    (other ImportErrors are bugs and pass through)."""
+    try:
+        yield
+    except ImportError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in DRIVERS:
+            raise
+        scheme = url.split(":", 1)[0]
+        raise ConfigError(
+            [
+                f"{key}: {scheme} needs the {top} driver, which is not installed: "
+                f"pip install 'hubbub[{DRIVERS[top]}]'"
+            ]
+        ) from None
 
 
 def history_store(settings: Settings) -> HistoryStore:
@@ -25,7 +57,8 @@ def history_store(settings: Settings) -> HistoryStore:
             meta_ttl=settings.history_meta_ttl,
             group_commit=settings.history_group_commit,
         )
-    from hubbub.engines.postgres import PostgresHistory
+    with driver_needed("history", url):
+        from hubbub.engines.postgres import PostgresHistory
 
     return PostgresHistory(
         url, meta_ttl=settings.history_meta_ttl, group_commit=settings.history_group_commit
@@ -37,14 +70,16 @@ def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
     PostgreSQL (then history lives in that engine too, so every node reads the same
     streams)."""
     if settings.engine.startswith(("redis://", "rediss://")):
-        from hubbub.engines.redis import RedisBroker, RedisPresence
+        with driver_needed("engine", settings.engine):
+            from hubbub.engines.redis import RedisBroker, RedisPresence
 
         broker = RedisBroker(
             settings.engine, prefix=settings.engine_prefix, meta_ttl=settings.history_meta_ttl
         )
         return broker, RedisPresence(broker)
     if settings.engine.startswith(("postgresql://", "postgres://")):
-        from hubbub.engines.pgbroker import PostgresBroker, PostgresPresence
+        with driver_needed("engine", settings.engine):
+            from hubbub.engines.pgbroker import PostgresBroker, PostgresPresence
 
         pg = PostgresBroker(
             settings.engine,

@@ -331,8 +331,8 @@ class EdgeProtocol(RequestHandler):
 
     # -- WebSockets -------------------------------------------------------------------------
 
-    def bind(self, events: EdgeEvents) -> None:
-        """Tell ``events`` when the transport's buffer drains, from now on."""
+    def bind(self, events: EdgeEvents | None) -> None:
+        """Tell ``events`` when the transport's buffer drains, from now on (``None``: nobody)."""
         self._events = events
 
     def on_lost(self, callback: Callable[[], None] | None) -> None:
@@ -390,7 +390,8 @@ class EdgeServer(web.Server):
 
 class EdgeRunner(web.AppRunner):
     """An ``AppRunner`` serving ``app`` through an :class:`EdgeServer`, with the settings'
-    ``keepalive_timeout``, no access log and no signal handling. Sites:
+    ``keepalive_timeout``, no access log, no signal handling and request bodies not
+    decompressed (``Content-Encoding`` is left to the handler: none takes one). Sites:
     :class:`hubbub.server.listener.EdgeSite`."""
 
     def __init__(
@@ -404,6 +405,9 @@ class EdgeRunner(web.AppRunner):
         self._handler_kwargs: dict[str, Any] = {
             "access_log": None,
             "keepalive_timeout": settings.keepalive_timeout,
+            # Request bodies as sent: a compressed one is not inflated (a 61 KB gzip body
+            # would become 60 MB in one zlib call before any size limit is looked at).
+            "auto_decompress": False,
         }
         super().__init__(
             app, handle_signals=False, shutdown_timeout=shutdown_timeout, **self._handler_kwargs

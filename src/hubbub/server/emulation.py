@@ -14,24 +14,29 @@ either is) the client's commands. centrifuge-js falls back to them from a WebSoc
   JSON, ``data`` the commands' text; or Protobuf) for the session the connect result named.
   204 once the commands are handed to the session (their replies come over its stream);
   400 for a body that is not a request, 404 for an unknown session or node, 413 beyond
-  ``max_message_size``, 429 while :data:`~hubbub.dialects.centrifuge.emulation.MAX_WAITING`
-  requests wait for the session, 503 when the node holding it does not answer.
+  ``max_message_size``, 408 for a body not all there within ``handshake_timeout``, 429 while
+  :data:`~hubbub.dialects.centrifuge.emulation.MAX_WAITING` requests wait for the session,
+  503 when the node holding it does not answer within 2 s.
   A session lives on the node that serves its stream; a request that reaches another node
   of the cluster is handed to it through the engine (a survey addressed to that node,
-  :meth:`hubbub.survey.Surveys.ask_node`), so no sticky sessions are needed.
+  :meth:`hubbub.survey.Surveys.ask_node`: requests for one node wait their turn beyond 64
+  in flight, so a flood for one node, or a dead one, delays no other node's sessions), so
+  no sticky sessions are needed. The node named must be in the cluster's list (:class:`Nodes`).
 
 As the other streams (:mod:`hubbub.server.unidirectional`): ``Origin`` against
-``allowed_origins`` (403), CORS for allowed origins (and their preflights), the connection
-limit (503), the no-cache and no-buffering headers, ping and slow-consumer rules; a
+``allowed_origins`` (403), CORS for allowed origins (and their preflights; refusals carry
+it too, so that centrifuge-js reads their status), the connection limit (503), the
+no-cache and no-buffering headers, ping and slow-consumer rules; a
 connect command that cannot be read gets 400 before the stream starts; a server-side
 disconnect is a disconnect push before the stream ends, so the SDK sees the code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
@@ -63,14 +68,22 @@ from hubbub.server.httpedge import (
     answer_preflight,
     cors_headers,
     read_body,
+    readable_refusals,
 )
 from hubbub.server.httpstream import open_stream
 from hubbub.server.unidirectional import CONNECT_PARAM, Handshakes, Served
-from hubbub.server.websocket import check_origin
 from hubbub.survey import SurveyTimeout
 
-#: The request's ``Content-Type`` that means Protobuf (Centrifugo's test).
+#: The request's ``Content-Type`` that means Protobuf (Centrifugo's test: the header as
+#: sent, so that a body without one is JSON; aiohttp's ``content_type`` would say
+#: ``application/octet-stream`` then).
 PROTOBUF_TYPE: Final = "application/octet-stream"
+
+
+def _protobuf(request: web.Request) -> bool:
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower() == PROTOBUF_TYPE
+
+
 #: Seconds a list of the cluster's nodes is trusted before an unknown uid re-reads it.
 NODES_TTL: Final = 1.0
 #: HTTP status of each delivery.
@@ -100,27 +113,47 @@ def _connect(codec: Codec, data: str | bytes) -> str | bytes:
     return data
 
 
+class Cluster(Protocol):
+    async def cluster(self) -> list[dict[str, Any]]: ...
+
+
 class Nodes:
-    """The uids of the cluster's live nodes, read at most once per :data:`NODES_TTL` for a
-    uid not seen yet (so a request naming a made-up node costs no engine round trip more
-    than once a second)."""
+    """The uids of the cluster's live nodes, read again once :data:`NODES_TTL` has passed
+    since the last read, by the first request that comes then: a request naming a made-up
+    node costs no engine round trip more than once a second, a node that died (whose
+    announcement expired) is unknown a second after it left the cluster's list, and requests
+    arriving during a read wait for it (none is answered "unknown node" for a node that is
+    known, e.g. the first ones a new node gets)."""
 
-    __slots__ = ("_node", "_read_at", "_uids")
+    __slots__ = ("_cluster", "_read_at", "_reading", "_uids")
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
         self._uids: frozenset[str] = frozenset()
         self._read_at = -NODES_TTL
+        self._reading: asyncio.Task[None] | None = None
 
     async def known(self, uid: str) -> bool:
-        if uid in self._uids:
-            return True
-        now = time.monotonic()
-        if now - self._read_at < NODES_TTL:
-            return False
-        self._read_at = now
-        self._uids = frozenset(str(n.get("uid")) for n in await self._node.cluster())
+        """Whether ``uid`` is a live node's. StoreError when the list cannot be read."""
+        if self._reading is None and time.monotonic() - self._read_at >= NODES_TTL:
+            self._read_at = time.monotonic()
+            self._reading = asyncio.get_running_loop().create_task(self._read())
+            self._reading.add_done_callback(_retrieved)
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
         return uid in self._uids
+
+    async def _read(self) -> None:
+        try:
+            self._uids = frozenset(str(n.get("uid")) for n in await self._cluster.cluster())
+        finally:
+            self._reading = None
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Its exception is seen (each waiter raised it), even when no one waited."""
+    if not task.cancelled():
+        task.exception()
 
 
 def add_routes(
@@ -163,7 +196,7 @@ def add_routes(
         try:
             with served(request, conn, centrifuge.SHUTDOWN):
                 conn.feed(data)
-                writer = request.loop.create_task(out.run())
+                writer = asyncio.get_running_loop().create_task(out.run())
                 writer.add_done_callback(lambda _: conn.end())
                 try:
                     await centrifuge.run_centrifuge(
@@ -177,9 +210,8 @@ def add_routes(
         return out.response
 
     async def http_stream(request: web.Request) -> web.StreamResponse:
-        check_origin(request, allowed)
-        body = await read_body(request, settings.max_message_size)
-        if request.content_type == PROTOBUF_TYPE:
+        body = await read_body(request, settings)
+        if _protobuf(request):
             return await stream(
                 request, PROTOBUF, body, BINARY_HEADERS, _binary, b"", "http_stream"
             )
@@ -187,18 +219,16 @@ def add_routes(
         return await stream(request, JSON, text, LINE_HEADERS, line_framing, b"", "http_stream")
 
     async def sse(request: web.Request) -> web.StreamResponse:
-        check_origin(request, allowed)
         if request.method == "POST":
-            text = _text(await read_body(request, settings.max_message_size))
+            text = _text(await read_body(request, settings))
         else:
             text = request.query.get(CONNECT_PARAM, "")
         return await stream(request, JSON, text, SSE_HEADERS, sse_framing, b"\r\n", "sse")
 
-    async def emulation(request: web.Request) -> web.Response:
-        check_origin(request, allowed)
-        body = await read_body(request, settings.max_message_size)
+    async def emulation(request: web.Request) -> web.StreamResponse:
+        body = await read_body(request, settings)
         try:
-            emulated = decode_request(body, request.content_type == PROTOBUF_TYPE)
+            emulated = decode_request(body, _protobuf(request))
         except BadEmulation as exc:
             raise web.HTTPBadRequest(text=f"bad emulation request: {exc}\n") from None
         delivery = await deliver(emulated)
@@ -231,13 +261,13 @@ def add_routes(
         return answer
 
     if settings.http_stream:
-        app.router.add_post("/connection/http_stream", http_stream)
+        app.router.add_post("/connection/http_stream", readable_refusals(http_stream, allowed))
         app.router.add_route("OPTIONS", "/connection/http_stream", preflight("POST, OPTIONS"))
     if settings.sse:
-        app.router.add_get("/connection/sse", sse, allow_head=False)
-        app.router.add_post("/connection/sse", sse)
+        app.router.add_get("/connection/sse", readable_refusals(sse, allowed), allow_head=False)
+        app.router.add_post("/connection/sse", readable_refusals(sse, allowed))
         app.router.add_route("OPTIONS", "/connection/sse", preflight("GET, POST, OPTIONS"))
-    app.router.add_post("/emulation", emulation)
+    app.router.add_post("/emulation", readable_refusals(emulation, allowed))
     app.router.add_route("OPTIONS", "/emulation", preflight("POST, OPTIONS"))
 
 

@@ -2,17 +2,27 @@
 :class:`hubbub.transport.Transport`.
 
 Messages are framed as they are posted (the ``framing`` function: SSE events, lines) and
-written in order by :meth:`StreamConnection.run`, which the request handler awaits for the
-life of the stream. Guarantees, beside the Transport's:
+written at the end of the loop turn by one callback for every stream of the loop
+(a :class:`hubbub.server.sending.Flusher` of this module's own), as WebSockets are: no task
+switch per stream and message. A stream's messages of one turn become one write; over HTTP/1.1
+(chunked transfer coding) one chunk, built here (``<size in hex>CRLF<data>CRLF``) once per turn
+for equal contents, so a publication framed the same for many streams is chunked once. Over
+HTTP/1.0 the bytes go as they are (the end of the connection ends the body).
+:meth:`StreamConnection.run`, which the request handler awaits for the life of the stream,
+only ends it. Guarantees, beside the Transport's:
 
-- :meth:`post` never awaits; when the bytes waiting to be written (framed but unwritten, plus
-  the socket's own buffer) pass ``write_buffer_limit`` what waits is dropped and the stream
-  is closed with the ``slow`` code.
+- :meth:`post` never awaits; messages are written in the order they were posted. When the
+  bytes waiting to be written (framed but unwritten, plus the socket's own buffer) pass
+  ``write_buffer_limit`` what waits is dropped and the stream is closed with the ``slow``
+  code. Served over an :class:`hubbub.server.edge.EdgeProtocol`, posted messages wait in the
+  connection while the transport's buffer is over its high-water mark, so the farewell of a
+  slow stream queues behind at most that mark (plus a turn's writes).
 - :meth:`close` frames a last message for the code and reason (``farewell``: the disconnect
   push), writes it after what was posted before, then ends the response; a peer that does
   not read gets its TCP connection aborted :data:`CLOSE_TIMEOUT` seconds after the close.
 - A peer that goes away ends :meth:`run` as soon as its connection is lost when served over
   an :class:`hubbub.server.edge.EdgeProtocol` (else at the next write, a ping at the latest).
+- :meth:`release` leaves the connection in no reference cycle with aiohttp's protocol.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Final
 
@@ -27,6 +38,7 @@ from aiohttp import web
 
 from hubbub.config import Settings
 from hubbub.server.edge import EdgeProtocol
+from hubbub.server.sending import Flusher
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +47,36 @@ CLOSE_TIMEOUT: Final = 3.0
 
 _ids = itertools.count(1)
 
+# The streams' own flushers (one per loop): their frame caches hold chunks, not WebSocket
+# frames, for the same contents.
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher_for(loop: asyncio.AbstractEventLoop) -> Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = Flusher(loop)
+    return flusher
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of the chunked transfer coding (RFC 9112 §7.1)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
 
 class StreamConnection:
     """A prepared streaming response; see the module docstring."""
 
     __slots__ = (
         "_abort_handle",
+        "_chunked",
         "_closing",
+        "_ended",
         "_farewell",
+        "_flow",
+        "_flusher",
         "_framing",
         "_id",
         "_limit",
@@ -51,8 +85,10 @@ class StreamConnection:
         "_pending_bytes",
         "_request",
         "_response",
+        "_room",
         "_slow_code",
-        "_wake",
+        "_transport",
+        "closed_with",
     )
 
     def __init__(
@@ -63,19 +99,37 @@ class StreamConnection:
         framing: Callable[[str | bytes], bytes],
         farewell: Callable[[int, str], str | bytes],
         slow: tuple[int, str],
+        *,
+        chunked: bool = True,
+        flow: EdgeProtocol | None = None,
     ) -> None:
+        """``chunked``: the response uses the chunked transfer coding; ``flow``: the protocol
+        whose ``writing_paused`` holds posted messages back (whoever passes it calls
+        :meth:`on_writable` when writing resumes)."""
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost before the stream started")
         self._id = f"stream-{next(_ids)}"
         self._request = request
         self._response = response
+        self._transport: asyncio.Transport = transport
+        self._chunked = chunked
+        self._flow = flow
+        self._flusher = _flusher_for(asyncio.get_running_loop())
         self._limit = settings.write_buffer_limit
         self._framing = framing
         self._farewell = farewell
         self._slow_code = slow
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] = []  # framed, not yet written
         self._pending_bytes = 0
+        # Bytes that may wait before the limit is checked against the socket's buffer: the
+        # limit less that buffer when it was last written to (it only shrinks in between).
+        self._room = self._limit - transport.get_write_buffer_size()
         self._closing = False
+        #: The code and reason this side closed with (None: it did not, or the peer left).
+        self.closed_with: tuple[int, str] | None = None
         self._lost = False
-        self._wake = asyncio.Event()
+        self._ended = asyncio.Event()  # closing or lost: run() has something to do
         self._abort_handle: asyncio.TimerHandle | None = None
 
     @property
@@ -96,57 +150,95 @@ class StreamConnection:
         if self._closing or self._lost:
             return
         data = self._framing(message)
-        self._pending.append(data)
+        pending = self._pending
+        if not pending:
+            flusher = self._flusher
+            flusher.dirty.append(self)
+            if not flusher.scheduled:
+                flusher.schedule()
+        pending.append(data)
         self._pending_bytes += len(data)
-        self._wake.set()
-        transport = self._request.transport
-        buffered = transport.get_write_buffer_size() if transport is not None else 0
-        if self._pending_bytes + buffered > self._limit:
+        if (
+            self._pending_bytes > self._room
+            and self._pending_bytes + self._transport.get_write_buffer_size() > self._limit
+        ):
             log.info("%s: closing slow consumer (limit %d bytes)", self._id, self._limit)
-            self._pending.clear()
+            pending.clear()
             self._pending_bytes = 0
             self.close(*self._slow_code)
+
+    def flush(self, frames: dict[object, bytes] | None = None) -> None:
+        """Write what was posted (the flusher calls this at the end of the loop turn).
+        ``frames``: chunks already built this turn, by content; new ones are added."""
+        pending = self._pending
+        if not pending:
+            return
+        if self._lost:
+            pending.clear()
+            self._pending_bytes = 0
+            return
+        flow = self._flow
+        if flow is not None and flow.writing_paused and not self._closing:
+            return  # held back until on_writable(); a slow close drops them unsent
+        transport = self._transport
+        if transport.is_closing():  # the peer went away (unnoticed without EdgeProtocol)
+            self.on_lost()
+            return
+        if not self._chunked:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+        else:
+            key: object = pending[0] if len(pending) == 1 else tuple(pending)
+            cached = None if frames is None else frames.get(key)
+            if cached is None:
+                cached = chunk(pending[0] if len(pending) == 1 else b"".join(pending))
+                if frames is not None:
+                    frames[key] = cached
+            data = cached
+        pending.clear()  # the list is reused: one allocation less per stream and turn
+        self._pending_bytes = 0
+        transport.write(data)
+        self._room = self._limit - transport.get_write_buffer_size()
+
+    def on_writable(self) -> None:
+        """The transport's buffer drained below its low-water mark: what was held back is
+        written at the end of the turn."""
+        if self._pending and not (self._closing or self._lost):
+            flusher = self._flusher
+            flusher.dirty.append(self)
+            if not flusher.scheduled:
+                flusher.schedule()
 
     def close(self, code: int, reason: str) -> None:
         """End the stream with the farewell message for ``code`` (idempotent)."""
         if self._closing or self._lost:
             return
+        self.closed_with = (code, reason)
         data = self._framing(self._farewell(code, reason))
         self._pending.append(data)
         self._closing = True
-        self._wake.set()
+        self.flush()  # what was posted before, then the farewell; run() ends the response
+        self._ended.set()
         self._abort_handle = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort)
 
     def on_lost(self) -> None:
         """The peer's connection is gone."""
         self._lost = True
-        self._wake.set()
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._ended.set()
 
     def abort(self) -> None:
         """Drop the TCP connection now."""
-        self._lost = True
-        self._wake.set()
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
+        self.on_lost()
+        self._transport.abort()
 
     async def run(self) -> None:
-        """Write what is posted until the stream is closed or lost; returns when it ended."""
-        response = self._response
-        wake = self._wake
+        """Wait until the stream is closed (then end the response) or lost; returns when it
+        ended."""
         try:
-            while not self._lost:
-                await wake.wait()
-                wake.clear()
-                if self._pending and not self._lost:
-                    data = b"".join(self._pending)
-                    self._pending.clear()
-                    self._pending_bytes = 0
-                    await response.write(data)
-                if self._closing and not self._pending:
-                    if not self._lost:
-                        await response.write_eof()
-                    break
+            await self._ended.wait()
+            if not self._lost:
+                await self._response.write_eof()  # the last chunk, once the rest is out
         except (ConnectionError, RuntimeError) as exc:  # aiohttp: "closing transport"
             log.debug("%s: %s", self._id, exc)
             self._lost = True
@@ -155,9 +247,7 @@ class StreamConnection:
                 self._abort_handle.cancel()
                 self._abort_handle = None
             if self._lost:
-                transport = self._request.transport
-                if transport is not None:
-                    transport.abort()
+                self._transport.abort()
 
     def release(self) -> None:
         """The handler is done with the stream."""
@@ -169,6 +259,8 @@ class StreamConnection:
         protocol = self._request.protocol
         if isinstance(protocol, EdgeProtocol):
             protocol.on_lost(None)
+            protocol.bind(None)
+        self._flow = None
 
 
 async def open_stream(
@@ -182,11 +274,18 @@ async def open_stream(
 ) -> StreamConnection:
     """Send the response's status and ``headers`` (and ``preamble``) and wrap the response."""
     response = web.StreamResponse(status=200, headers=headers)
-    await response.prepare(request)
+    writer = await response.prepare(request)
     if preamble:
         await response.write(preamble)
-    conn = StreamConnection(request, response, settings, framing, farewell, slow)
+    # aiohttp chunks a response without Content-Length to an HTTP/1.1 request (its writer
+    # says so); to HTTP/1.0 it sends the body as it is and closes the connection after it.
+    chunked = bool(getattr(writer, "chunked", False))
     protocol = request.protocol
-    if isinstance(protocol, EdgeProtocol):
-        protocol.on_lost(conn.on_lost)
+    if not isinstance(protocol, EdgeProtocol):
+        return StreamConnection(request, response, settings, framing, farewell, slow,
+                                chunked=chunked)  # fmt: skip
+    conn = StreamConnection(request, response, settings, framing, farewell, slow,
+                            chunked=chunked, flow=protocol)  # fmt: skip
+    protocol.on_lost(conn.on_lost)
+    protocol.bind(conn)
     return conn

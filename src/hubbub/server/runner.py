@@ -30,6 +30,7 @@ from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 from hubbub.server.edge import EdgeRunner, EdgeSite
 from hubbub.server.listener import SocketBudget, open_file_limit, socket_budget
+from hubbub.startup import StartupTasks
 
 if TYPE_CHECKING:  # the hub runs the server (Hub.run): at run time this way only
     from hubbub.hub import Hub
@@ -87,7 +88,9 @@ async def serve(
     """Serve until SIGINT/SIGTERM (or until ``stop`` is set), then shut down gracefully.
 
     ``on_ready`` receives the line ``hubbub X listening on http://H:P`` once connections are
-    accepted (with the real port when ``settings.port`` is 0).
+    accepted (with the real port when ``settings.port`` is 0), after the hub's startup
+    functions were started (:mod:`hubbub.startup`); they are cancelled at shutdown once the
+    connections are closed, before the engines stop.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -108,6 +111,7 @@ async def serve(
     runner = EdgeRunner(app, settings, sockets, shutdown_timeout=cleanup_budget)
     await runner.setup()
     cleanups: list[web.AppRunner] = []
+    startup = StartupTasks(hooks.on_startup)
     try:
         await node.start()
         if demos is not None:
@@ -130,6 +134,7 @@ async def serve(
                 raise ListenError(settings.host, settings.api_port, exc) from None
             api_port = api_runner.addresses[0][1]
             api_line = f"hubbub server API at {listen_url(settings.host, api_port)}/api"
+        startup.start()
         on_ready(f"hubbub {__version__} listening on {listen_url(settings.host, port)}")
         if api_line is not None:
             on_ready(api_line)
@@ -143,6 +148,7 @@ async def serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        await startup.stop(cleanup_budget)
         if demos is not None:
             await demos.stop()
         for extra in cleanups:

@@ -53,9 +53,10 @@ from hubbub.server.httpedge import (
     answer_preflight,
     cors_headers,
     read_body,
+    readable_refusals,
 )
 from hubbub.server.httpstream import StreamConnection, open_stream
-from hubbub.server.websocket import Policy, WebSocketConnection, accept, check_origin
+from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 #: The query parameter holding the connect request (Centrifugo's name).
 CONNECT_PARAM: Final = "cf_connect"
@@ -108,9 +109,8 @@ def add_routes(
         return conn.response
 
     async def uni_sse(request: web.Request) -> web.StreamResponse:
-        check_origin(request, settings.allowed_origins)
         if request.method == "POST":
-            text: str | bytes = await read_body(request, settings.max_message_size)
+            text: str | bytes = await read_body(request, settings)
         else:
             text = request.query.get(CONNECT_PARAM, "")
         frame = _frame(text)
@@ -119,8 +119,7 @@ def add_routes(
         return await stream(request, frame, SSE_HEADERS, SseFraming(), b"\r\n", "uni_sse")
 
     async def uni_http_stream(request: web.Request) -> web.StreamResponse:
-        check_origin(request, settings.allowed_origins)
-        frame = _frame(await read_body(request, settings.max_message_size))
+        frame = _frame(await read_body(request, settings))
         return await stream(request, frame, LINE_HEADERS, line_framing, b"", "uni_http_stream")
 
     async def preflight(request: web.Request) -> web.StreamResponse:
@@ -154,12 +153,15 @@ def add_routes(
             await conn.wait_closed()
         return conn.response
 
+    allowed = settings.allowed_origins
     if settings.uni_sse:
-        app.router.add_get("/connection/uni_sse", uni_sse, allow_head=False)
-        app.router.add_post("/connection/uni_sse", uni_sse)
+        readable_sse = readable_refusals(uni_sse, allowed)  # (checks the Origin first)
+        app.router.add_get("/connection/uni_sse", readable_sse, allow_head=False)
+        app.router.add_post("/connection/uni_sse", readable_sse)
         app.router.add_route("OPTIONS", "/connection/uni_sse", preflight)
     if settings.uni_http_stream:
-        app.router.add_post("/connection/uni_http_stream", uni_http_stream)
+        readable_stream = readable_refusals(uni_http_stream, allowed)
+        app.router.add_post("/connection/uni_http_stream", readable_stream)
         app.router.add_route("OPTIONS", "/connection/uni_http_stream", preflight)
     if settings.uni_websocket:
         app.router.add_get("/connection/uni_websocket", uni_websocket, allow_head=False)

@@ -147,6 +147,7 @@ class WebSocketConnection:
 
     __slots__ = (
         "__weakref__",
+        "_closed_with",
         "_closer",
         "_coalesce",
         "_deflate",
@@ -207,6 +208,7 @@ class WebSocketConnection:
         )
         self._flow = flow  # (deflate too: its frames are compressed when they are written)
         self._closer: asyncio.Task[None] | None = None
+        self._closed_with: tuple[int, str] | None = None
         self._ping_task: asyncio.Task[None] | None = None
         self._last_seen = self._loop.time()
         self._ping_sent_at = 0.0
@@ -230,6 +232,11 @@ class WebSocketConnection:
     @property
     def closing(self) -> bool:
         return self._closer is not None or self._ws.closed
+
+    @property
+    def closed_with(self) -> tuple[int, str] | None:
+        """The code and reason this side closed with (None: it did not, or the peer did)."""
+        return self._closed_with
 
     @property
     def queued_bytes(self) -> int:
@@ -410,6 +417,7 @@ class WebSocketConnection:
         """Start the close handshake (idempotent); bounded by :data:`CLOSE_TIMEOUT`."""
         if self._closer is not None or self._ws.closed:
             return
+        self._closed_with = (code, reason)
         farewell = self._policy.farewell
         if farewell is not None:
             self.post(farewell(code, reason))

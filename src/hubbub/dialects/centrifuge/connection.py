@@ -42,6 +42,12 @@ NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 class FrameConnection(Transport, Protocol):
     async def receive(self) -> str | bytes | None: ...
 
+    @property
+    def closed_with(self) -> tuple[int, str] | None:
+        """The code and reason the server closed the connection with (a slow consumer, no
+        pong, a shutdown, a disconnect); None while open or when the peer ended it."""
+        ...
+
 
 async def run_centrifuge(
     node: Node,
@@ -97,4 +103,6 @@ async def run_centrifuge(
     finally:
         if deadline is not None:
             deadline.cancel()
+        if conn.closed_with is not None:  # the disconnect hook sees why the server closed it
+            code, reason = conn.closed_with
         await client.close(code, reason)

@@ -115,6 +115,9 @@ def survey_params(request: EmulationRequest) -> dict[str, str]:
 class Stream(Transport, Protocol):
     """The server-to-client stream of an emulated connection."""
 
+    @property
+    def closed_with(self) -> tuple[int, str] | None: ...
+
     def release(self) -> None: ...
 
 
@@ -164,6 +167,10 @@ class EmulatedConnection:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def closed_with(self) -> tuple[int, str] | None:
+        return self._stream.closed_with
 
     def post(self, message: str | bytes) -> None:
         self._stream.post(message)

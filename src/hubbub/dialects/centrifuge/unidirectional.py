@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects
@@ -50,10 +51,15 @@ def with_recovery(frame: m.Frame, positions: Mapping[str, tuple[int, str]]) -> m
     return dataclasses.replace(frame, request=dataclasses.replace(request, subs=subs))
 
 
+class Closing(Transport, Protocol):
+    @property
+    def closed_with(self) -> tuple[int, str] | None: ...
+
+
 async def run_unidirectional(
     node: Node,
     hooks: Hooks,
-    conn: Transport,
+    conn: Closing,
     headers: Mapping[str, str],
     frame: m.Frame,
     ended: Callable[[], Awaitable[None]],
@@ -99,4 +105,7 @@ async def run_unidirectional(
     finally:
         if beat is not None:
             beat.cancel()
+        beat = ping = None  # type: ignore[assignment]  # (ping's cell holds ping: a cycle)
+        if conn.closed_with is not None:  # the disconnect hook sees why the server closed it
+            code, reason = conn.closed_with
         await client.close(code, reason)
