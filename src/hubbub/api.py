@@ -19,6 +19,7 @@ from hubbub.control import Control
 from hubbub.core import jsontext as p
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.core.publishlatency import Source
 from hubbub.dialects.centrifuge import jsonwire, reads
 from hubbub.errors import ClientError
 from hubbub.node import Node
@@ -82,6 +83,7 @@ async def _publish_one(node: Node, channel: str, params: Mapping[str, Any]) -> s
         idempotency_key=p.optional_str(params, "idempotency_key") or None,
         skip_history=p.optional_bool(params, "skip_history"),
         delta=p.optional_bool(params, "delta"),
+        source=Source.API,
     )
     if not pub.offset:
         return "{}"

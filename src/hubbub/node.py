@@ -35,6 +35,7 @@ from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
 from hubbub.control import Control, ControlledClient
 from hubbub.core.channels import ChannelRules
+from hubbub.core.publishlatency import PublishLatency, Source
 from hubbub.core.ratelimit import Limits
 from hubbub.core.registry import Registry
 from hubbub.core.streams import Streams
@@ -137,6 +138,8 @@ class Node:
         self.closing = False
         self.publications = 0
         self.deliveries = 0
+        #: How long publishes take, per source (``hubbub_publish_duration_seconds``).
+        self.publish_latency = PublishLatency()
         #: Publications a wire could not encode (skipped for that wire's members).
         self.encode_failures = 0
         #: Gaps seen in channels' offsets (publications lost between the engine and here).
@@ -418,11 +421,14 @@ class Node:
         idempotency_key: str | None = None,
         skip_history: bool = False,
         delta: bool = False,
+        source: Source = Source.HUB,
     ) -> Publication:
         """Publish JSON text ``data`` to ``channel`` (history as its options say; ``frame``: a
         raw room's frame kind, see :class:`Publication`; ``delta``: marked delta, as every
         publication of a ``delta_publish`` namespace is). Returns once the publication is
-        stored; raises StoreError when it could not be."""
+        stored; raises StoreError when it could not be. The time it took is observed for
+        ``source`` (:mod:`hubbub.core.publishlatency`)."""
+        started = time.perf_counter()
         options = options or self.options(channel)
         history = HistoryOptions(
             options.history_size, options.history_ttl, self.settings.idempotency_ttl
@@ -436,11 +442,14 @@ class Node:
             delta=delta or options.delta_publish,
         )
         keep = history.enabled and not skip_history
-        return await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
+        pub = await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
+        self.publish_latency.stored(source, pub, started, time.perf_counter())
+        return pub
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------
 
     def handle_publication(self, channel: str, pub: Publication) -> None:
+        self.publish_latency.handed(pub, time.perf_counter())
         self.publications += 1
         pending = self._pending.get(channel)
         if pending:

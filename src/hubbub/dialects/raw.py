@@ -26,6 +26,7 @@ from typing import Final, Protocol
 from hubbub.core.channels import room_channel
 from hubbub.core.closecode import CloseCode
 from hubbub.core.jsontext import NotJSON, dumps, loads
+from hubbub.core.publishlatency import Source
 from hubbub.core.ratelimit import RateLimiter, Verdict, message_size
 from hubbub.core.types import FRAME_BINARY, FRAME_STRING, FRAME_TEXT, ClientInfo, Publication
 from hubbub.errors import StoreError
@@ -132,7 +133,9 @@ async def run_room(node: Node, room: str, conn: RawConnection) -> None:
                 continue
             data, frame = room_publication(message)
             try:
-                await node.publish(channel, data, info=info, frame=frame, options=options)
+                await node.publish(
+                    channel, data, info=info, frame=frame, options=options, source=Source.CLIENT
+                )
             except StoreError:
                 conn.close(int(CloseCode.TRY_AGAIN_LATER), "message could not be stored")
                 break

@@ -54,7 +54,8 @@ _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (
 )
 
 
-def _flusher_for(loop: asyncio.AbstractEventLoop) -> Flusher:
+def flusher_for(loop: asyncio.AbstractEventLoop) -> Flusher:
+    """The streams' flusher of ``loop`` (made at first use; /metrics reads its ``slow_closes``)."""
     flusher = _flushers.get(loop)
     if flusher is None:
         flusher = _flushers[loop] = Flusher(loop)
@@ -115,7 +116,7 @@ class StreamConnection:
         self._transport: asyncio.Transport = transport
         self._chunked = chunked
         self._flow = flow
-        self._flusher = _flusher_for(asyncio.get_running_loop())
+        self._flusher = flusher_for(asyncio.get_running_loop())
         self._limit = settings.write_buffer_limit
         self._framing = framing
         self._farewell = farewell
@@ -165,6 +166,7 @@ class StreamConnection:
             log.info("%s: closing slow consumer (limit %d bytes)", self._id, self._limit)
             pending.clear()
             self._pending_bytes = 0
+            self._flusher.slow_closes += 1
             self.close(*self._slow_code)
 
     def flush(self, frames: dict[object, bytes] | None = None) -> None:

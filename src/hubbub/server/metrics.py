@@ -1,22 +1,35 @@
 """``GET /metrics``: Prometheus text format, read from the node's counters at scrape time.
 
 Nothing is counted per delivery for this: the collector reads the totals the node keeps
-anyway, so the fan-out path pays nothing for metrics. With ``--workers N`` each worker answers
-for itself (scrape each worker or aggregate in Prometheus).
+anyway, so the fan-out path pays nothing for metrics. The publish-duration histogram
+(:mod:`hubbub.core.publishlatency`) costs a publish two clock reads and one bisection;
+slow-consumer closes are counted by the connections' flushers (one per loop); the
+``process_*`` metrics (:mod:`hubbub.server.processmetrics`) are read from ``/proc`` per scrape.
+With ``--workers N`` each worker answers for itself, its own process included (scrape each
+worker or aggregate in Prometheus). docs/operations.md lists every metric.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Iterator
 from typing import Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from hubbub.engines.base import Monitored
 from hubbub.node import Node
+from hubbub.server import httpstream, sending
+from hubbub.server.processmetrics import ProcessCollector
 
 METRICS_NODE: Final = web.AppKey("metrics_node", Node)
 METRICS_REGISTRY: Final = web.AppKey("metrics_registry", CollectorRegistry)
@@ -65,6 +78,36 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "hubbub_subscriptions", "Local subscriptions.", value=node.subscription_count()
         )
+        yield CounterMetricFamily(
+            "hubbub_slow_consumer_closes",
+            "Connections closed because their unsent data passed write_buffer_limit.",
+            value=slow_closes(),
+        )
+        latency = HistogramMetricFamily(
+            "hubbub_publish_duration_seconds",
+            "Seconds from a publish accepted by this node to its publication stored and "
+            "handed to fan-out, by source (api, client, hub).",
+            labels=["source"],
+        )
+        for source, histogram in node.publish_latency.histograms.items():
+            buckets = [(le_text(b), n) for b, n in histogram.cumulative()]
+            latency.add_metric([source.value], buckets, histogram.sum)
+        yield latency
+
+
+def le_text(bound: float) -> str:
+    """A bucket bound as Prometheus writes ``le``: ``+Inf``, ``0.005``, ``2.5e-05``, ``1``."""
+    return "+Inf" if math.isinf(bound) else format(bound, "g")
+
+
+def slow_closes() -> int:
+    """Slow-consumer closes of the running loop's WebSockets and HTTP streams (0 outside a
+    loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return 0
+    return sending.flusher_for(loop).slow_closes + httpstream.flusher_for(loop).slow_closes
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -77,6 +120,7 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, node: Node) -> None:
     registry = CollectorRegistry()
     registry.register(NodeCollector(node))
+    registry.register(ProcessCollector())
     app[METRICS_NODE] = node
     app[METRICS_REGISTRY] = registry
     app.router.add_get("/metrics", metrics)

@@ -63,7 +63,7 @@ def _framed(first: int, payload: bytes) -> bytes:
 class Flusher:
     """Writes, once per loop turn, what was posted to every connection during the turn."""
 
-    __slots__ = ("_loop", "dirty", "scheduled")
+    __slots__ = ("_loop", "dirty", "scheduled", "slow_closes")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: this object is the loop's value in a WeakKeyDictionary keyed by the loop.
@@ -72,6 +72,9 @@ class Flusher:
         #: its first message of the turn comes, then calls schedule() unless scheduled).
         self.dirty: list[Flushable] = []
         self.scheduled = False
+        #: Connections of this loop closed as slow consumers (counted by the connections,
+        #: read by ``/metrics``).
+        self.slow_closes = 0
 
     def schedule(self) -> None:
         loop = self._loop()

@@ -349,6 +349,7 @@ class WebSocketConnection:
         )
         self._pending.clear()
         self._pending_bytes = 0
+        self._flusher.slow_closes += 1
         self.close(*self._policy.slow)
 
     def flush(self, frames: dict[object, bytes] | None = None) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from hubbub.config import Settings
+from hubbub.server import metrics
 from hubbub.server.websocket import RAW_POLICY, WebSocketConnection
 
 
@@ -102,6 +103,7 @@ async def test_messages_wait_while_the_transport_is_paused() -> None:
 async def test_a_slow_close_drops_what_was_held_and_sends_the_close_frame_next() -> None:
     limit = 64 * 1024
     conn, transport, ws, flow = connection(limit)
+    slow_before = metrics.slow_closes()
     try:
         flow.writing_paused = True
         chunk = "x" * 10_000
@@ -110,5 +112,6 @@ async def test_a_slow_close_drops_what_was_held_and_sends_the_close_frame_next()
         await conn.wait_closed()
         assert transport.written == []  # nothing of what was held went out
         assert ws.close_frames == [(1008, b"slow consumer", 0)]
+        assert metrics.slow_closes() == slow_before + 1  # hubbub_slow_consumer_closes_total
     finally:
         conn.release()

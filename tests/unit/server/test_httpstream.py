@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hubbub.config import Settings
-from hubbub.server import httpstream
+from hubbub.server import httpstream, metrics
 from hubbub.server.httpstream import StreamConnection, chunk
 from tests.support.chunked import dechunk
 
@@ -147,6 +147,7 @@ async def test_a_slow_stream_gets_only_its_farewell_then_the_end() -> None:
     farewell is written at once and run() ends the response."""
     flow = Flow()
     conn, transport, response = stream(limit=64 * 1024, flow=flow)
+    slow_before = metrics.slow_closes()
     runner = asyncio.create_task(conn.run())
     conn.post("a")
     transport.buffered = 60 * 1024  # the socket took none of it (nor what came before)
@@ -160,6 +161,7 @@ async def test_a_slow_stream_gets_only_its_farewell_then_the_end() -> None:
     await asyncio.wait_for(runner, 1)
     assert transport.written == [chunk(b"a\n"), chunk(b"bye 3008 slow\n"), b"0\r\n\r\n"]
     assert response.eof and not transport.aborted
+    assert metrics.slow_closes() == slow_before + 1  # hubbub_slow_consumer_closes_total
 
 
 async def test_close_writes_the_farewell_after_everything_posted() -> None:

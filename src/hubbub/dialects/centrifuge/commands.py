@@ -16,6 +16,7 @@ from hubbub.core import messages as m
 from hubbub.core.channels import allowed, restricted
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
+from hubbub.core.publishlatency import Source
 from hubbub.dialects.centrifuge import reads
 from hubbub.dialects.centrifuge.payloads import call_hook, for_hooks, hook_data, required
 from hubbub.errors import ClientError, DisconnectError
@@ -64,7 +65,9 @@ async def publish(client: Client, cid: int, request: m.Publish) -> None:
     # Stored in command order (the stores queue appends as they are called) while the next
     # commands are read.
     info = client.info(channel)
-    await client.pipelined(cid, client.node.publish(channel, data, info=info, options=options))
+    await client.pipelined(
+        cid, client.node.publish(channel, data, info=info, options=options, source=Source.CLIENT)
+    )
 
 
 async def presence(client: Client, cid: int, request: m.Presence) -> m.PresenceResult:
