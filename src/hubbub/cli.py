@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import logging
 import os
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import aiohttp
 import click
 
-from hubbub import __version__, operator
+from hubbub import __version__, logs, operator
 from hubbub.auth import TokenVerifier, mint
 from hubbub.config import load_settings
 from hubbub.core.types import HistoryResult, Publication
@@ -45,6 +44,9 @@ def main() -> None:
 @click.option("--max-message-size", type=int, help="Largest incoming message in bytes.")
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level."
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="Log lines: text or JSON [text]."
 )
 @click.option("--app", help="Serve the Hub at module:attribute (e.g. myapp.realtime:hub).")
 @click.option(
@@ -86,11 +88,7 @@ def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
             settings = load_settings(flags, config_file=config_file, base=hub.defaults)
     except HubbubError as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
     from hubbub.server.runner import run_loop
     from hubbub.server.runner import serve as run_server
 

@@ -301,6 +301,9 @@ class Settings(BaseModel):
         5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines on stderr: text, or json (one JSON object per line)."
+    )
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto",
         description="auto: uvloop when installed (pip install 'hubbub[fast]'), else asyncio.",

@@ -33,12 +33,11 @@ other names add up).
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hubbub import logs
 from hubbub.config import Settings, load_settings
 from hubbub.errors import ConfigError, HubbubError
 from hubbub.hooks import (
@@ -83,8 +82,8 @@ __all__ = [
 ]
 
 
-#: The log line format of ``hubbub serve`` (and :meth:`Hub.run`).
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The text log line format of ``hubbub serve`` (and :meth:`Hub.run`): :mod:`hubbub.logs`.
+LOG_FORMAT = logs.LOG_FORMAT
 
 
 class Hub:
@@ -201,8 +200,9 @@ class Hub:
         key: ``hub.run(port=9000, host="0.0.0.0", log_level="debug", api_key=...)``; they
         win over the environment (HUBBUB_*), the TOML file ``config`` (a path; else
         ``$HUBBUB_CONFIG``, else ``./hubbub.toml`` if present) and the hub's defaults.
-        Logging goes to stderr at ``log_level`` as with `hubbub serve` (unless the
-        application configured logging first); the ready line is printed on stdout.
+        Logging goes to stderr at ``log_level`` in ``log_format`` (text or json) as with
+        `hubbub serve` (unless the application configured logging first,
+        :mod:`hubbub.logs`); the ready line is printed on stdout.
         ``workers`` above 1 is refused: run ``hubbub serve --app module:hub --workers N``.
         Raises :class:`hubbub.ConfigError` for bad settings and :class:`hubbub.ListenError`
         when the port cannot be bound."""
@@ -216,5 +216,5 @@ class Hub:
                     "hubbub serve --app module:hub --workers N"
                 ]
             )
-        logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+        logs.configure(settings.log_level, settings.log_format)
         run_loop(settings, serve(settings, hub=self))

@@ -21,7 +21,6 @@ Members that negotiated delta compression get the delta forms of their wire inst
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -30,7 +29,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
-from hubbub import __version__, control, fanout
+from hubbub import __version__, control, fanout, periodic
 from hubbub.auth import TokenVerifier
 from hubbub.config import ChannelOptions, Settings
 from hubbub.control import Control, ControlledClient
@@ -168,9 +167,7 @@ class Node:
         announced = self._announce_task is not None
         for task in (self._presence_task, self._announce_task, self._position_task):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await periodic.stop(task)
         self._presence_task = self._announce_task = self._position_task = None
         if announced and isinstance(self.broker, Announcing):
             await self.broker.withdraw(self.uid)

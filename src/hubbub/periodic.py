@@ -3,6 +3,8 @@
 A step that raises is logged and retried after a back-off instead of ending the loop (and
 with it the task, whose exception would then surface only when the server stops, as a
 traceback and exit code 1). Used by the demo publishers and the position check.
+
+:func:`stop` ends such a loop's task for certain, whatever the step was doing.
 """
 
 from __future__ import annotations
@@ -59,3 +61,15 @@ async def every(
                 )
         else:
             failures = 0
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end, cancelling again while it goes on: a driver may
+    swallow the CancelledError of a call under way (redis-py does, cancelled while it reads a
+    reply), and the loop around that call would then go on for ever. Raises what the task
+    raised, if it failed."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=0.1)
+    if not task.cancelled():
+        task.result()

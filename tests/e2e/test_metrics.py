@@ -38,7 +38,7 @@ async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 async def test_publish_durations_are_counted_by_source(tmp_path: Path) -> None:
     """One publish each from the server API, a raw room member and hub.publish: each counted
     under its source, every bucket rendered (le ascending, +Inf the count)."""
-    hub = Hub(api_key=KEY)
+    hub = Hub(port=0, api_key=KEY)
     async with serving(hub, tmp_path) as url, aiohttp.ClientSession() as http:
         before = await scrape(url)
         for source in ("api", "client", "hub"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -135,7 +136,9 @@ async def serve(
             api_port = api_runner.addresses[0][1]
             api_line = f"hubbub server API at {listen_url(settings.host, api_port)}/api"
         startup.start()
-        on_ready(f"hubbub {__version__} listening on {listen_url(settings.host, port)}")
+        url = listen_url(settings.host, port)
+        on_ready(f"hubbub {__version__} listening on {url}")
+        log.info("listening on %s", url, extra={"version": __version__, "pid": os.getpid()})
         if api_line is not None:
             on_ready(api_line)
         await stop.wait()
