@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps clean
+.PHONY: run test lint docs readme reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,16 @@ reliability: $(STAMP)
 # The property-based fuzz tests (tests/fuzz) for 10 minutes, fresh seeds every round.
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py --minutes 10
+
+# The docs site into site/ (mkdocs.yml; offline: no CDN, no web fonts). Its configuration
+# reference is generated from src/hubbub/config.py at build time; warnings fail the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
+# The README's configuration tables, regenerated from the settings' descriptions
+# (tests/unit/test_configdoc.py fails while they differ).
+readme: $(STAMP)
+	PYTHONPATH=src $(BIN)/python -m hubbub.configdoc README.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts examples bench
