@@ -10,10 +10,11 @@ AUTOBAHN_VENV := .venv-autobahn
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The dev tools and every extra (make test, make lint).
+# Every extra and the dev tools (make test, make lint): the `dev` dependency group (PEP 735,
+# pip >= 25.1, hence the upgrade first).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev
 	touch $(STAMP)
 
 # What `hubbub serve` needs, its embedded default included, and nothing else: the runtime
@@ -88,11 +89,11 @@ autobahn: $(STAMP) autobahn-venv
 	$(BIN)/python scripts/autobahn.py --suite full
 
 # Benchmarks print numbers; they are never part of `make test`. `make bench` installs the
-# peers it compares with (the [bench] extra, Node's ws from bench/peers/package-lock.json).
+# peers it compares with (the `bench` dependency group, Node's ws from bench/peers/package-lock.json).
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev --group bench
 	touch $(BENCH_STAMP)
 
 bench-deps: $(BENCH_STAMP)
