@@ -128,14 +128,14 @@ def test_the_site_builds_without_warnings(site: Path) -> None:
     """Every page of the nav is built (strict mode: a broken link or anchor fails it)."""
     for page in (
         "index.html",
-        "getting-started/index.html",
-        "concepts/history/index.html",
-        "recipes/fastapi/index.html",
-        "recipes/token-endpoint/index.html",
-        "reference/python-api/index.html",
-        "configuration/index.html",
-        "protocol/index.html",
-        "design/index.html",
+        "getting-started.html",
+        "concepts/history.html",
+        "recipes/fastapi.html",
+        "recipes/token-endpoint.html",
+        "reference/python-api.html",
+        "configuration.html",
+        "protocol.html",
+        "design.html",
     ):
         assert (site / page).is_file(), page
 
@@ -170,7 +170,7 @@ def test_the_configuration_reference_is_generated_from_the_settings(site: Path) 
     """Each setting appears with its environment variable and the text of its description;
     each channel option with its description (compared without spaces: markup splits words
     from their punctuation)."""
-    text = "".join(text_of(site / "configuration" / "index.html").split())
+    text = "".join(text_of(site / "configuration.html").split())
 
     def plain(description: str | None) -> str:
         assert description
@@ -186,7 +186,7 @@ def test_the_configuration_reference_is_generated_from_the_settings(site: Path) 
 def test_the_api_reference_is_rendered_from_the_docstrings(site: Path) -> None:
     """The Hub's methods, every context's fields and the exceptions are on the page, with
     their docstrings' words; no Sphinx role is left in the text."""
-    page = site / "reference" / "python-api" / "index.html"
+    page = site / "reference" / "python-api.html"
     text = " ".join(text_of(page).split())
     for anchor in (
         "hubbub.hub.Hub.publish",
