@@ -10,8 +10,8 @@ time: ``scripts/mkdocs_hooks.py``) and for the README's table, so neither can dr
 - :func:`readme_block`: both, between :data:`README_BEGIN` and :data:`README_END`;
   ``python -m hubbub.configdoc README.md`` rewrites that block in place (``make readme``)
   and ``--check`` exits 1 when it differs;
-- :func:`reference_page`: the docs site's page, with each key's environment variable and,
-  where ``hubbub serve`` has one, its flag.
+- :func:`reference_page`: the docs site's page, a section per key (an anchor to link to)
+  with its environment variable and, where ``hubbub serve`` has one, its flag.
 
 Pure: nothing here reads files or the environment except :func:`main`.
 """
@@ -174,26 +174,32 @@ allow_publish_for_anonymous = false
 """
 
 
+def _entries(model: type[BaseModel], keys: Sequence[str], flags: Mapping[str, str]) -> str:
+    """One section per key: its heading (an anchor), where it is set, its default, its
+    meaning."""
+    parts = []
+    for key in keys:
+        field = model.model_fields[key]
+        where = [f"`{env_name(key)}`"] if model is Settings else []
+        if key in flags:
+            where.append(f"`{flags[key]}`")
+        where.append(f"default: {default_text(field)}")
+        parts.append(f"### `{key}`\n\n{' · '.join(where)}\n\n{_meaning(model, key)}\n")
+    return "\n".join(parts)
+
+
 def reference_page(flags: Mapping[str, str]) -> str:
     """The docs site's configuration page; ``flags`` from :func:`serve_flags`."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    for key, field in Settings.model_fields.items():
-        names = [f"`{key}`", f"`{env_name(key)}`"]
-        if key in flags:
-            names.append(f"`{flags[key]}`")
-        lines.append(
-            f"| {'<br>'.join(names)} | {_cell(default_text(field))} "
-            f"| {_cell(_meaning(Settings, key))} |"
-        )
     return (
         PAGE_INTRO
-        + "\n".join(lines)
-        + "\n\n## Channel options\n\n"
+        + _entries(Settings, list(Settings.model_fields), flags)
+        + "\n## Channel options\n\n"
         + "What a channel does and who may do what in it: the `[channel]` table holds the "
         "options of channels without a namespace, each `[[namespaces]]` entry those of the "
-        "channels `name:...`. Permissions come in pairs: `*_for_client` for authenticated "
-        "connections, `*_for_anonymous` for anonymous ones; an application hook for the "
-        "action, when there is one, is asked after the flags.\n\n" + channel_options_table()
+        "channels `name:...` (`name` is required there). Permissions come in pairs: "
+        "`*_for_client` for authenticated connections, `*_for_anonymous` for anonymous ones; "
+        "an application hook for the action, when there is one, is asked after the flags.\n\n"
+        + _entries(Namespace, ["name", *ChannelOptions.model_fields], {})
     )
 
 
