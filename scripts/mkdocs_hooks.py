@@ -2,6 +2,8 @@
 
 - The configuration reference (``configuration.md``) is generated at build time from the
   settings model (:func:`hubbub.configdoc.reference_page`), so it cannot drift from the code.
+- hubbub's icon (the server's own ``favicon.svg``) is the site's logo and favicon, taken from
+  the package rather than copied into docs/.
 - Docstrings written for Sphinx-like readers (``:class:`Hub```) are rendered by mkdocstrings as
   Markdown; the role prefixes are dropped from the HTML, leaving the names as code.
 """
@@ -31,6 +33,8 @@ def on_files(files: Any, config: Any) -> Any:
     configdoc = _configdoc()
     page = configdoc.reference_page(configdoc.serve_flags())
     files.append(File.generated(config, "configuration.md", content=page))
+    icon = ROOT / "src" / "hubbub" / "server" / "static" / "favicon.svg"
+    files.append(File.generated(config, "assets/hubbub.svg", abs_src_path=str(icon)))
     return files
 
 
