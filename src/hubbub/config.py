@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from hubbub.edgesettings import EdgeSettings
 from hubbub.errors import ConfigError
 
 ENV_PREFIX: Final = "HUBBUB_"
@@ -165,8 +166,9 @@ def embedded_channel_defaults() -> ChannelOptions:
     )
 
 
-class Settings(BaseModel):
-    """Everything a hubbub server can be told. Immutable once built."""
+class Settings(EdgeSettings):
+    """Everything a hubbub server can be told. Immutable once built. The production edge's
+    keys (TLS, trusted proxies, the access log) come from :class:`EdgeSettings`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -569,7 +571,10 @@ def load_settings(
         return Settings(**merged)
     except ValidationError as exc:
         for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule over several keys: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            key = str(err["loc"][0])
             origin = source.get(key, "defaults")
             dotted = ".".join(str(part) for part in err["loc"]) or "?"
             shown = env_name(key) if origin == "environment" else dotted
