@@ -44,6 +44,7 @@ async def test_admin_password_and_csrf_header(start_server: StartServer) -> None
             assert resp.status == 404  # only what the dashboard needs
 
 
+TRUSTING = 'admin_insecure = true\ntrusted_proxies = ["127.0.0.1/32"]\n'
 #: (server settings, request headers, expected status of GET /admin and of an admin POST)
 ACCESS = [
     ("", {}, 403),  # no password and not insecure: refused, even from this machine
@@ -55,6 +56,13 @@ ACCESS = [
     ("admin_insecure = true\n", {"X-Forwarded-For": "203.0.113.9"}, 403),  # via a proxy
     ("admin_insecure = true\n", {"Forwarded": "for=203.0.113.9"}, 403),
     ("admin_insecure = true\n", {"X-Real-IP": "203.0.113.9"}, 403),
+    # Through a trusted proxy the forwarded address decides: a remote user behind a local
+    # nginx is not local; a local one is; a proxy naming the client only in Forwarded is not
+    # believed (hubbub does not read it).
+    (TRUSTING, {"X-Forwarded-For": "203.0.113.9"}, 403),
+    (TRUSTING, {"X-Real-IP": "203.0.113.9"}, 403),
+    (TRUSTING, {"X-Forwarded-For": "127.0.0.1"}, 200),
+    (TRUSTING, {"Forwarded": "for=203.0.113.9"}, 403),
     ('admin_password = "correct horse"\n', {}, 401),
     ('admin_password = "correct horse"\n', {"Host": "evil.example"}, 401),
     ('admin_password = "correct horse"\n', basic("x", "correct horse"), 200),
