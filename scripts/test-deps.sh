@@ -4,14 +4,15 @@
 #   postgres-> postgresql        (initdb/pg_ctl, in /usr/lib/postgresql/15/bin)
 #   node    -> nodejs and npm    (hubbub.js, the tutorial's client, centrifuge-js)
 #   chromium-> chromium          (browser tests; Playwright drives it, nothing is downloaded)
-# Usage: test-deps.sh [redis] [postgres] [node] [chromium]   (no argument: all of them)
+#   nginx   -> nginx             (the example reverse-proxy config, tests/e2e/test_nginx.py)
+# Usage: test-deps.sh [redis] [postgres] [node] [chromium] [nginx]   (no argument: all of them)
 #
 # Quiet when everything is there. Missing ones are installed with apt-get when running as
 # root; otherwise it says what is missing and exits 0 (those tests skip), except under CI
 # (CI=true), where anything missing is an error.
 set -uo pipefail
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(redis postgres node chromium)
+[ ${#wanted[@]} -gt 0 ] || wanted=(redis postgres node chromium nginx)
 
 have_postgres() {
   if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then return 0; fi
@@ -32,6 +33,7 @@ missing() {  # the Debian packages of what is missing
         command -v npm >/dev/null 2>&1 || echo npm
         ;;
       chromium) [ -x /usr/bin/chromium ] || echo chromium ;;
+      nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || echo nginx ;;
       *) echo "test-deps: unknown prerequisite '$what'" >&2; exit 2 ;;
     esac
   done
