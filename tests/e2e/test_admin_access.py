@@ -95,3 +95,18 @@ def test_genconfig_sets_an_admin_password() -> None:
 
     settings = Settings(**tomllib.loads(genconfig()))
     assert settings.admin_password and not settings.admin_insecure
+
+
+def test_genconfig_trusts_no_proxy_and_documents_the_edge() -> None:
+    """genconfig trusts no proxy unless told (a commented trusted_proxies line, which parses
+    when uncommented), and shows the TLS and access-log keys."""
+    import tomllib
+
+    from hubbub.operator import genconfig
+
+    text = genconfig()
+    assert Settings(**tomllib.loads(text)).trusted_proxies == ()
+    line = '# trusted_proxies = ["127.0.0.1/32"]'
+    assert line in text and "# tls_cert = " in text and "# access_log = true" in text
+    opened = text.replace(line, line.removeprefix("# "))
+    assert Settings(**tomllib.loads(opened)).trusted_proxies == ("127.0.0.1/32",)

@@ -46,9 +46,15 @@ def cert(tmp_path: Path) -> Certificate:
     return self_signed(tmp_path)
 
 
-@pytest.fixture
-def tls_server(start_server: StartServer, cert: Certificate) -> ServerProcess:
-    return start_server("--api-key", KEY, env=cert.env, config="handshake_timeout = 1.0\n")
+@pytest.fixture(params=["asyncio", "uvloop"])
+def tls_server(
+    start_server: StartServer, cert: Certificate, request: pytest.FixtureRequest
+) -> ServerProcess:
+    """A TLS server on each event loop (their TLS implementations differ)."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+    config = f'handshake_timeout = 1.0\nevent_loop = "{request.param}"\n'
+    return start_server("--api-key", KEY, env=cert.env, config=config)
 
 
 class Inbox(SubscriptionEventHandler):
