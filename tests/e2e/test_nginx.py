@@ -245,3 +245,9 @@ async def test_spoofed_header_sent_to_hubbub_directly_is_ignored(tmp_path: Path)
         spoof = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9"}
         await ws_connect(http, "ws" + base[len("http") :], spoof)
     assert seen == [CLIENT_IP]
+
+
+def test_the_deployment_guide_quotes_the_tested_config() -> None:
+    """docs/deployment.md shows deploy/nginx/hubbub.conf as it is (the file this test runs)."""
+    guide = (EXAMPLE.parents[2] / "docs" / "deployment.md").read_text()
+    assert f"```nginx\n{EXAMPLE.read_text()}```" in guide
