@@ -113,9 +113,3 @@ async def test_access_log_lines(start_server: StartServer) -> None:
     assert missing.startswith('203.0.113.9 "GET /nope?cf_connect=REDACTED" 404 ')
     assert ws_line.startswith('127.0.0.1 "GET /" 101 ')
 
-
-async def test_no_access_log_by_default(start_server: StartServer) -> None:
-    server = start_server()
-    async with aiohttp.ClientSession() as http, http.get(server.url + "/health") as resp:
-        assert resp.status == 200
-    assert access_lines(server.stderr()) == []

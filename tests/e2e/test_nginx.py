@@ -189,8 +189,10 @@ async def test_uni_sse_event_arrives_while_the_stream_is_open(tmp_path: Path) ->
     hub, _ = recording_hub([])
     async with serving(hub, tmp_path / "data") as base, nginx_in_front(base, tmp_path / "ng") as ng:
         connect = quote(json.dumps({}))
+        # Held back headers or events fail within seconds (not aiohttp's 5 minutes).
+        bounded = aiohttp.ClientTimeout(total=None, sock_connect=scaled(5), sock_read=scaled(5))
         async with (
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(timeout=bounded) as http,
             http.get(f"{ng.url}/connection/uni_sse?cf_connect={connect}") as resp,
         ):
             assert resp.status == 200
