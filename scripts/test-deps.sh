@@ -5,14 +5,15 @@
 #   node    -> nodejs and npm    (hubbub.js, the tutorial's client, centrifuge-js)
 #   chromium-> chromium          (browser tests; Playwright drives it, nothing is downloaded)
 #   systemd -> systemd           (systemd-analyze verify of deploy/systemd/hubbub.service)
-# Usage: test-deps.sh [redis] [postgres] [node] [chromium] [systemd]   (no argument: all)
+#   nginx   -> nginx             (the example reverse-proxy config, tests/e2e/test_nginx.py)
+# Usage: test-deps.sh [redis] [postgres] [node] [chromium] [systemd] [nginx]   (no argument: all)
 #
 # Quiet when everything is there. Missing ones are installed with apt-get when running as
 # root; otherwise it says what is missing and exits 0 (those tests skip), except under CI
 # (CI=true), where anything missing is an error.
 set -uo pipefail
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(redis postgres node chromium systemd)
+[ ${#wanted[@]} -gt 0 ] || wanted=(redis postgres node chromium systemd nginx)
 
 have_postgres() {
   if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then return 0; fi
@@ -34,6 +35,7 @@ missing() {  # the Debian packages of what is missing
         ;;
       chromium) [ -x /usr/bin/chromium ] || echo chromium ;;
       systemd) command -v systemd-analyze >/dev/null 2>&1 || echo systemd ;;
+      nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || echo nginx ;;
       *) echo "test-deps: unknown prerequisite '$what'" >&2; exit 2 ;;
     esac
   done

@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
 from hubbub.errors import ConfigError
+from hubbub.server.forwarded import parse_network
 
 ENV_PREFIX: Final = "HUBBUB_"
 #: Environment variables with the prefix that are not settings.
@@ -34,7 +35,10 @@ MiB: Final = 1024 * KiB
 
 
 class Settings(BaseModel):
-    """Everything a hubbub server can be told. Immutable once built.
+    """Everything a hubbub server can be told. Immutable once built. ``tls_cert`` and
+    ``tls_key`` come together or not at all (whether the files hold a certificate and its
+    key is checked at start, :mod:`hubbub.server.tls`); ``trusted_proxies`` holds IP
+    networks (:mod:`hubbub.server.forwarded`).
 
     Each field's ``description`` is its meaning, written once: the configuration reference
     (the docs site's and the README's table) is generated from it by :mod:`hubbub.configdoc`.
@@ -44,6 +48,33 @@ class Settings(BaseModel):
 
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    tls_cert: Path | None = Field(
+        None,
+        description=(
+            "PEM file with the server's certificate (and its chain): hubbub serves https:// "
+            "and wss:// (TLS 1.2 or later), on the API port too. Needs tls_key."
+        ),
+    )
+    tls_key: Path | None = Field(
+        None, description="PEM file with the private key of tls_cert (unencrypted)."
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Networks of the reverse proxies in front of hubbub (e.g. ['127.0.0.1/32']): only "
+            "from a peer inside one are X-Forwarded-For and X-Real-IP believed for the client "
+            "address (hooks, logs, the admin's local check). Empty: nobody, the TCP peer is "
+            "the client."
+        ),
+    )
+    access_log: bool = Field(
+        False,
+        description=(
+            "Log one line per HTTP request and per WebSocket or stream session when it ends "
+            "(logger hubbub.access: client address, method, path without secrets, status, "
+            "bytes, duration)."
+        ),
+    )
     data_dir: Path = Field(
         Path("data"),
         description="Directory for hubbub's own files: the SQLite history `hubbub.db`.",
@@ -385,9 +416,22 @@ class Settings(BaseModel):
             raise ValueError(f"namespace {dupes[0]!r} is defined twice")
         return value
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("trusted_proxies")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Networks, normalized (``10.1.2.3/8`` -> ``10.0.0.0/8``, ``::1`` -> ``::1/128``)."""
+        return tuple(str(parse_network(text)) for text in value)
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("tls_cert", "tls_key")[:: 1 if self.tls_key is None else -1]
+            raise ValueError(f"{given} is set but {missing} is not: give both or neither")
+        return self
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_comma_lists(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [part for part in (p.strip() for p in value.split(",")) if part]
         return value
@@ -490,7 +534,10 @@ def load_settings(
         return Settings(**merged)
     except ValidationError as exc:
         for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule over several keys: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            key = str(err["loc"][0])
             origin = source.get(key, "defaults")
             dotted = ".".join(str(part) for part in err["loc"]) or "?"
             shown = env_name(key) if origin == "environment" else dotted

@@ -58,6 +58,11 @@ class ConnectContext:
         emulated_headers: The headers the client put in its connect command (centrifuge-js's
             ``headers`` option, for browsers): names lowercased, values as sent; empty when
             it sent none.
+        address: The client's IP address: the TCP peer's, or, when the peer is one of the
+            ``trusted_proxies``, the one its ``X-Forwarded-For`` / ``X-Real-IP`` names (a
+            client's own such headers are ignored). ``""`` when the connection did not come
+            through hubbub's HTTP edge (a test calling the hook). Only the connect has it:
+            keep it by ``client`` id if later hooks need it.
 
     ``emulated_headers`` are kept apart from ``headers`` because any client may write
     anything there, and no reverse proxy in front of hubbub can set or strip them: take from
@@ -75,6 +80,7 @@ class ConnectContext:
     user: str = ""
     meta: Any = None
     emulated_headers: Mapping[str, str] = field(default_factory=dict)
+    address: str = ""
 
 
 @dataclass(frozen=True, slots=True)

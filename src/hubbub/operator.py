@@ -44,9 +44,23 @@ def genconfig() -> str:
 # command line; those win over this file.
 
 # Where to listen. Behind a reverse proxy keep 127.0.0.1; to listen on every interface use
-# "0.0.0.0" (and mind TLS: terminate it in the proxy).
+# "0.0.0.0" (and mind TLS: terminate it in the proxy, or give tls_cert and tls_key below).
 host = "127.0.0.1"
 port = 8765
+
+# Behind a reverse proxy (deploy/nginx/hubbub.conf): the proxy's own address, so that hubbub
+# believes the client address it forwards (X-Forwarded-For, X-Real-IP) for hooks, logs and
+# the admin's local check. Only proxies belong here, never networks clients connect from:
+# from anyone else those headers are ignored. Empty (the default): nobody is believed.
+# trusted_proxies = ["127.0.0.1/32"]
+
+# TLS served by hubbub itself (https:// and wss://, TLS 1.2 or later; the API port too):
+# tls_cert = "/etc/hubbub/fullchain.pem"
+# tls_key = "/etc/hubbub/privkey.pem"
+
+# One log line per HTTP request and per WebSocket or stream session (logger hubbub.access;
+# token values in query strings are left out):
+# access_log = true
 
 # Directory for hubbub's own files: the SQLite history (hubbub.db) unless `history` says
 # otherwise (memory, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:5432/DB).

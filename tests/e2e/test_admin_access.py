@@ -44,6 +44,7 @@ async def test_admin_password_and_csrf_header(start_server: StartServer) -> None
             assert resp.status == 404  # only what the dashboard needs
 
 
+TRUSTING = 'admin_insecure = true\ntrusted_proxies = ["127.0.0.1/32"]\n'
 #: (server settings, request headers, expected status of GET /admin and of an admin POST)
 ACCESS = [
     ("", {}, 403),  # no password and not insecure: refused, even from this machine
@@ -55,6 +56,13 @@ ACCESS = [
     ("admin_insecure = true\n", {"X-Forwarded-For": "203.0.113.9"}, 403),  # via a proxy
     ("admin_insecure = true\n", {"Forwarded": "for=203.0.113.9"}, 403),
     ("admin_insecure = true\n", {"X-Real-IP": "203.0.113.9"}, 403),
+    # Through a trusted proxy the forwarded address decides: a remote user behind a local
+    # nginx is not local; a local one is; a proxy naming the client only in Forwarded is not
+    # believed (hubbub does not read it).
+    (TRUSTING, {"X-Forwarded-For": "203.0.113.9"}, 403),
+    (TRUSTING, {"X-Real-IP": "203.0.113.9"}, 403),
+    (TRUSTING, {"X-Forwarded-For": "127.0.0.1"}, 200),
+    (TRUSTING, {"Forwarded": "for=203.0.113.9"}, 403),
     ('admin_password = "correct horse"\n', {}, 401),
     ('admin_password = "correct horse"\n', {"Host": "evil.example"}, 401),
     ('admin_password = "correct horse"\n', basic("x", "correct horse"), 200),
@@ -87,3 +95,18 @@ def test_genconfig_sets_an_admin_password() -> None:
 
     settings = Settings(**tomllib.loads(genconfig()))
     assert settings.admin_password and not settings.admin_insecure
+
+
+def test_genconfig_trusts_no_proxy_and_documents_the_edge() -> None:
+    """genconfig trusts no proxy unless told (a commented trusted_proxies line, which parses
+    when uncommented), and shows the TLS and access-log keys."""
+    import tomllib
+
+    from hubbub.operator import genconfig
+
+    text = genconfig()
+    assert Settings(**tomllib.loads(text)).trusted_proxies == ()
+    line = '# trusted_proxies = ["127.0.0.1/32"]'
+    assert line in text and "# tls_cert = " in text and "# access_log = true" in text
+    opened = text.replace(line, line.removeprefix("# "))
+    assert Settings(**tomllib.loads(opened)).trusted_proxies == ("127.0.0.1/32",)

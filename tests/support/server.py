@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.support.procs import LineReader, kill_group
 from tests.support.timing import scaled
 
-READY_RE = re.compile(r"listening on (http://\S+)")
+READY_RE = re.compile(r"listening on (https?://\S+)")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -111,3 +111,30 @@ def test_delta_options_from_toml(tmp_path: Path) -> None:
         ("fossil",),
         False,
     )
+
+
+def test_edge_settings_defaults_trust_nobody() -> None:
+    """No TLS, no trusted proxy, no access log unless configured."""
+    settings = load_settings({}, environ={})
+    assert (settings.tls_cert, settings.tls_key) == (None, None)
+    assert settings.trusted_proxies == () and settings.access_log is False
+
+
+def test_trusted_proxies_are_networks(tmp_path: Path) -> None:
+    """CIDRs (v4 and v6, bare addresses) are normalized; comma-separated in the
+    environment; anything else is refused naming the key."""
+    env = {"HUBBUB_TRUSTED_PROXIES": "127.0.0.1, 10.1.2.3/8,::1"}
+    assert load_settings({}, environ=env).trusted_proxies == (
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "::1/128",
+    )
+    cfg = tmp_path / "h.toml"
+    cfg.write_text('trusted_proxies = ["fd00::/8", "nginx"]\n')
+    with pytest.raises(ConfigError, match=r"trusted_proxies: .*'nginx' is not an IP network"):
+        load_settings({}, config_file=cfg, environ={})
+
+
+def test_tls_cert_and_key_come_together(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tls_key is set but tls_cert is not: give both"):
+        load_settings({}, environ={"HUBBUB_TLS_KEY": str(tmp_path / "k.pem")})

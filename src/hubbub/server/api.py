@@ -30,6 +30,7 @@ from hubbub.core.codes import ErrorCode
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node
 from hubbub.server.openapi import document
+from hubbub.server.remote import client_of
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ async def handle(request: web.Request) -> web.Response:
     except ClientError as exc:
         return _error(200, exc.code, exc.message)
     except StoreError as exc:
-        log.warning("api %s failed: %s", name, exc)
+        log.warning("api %s from %s failed: %s", name, client_of(request), exc)
         return _error(200, ErrorCode.INTERNAL, "internal server error")
     if name == "batch":
         return web.Response(text=result, content_type="application/json")

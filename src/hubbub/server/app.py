@@ -33,6 +33,7 @@ from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.server import api, emulation, metrics, pages, unidirectional
 from hubbub.server.listener import LogThrottle, default_connection_limit, open_file_limit
+from hubbub.server.remote import client_of, trust
 from hubbub.server.static import STATIC_DIR, STATIC_FILES
 from hubbub.server.websocket import Policy, accept
 from hubbub.transport import Transport
@@ -78,7 +79,7 @@ def header_limit(limit: int) -> Middleware:
         if header_bytes(request) > limit:
             log.info(
                 "refused a request from %s: request line and headers over %d bytes (HTTP 431)",
-                request.remote,
+                client_of(request),
                 limit,
             )
             refusal = web.HTTPRequestHeaderFieldsTooLarge(
@@ -145,6 +146,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app[HOOKS_KEY] = hooks or Hooks()
     app[HANDLERS_KEY] = set()
     app[ADMISSION_KEY] = Admission(node, connection_limit(settings))
+    trust(app, settings)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/rooms/{room:.*}", room)
@@ -170,6 +172,7 @@ def make_api_app(settings: Settings, node: Node) -> web.Application:
     metrics.add_routes(app, node)
     app.router.add_get("/health", health)
     app[NODE_KEY] = node
+    trust(app, settings)
     return app
 
 
@@ -261,7 +264,9 @@ async def connection_websocket(request: web.Request) -> web.StreamResponse:
     with request.app[ADMISSION_KEY].handshake():
         conn = await accept(request, request.app[SETTINGS_KEY], policy, tuple(CENTRIFUGE_CODECS))
     with _Served(request, conn, centrifuge.SHUTDOWN):
-        await centrifuge.run_centrifuge(node, request.app[HOOKS_KEY], conn, request.headers, codec)
+        await centrifuge.run_centrifuge(
+            node, request.app[HOOKS_KEY], conn, request.headers, codec, address=client_of(request)
+        )
         await conn.wait_closed()
     return conn.response
 

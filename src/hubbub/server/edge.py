@@ -25,13 +25,16 @@
 - Every connection counts in the process's :class:`hubbub.server.listener.SocketBudget`.
 
 :class:`EdgeSite` is the runner's TCP site: it listens with a
-:class:`hubbub.server.listener.Acceptor` (budget, back-off on accept errors).
+:class:`hubbub.server.listener.Acceptor` (budget, back-off on accept errors), with TLS when
+given a context (:mod:`hubbub.server.tls`): the TLS handshake is bounded by
+``handshake_timeout`` too, then the first request's own deadline starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -44,6 +47,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from hubbub.config import Settings
+from hubbub.server.access import AccessLog, access_logger
 from hubbub.server.listener import Acceptor, Release, SocketBudget, bind
 
 log = logging.getLogger(__name__)
@@ -390,7 +394,8 @@ class EdgeServer(web.Server):
 
 class EdgeRunner(web.AppRunner):
     """An ``AppRunner`` serving ``app`` through an :class:`EdgeServer`, with the settings'
-    ``keepalive_timeout``, no access log, no signal handling and request bodies not
+    ``keepalive_timeout``, the access log when ``access_log`` is set
+    (:mod:`hubbub.server.access`), no signal handling and request bodies not
     decompressed (``Content-Encoding`` is left to the handler: none takes one). Sites:
     :class:`hubbub.server.listener.EdgeSite`."""
 
@@ -403,7 +408,8 @@ class EdgeRunner(web.AppRunner):
         shutdown_timeout: float = 60.0,
     ) -> None:
         self._handler_kwargs: dict[str, Any] = {
-            "access_log": None,
+            "access_log": access_logger() if settings.access_log else None,
+            "access_log_class": AccessLog,
             "keepalive_timeout": settings.keepalive_timeout,
             # Request bodies as sent: a compressed one is not inflated (a 61 KB gzip body
             # would become 60 MB in one zlib call before any size limit is looked at).
@@ -431,7 +437,7 @@ class EdgeSite(web.BaseSite):
     """A TCP site of an :class:`EdgeRunner` that listens with an
     :class:`hubbub.server.listener.Acceptor` (the runner's socket budget applies)."""
 
-    __slots__ = ("_host", "_port", "_reuse_port")
+    __slots__ = ("_host", "_port", "_reuse_port", "_tls")
 
     def __init__(
         self,
@@ -441,16 +447,18 @@ class EdgeSite(web.BaseSite):
         *,
         reuse_port: bool = False,
         backlog: int = 128,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
         self._reuse_port = reuse_port
+        self._tls = tls
 
     @property
     def name(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self._port}"
 
     async def start(self) -> None:
         await super().start()
@@ -461,6 +469,12 @@ class EdgeSite(web.BaseSite):
         sockets = await bind(
             self._host, self._port, reuse_port=self._reuse_port, backlog=self._backlog
         )
-        acceptor = Acceptor(sockets, server.protocol_for, runner.budget)
+        acceptor = Acceptor(
+            sockets,
+            server.protocol_for,
+            runner.budget,
+            tls=self._tls,
+            handshake_timeout=runner.limits.handshake_timeout,
+        )
         self._server = acceptor
         await acceptor.start_serving()

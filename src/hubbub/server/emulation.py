@@ -71,6 +71,7 @@ from hubbub.server.httpedge import (
     readable_refusals,
 )
 from hubbub.server.httpstream import open_stream
+from hubbub.server.remote import client_of
 from hubbub.server.unidirectional import CONNECT_PARAM, Handshakes, Served
 from hubbub.survey import SurveyTimeout
 
@@ -200,7 +201,14 @@ def add_routes(
                 writer.add_done_callback(lambda _: conn.end())
                 try:
                     await centrifuge.run_centrifuge(
-                        node, hooks, conn, request.headers, codec, name, conn.session
+                        node,
+                        hooks,
+                        conn,
+                        request.headers,
+                        codec,
+                        name,
+                        conn.session,
+                        address=client_of(request),
                     )
                 finally:
                     conn.close(Disconnects.SERVER_ERROR.code, Disconnects.SERVER_ERROR.reason)

@@ -12,7 +12,10 @@ listening socket for good on an accept error that libuv passes up (its EMFILE tr
 - :class:`Acceptor`: on an accept error (EMFILE, ENFILE, ENOBUFS, ENOMEM, anything unexpected)
   it stops accepting for a back-off (0.1 s, doubling up to 2 s; reset by the next accepted
   connection) and logs at most one line per :data:`LOG_EVERY` seconds. The listening socket
-  stays open whatever happens.
+  stays open whatever happens. With a TLS context, an accepted connection's TLS handshake
+  must complete within the acceptor's ``handshake_timeout``, else the socket is closed (a
+  client that connects and never speaks TLS holds nothing); a failed handshake (plain HTTP
+  sent to the TLS port, an unknown CA at the client) is one DEBUG line.
 The aiohttp site that listens this way is :class:`hubbub.server.edge.EdgeSite`.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -186,9 +190,17 @@ class Acceptor(asyncio.AbstractServer):
     the module docstring for what it does when the budget is spent or accepting fails."""
 
     def __init__(
-        self, sockets: list[socket.socket], factory: ProtocolFactory, budget: SocketBudget
+        self,
+        sockets: list[socket.socket],
+        factory: ProtocolFactory,
+        budget: SocketBudget,
+        *,
+        tls: ssl.SSLContext | None = None,
+        handshake_timeout: float = 60.0,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._tls = tls
+        self._handshake_timeout = handshake_timeout
         self._sockets = sockets
         self._factory = factory
         self._budget = budget
@@ -305,9 +317,17 @@ class Acceptor(asyncio.AbstractServer):
     ) -> None:
         try:
             # On failure the loop closes the transport (and with it the socket) itself.
-            await self._loop.connect_accepted_socket(lambda: protocol, conn)
+            if self._tls is None:
+                await self._loop.connect_accepted_socket(lambda: protocol, conn)
+            else:
+                await self._loop.connect_accepted_socket(
+                    lambda: protocol,
+                    conn,
+                    ssl=self._tls,
+                    ssl_handshake_timeout=self._handshake_timeout,
+                )
         except BaseException as exc:
             release()  # (again when the protocol is lost, if it was connected: a no-op)
-            if not isinstance(exc, OSError):
+            if not isinstance(exc, OSError):  # ssl.SSLError and the handshake timeout are
                 raise
             log.debug("accepted connection lost before it was served: %s", exc)

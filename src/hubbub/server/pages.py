@@ -2,12 +2,14 @@
 
 ``/admin`` and ``/admin/api/*`` need HTTP Basic auth with ``admin_password`` (any user name).
 Without a password they are refused, unless ``admin_insecure`` is set (``make run`` sets it):
-then only direct requests from this machine get in: a loopback peer, a loopback Host (a
+then only requests from this machine get in: a loopback client address, a loopback Host (a
 DNS-rebinding page has its own name there) and no proxy headers (Forwarded, X-Forwarded-For,
-X-Real-IP). A bare proxy that adds none of them and sends the upstream's address as Host
-cannot be told from a local browser, which is why the setting is off by default and genconfig
-writes a password. Admin API calls must carry ``X-Hubbub-Admin: 1``: a header a cross-site
-form cannot send, so another web page cannot make the browser call them.
+X-Real-IP) unless the peer is one of the ``trusted_proxies``, whose forwarded address is then
+the client's (:mod:`hubbub.server.remote`). A bare proxy that adds none of them and sends the
+upstream's address as Host cannot be told from a local browser, which is why the setting is
+off by default and genconfig writes a password. Admin API calls must carry
+``X-Hubbub-Admin: 1``: a header a cross-site form cannot send, so another web page cannot make
+the browser call them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from hubbub.core import jsontext as protocol
 from hubbub.core.channels import NAMESPACE_SEPARATOR
 from hubbub.errors import ClientError, StoreError
 from hubbub.node import Node
+from hubbub.server.remote import client_named, client_of, via_trusted_proxy
 from hubbub.server.samples import Samples
 from hubbub.server.static import STATIC_DIR
 
@@ -69,16 +72,24 @@ FORWARDING_HEADERS: Final = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host",
 
 
 def _check_insecure(request: web.Request) -> None:
-    """``admin_insecure``: open without a password, but only to a browser on this machine
-    that reached it directly: the peer is a loopback address, the Host header a loopback
-    name (a DNS-rebinding page has its own name there), and no proxy forwarded it."""
+    """``admin_insecure``: open without a password, but only to a browser on this machine:
+    the client address is a loopback one, the Host header a loopback name (a DNS-rebinding
+    page has its own name there), and no untrusted proxy forwarded it. Through one of the
+    ``trusted_proxies`` the address it forwards (X-Forwarded-For, X-Real-IP) is the client's,
+    so a remote user behind a local nginx is not local; a trusted proxy that names the
+    client only in ``Forwarded`` (not read) is refused."""
     refusal = None
-    if not _loopback(request.remote or ""):
-        refusal = f"the peer {request.remote} is not on this machine"
-    elif not _loopback(_host_name(request.headers.get("Host", ""))):
-        refusal = f"Host {request.headers.get('Host', '')!r} is not a loopback name"
-    elif any(name in request.headers for name in FORWARDING_HEADERS):
-        refusal = "the request came through a proxy"
+    client = client_of(request)
+    headers = request.headers
+    trusted = via_trusted_proxy(request)
+    if not _loopback(client):
+        refusal = f"the client {client} is not on this machine"
+    elif not _loopback(_host_name(headers.get("Host", ""))):
+        refusal = f"Host {headers.get('Host', '')!r} is not a loopback name"
+    elif not trusted and any(name in headers for name in FORWARDING_HEADERS):
+        refusal = "the request came through a proxy that is not in trusted_proxies"
+    elif trusted and "Forwarded" in headers and not client_named(headers):
+        refusal = "the proxy named the client only in a Forwarded header"
     if refusal is not None:
         raise web.HTTPForbidden(
             text=f"admin_insecure serves /admin only to this machine directly: {refusal}; "

@@ -31,6 +31,7 @@ from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 from hubbub.server.edge import EdgeRunner, EdgeSite
 from hubbub.server.listener import SocketBudget, open_file_limit, socket_budget
+from hubbub.server.tls import server_context
 from hubbub.startup import StartupTasks
 
 if TYPE_CHECKING:  # the hub runs the server (Hub.run): at run time this way only
@@ -73,9 +74,9 @@ def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(main)
 
 
-def listen_url(host: str, port: int) -> str:
+def listen_url(host: str, port: int, *, tls: bool = False) -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 async def serve(
@@ -88,11 +89,13 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or until ``stop`` is set), then shut down gracefully.
 
-    ``on_ready`` receives the line ``hubbub X listening on http://H:P`` once connections are
+    ``on_ready`` receives the line ``hubbub X listening on http://H:P`` (``https://`` with
+    TLS) once connections are
     accepted (with the real port when ``settings.port`` is 0), after the hub's startup
     functions were started (:mod:`hubbub.startup`); they are cancelled at shutdown once the
     connections are closed, before the engines stop.
     """
+    tls = server_context(settings)  # bad TLS files: a ConfigError before anything starts
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -117,7 +120,7 @@ async def serve(
         await node.start()
         if demos is not None:
             demos.start()
-        site = EdgeSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+        site = EdgeSite(runner, settings.host, settings.port, reuse_port=reuse_port, tls=tls)
         try:
             await site.start()
         except OSError as exc:
@@ -128,15 +131,18 @@ async def serve(
             api_runner = EdgeRunner(make_api_app(settings, node), settings, sockets)
             await api_runner.setup()
             cleanups.append(api_runner)
-            api_site = EdgeSite(api_runner, settings.host, settings.api_port, reuse_port=reuse_port)
+            api_site = EdgeSite(
+                api_runner, settings.host, settings.api_port, reuse_port=reuse_port, tls=tls
+            )
             try:
                 await api_site.start()
             except OSError as exc:
                 raise ListenError(settings.host, settings.api_port, exc) from None
             api_port = api_runner.addresses[0][1]
-            api_line = f"hubbub server API at {listen_url(settings.host, api_port)}/api"
+            api_url = listen_url(settings.host, api_port, tls=tls is not None)
+            api_line = f"hubbub server API at {api_url}/api"
         startup.start()
-        url = listen_url(settings.host, port)
+        url = listen_url(settings.host, port, tls=tls is not None)
         on_ready(f"hubbub {__version__} listening on {url}")
         log.info("listening on %s", url, extra={"version": __version__, "pid": os.getpid()})
         if api_line is not None:

@@ -56,6 +56,7 @@ from hubbub.server.httpedge import (
     readable_refusals,
 )
 from hubbub.server.httpstream import StreamConnection, open_stream
+from hubbub.server.remote import client_of
 from hubbub.server.websocket import Policy, WebSocketConnection, accept
 
 #: The query parameter holding the connect request (Centrifugo's name).
@@ -105,7 +106,9 @@ def add_routes(
                 request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
             )
         with served(request, conn, centrifuge.SHUTDOWN):
-            await run_unidirectional(node, hooks, conn, request.headers, frame, conn.run, name)
+            await run_unidirectional(
+                node, hooks, conn, request.headers, frame, conn.run, name, client_of(request)
+            )
         return conn.response
 
     async def uni_sse(request: web.Request) -> web.StreamResponse:
@@ -148,7 +151,14 @@ def add_routes(
                     await conn.wait_closed()
 
                 await run_unidirectional(
-                    node, hooks, conn, request.headers, frame, ended, "uni_websocket"
+                    node,
+                    hooks,
+                    conn,
+                    request.headers,
+                    frame,
+                    ended,
+                    "uni_websocket",
+                    client_of(request),
                 )
             await conn.wait_closed()
         return conn.response

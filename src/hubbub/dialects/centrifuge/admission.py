@@ -92,6 +92,7 @@ async def admit(client: Client, request: m.Connect) -> Admission:
             user=admitted.user,
             meta=admitted.meta,
             emulated_headers=emulated,
+            address=client.address,
         )
         result = await call_hook(hooks.on_connect, ctx)
         if result is not None:

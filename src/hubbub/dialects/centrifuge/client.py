@@ -54,7 +54,6 @@ from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
 
-
 #: Seconds a closing connection waits for its pending publishes to be stored and answered.
 SETTLE_TIMEOUT: Final = 5.0
 
@@ -72,6 +71,7 @@ class Client:
         "_positioned",
         "_replies",
         "_server_side",
+        "address",
         "app",
         "client_id",
         "emulated",
@@ -121,6 +121,7 @@ class Client:
         self.app: tuple[str, str, int] = _NO_APP
         self.transport_name = "websocket"  # what carries it, in Centrifugo's words
         self.emulated = ""  # an emulated connection's session id (connect result, /emulation)
+        self.address = ""  # the client's IP address, trusted_proxies applied (on_connect)
 
     @property
     def user(self) -> str:

@@ -57,12 +57,15 @@ async def run_centrifuge(
     codec: Codec = JSON,
     transport_name: str = "websocket",
     session: str = "",
+    *,
+    address: str = "",
 ) -> None:
     """Serve one connection speaking ``codec`` until it closes; ``transport_name``: what
     carries it (the server API's ``connections``), ``session``: an emulated connection's
-    session id (sent in the connect result)."""
+    session id (sent in the connect result), ``address``: the client's (``on_connect``)."""
     client = Client(node, hooks, conn, headers, codec)
     client.transport_name, client.emulated = transport_name, session
+    client.address = address
     del headers  # the client holds them until it is connected, nothing else here
     code, reason = 3000, "connection closed"
 

@@ -64,12 +64,14 @@ async def run_unidirectional(
     frame: m.Frame,
     ended: Callable[[], Awaitable[None]],
     transport_name: str,
+    address: str = "",
 ) -> None:
     """Serve one unidirectional connection whose connect command is ``frame``; ``ended``
     returns when the connection has ended (the peer went away or a close completed);
-    ``transport_name``: what the server API's ``connections`` says carries it."""
+    ``transport_name``: what the server API's ``connections`` says carries it; ``address``:
+    the client's (what ``on_connect`` sees)."""
     client = Client(node, hooks, conn, headers, UNI_JSON)
-    client.transport_name = transport_name
+    client.transport_name, client.address = transport_name, address
     del headers
     code, reason = 3000, "connection closed"
     loop = asyncio.get_running_loop()

@@ -1,0 +1,58 @@
+"""The client address of an aiohttp request, with ``trusted_proxies`` applied.
+
+:func:`client_of` is :func:`hubbub.server.forwarded.client_address` for a request: the TCP
+peer, unless the peer is one of the application's trusted proxies (:data:`TRUSTED_KEY`, set
+by :func:`trust`), then what its ``X-Forwarded-For`` / ``X-Real-IP`` say. An application
+without the key trusts nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aiohttp import web
+
+from hubbub.config import Settings
+from hubbub.server.forwarded import (
+    Network,
+    client_address,
+    is_trusted,
+    parse_address,
+    parse_networks,
+)
+
+TRUSTED_KEY: Final = web.AppKey("trusted_proxies", tuple[Network, ...])
+
+
+def trust(app: web.Application, settings: Settings) -> None:
+    """Make ``app`` believe the forwarding headers of ``settings.trusted_proxies``."""
+    app[TRUSTED_KEY] = parse_networks(settings.trusted_proxies)
+
+
+def peer_of(request: web.BaseRequest) -> str:
+    """The TCP peer's address (``"-"`` when the connection is gone)."""
+    return request.remote or "-"
+
+
+def client_of(request: web.BaseRequest) -> str:
+    """The client's address (see the module docstring)."""
+    peer = peer_of(request)
+    trusted = request.config_dict.get(TRUSTED_KEY, ()) if isinstance(request, web.Request) else ()
+    if not trusted:
+        return peer
+    xff = request.headers.getall("X-Forwarded-For", ())
+    return client_address(peer, request.headers, trusted, xff=xff)
+
+
+def client_named(headers: Mapping[str, str]) -> bool:
+    """Whether the headers carry a forwarded client address hubbub reads."""
+    return "X-Forwarded-For" in headers or "X-Real-IP" in headers
+
+
+def via_trusted_proxy(request: web.BaseRequest) -> bool:
+    """Whether the request's peer is one of the trusted proxies."""
+    if not isinstance(request, web.Request):
+        return False
+    trusted = request.config_dict.get(TRUSTED_KEY, ())
+    return is_trusted(parse_address(peer_of(request)), trusted)
