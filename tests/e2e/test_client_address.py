@@ -112,4 +112,3 @@ async def test_access_log_lines(start_server: StartServer) -> None:
     assert int(health.split()[4]) > len(body)  # headers and body
     assert missing.startswith('203.0.113.9 "GET /nope?cf_connect=REDACTED" 404 ')
     assert ws_line.startswith('127.0.0.1 "GET /" 101 ')
-
