@@ -58,6 +58,7 @@ from hubbub.dialects.centrifuge.emulation import (
 from hubbub.dialects.centrifuge.eventids import line_framing, sse_framing
 from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.dialects.centrifuge.protowire import PROTOBUF
+from hubbub.dialects.centrifuge.uniwire import CONNECT_PARAM
 from hubbub.errors import ClientError, StoreError
 from hubbub.hooks import Hooks
 from hubbub.node import Node
@@ -71,7 +72,7 @@ from hubbub.server.httpedge import (
     readable_refusals,
 )
 from hubbub.server.httpstream import open_stream
-from hubbub.server.unidirectional import CONNECT_PARAM, Handshakes, Served
+from hubbub.server.unidirectional import Handshakes, Served
 from hubbub.survey import SurveyTimeout
 
 #: The request's ``Content-Type`` that means Protobuf (Centrifugo's test: the header as

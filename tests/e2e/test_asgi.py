@@ -1,0 +1,330 @@
+"""hub.asgi() mounted in FastAPI (examples/fastapi_app.py's shape) and served by uvicorn in
+the test's loop: the SDK through the mount, echo, raw rooms, hub.publish from a route, the
+server API, /health, refusals as hubbub's own edge gives them, and the lifespan that leaves
+nothing running."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import socket
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+uvicorn = pytest.importorskip(
+    "uvicorn", reason="uvicorn is a dev dependency (pip install -e .[dev])"
+)
+fastapi = pytest.importorskip("fastapi", reason="fastapi is a dev dependency")
+
+from centrifuge import (  # noqa: E402
+    Client,
+    PublicationContext,
+    SubscriptionEventHandler,
+)
+
+from hubbub.hub import Hub  # noqa: E402
+from tests.support.timing import eventually, scaled  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+KEY = "asgi-test-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def collect_the_sdks_garbage() -> Iterator[None]:
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def make_hub(tmp_path: Path, **settings: Any) -> Hub:
+    return Hub(
+        data_dir=str(tmp_path),
+        demos=False,
+        api_key=KEY,
+        namespaces=[{"name": "news", "history_size": 10, "history_ttl": 60}],
+        **settings,
+    )
+
+
+def make_app(hub: Hub) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with hub.running():
+            yield
+
+    app = fastapi.FastAPI(lifespan=lifespan)
+    app.mount("/rt", hub.asgi())
+
+    @app.post("/announce")
+    async def announce(text: str) -> dict[str, int]:
+        return {"offset": await hub.publish("news:updates", {"text": text})}
+
+    return app
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in this loop; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", ws_ping_interval=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: server.started, 10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, scaled(15))
+        sock.close()
+
+
+@pytest.fixture
+async def mounted(tmp_path: Path) -> AsyncIterator[tuple[Hub, str]]:
+    hub = make_hub(tmp_path)
+    async with uvicorn_serving(make_app(hub)) as url:
+        yield hub, url
+
+
+class Pubs(SubscriptionEventHandler):
+    def __init__(self) -> None:
+        self.pubs: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def on_publication(self, ctx: PublicationContext) -> None:
+        await self.pubs.put(ctx.pub.data)
+
+
+@pytest.mark.parametrize("protobuf", [False, True], ids=["json", "protobuf"])
+async def test_sdk_subscribes_and_publishes_through_the_mount(
+    mounted: tuple[Hub, str], protobuf: bool
+) -> None:
+    """centrifuge-python over /rt/connection/websocket: subscribe, publish, get it back."""
+    _, url = mounted
+    ws = url.replace("http", "ws") + "/rt/connection/websocket"
+    client = Client(ws, use_protobuf=protobuf)
+    events = Pubs()
+    sub = client.new_subscription("news:sdk", events=events)
+    await client.connect()
+    try:
+        await sub.subscribe()
+        await sub.ready(scaled(5))
+        data = {"n": 1} if not protobuf else json.dumps({"n": 1}).encode()
+        await sub.publish(data)
+        got = await asyncio.wait_for(events.pubs.get(), scaled(5))
+        assert (json.loads(got) if protobuf else got) == {"n": 1}
+    finally:
+        await client.disconnect()
+
+
+async def test_hub_publish_from_a_route_reaches_a_subscriber(mounted: tuple[Hub, str]) -> None:
+    """A FastAPI route calling hub.publish reaches an SDK subscriber of the mount."""
+    _, url = mounted
+    client = Client(url.replace("http", "ws") + "/rt/connection/websocket")
+    events = Pubs()
+    sub = client.new_subscription("news:updates", events=events)
+    await client.connect()
+    try:
+        await sub.subscribe()
+        await sub.ready(scaled(5))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{url}/announce", params={"text": "hello"}) as resp,
+        ):
+            assert resp.status == 200
+            assert (await resp.json())["offset"] == 1
+        assert await asyncio.wait_for(events.pubs.get(), scaled(5)) == {"text": "hello"}
+    finally:
+        await client.disconnect()
+
+
+async def test_echo_and_rooms_through_the_mount(mounted: tuple[Hub, str]) -> None:
+    """Echo at /rt/ (text and binary), a raw room between two members, 400 for a bad name."""
+    _, url = mounted
+    ws = url.replace("http", "ws")
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(ws + "/rt/") as echo:
+            await echo.send_str("hi")
+            assert (await echo.receive(scaled(5))).data == "hi"
+            await echo.send_bytes(b"\x00\x01")
+            assert (await echo.receive(scaled(5))).data == b"\x00\x01"
+        async with (
+            http.ws_connect(ws + "/rt/rooms/lobby") as a,
+            http.ws_connect(ws + "/rt/rooms/lobby") as b,
+        ):
+            await eventually(lambda: _members(url, "rooms:lobby", 2), 5)
+            await a.send_str("hello room")
+            assert (await b.receive(scaled(5))).data == "hello room"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(ws + "/rt/rooms/" + "x" * 300)
+        assert refused.value.status == 400
+        async with http.get(url + "/rt/") as resp:
+            assert resp.status == 200 and "echo" in await resp.text()
+
+
+async def _members(url: str, channel: str, n: int) -> bool:
+    async with aiohttp.ClientSession() as http, http.get(url + "/rt/health") as resp:
+        return bool((await resp.json())["subscriptions"] >= n)
+
+
+async def test_server_api_and_health_through_the_mount(mounted: tuple[Hub, str]) -> None:
+    """/rt/api/publish with the key (401 without, 413 over the body limit, legacy /rt/api),
+    /rt/health."""
+    _, url = mounted
+    async with aiohttp.ClientSession() as http:
+        body = {"channel": "news:api", "data": {"x": 1}}
+        async with http.post(url + "/rt/api/publish", json=body, headers={"X-API-Key": KEY}) as r:
+            assert r.status == 200
+            assert (await r.json())["result"]["offset"] == 1
+        async with http.post(url + "/rt/api/publish", json=body) as r:
+            assert r.status == 401
+            assert (await r.json())["error"]["code"] == 101
+        big = b'{"channel":"news:api","data":"' + b"x" * (2 << 20) + b'"}'
+        async with http.post(url + "/rt/api/publish", data=big, headers={"X-API-Key": KEY}) as r:
+            assert r.status == 413
+        legacy = json.dumps({"method": "publish", "params": body}) + "\n" + '{"method":"nope"}'
+        async with http.post(url + "/rt/api", data=legacy, headers={"X-API-Key": KEY}) as r:
+            lines = (await r.text()).split("\n")
+            assert json.loads(lines[0])["result"]["offset"] == 2
+            assert json.loads(lines[1])["error"]["code"] == 104
+        async with http.post(url + "/rt/api/nope", json={}, headers={"X-API-Key": KEY}) as r:
+            assert r.status == 404
+        async with http.get(url + "/rt/health") as r:
+            assert r.status == 200
+            health = await r.json()
+            assert health["status"] == "ok" and health["engine"]["kind"] == "memory"
+        async with http.get(url + "/rt/nothing-here") as r:
+            assert r.status == 404
+
+
+async def test_wrong_origin_is_refused_with_403(tmp_path: Path) -> None:
+    """allowed_origins applies to the mount's WebSockets as to hubbub's own edge."""
+    hub = make_hub(tmp_path, allowed_origins=["https://app.example"])
+    async with uvicorn_serving(make_app(hub)) as url, aiohttp.ClientSession() as http:
+        ws = url.replace("http", "ws") + "/rt/connection/websocket"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(ws, headers={"Origin": "https://evil.example"})
+        assert refused.value.status == 403
+        async with http.ws_connect(ws, headers={"Origin": "https://app.example"}) as conn:
+            await conn.send_str('{"id":1,"connect":{}}')
+            reply = json.loads((await conn.receive(scaled(5))).data)
+            assert "client" in reply["connect"]
+
+
+async def test_garbage_frames_are_closed_with_a_code(mounted: tuple[Hub, str]) -> None:
+    """A frame that is not the protocol closes with 3501, as on hubbub's own edge."""
+    _, url = mounted
+    async with aiohttp.ClientSession() as http:
+        ws = url.replace("http", "ws") + "/rt/connection/websocket"
+        async with http.ws_connect(ws) as conn:
+            await conn.send_str("not json at all")
+            msg = await conn.receive(scaled(5))
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert conn.close_code == 3501
+
+
+async def test_connection_limit_refuses_with_503(tmp_path: Path) -> None:
+    """client_connection_limit counts the mount's WebSockets: the next handshake gets 503."""
+    hub = make_hub(tmp_path, client_connection_limit=1)
+    async with uvicorn_serving(make_app(hub)) as url, aiohttp.ClientSession() as http:
+        ws = url.replace("http", "ws") + "/rt/"
+        async with http.ws_connect(ws) as first:
+            await first.send_str("x")
+            await first.receive(scaled(5))
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(ws)
+            assert refused.value.status == 503
+
+
+async def test_not_running_gets_503_and_1013(tmp_path: Path) -> None:
+    """Mounted without hub.running() in the lifespan: HTTP 503, WebSockets closed with 1013."""
+    hub = make_hub(tmp_path)
+    app = fastapi.FastAPI()
+    app.mount("/rt", hub.asgi())
+    async with uvicorn_serving(app) as url, aiohttp.ClientSession() as http:
+        async with http.get(url + "/rt/health") as r:
+            assert r.status == 503
+            assert "hub.running()" in await r.text()
+        async with http.ws_connect(url.replace("http", "ws") + "/rt/connection/websocket") as c:
+            msg = await c.receive(scaled(5))
+            assert msg.type == aiohttp.WSMsgType.CLOSE
+            assert c.close_code == 1013
+
+
+async def test_lifespan_starts_and_stops_the_node_leaving_no_task(tmp_path: Path) -> None:
+    """hub.asgi() served alone: the ASGI lifespan starts the node (startup tasks run,
+    hub.publish works) and stops it: engines closed, no task left, hub.publish refused."""
+    hub = make_hub(tmp_path)
+    ticks: list[int] = []
+
+    @hub.on_startup
+    async def ticker() -> None:
+        while True:
+            ticks.append(await hub.publish("news:tick", {"n": len(ticks)}))
+            await asyncio.sleep(0.05)
+
+    before = asyncio.all_tasks()
+    async with uvicorn_serving(hub.asgi()) as url:
+        await eventually(lambda: len(ticks) >= 2, 5)
+        node = hub.node_run.node
+        ws = url.replace("http", "ws") + "/connection/websocket"
+        async with aiohttp.ClientSession() as http, http.ws_connect(ws) as c:
+            await c.send_str('{"id":1,"connect":{}}')
+            await c.receive(scaled(5))
+            async with http.get(url + "/health") as r:
+                assert (await r.json())["connections"] == 1
+    assert hub.node_run is None
+    assert node.closing
+    with pytest.raises(Exception, match="not running"):
+        await hub.publish("news:tick", {})
+    await asyncio.sleep(0)
+    left = {t for t in asyncio.all_tasks() - before if not t.done()}
+    left.discard(asyncio.current_task())  # type: ignore[arg-type]
+    assert not left, left
+
+
+async def test_running_closes_connections_with_the_shutdown_code(tmp_path: Path) -> None:
+    """Leaving hub.running() closes the mount's channel connections with 3001 and raw ones
+    with 1001, and on_disconnect sees 3001."""
+    hub = make_hub(tmp_path)
+    seen: list[int] = []
+
+    @hub.on_disconnect
+    async def gone(ctx: Any) -> None:
+        seen.append(ctx.code)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(hub.asgi(), lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    async with hub.running():
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        await eventually(lambda: server.started, 10)
+        http = aiohttp.ClientSession()
+        chan = await http.ws_connect(f"ws://127.0.0.1:{port}/connection/websocket")
+        await chan.send_str('{"id":1,"connect":{}}')
+        await chan.receive(scaled(5))
+        raw = await http.ws_connect(f"ws://127.0.0.1:{port}/")
+        await raw.send_str("x")
+        await raw.receive(scaled(5))
+    chan_close = await chan.receive(scaled(5))
+    raw_close = await raw.receive(scaled(5))
+    assert (chan_close.type, chan.close_code) == (aiohttp.WSMsgType.CLOSE, 3001)
+    assert (raw_close.type, raw.close_code) == (aiohttp.WSMsgType.CLOSE, 1001)
+    assert seen == [3001]
+    await chan.close()
+    await raw.close()
+    await http.close()
+    server.should_exit = True
+    await asyncio.wait_for(task, scaled(15))
+    sock.close()
