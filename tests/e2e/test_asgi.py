@@ -29,7 +29,8 @@ from centrifuge import (  # noqa: E402
     SubscriptionEventHandler,
 )
 
-from hubbub.hub import Hub  # noqa: E402
+from hubbub.hub import ConnectContext, ConnectResult, Hub  # noqa: E402
+from tests.support import emulated, uni  # noqa: E402
 from tests.support.timing import eventually, scaled  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -328,3 +329,81 @@ async def test_running_closes_connections_with_the_shutdown_code(tmp_path: Path)
     server.should_exit = True
     await asyncio.wait_for(task, scaled(15))
     sock.close()
+
+
+def stream_hub(tmp_path: Path, **settings: Any) -> Hub:
+    """A hub whose on_connect gives every client the server-side channel news:uni."""
+    hub = make_hub(tmp_path, **settings)
+
+    @hub.on_connect
+    async def connect(ctx: ConnectContext) -> ConnectResult:
+        return ConnectResult(user="ada", channels=["news:uni"])
+
+    return hub
+
+
+@pytest.mark.parametrize("transport", uni.TRANSPORTS)
+async def test_unidirectional_streams_through_the_mount(tmp_path: Path, transport: str) -> None:
+    """uni_sse, uni_http_stream, uni_websocket under /rt: the connect push, a publication
+    from hub.publish, and a server API disconnect as the last push."""
+    hub = stream_hub(tmp_path)
+    async with (
+        uvicorn_serving(make_app(hub)) as url,
+        uni.connect(url + "/rt", transport, {}) as pushes,
+    ):
+        first = await pushes.next()
+        assert first is not None and set(first["connect"]["subs"]) == {"news:uni"}
+        await hub.publish("news:uni", {"n": 1})
+        pub = await pushes.next()
+        assert pub is not None and pub["pub"]["data"] == {"n": 1}
+        body = {"user": "ada", "disconnect": {"code": 4100, "reason": "bye"}}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url + "/rt/api/disconnect", json=body, headers={"X-API-Key": KEY}) as r,
+        ):
+            assert r.status == 200
+        assert await pushes.next() == {"disconnect": {"code": 4100, "reason": "bye"}}
+        assert await pushes.next() is None
+
+
+@pytest.mark.parametrize("transport", emulated.TRANSPORTS)
+async def test_emulation_through_the_mount(mounted: tuple[Hub, str], transport: str) -> None:
+    """http_stream and sse out, /rt/emulation in: subscribe, a publication, publish back."""
+    hub, url = mounted
+    async with emulated.connect(url + "/rt", transport) as client:
+        assert client.session and client.connected["client"]
+        sub = await client.call("subscribe", {"channel": "news:em"})
+        assert "subscribe" in sub, sub
+        await hub.publish("news:em", {"n": 1})
+        push = await client.push()
+        assert push is not None and push["pub"]["data"] == {"n": 1}
+        assert "publish" in await client.call("publish", {"channel": "news:em", "data": {"n": 2}})
+        push = await client.push()
+        assert push is not None and push["pub"]["data"] == {"n": 2}
+        assert await client.post([{"id": 99, "ping": {}}]) == 204
+    async with aiohttp.ClientSession() as http:
+        gone = {"session": client.session, "node": client.node, "data": "{}"}
+        async with http.post(url + "/rt/emulation", json=gone) as r:
+            assert r.status == 404
+
+
+async def test_stream_refusals_through_the_mount(tmp_path: Path) -> None:
+    """Streams refuse as hubbub's own edge: wrong origin 403, a bad connect 400 (with CORS
+    for an allowed origin), a body over max_message_size 413, a preflight 204."""
+    hub = stream_hub(tmp_path, allowed_origins=["https://app.example"], max_message_size=1000)
+    async with uvicorn_serving(make_app(hub)) as url, aiohttp.ClientSession() as http:
+        base = url + "/rt/connection/uni_http_stream"
+        evil = {"Origin": "https://evil.example"}
+        async with http.post(base, data="{}", headers=evil) as r:
+            assert r.status == 403
+        good = {"Origin": "https://app.example"}
+        async with http.post(base, data="[1]", headers=good) as r:
+            assert r.status == 400
+            assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        async with http.post(base, data=b"{" + b" " * 2000 + b"}", headers=good) as r:
+            assert r.status == 413
+        async with http.options(base, headers=good) as r:
+            assert r.status == 204
+            assert "POST" in r.headers["Access-Control-Allow-Methods"]
+        async with http.post(url + "/rt/emulation", data="not json", headers=good) as r:
+            assert r.status == 400

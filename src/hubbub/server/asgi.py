@@ -28,13 +28,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import parse_qs
-
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from hubbub import __version__
 from hubbub.core import messages as m
@@ -52,7 +49,23 @@ from hubbub.server.admission import (
     connection_limit,
     origin_refusal,
 )
-from hubbub.server.asgi_websocket import ASGIWebSocket, Message, Receive, Send
+from hubbub.server.asgi_http import (
+    BodyRefused,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    client_address,
+    headers_of,
+    query_param,
+    read_body,
+    respond,
+    respond_json,
+    route_path,
+)
+from hubbub.server.asgi_stream import PATHS, serve_stream
+from hubbub.server.asgi_websocket import ASGIWebSocket
+from hubbub.server.emulationdesk import Desk
 from hubbub.server.health import report
 from hubbub.server.lifecycle import NodeRun
 from hubbub.server.openapi import document
@@ -67,9 +80,6 @@ if TYPE_CHECKING:  # the hub builds this app (Hub.asgi): at run time this way on
     from hubbub.hub import Hub
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Headers = CIMultiDictProxy[str]
 
 
 class ASGIApp(Protocol):
@@ -88,88 +98,10 @@ NOT_RUNNING_TEXT: Final = (
 Dialect = Callable[[ASGIWebSocket], Awaitable[None]]
 
 
-def route_path(scope: Scope) -> str:
-    """The path relative to where the app is mounted."""
-    path: str = scope.get("path") or "/"
-    root: str = scope.get("root_path") or ""
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path if path.startswith("/") else "/" + path
-
-
-def headers_of(scope: Scope) -> Headers:
-    """The request headers, case-insensitive (names lowercased, values as sent)."""
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in scope.get("headers") or ():
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
-    return CIMultiDictProxy(headers)
-
-
-def client_address(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
-
-
-async def respond(
-    send: Send,
-    status: int,
-    body: str | bytes,
-    content_type: str = "text/plain; charset=utf-8",
-    headers: dict[str, str] | None = None,
-) -> None:
-    """A whole HTTP response."""
-    data = body.encode() if isinstance(body, str) else body
-    raw = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(data))]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": data})
-
-
-async def respond_json(send: Send, status: int, body: str) -> None:
-    await respond(send, status, body, "application/json")
-
-
-def query_param(scope: Scope, name: str) -> str | None:
-    """The first value of the query parameter ``name``; None without one."""
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
-    return values[0] if values else None
-
-
 def uni_connect(scope: Scope) -> m.Frame | None:
     """The connect request of ``cf_connect``; None without one. Raises :class:`BadConnect`."""
     text = query_param(scope, CONNECT_PARAM)
     return connect_frame(text) if text else None
-
-
-class BodyRefused(Exception):
-    """A request body refused: ``status`` and ``text`` to answer with."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status, self.text = status, text
-
-
-async def read_body(receive: Receive, headers: Headers, limit: int, deadline: float) -> bytes:
-    """The request body; :class:`BodyRefused` 413 beyond ``limit`` bytes (before reading more
-    when ``Content-Length`` says so), 408 when it has not all come within ``deadline``
-    seconds, 400 when the peer went away."""
-    length = headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise BodyRefused(413, f"body is larger than {limit} bytes")
-    body = bytearray()
-    try:
-        async with asyncio.timeout(deadline):
-            while True:
-                event = await receive()
-                if event["type"] == "http.disconnect":
-                    raise BodyRefused(400, "the request body was cut off")
-                body += event.get("body", b"")
-                if len(body) > limit:
-                    raise BodyRefused(413, f"body is larger than {limit} bytes")
-                if not event.get("more_body", False):
-                    return bytes(body)
-    except TimeoutError:
-        raise BodyRefused(408, "the request body did not come in time") from None
 
 
 class HubASGI:
@@ -179,7 +111,7 @@ class HubASGI:
         self._hub = hub
         self._config = config
         self._flags = flags
-        self._admission: tuple[NodeRun, Admission] | None = None
+        self._state: tuple[NodeRun, Admission, Desk | None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -213,11 +145,15 @@ class HubASGI:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    def _admission_of(self, run: NodeRun) -> Admission:
-        current = self._admission
-        if current is None or current[0] is not run:
-            current = self._admission = (run, Admission(run.node, connection_limit(run.settings)))
-        return current[1]
+    def _state_of(self, run: NodeRun) -> tuple[Admission, Desk | None]:
+        """The connection limit's count and the emulation's sessions of ``run``'s node."""
+        state = self._state
+        if state is None or state[0] is not run:
+            settings = run.settings
+            admission = Admission(run.node, connection_limit(settings))
+            desk = Desk(run.node) if settings.http_stream or settings.sse else None
+            state = self._state = (run, admission, desk)
+        return state[1], state[2]
 
     # -- WebSockets -----------------------------------------------------------------------
 
@@ -278,7 +214,7 @@ class HubASGI:
         else:
             await self._refuse(scope, send, 404, "no such WebSocket endpoint\n")
             return
-        admission = self._admission_of(run)
+        admission = self._state_of(run)[0]
         try:
             admission.enter()
         except AdmissionRefused as exc:
@@ -371,6 +307,9 @@ class HubASGI:
         elif path == "/":
             text = f"hubbub {__version__}: WebSocket echo at this path\n"
             await respond(send, 200, text)
+        elif path in PATHS:
+            admission, desk = self._state_of(run)
+            await serve_stream(scope, receive, send, run, admission, desk, path)
         else:
             await respond(send, 404, "not found\n")
 

@@ -33,18 +33,15 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Final
 
 from hubbub.config import Settings
 from hubbub.core.closecode import CloseCode
+from hubbub.server.asgi_http import Message, Receive, Send
 from hubbub.server.policy import Policy
 
 log = logging.getLogger(__name__)
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 #: Seconds :meth:`ASGIWebSocket.wait_closed` waits for the close to be handed to the server.
 CLOSE_TIMEOUT: Final = 3.0

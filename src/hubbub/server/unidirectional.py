@@ -53,13 +53,11 @@ from hubbub.dialects.centrifuge.uniwire import (
 from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.server.httpedge import (
-    LINE_HEADERS,
-    SSE_HEADERS,
     answer_preflight,
-    cors_headers,
     read_body,
     readable_refusals,
 )
+from hubbub.server.httpheads import LINE_HEADERS, SSE_HEADERS, cors_headers
 from hubbub.server.httpstream import StreamConnection, open_stream
 from hubbub.server.policy import UNI_WS_POLICY
 from hubbub.server.websocket import accept
@@ -97,7 +95,7 @@ def add_routes(
         preamble: bytes,
         name: str,
     ) -> web.StreamResponse:
-        headers = {**headers, **cors_headers(request, bool(settings.allowed_origins))}
+        headers = {**headers, **cors_headers(request.headers, bool(settings.allowed_origins))}
         with admission.handshake():
             conn: StreamConnection = await open_stream(
                 request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
