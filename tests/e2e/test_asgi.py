@@ -29,6 +29,7 @@ from centrifuge import (  # noqa: E402
     SubscriptionEventHandler,
 )
 
+from hubbub.errors import HubbubError  # noqa: E402
 from hubbub.hub import ConnectContext, ConnectResult, Hub  # noqa: E402
 from tests.support import emulated, uni  # noqa: E402
 from tests.support.timing import eventually, scaled  # noqa: E402
@@ -127,25 +128,46 @@ async def test_sdk_subscribes_and_publishes_through_the_mount(
         await client.disconnect()
 
 
-async def test_hub_publish_from_a_route_reaches_a_subscriber(mounted: tuple[Hub, str]) -> None:
-    """A FastAPI route calling hub.publish reaches an SDK subscriber of the mount."""
-    _, url = mounted
-    client = Client(url.replace("http", "ws") + "/rt/connection/websocket")
-    events = Pubs()
-    sub = client.new_subscription("news:updates", events=events)
-    await client.connect()
-    try:
-        await sub.subscribe()
-        await sub.ready(scaled(5))
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(f"{url}/announce", params={"text": "hello"}) as resp,
-        ):
-            assert resp.status == 200
-            assert (await resp.json())["offset"] == 1
-        assert await asyncio.wait_for(events.pubs.get(), scaled(5)) == {"text": "hello"}
-    finally:
-        await client.disconnect()
+async def test_the_fastapi_example_publishes_from_a_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/fastapi_app.py as it is: its /announce route's hub.publish reaches an SDK
+    subscriber of /rt/connection/websocket."""
+    monkeypatch.setenv("HUBBUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HUBBUB_DEMOS", "false")
+    from examples.fastapi_app import app
+
+    async with uvicorn_serving(app) as url:
+        client = Client(url.replace("http", "ws") + "/rt/connection/websocket")
+        events = Pubs()
+        sub = client.new_subscription("news:updates", events=events)
+        await client.connect()
+        try:
+            await sub.subscribe()
+            await sub.ready(scaled(5))
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"{url}/announce", params={"text": "hello"}) as resp,
+            ):
+                assert resp.status == 200
+                assert (await resp.json())["offset"] == 1
+            assert await asyncio.wait_for(events.pubs.get(), scaled(5)) == {"text": "hello"}
+        finally:
+            await client.disconnect()
+
+
+async def test_running_alone_publishes_and_refuses_a_second_entry(tmp_path: Path) -> None:
+    """hub.running() without any server: hub.publish works inside (history kept), a second
+    entry is refused, and hub.publish is refused again after it."""
+    hub = make_hub(tmp_path)
+    async with hub.running():
+        assert await hub.publish("news:alone", {"n": 1}) == 1
+        with pytest.raises(HubbubError, match="already running"):
+            async with hub.running():
+                pass
+        assert await hub.publish("news:alone", {"n": 2}) == 2
+    with pytest.raises(HubbubError, match="not running"):
+        await hub.publish("news:alone", {"n": 3})
 
 
 async def test_echo_and_rooms_through_the_mount(mounted: tuple[Hub, str]) -> None:

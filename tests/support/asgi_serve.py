@@ -47,7 +47,13 @@ def main() -> None:
     assert isinstance(hub, Hub)
     # hubbub's log on stderr, as `hubbub serve` writes it (the matrix reads it)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
-    asyncio.run(serve(hub.asgi(args.config, **flags), args.host, args.port))
+    main = serve(hub.asgi(args.config, **flags), args.host, args.port)
+    try:  # the loop uvicorn's own command line picks (and hubbub serve's): uvloop if there
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def serve(app: Any, host: str, port: int) -> None:
