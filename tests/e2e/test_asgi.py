@@ -429,3 +429,39 @@ async def test_stream_refusals_through_the_mount(tmp_path: Path) -> None:
             assert "POST" in r.headers["Access-Control-Allow-Methods"]
         async with http.post(url + "/rt/emulation", data="not json", headers=good) as r:
             assert r.status == 400
+
+
+async def test_the_django_example_routes_rt_to_hubbub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/django_asgi.py: /rt/ is hubbub (echo, the channel protocol), the rest Django;
+    a Django view's hub.publish reaches a subscriber; the lifespan starts and stops the node."""
+    pytest.importorskip("django", reason="a dev dependency: pip install -e '.[dev]'")
+    monkeypatch.setenv("HUBBUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HUBBUB_DEMOS", "false")
+    from examples import django_asgi
+
+    async with uvicorn_serving(django_asgi.application) as url:
+        ws = url.replace("http", "ws")
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(ws + "/rt/") as echo:
+                await echo.send_str("hi")
+                assert (await echo.receive(scaled(5))).data == "hi"
+            async with http.get(url + "/rt/health") as r:
+                assert r.status == 200
+            async with http.get(url + "/nowhere") as r:
+                assert r.status == 404  # Django's
+            client = Client(ws + "/rt/connection/websocket")
+            events = Pubs()
+            sub = client.new_subscription("news:updates", events=events)
+            await client.connect()
+            try:
+                await sub.subscribe()
+                await sub.ready(scaled(5))
+                async with http.get(url + "/hello", params={"text": "from django"}) as r:
+                    assert r.status == 200
+                got = await asyncio.wait_for(events.pubs.get(), scaled(5))
+                assert got == {"text": "from django"}
+            finally:
+                await client.disconnect()
+    assert django_asgi.hub.node_run is None
