@@ -465,3 +465,20 @@ async def test_the_django_example_routes_rt_to_hubbub(
             finally:
                 await client.disconnect()
     assert django_asgi.hub.node_run is None
+
+
+async def test_a_message_over_max_message_size_is_closed_with_1009(tmp_path: Path) -> None:
+    """max_message_size counts UTF-8 bytes: 600 two-byte characters over a 1000-byte limit
+    close the WebSocket with 1009; a message within it is echoed."""
+    hub = make_hub(tmp_path, max_message_size=1000)
+    async with (
+        uvicorn_serving(make_app(hub)) as url,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(url.replace("http", "ws") + "/rt/") as conn,
+    ):
+        await conn.send_str("é" * 400)
+        assert (await conn.receive(scaled(5))).data == "é" * 400
+        await conn.send_str("é" * 600)
+        msg = await conn.receive(scaled(5))
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert conn.close_code == 1009

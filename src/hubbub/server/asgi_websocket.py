@@ -151,7 +151,8 @@ class ASGIWebSocket:
                 self._last_seen = self._loop.time()
                 text = event.get("text")
                 data: str | bytes = text if text is not None else (event.get("bytes") or b"")
-                if len(data) > self._max_size and _size(data) > self._max_size:
+                # Cheap pre-check first: n characters are at most 4n UTF-8 bytes.
+                if len(data) * 4 > self._max_size and _size(data) > self._max_size:
                     self.close(int(CloseCode.MESSAGE_TOO_BIG), "message too big")
                     return None
                 return data
