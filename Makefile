@@ -5,15 +5,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps clean
+.PHONY: run test lint docs readme reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The dev tools and every extra (make test, make lint).
+# Every extra and the dev tools (make test, make lint): the `dev` dependency group (PEP 735,
+# pip >= 25.1, hence the upgrade first).
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev
 	touch $(STAMP)
 
 # What `hubbub serve` needs, its embedded default included, and nothing else: the runtime
@@ -68,6 +69,16 @@ reliability: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py --minutes 10
 
+# The docs site into site/ (mkdocs.yml; offline: no CDN, no web fonts). Its configuration
+# reference is generated from src/hubbub/config.py at build time; warnings fail the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
+
+# The README's configuration tables, regenerated from the settings' descriptions
+# (tests/unit/test_configdoc.py fails while they differ).
+readme: $(STAMP)
+	PYTHONPATH=src $(BIN)/python -m hubbub.configdoc README.md
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts examples bench
 	$(BIN)/ruff format --check src tests scripts examples bench
@@ -78,11 +89,11 @@ autobahn: $(STAMP) autobahn-venv
 	$(BIN)/python scripts/autobahn.py --suite full
 
 # Benchmarks print numbers; they are never part of `make test`. `make bench` installs the
-# peers it compares with (the [bench] extra, Node's ws from bench/peers/package-lock.json).
+# peers it compares with (the `bench` dependency group, Node's ws from bench/peers/package-lock.json).
 BENCH_STAMP := $(VENV)/.bench-stamp
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev --group bench
 	touch $(BENCH_STAMP)
 
 bench-deps: $(BENCH_STAMP)

@@ -17,15 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hubbub.channeloptions import ChannelOptions as ChannelOptions
+from hubbub.channeloptions import Namespace as Namespace
+from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
 from hubbub.errors import ConfigError
 
 ENV_PREFIX: Final = "HUBBUB_"
@@ -37,142 +33,21 @@ KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
 
-class ChannelOptions(BaseModel):
-    """What a channel does and who may do what in it.
-
-    Permissions come in pairs: ``*_for_client`` lets authenticated connections (non-empty user)
-    do it, ``*_for_anonymous`` lets anonymous ones. A Python hook for the action, when
-    registered, is asked after the flags and may still refuse.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    history_size: int = Field(0, ge=0, le=1_000_000, description="Publications kept per channel.")
-    history_ttl: float = Field(0, ge=0, description="Seconds publications are kept.")
-    presence: bool = Field(False, description="Track who is subscribed.")
-    join_leave: bool = Field(
-        False, description="Emit join/leave events (to subscribers that ask for them)."
-    )
-    force_push_join_leave: bool = Field(
-        False, description="Push join/leave events to every subscriber, asked or not."
-    )
-    force_recovery: bool = Field(False, description="Make every subscription recoverable.")
-    allow_recovery: bool = Field(
-        False,
-        description=(
-            "Let clients ask for a recoverable subscription even where they may not read "
-            "the history (with history access they may anyway)."
-        ),
-    )
-    force_recovery_mode: Literal["stream", "cache"] = Field(
-        "stream",
-        description=(
-            "How recovery works: 'stream' replays every missed publication; 'cache' gives "
-            "only the channel's latest publication (last-value channels: prices, scores)."
-        ),
-    )
-    auto_cache_recover: bool = Field(
-        False,
-        description=(
-            "In cache mode, give the latest publication on every subscribe, without the "
-            "client asking for recovery (needs force_recovery and force_recovery_mode='cache')."
-        ),
-    )
-    force_positioning: bool = Field(
-        False,
-        description=(
-            "Watch every subscriber's stream position: a publication lost between nodes "
-            "makes its subscribers resubscribe and recover (needs history)."
-        ),
-    )
-    allow_positioning: bool = Field(
-        False,
-        description=(
-            "Let clients ask for positioning even where they may not read the history (with "
-            "history access they may anyway)."
-        ),
-    )
-    allow_tags_filter: bool = Field(
-        False,
-        description=(
-            "Let subscribers send a tags filter (tf): they then get only the publications "
-            "whose tags match it."
-        ),
-    )
-    allow_subscribe_for_client: bool = True
-    allow_subscribe_for_anonymous: bool = True
-    allow_publish_for_client: bool = True
-    allow_publish_for_anonymous: bool = True
-    allow_history_for_client: bool = True
-    allow_history_for_anonymous: bool = True
-    allow_presence_for_client: bool = True
-    allow_presence_for_anonymous: bool = True
-    allow_user_limited_channels: bool = Field(
-        False,
-        description=(
-            "Channels named <name>#<user>[,<user>...] may be subscribed to by the users listed "
-            "(without a token); without this option they need a subscription token."
-        ),
-    )
-    max_message_size: int = Field(
-        64 * KiB, ge=1, description="Largest publication data (JSON bytes) clients may publish."
-    )
-    allowed_delta_types: tuple[Literal["fossil"], ...] = Field(
-        (),
-        description=(
-            'Delta compression subscribers may ask for (["fossil"]); empty: none is negotiated.'
-        ),
-    )
-    delta_publish: bool = Field(
-        False,
-        description=(
-            "Mark every publication of the channel delta: subscribers that negotiated delta "
-            "compression get it as a delta against the previous one."
-        ),
-    )
-
-    @property
-    def history_enabled(self) -> bool:
-        return self.history_size > 0 and self.history_ttl > 0
-
-    @model_validator(mode="after")
-    def _cache_recover_needs_cache_mode(self) -> ChannelOptions:
-        if self.auto_cache_recover and not (
-            self.force_recovery and self.force_recovery_mode == "cache"
-        ):
-            raise ValueError(
-                "auto_cache_recover needs force_recovery = true and force_recovery_mode = 'cache'"
-            )
-        return self
-
-
-class Namespace(ChannelOptions):
-    """Options for channels named ``<name>:...``."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def embedded_channel_defaults() -> ChannelOptions:
-    """What a channel does when nothing is configured (``hubbub serve`` as it comes): history
-    of 1000 publications for 24 h with recovery, presence and join/leave. The ``rooms``
-    namespace gets the same unless it is configured."""
-    return ChannelOptions(
-        history_size=1000,
-        history_ttl=24 * 3600,
-        force_recovery=True,
-        presence=True,
-        join_leave=True,
-    )
-
-
 class Settings(BaseModel):
-    """Everything a hubbub server can be told. Immutable once built."""
+    """Everything a hubbub server can be told. Immutable once built.
+
+    Each field's ``description`` is its meaning, written once: the configuration reference
+    (the docs site's and the README's table) is generated from it by :mod:`hubbub.configdoc`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    data_dir: Path = Field(Path("data"), description="Directory for hubbub's own files.")
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory for hubbub's own files: the SQLite history `hubbub.db`.",
+    )
     max_message_size: int = Field(
         64 * KiB,
         ge=125,
@@ -188,8 +63,9 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = Field(
         (),
         description=(
-            "Origins allowed to open WebSockets (e.g. 'https://app.example.com'). Empty allows "
-            "any; when set, a handshake with another Origin gets HTTP 403."
+            "Origins allowed to open WebSockets (`scheme://host[:port]`, e.g. "
+            "`https://app.example.com`; comma-separated in the environment). Empty allows "
+            "any; when set, a handshake with another `Origin` gets HTTP 403."
         ),
     )
     write_buffer_limit: int = Field(
@@ -213,8 +89,8 @@ class Settings(BaseModel):
         le=600,
         description=(
             "Seconds a new TCP connection has to send its first request line and headers; "
-            "silent and trickling ones are closed. The HTTP transports' request bodies have "
-            "as long (then 408)."
+            "silent and trickling (slowloris) ones are closed. The HTTP transports' request "
+            "bodies have as long (then 408)."
         ),
     )
     keepalive_timeout: float = Field(
@@ -223,7 +99,7 @@ class Settings(BaseModel):
         le=3600,
         description=(
             "Seconds an HTTP keep-alive connection may wait for (and receive the headers of) "
-            "its next request before it is closed."
+            "its next request before it is closed (above the 60 s of common proxies)."
         ),
     )
     client_expired_close_delay: float = Field(
@@ -258,34 +134,40 @@ class Settings(BaseModel):
         ge=1,
         description=(
             "WebSockets one node serves at once, handshakes under way included; more get "
-            "HTTP 503. Default: 90 % of the sockets the open-file limit leaves after a "
-            "reserve of 5 % (at least 64) for engines, files and listening sockets."
+            "HTTP 503. None: 90 % of the sockets the open-file limit leaves after a "
+            "reserve of 5 % (at least 64) for engines, files and listening sockets "
+            "(17,100 at 20,000)."
         ),
     )
-    compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692).")
+    compression: bool = Field(
+        True,
+        description="Offer permessage-deflate (RFC 7692). A deflate connection is compressed "
+        "for itself: fan-out to it costs more than to a plain one.",
+    )
     http_stream: bool = Field(
         True,
         description=(
-            "Serve /connection/http_stream (bidirectional emulation over an HTTP stream, with "
-            "/emulation); off: 404."
+            "Serve `/connection/http_stream` (bidirectional emulation over an HTTP stream, "
+            "with `/emulation`); off: 404."
         ),
     )
     sse: bool = Field(
         True,
         description=(
-            "Serve /connection/sse (bidirectional emulation over Server-Sent Events, with "
-            "/emulation); off: 404."
+            "Serve `/connection/sse` (bidirectional emulation over Server-Sent Events, with "
+            "`/emulation`); off: 404."
         ),
     )
     uni_websocket: bool = Field(
-        True, description="Serve /connection/uni_websocket (unidirectional WebSocket); off: 404."
+        True, description="Serve `/connection/uni_websocket` (unidirectional WebSocket); off: 404."
     )
     uni_sse: bool = Field(
-        True, description="Serve /connection/uni_sse (unidirectional Server-Sent Events); off: 404."
+        True,
+        description="Serve `/connection/uni_sse` (unidirectional Server-Sent Events); off: 404.",
     )
     uni_http_stream: bool = Field(
         True,
-        description="Serve /connection/uni_http_stream (unidirectional HTTP stream); off: 404.",
+        description="Serve `/connection/uni_http_stream` (unidirectional HTTP stream); off: 404.",
     )
     compression_window_bits: int = Field(
         12,
@@ -300,33 +182,48 @@ class Settings(BaseModel):
     shutdown_timeout: float = Field(
         5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log lines written to stderr."
+    )
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto",
-        description="auto: uvloop when installed (pip install 'hubbub[fast]'), else asyncio.",
+        description="`auto`: uvloop when installed (`pip install 'hubbub[fast]'`), else asyncio; "
+        "`asyncio` or `uvloop` force one.",
     )
     channel: ChannelOptions = Field(
         default_factory=embedded_channel_defaults,
-        description="Options of channels with no namespace.",
+        description="Options of channels without a namespace (the table below). Writing a "
+        "`[channel]` table replaces the default: keys it leaves out take the channel options' "
+        "defaults.",
     )
     history: str | None = Field(
         None,
         description=(
-            "Where channel history lives: memory, sqlite:///PATH or postgresql://...; "
-            "default: SQLite in data_dir (hubbub.db)."
+            "Where channel history lives: `memory`, `sqlite:///PATH` or `postgresql://...`; "
+            "none: SQLite in `data_dir` (`hubbub.db`)."
         ),
     )
     engine: str = Field(
         "memory",
         description=(
-            "What connects nodes: memory (one process), redis://HOST:PORT/DB or "
-            "postgresql://USER@HOST:PORT/DB (fan-out, history and presence in that engine)."
+            "What connects processes and nodes: `memory` (one process), `redis://HOST:PORT/DB` "
+            "or `postgresql://USER@HOST:PORT/DB` (fan-out, history and presence then live in "
+            "that engine)."
         ),
     )
     engine_prefix: str = Field(
-        "hubbub", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Key prefix in the engine."
+        "hubbub",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Key prefix in Redis (notification channel prefix in PostgreSQL), so "
+        "several clusters share one Redis.",
     )
-    workers: int = Field(1, ge=1, le=64, description="Processes serving one port.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes serving one port (SO_REUSEPORT; needs the Redis or PostgreSQL "
+        "engine).",
+    )
     history_group_commit: bool = Field(
         True, description="Commit publishes that arrive together in one transaction."
     )
@@ -336,26 +233,34 @@ class Settings(BaseModel):
         description="Seconds a channel's stream position is kept after its last publish.",
     )
     namespaces: tuple[Namespace, ...] = Field(
-        (), description="Channel namespaces; `rooms` also holds the raw rooms."
+        (),
+        description="Channel namespaces: `name` plus channel options, for channels "
+        "`name:...`; `rooms` (the raw rooms) always exists.",
     )
     allow_anonymous: bool = Field(
         True,
         description=(
-            "Accept connections without a token when no on_connect hook decides (the embedded "
-            "default, for trying hubbub on 127.0.0.1; genconfig writes false)."
+            "Accept connections without a token when no `on_connect` hook decides (the "
+            "embedded default, for trying hubbub on 127.0.0.1; `genconfig` writes false)."
         ),
     )
     api_key: str | None = Field(
-        None, min_length=16, description="Key of the server API (X-API-Key); none: API refused."
+        None,
+        min_length=16,
+        description="Key of the server API (`X-API-Key`, 16+ characters); none: every API "
+        "request gets 401.",
     )
     api_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve the server API on this port instead."
+        None,
+        ge=0,
+        le=65535,
+        description="Serve the server API (and `/metrics`) on this port only.",
     )
     api_max_body_size: int = Field(
         1 * MiB, ge=1024, description="Largest server API request body in bytes (else 413)."
     )
     token_hmac_secret: str | None = Field(
-        None, min_length=32, description="Secret of HS256 tokens."
+        None, min_length=32, description="Secret of HS256 tokens (32+ characters)."
     )
     token_rsa_public_key: Path | None = Field(
         None, description="PEM file with the RSA public key of RS256 tokens."
@@ -364,15 +269,18 @@ class Settings(BaseModel):
         None, description="PEM file with the EC public key of ES256 tokens."
     )
     token_jwks_file: Path | None = Field(
-        None, description="JWKS file with public keys (RS256/ES256) chosen by the token's kid."
+        None, description="JWKS file with public keys (RS256/ES256) chosen by the token's `kid`."
     )
     token_audience: str | None = Field(None, description="Required `aud` claim of tokens.")
     token_issuer: str | None = Field(None, description="Required `iss` claim of tokens.")
     client_user_connection_limit: int = Field(
-        0, ge=0, description="Most connections one user may hold (0: no limit)."
+        0, ge=0, description="Most connections one user may hold (0: no limit; 3504 beyond)."
     )
     client_command_rate: float = Field(
-        1000.0, gt=0, description="Commands per second one connection may send on average."
+        1000.0,
+        gt=0,
+        description="Commands per second one connection may send on average; beyond, its "
+        "commands get error 111.",
     )
     client_command_burst: int = Field(
         2000, ge=1, description="Commands one connection may send in a burst."
@@ -397,14 +305,14 @@ class Settings(BaseModel):
         100,
         ge=1,
         description=(
-            "Refusals (error 111) a connection may collect within client_refusal_window; "
+            "Refusals (error 111) a connection may collect within `client_refusal_window`; "
             "the next one disconnects it (3013; raw room members 1008)."
         ),
     )
     client_refusal_window: float = Field(
         10.0,
         gt=0,
-        description="Seconds over which client_refusal_limit refusals are allowed.",
+        description="Seconds over which `client_refusal_limit` refusals are allowed.",
     )
     memory_history_max_bytes: int = Field(
         256 * MiB,
@@ -415,16 +323,24 @@ class Settings(BaseModel):
         ),
     )
     client_channel_limit: int = Field(
-        128, ge=1, description="Most channels one connection may be subscribed to."
+        128,
+        ge=1,
+        description="Most channels one connection may be subscribed to (error 106 beyond).",
     )
     recovery_max_publications: int = Field(
-        300, ge=0, description="Most publications one recovery may replay."
+        300,
+        ge=0,
+        description="Most publications one recovery may replay (more: `recovered: false`, "
+        "the client is told).",
     )
     idempotency_ttl: float = Field(
         300.0, gt=0, description="Seconds an idempotency key of a publish is remembered."
     )
     presence_ttl: float = Field(
-        60.0, gt=0, description="Seconds a presence entry lives unless refreshed."
+        60.0,
+        gt=0,
+        description="Seconds a presence entry lives unless refreshed (hubbub refreshes every "
+        "third of it).",
     )
     channel_position_check_delay: float = Field(
         40.0,
@@ -435,23 +351,25 @@ class Settings(BaseModel):
             "makes them recover); 0 turns the check off. Only with a cluster engine."
         ),
     )
-    app: str | None = Field(None, description="A Hub to serve, as module:attribute.")
+    app: str | None = Field(None, description="A `Hub` to serve, as `module:attribute`.")
     demos: bool = Field(
-        True, description="Serve the demos (/demo/*) with their namespaces and publishers."
+        True,
+        description="Serve the demos (`/demo/*`) with their namespaces (`chat`, `typing`, "
+        "`monitor`, `game`) and publishers.",
     )
     admin_password: str | None = Field(
         None,
         min_length=8,
         description=(
-            "Password of /admin (HTTP Basic, any user name). Without one the dashboard is "
-            "refused unless admin_insecure is set."
+            "Password of `/admin` (HTTP Basic, any user name). Without one the dashboard is "
+            "refused unless `admin_insecure` is set."
         ),
     )
     admin_insecure: bool = Field(
         False,
         description=(
-            "Serve /admin without a password to direct requests from this machine (loopback "
-            "peer and Host, no proxy headers); for trying hubbub locally (make run sets it)."
+            "Serve `/admin` without a password to direct requests from this machine (loopback "
+            "peer and Host, no proxy headers); for trying hubbub locally (`make run` sets it)."
         ),
     )
 

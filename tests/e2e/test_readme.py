@@ -3,6 +3,7 @@ and its `cent` example runs as written against a server."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -64,3 +65,26 @@ def test_cent_example_runs_as_written(start_server: StartServer, tmp_path: Path)
                          timeout=scaled(60))  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["1", "[{'text': 'hello'}]"]
+
+
+def test_readme_starts_with_getting_it_then_a_fastapi_snippet() -> None:
+    """The first section says how to get hubbub (make run, pip from the checkout or a wheel)
+    and how to call the CLI `make run` does not put on PATH; the second is a short FastAPI
+    snippet with the embedding interface (hub.running() in the lifespan, hub.asgi() mounted,
+    hub.publish from a route)."""
+    sections = README.split("\n## ")
+    get_it, fastapi = sections[1], sections[2]
+    assert get_it.startswith("Get it\n")
+    for needle in ("make run", "pip install", "pip wheel", ".venv/bin/hubbub", "source .venv/bin/"):
+        assert needle in get_it, needle
+    assert fastapi.startswith("Inside your FastAPI app\n")
+    code = code_after("## Inside your FastAPI app", "python")
+    ast.parse(code)
+    for needle in (
+        "FastAPI(lifespan=lifespan)",
+        'app.mount("/rt", hub.asgi())',
+        "async with hub.running():",
+        "await hub.publish(",
+    ):
+        assert needle in code, needle
+    assert len(code.strip().splitlines()) <= 20

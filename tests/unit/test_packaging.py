@@ -86,11 +86,19 @@ def test_version_licence_and_changelog_agree() -> None:
     assert f"## {hubbub.__version__}" in (ROOT / "CHANGELOG.md").read_text("utf-8")
 
 
-def test_the_dev_extra_brings_every_other_extra_but_bench() -> None:
-    """`pip install -e '.[dev]'` (make test) gets every driver the tests use."""
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"][
-        "optional-dependencies"
-    ]
-    [itself] = [r for r in extras["dev"] if r.startswith("hubbub[")]
+def test_the_all_extra_brings_every_other_extra_and_dev_tools_are_groups() -> None:
+    """`pip install -e '.[all]' --group dev` (make test) gets every driver the tests use; the
+    test, lint and bench tools are dependency groups, never extras a user could pip install."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    extras = project["project"]["optional-dependencies"]
+    [itself] = extras["all"]
+    assert itself.startswith("hubbub[")
     named = set(itself[len("hubbub[") : -1].split(","))
-    assert named == set(extras) - {"dev", "bench"}
+    assert named == set(extras) - {"all"}
+    groups = project["dependency-groups"]
+    assert {"dev", "bench"} <= set(groups)
+    assert not {"dev", "bench"} & set(extras)
+    tools = {r.split(">")[0].split("<")[0].split("[")[0] for r in groups["dev"]}
+    assert {"pytest", "ruff", "mypy"} <= tools
+    makefile = (ROOT / "Makefile").read_text("utf-8")
+    assert "-e '.[all]' --group dev" in makefile

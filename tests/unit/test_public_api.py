@@ -20,7 +20,7 @@ from hubbub import hooks
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(hubbub.__file__).parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 #: The hooks' contexts and results: what an application's hooks are given and return.
@@ -138,7 +138,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         exec("from hubbub import Nope", {})
 
 
-@pytest.mark.parametrize("path", DOCS + EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", DOCS + EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_docs_and_examples_use_only_the_public_api(path: Path) -> None:
     """The Python code of the README, docs/ and examples/ takes from hubbub only names in
     ``__all__``, imported from ``hubbub`` itself."""
