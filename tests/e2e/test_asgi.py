@@ -482,3 +482,31 @@ async def test_a_message_over_max_message_size_is_closed_with_1009(tmp_path: Pat
         msg = await conn.receive(scaled(5))
         assert msg.type == aiohttp.WSMsgType.CLOSE
         assert conn.close_code == 1009
+
+
+async def test_pings_through_the_mount_and_a_silent_client_gets_3012(tmp_path: Path) -> None:
+    """The channel protocol's {} pings over the ASGI edge: a client that answers stays, one
+    that stays silent is closed with 3012 "no pong"."""
+    hub = make_hub(tmp_path, ping_interval=0.3, pong_timeout=0.3)
+    async with uvicorn_serving(make_app(hub)) as url, aiohttp.ClientSession() as http:
+        ws = url.replace("http", "ws") + "/rt/connection/websocket"
+        polite, silent = await http.ws_connect(ws), await http.ws_connect(ws)
+        for conn in (polite, silent):
+            await conn.send_str('{"id":1,"connect":{}}')
+            assert "connect" in json.loads((await conn.receive(scaled(5))).data)
+
+        async def answer_pings() -> None:
+            while (msg := await polite.receive()).type == aiohttp.WSMsgType.TEXT:
+                if msg.data == "{}":
+                    await polite.send_str("{}")
+
+        answering = asyncio.create_task(answer_pings())
+        msg = await silent.receive(scaled(5))
+        while msg.type == aiohttp.WSMsgType.TEXT:  # the pings it does not answer
+            msg = await silent.receive(scaled(5))
+        assert (msg.type, msg.data, msg.extra) == (aiohttp.WSMsgType.CLOSE, 3012, "no pong")
+        await asyncio.sleep(1.0)  # three more pings answered
+        assert not polite.closed
+        answering.cancel()
+        await polite.close()
+        await silent.close()
