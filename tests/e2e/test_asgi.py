@@ -91,10 +91,53 @@ async def uvicorn_serving(app: Any) -> AsyncIterator[str]:
         sock.close()
 
 
+@asynccontextmanager
+async def hypercorn_serving(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with hypercorn on a free loopback port in this loop (lifespan on)."""
+    hypercorn_asyncio = pytest.importorskip("hypercorn.asyncio", reason="hypercorn: dev set")
+    from hypercorn.config import Config
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) the socket
+    config.loglevel = "WARNING"
+    stop = asyncio.Event()
+    task = asyncio.create_task(hypercorn_asyncio.serve(app, config, shutdown_trigger=stop.wait))
+    url = f"http://127.0.0.1:{port}"
+
+    async def up() -> bool:
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url + "/rt/health") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await eventually(up, 10)
+        yield url
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, scaled(15))
+
+
+SERVERS = {"uvicorn": uvicorn_serving, "hypercorn": hypercorn_serving}
+
+
 @pytest.fixture
 async def mounted(tmp_path: Path) -> AsyncIterator[tuple[Hub, str]]:
+    """The FastAPI app served by uvicorn."""
     hub = make_hub(tmp_path)
     async with uvicorn_serving(make_app(hub)) as url:
+        yield hub, url
+
+
+@pytest.fixture(params=list(SERVERS))
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Hub, str]]:
+    """The FastAPI app served by uvicorn, then by hypercorn."""
+    hub = make_hub(tmp_path)
+    async with SERVERS[request.param](make_app(hub)) as url:
         yield hub, url
 
 
@@ -108,10 +151,10 @@ class Pubs(SubscriptionEventHandler):
 
 @pytest.mark.parametrize("protobuf", [False, True], ids=["json", "protobuf"])
 async def test_sdk_subscribes_and_publishes_through_the_mount(
-    mounted: tuple[Hub, str], protobuf: bool
+    served: tuple[Hub, str], protobuf: bool
 ) -> None:
     """centrifuge-python over /rt/connection/websocket: subscribe, publish, get it back."""
-    _, url = mounted
+    _, url = served
     ws = url.replace("http", "ws") + "/rt/connection/websocket"
     client = Client(ws, use_protobuf=protobuf)
     events = Pubs()
@@ -170,9 +213,9 @@ async def test_running_alone_publishes_and_refuses_a_second_entry(tmp_path: Path
         await hub.publish("news:alone", {"n": 3})
 
 
-async def test_echo_and_rooms_through_the_mount(mounted: tuple[Hub, str]) -> None:
+async def test_echo_and_rooms_through_the_mount(served: tuple[Hub, str]) -> None:
     """Echo at /rt/ (text and binary), a raw room between two members, 400 for a bad name."""
-    _, url = mounted
+    _, url = served
     ws = url.replace("http", "ws")
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(ws + "/rt/") as echo:
@@ -389,9 +432,9 @@ async def test_unidirectional_streams_through_the_mount(tmp_path: Path, transpor
 
 
 @pytest.mark.parametrize("transport", emulated.TRANSPORTS)
-async def test_emulation_through_the_mount(mounted: tuple[Hub, str], transport: str) -> None:
+async def test_emulation_through_the_mount(served: tuple[Hub, str], transport: str) -> None:
     """http_stream and sse out, /rt/emulation in: subscribe, a publication, publish back."""
-    hub, url = mounted
+    hub, url = served
     async with emulated.connect(url + "/rt", transport) as client:
         assert client.session and client.connected["client"]
         sub = await client.call("subscribe", {"channel": "news:em"})
