@@ -33,9 +33,10 @@ other names add up).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hubbub import logs
 from hubbub.config import Settings, load_settings
@@ -59,6 +60,9 @@ from hubbub.hooks import (
     SubscribeHook,
     SubscribeResult,
 )
+
+if TYPE_CHECKING:  # the ASGI edge imports nothing of the hub at run time
+    from hubbub.server.asgi import ASGIApp
 
 __all__ = [
     "ConnectContext",
@@ -98,6 +102,9 @@ class Hub:
         self.defaults = settings
         self.hooks = Hooks()
         self._node: Any = None
+        #: The running node of :meth:`running` (a ``hubbub.server.lifecycle.NodeRun``), which
+        #: the ASGI app of :meth:`asgi` serves; None while not running.
+        self.node_run: Any = None
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -184,6 +191,47 @@ class Hub:
             channel, dumps(data), tags=tags, idempotency_key=idempotency_key, delta=delta
         )
         return int(pub.offset)
+
+    @asynccontextmanager
+    async def running(self, config: str | Path | None = None, **flags: Any) -> AsyncIterator[None]:
+        """``async with hub.running():`` serves this hub's node for the block, in the running
+        event loop, without listening anywhere: for an application that serves
+        :meth:`asgi` (or only publishes) from its own server, entered in its lifespan.
+
+        ``config`` and ``flags`` are those of :meth:`settings`. On entry the node starts as
+        with `hubbub serve --app` (engines, demos if on, the ``@hub.on_startup`` tasks) and
+        ``hub.publish`` works; on exit every connection of :meth:`asgi` still open is closed
+        with its shutdown code (1001, 3001 for the channel protocol; their handlers awaited
+        within ``shutdown_timeout``), the startup tasks are cancelled and the engines closed.
+        Raises :class:`hubbub.ConfigError` for bad settings and :class:`hubbub.HubbubError`
+        when the hub is already running."""
+        from hubbub.server.lifecycle import node_running
+        from hubbub.server.runner import CLEANUP_SHARE
+
+        if self.node_run is not None or self._node is not None:
+            raise HubbubError("the hub is already running")
+        settings = self.settings(config, **flags)
+        budget = settings.shutdown_timeout * CLEANUP_SHARE
+        async with node_running(settings, self, cleanup_budget=budget) as run:
+            self.node_run = run
+            try:
+                run.start_tasks()
+                yield
+            finally:
+                self.node_run = None
+                await run.close_connections(settings.shutdown_timeout - budget)
+
+    def asgi(self, config: str | Path | None = None, **flags: Any) -> ASGIApp:
+        """An ASGI 3 application serving this hub's endpoints (those of `hubbub serve`:
+        echo at its root, ``/rooms/*``, ``/connection/...``, ``/api/*``, ``/health``), to
+        mount in Starlette or FastAPI (``app.mount("/rt", hub.asgi())``) or to run alone
+        (``uvicorn module:app``). Served alone it starts and stops the node on the ASGI
+        lifespan events with ``config`` and ``flags`` (as :meth:`running`); mounted, the host
+        enters :meth:`running` in its own lifespan. While the node is not running, requests
+        get 503 and WebSockets are closed with 1013. See docs/embedding.md."""
+        from hubbub.server.asgi import HubASGI
+
+        return HubASGI(self, config, flags)
 
     def settings(self, config: str | Path | None = None, **flags: Any) -> Settings:
         """The settings this hub is served with: ``flags`` over HUBBUB_* variables over the

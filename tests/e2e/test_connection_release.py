@@ -32,8 +32,9 @@ from hubbub.dialects.centrifuge import connection as centrifuge
 from hubbub.dialects.centrifuge.client import Client
 from hubbub.hub import Hub
 from hubbub.server import app, websocket
+from hubbub.server.policy import RAW_POLICY, Policy
 from hubbub.server.sending import DeflateWriter
-from hubbub.server.websocket import RAW_POLICY, Policy, WebSocketConnection
+from hubbub.server.websocket import WebSocketConnection
 from tests.support import protobuf
 from tests.support.deflatepeer import BROWSER_OFFER, DeflatePeer
 from tests.support.inprocess import serving

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,13 +72,16 @@ force_recovery_mode = "cache"
 @dataclass(frozen=True)
 class Row:
     """One deployment: ``engine`` memory | redis | pgengine; ``history`` (memory engine only)
-    memory | sqlite | postgres; ``nodes`` separate processes; ``workers`` per process."""
+    memory | sqlite | postgres; ``nodes`` separate processes; ``workers`` per process;
+    ``edge`` hubbub (``hubbub serve``) | asgi (``hub.asgi()`` under uvicorn,
+    tests/support/asgi_serve.py)."""
 
     name: str
     engine: str = "memory"
     history: str = "sqlite"
     nodes: int = 1
     workers: int = 1
+    edge: str = "hubbub"
 
 
 DEPLOYMENTS = (
@@ -88,7 +92,14 @@ DEPLOYMENTS = (
     Row("redis-workers2", engine="redis", workers=2),
     Row("pgengine-2nodes", engine="pgengine", nodes=2),
     Row("pgengine-workers2", engine="pgengine", workers=2),
+    Row("asgi-memory", history="memory", edge="asgi"),
+    Row("asgi-redis-2nodes", engine="redis", nodes=2, edge="asgi"),
 )
+#: How each edge is started (None: ``hubbub serve``).
+EDGE_COMMANDS: dict[str, list[str] | None] = {
+    "hubbub": None,
+    "asgi": [sys.executable, "-m", "tests.support.asgi_serve"],
+}
 
 _names = itertools.count(1)
 
@@ -158,6 +169,8 @@ def deployment(
     config = CONFIG
     args = ["--api-key", KEY, "--config", str(tmp / "hubbub.toml")]
     engine_url, prefix = None, "hubbub"
+    if row.edge == "asgi":
+        pytest.importorskip("uvicorn", reason="a dev dependency: pip install -e '.[dev]'")
     if row.engine == "redis":
         from tests.conftest import need_binary
         from tests.support.redis import RedisServer
@@ -184,7 +197,9 @@ def deployment(
     try:
         for i in range(row.nodes):
             node_args = [*args, "--data-dir", str(tmp / f"data-{i}")]
-            servers.append(ServerProcess(node_args, None, tmp / f"server-{i}.log"))
+            log = tmp / f"server-{i}.log"
+            command = EDGE_COMMANDS[row.edge]
+            servers.append(ServerProcess(node_args, None, log, command=command))
         yield Deployment(row, servers, engine_url, prefix)
     finally:
         for server in servers:

@@ -32,15 +32,18 @@ class ServerProcess:
         env: dict[str, str] | None,
         log_path: Path,
         preexec_fn: Callable[[], None] | None = None,
+        command: list[str] | None = None,
     ) -> None:
-        """``preexec_fn`` runs in the child before hubbub starts (e.g. to lower an rlimit)."""
+        """``preexec_fn`` runs in the child before hubbub starts (e.g. to lower an rlimit);
+        ``command``: what to run instead of ``python -m hubbub serve`` (the same options
+        follow, and it prints the same ready line: e.g. tests/support/asgi_serve.py)."""
         self.log_path = log_path
         self._log = log_path.open("wb")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
         full_env.update(env or {})
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hubbub", "serve", "--port", "0", *args],
+                [*(command or [sys.executable, "-m", "hubbub", "serve"]), "--port", "0", *args],
                 stdout=subprocess.PIPE,
                 stderr=self._log,
                 env=full_env,

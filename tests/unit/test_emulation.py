@@ -23,8 +23,8 @@ from hubbub.dialects.centrifuge.emulation import (
 from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.dialects.centrifuge.proto import client_pb2 as pb
 from hubbub.dialects.centrifuge.protowire import PROTOBUF
-from hubbub.server import emulation
-from hubbub.server.emulation import Nodes
+from hubbub.server import emulationdesk
+from hubbub.server.emulationdesk import Nodes
 
 
 class Stream:
@@ -227,7 +227,7 @@ async def test_requests_during_the_first_read_of_the_nodes_wait_for_it() -> None
 async def test_a_node_gone_from_the_cluster_is_unknown_a_ttl_later(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(emulation, "NODES_TTL", 0.05)
+    monkeypatch.setattr(emulationdesk, "NODES_TTL", 0.05)
     cluster = Cluster("a", "b")
     nodes = Nodes(cluster)
     assert await nodes.known("b")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
@@ -24,18 +23,17 @@ from hubbub.config import Settings
 from hubbub.core.names import validate_name
 from hubbub.dialects.centrifuge import connection as centrifuge
 from hubbub.dialects.centrifuge.codec import Codec
-from hubbub.dialects.centrifuge.jsonwire import JSON
-from hubbub.dialects.centrifuge.protowire import PROTOBUF
 from hubbub.dialects.raw import run_echo, run_room
-from hubbub.engines.base import Monitored
 from hubbub.errors import InvalidName
 from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.server import api, emulation, metrics, pages, unidirectional
-from hubbub.server.listener import LogThrottle, default_connection_limit, open_file_limit
+from hubbub.server.admission import Admission, AdmissionRefused, connection_limit
+from hubbub.server.health import report
+from hubbub.server.policy import CENTRIFUGE_CODECS, CENTRIFUGE_POLICIES, offered_codec
 from hubbub.server.remote import client_of, trust
 from hubbub.server.static import STATIC_DIR, STATIC_FILES
-from hubbub.server.websocket import Policy, accept
+from hubbub.server.websocket import accept
 from hubbub.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -47,20 +45,6 @@ SETTINGS_KEY: Final = web.AppKey("settings", Settings)
 HANDLERS_KEY: Final = web.AppKey("handlers", set[asyncio.Task[Any]])
 
 _INDEX_HTML: Final = (STATIC_DIR / "index.html").read_text("utf-8")
-
-
-#: The Centrifugo protocol's wire formats by WebSocket subprotocol (none: JSON).
-CENTRIFUGE_CODECS: Final[dict[str, Codec]] = {
-    "centrifuge-json": JSON,
-    "centrifuge-protobuf": PROTOBUF,
-}
-#: Keepalive and cut-off per codec: the format's own ping message.
-CENTRIFUGE_POLICIES: Final[dict[str, Policy]] = {
-    codec.name: Policy(
-        ping=codec.ping, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, coalesce=True
-    )
-    for codec in (JSON, PROTOBUF)
-}
 
 
 def header_bytes(request: web.BaseRequest) -> int:
@@ -92,47 +76,26 @@ def header_limit(limit: int) -> Middleware:
     return check_header_size
 
 
-class Admission:
-    """Lets WebSocket handshakes in while the node serves fewer than ``limit`` connections
-    (``None``: no limit), counting handshakes under way (between the check and
-    ``node.attach``) as connections."""
+class HttpAdmission(Admission):
+    """:class:`hubbub.server.admission.Admission` for aiohttp handlers: a refusal is 503."""
 
-    __slots__ = ("_node", "_throttle", "handshakes", "limit")
-
-    def __init__(self, node: Node, limit: int | None) -> None:
-        self._node = node
-        self.limit = limit
-        self.handshakes = 0
-        self._throttle = LogThrottle(log)
+    __slots__ = ()
 
     @contextmanager
     def handshake(self) -> Iterator[None]:
         """``with admission.handshake(): conn = await accept(...)``, then attach the connection
         with no await in between. Raises 503 while shutting down or at the limit."""
-        node = self._node
-        if node.closing:
-            raise web.HTTPServiceUnavailable(text="shutting down\n")
-        limit = self.limit
-        if limit is not None and node.connection_count + self.handshakes >= limit:
-            self._throttle.warning("refusing WebSocket handshakes: %d connections (limit)", limit)
-            raise web.HTTPServiceUnavailable(
-                text=f"too many connections: this node serves at most {limit}\n"
-            )
-        self.handshakes += 1
+        try:
+            self.enter()
+        except AdmissionRefused as exc:
+            raise web.HTTPServiceUnavailable(text=exc.text) from None
         try:
             yield
         finally:
-            self.handshakes -= 1
+            self.leave()
 
 
-ADMISSION_KEY: Final = web.AppKey("admission", Admission)
-
-
-def connection_limit(settings: Settings) -> int | None:
-    """``client_connection_limit``, or the default derived from the open-file limit."""
-    if settings.client_connection_limit is not None:
-        return settings.client_connection_limit
-    return default_connection_limit(open_file_limit())
+ADMISSION_KEY: Final = web.AppKey("admission", HttpAdmission)
 
 
 def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.Application:
@@ -145,7 +108,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app[NODE_KEY] = node
     app[HOOKS_KEY] = hooks or Hooks()
     app[HANDLERS_KEY] = set()
-    app[ADMISSION_KEY] = Admission(node, connection_limit(settings))
+    app[ADMISSION_KEY] = HttpAdmission(node, connection_limit(settings))
     trust(app, settings)
     app.router.add_get("/", index)
     app.router.add_get("/health", health)
@@ -248,11 +211,7 @@ def _offered_codec(request: web.Request) -> Codec:
     """The codec of the first Centrifugo subprotocol the client offers; JSON without one.
     Only the first ``Sec-WebSocket-Protocol`` header is read, as aiohttp's handshake does,
     so the codec is always the subprotocol the handshake announces."""
-    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
-        codec = CENTRIFUGE_CODECS.get(offered.strip())
-        if codec is not None:
-            return codec
-    return JSON
+    return offered_codec(request.headers.get("Sec-WebSocket-Protocol", "").split(","))[1]
 
 
 async def connection_websocket(request: web.Request) -> web.StreamResponse:
@@ -288,24 +247,6 @@ async def favicon(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /health``: 200 with a small JSON body while the server accepts work; 503 while
-    shutting down or while the engine (Redis) is unreachable.
-
-    The counters are this process's, read without I/O: ``connections`` (WebSockets and HTTP
-    streams attached), ``channels`` (channels with at least one subscriber here, raw room
-    members included: the server API's ``num_channels``) and ``subscriptions`` (channel
-    memberships here). A channel that only has history, or only subscribers on other nodes,
-    is not counted: the store is not asked (``hubbub history``, the admin's channel browser)."""
-    node = request.app[NODE_KEY]
-    engine_ok = not isinstance(node.broker, Monitored) or node.broker.connected
-    status = "shutting_down" if node.closing else ("ok" if engine_ok else "engine_unavailable")
-    body = {
-        "status": status,
-        "version": __version__,
-        "uptime_seconds": round(time.time() - node.started_at, 3),
-        "connections": node.connection_count,
-        "channels": len(node.channels()),
-        "subscriptions": node.subscription_count(),
-        "engine": {"kind": node.settings.engine.split(":", 1)[0], "connected": engine_ok},
-    }
-    return web.json_response(body, status=200 if status == "ok" else 503)
+    """``GET /health``: :func:`hubbub.server.health.report`."""
+    status, body = report(request.app[NODE_KEY])
+    return web.json_response(body, status=status)

@@ -34,9 +34,8 @@ disconnect is a disconnect push before the stream ends, so the SDK sees the code
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -44,117 +43,38 @@ from hubbub.config import Settings
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects
 from hubbub.dialects.centrifuge import connection as centrifuge
-from hubbub.dialects.centrifuge.codec import Codec, ProtocolViolation
+from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.emulation import (
-    OP,
     BadEmulation,
-    Delivery,
     EmulatedConnection,
-    EmulationRequest,
-    Sessions,
     decode_request,
-    survey_params,
 )
 from hubbub.dialects.centrifuge.eventids import line_framing, sse_framing
 from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.dialects.centrifuge.protowire import PROTOBUF
-from hubbub.errors import ClientError, StoreError
+from hubbub.dialects.centrifuge.uniwire import CONNECT_PARAM
 from hubbub.hooks import Hooks
 from hubbub.node import Node
+from hubbub.server.emulationdesk import (
+    STATUS,
+    Desk,
+    EmulationRefused,
+    binary_framing,
+    connect_data,
+    connect_text,
+    is_protobuf,
+)
 from hubbub.server.httpedge import (
-    BINARY_HEADERS,
-    LINE_HEADERS,
-    SSE_HEADERS,
     answer_preflight,
-    cors_headers,
     read_body,
     readable_refusals,
 )
+from hubbub.server.httpheads import BINARY_HEADERS, LINE_HEADERS, SSE_HEADERS, cors_headers
 from hubbub.server.httpstream import open_stream
 from hubbub.server.remote import client_of
-from hubbub.server.unidirectional import CONNECT_PARAM, Handshakes, Served
-from hubbub.survey import SurveyTimeout
+from hubbub.server.unidirectional import Handshakes, Served
 
-#: The request's ``Content-Type`` that means Protobuf (Centrifugo's test: the header as
-#: sent, so that a body without one is JSON; aiohttp's ``content_type`` would say
-#: ``application/octet-stream`` then).
-PROTOBUF_TYPE: Final = "application/octet-stream"
-
-
-def _protobuf(request: web.Request) -> bool:
-    return request.headers.get("Content-Type", "").split(";")[0].strip().lower() == PROTOBUF_TYPE
-
-
-#: Seconds a list of the cluster's nodes is trusted before an unknown uid re-reads it.
-NODES_TTL: Final = 1.0
-#: HTTP status of each delivery.
-STATUS: Final = {
-    Delivery.DELIVERED: 204,
-    Delivery.UNKNOWN: 404,
-    Delivery.BUSY: 429,
-    Delivery.BAD: 400,
-}
-
-
-def _binary(message: str | bytes) -> bytes:
-    """Protobuf replies as they are: each one is length-delimited already."""
-    return message if isinstance(message, bytes) else message.encode()
-
-
-def _connect(codec: Codec, data: str | bytes) -> str | bytes:
-    """``data`` when it is a frame of ``codec`` starting with a connect command; else 400."""
-    if not data:
-        raise web.HTTPBadRequest(text="no connect command\n")
-    try:
-        frames = codec.decode(data)
-    except ProtocolViolation as exc:
-        raise web.HTTPBadRequest(text=f"bad connect command: {exc}\n") from None
-    if not frames or not isinstance(frames[0].request, m.Connect):
-        raise web.HTTPBadRequest(text="the first command must be a connect\n")
-    return data
-
-
-class Cluster(Protocol):
-    async def cluster(self) -> list[dict[str, Any]]: ...
-
-
-class Nodes:
-    """The uids of the cluster's live nodes, read again once :data:`NODES_TTL` has passed
-    since the last read, by the first request that comes then: a request naming a made-up
-    node costs no engine round trip more than once a second, a node that died (whose
-    announcement expired) is unknown a second after it left the cluster's list, and requests
-    arriving during a read wait for it (none is answered "unknown node" for a node that is
-    known, e.g. the first ones a new node gets)."""
-
-    __slots__ = ("_cluster", "_read_at", "_reading", "_uids")
-
-    def __init__(self, cluster: Cluster) -> None:
-        self._cluster = cluster
-        self._uids: frozenset[str] = frozenset()
-        self._read_at = -NODES_TTL
-        self._reading: asyncio.Task[None] | None = None
-
-    async def known(self, uid: str) -> bool:
-        """Whether ``uid`` is a live node's. StoreError when the list cannot be read."""
-        if self._reading is None and time.monotonic() - self._read_at >= NODES_TTL:
-            self._read_at = time.monotonic()
-            self._reading = asyncio.get_running_loop().create_task(self._read())
-            self._reading.add_done_callback(_retrieved)
-        if self._reading is not None:
-            await asyncio.shield(self._reading)
-        return uid in self._uids
-
-    async def _read(self) -> None:
-        try:
-            self._uids = frozenset(str(n.get("uid")) for n in await self._cluster.cluster())
-        finally:
-            self._reading = None
-
-
-def _retrieved(task: asyncio.Task[None]) -> None:
-    """Its exception is seen (each waiter raised it), even when no one waited."""
-    if not task.cancelled():
-        task.exception()
+T = TypeVar("T")
 
 
 def add_routes(
@@ -168,9 +88,8 @@ def add_routes(
     """Register the endpoints the settings turn on."""
     if not (settings.http_stream or settings.sse):
         return
-    sessions = Sessions()
-    node.surveys.register(OP, sessions.answer)
-    nodes = Nodes(node)
+    desk = Desk(node)
+    sessions = desk.sessions
     allowed = settings.allowed_origins
 
     async def stream(
@@ -182,8 +101,8 @@ def add_routes(
         preamble: bytes,
         name: str,
     ) -> web.StreamResponse:
-        data = _connect(codec, data)
-        headers = {**headers, **cors_headers(request, bool(allowed))}
+        data = _refusing(connect_data, codec, data)
+        headers = {**headers, **cors_headers(request.headers, bool(allowed))}
 
         def farewell(code: int, reason: str) -> str | bytes:
             return codec.push(m.Disconnected(code, reason))
@@ -219,16 +138,16 @@ def add_routes(
 
     async def http_stream(request: web.Request) -> web.StreamResponse:
         body = await read_body(request, settings)
-        if _protobuf(request):
+        if is_protobuf(request.headers.get("Content-Type", "")):
             return await stream(
-                request, PROTOBUF, body, BINARY_HEADERS, _binary, b"", "http_stream"
+                request, PROTOBUF, body, BINARY_HEADERS, binary_framing, b"", "http_stream"
             )
-        text = _text(body)
+        text = _refusing(connect_text, body)
         return await stream(request, JSON, text, LINE_HEADERS, line_framing, b"", "http_stream")
 
     async def sse(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
-            text = _text(await read_body(request, settings))
+            text = _refusing(connect_text, await read_body(request, settings))
         else:
             text = request.query.get(CONNECT_PARAM, "")
         return await stream(request, JSON, text, SSE_HEADERS, sse_framing, b"\r\n", "sse")
@@ -236,31 +155,17 @@ def add_routes(
     async def emulation(request: web.Request) -> web.StreamResponse:
         body = await read_body(request, settings)
         try:
-            emulated = decode_request(body, _protobuf(request))
+            emulated = decode_request(body, is_protobuf(request.headers.get("Content-Type", "")))
         except BadEmulation as exc:
             raise web.HTTPBadRequest(text=f"bad emulation request: {exc}\n") from None
-        delivery = await deliver(emulated)
-        headers = cors_headers(request, bool(allowed))
+        try:
+            delivery = await desk.deliver(emulated)
+        except EmulationRefused as exc:
+            raise _http(exc) from None
+        headers = cors_headers(request.headers, bool(allowed))
         status = STATUS[delivery]
         text = None if status == 204 else f"{delivery.value}\n"
         return web.Response(status=status, text=text, headers=headers)
-
-    async def deliver(emulated: EmulationRequest) -> Delivery:
-        """Hand the commands to their session, here or on its node."""
-        if not emulated.node or emulated.node == node.uid:
-            return sessions.deliver(emulated.session, emulated.data)
-        try:
-            if not await nodes.known(emulated.node):
-                raise web.HTTPNotFound(text="unknown node\n")
-            answer = await node.surveys.ask_node(OP, survey_params(emulated), emulated.node)
-        except (SurveyTimeout, StoreError, ClientError) as exc:
-            raise web.HTTPServiceUnavailable(
-                text=f"the session's node cannot be reached: {exc}\n"
-            ) from None
-        try:
-            return Delivery(answer)
-        except ValueError:
-            raise web.HTTPServiceUnavailable(text="the session's node gave no answer\n") from None
 
     def preflight(methods: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def answer(request: web.Request) -> web.Response:
@@ -279,8 +184,20 @@ def add_routes(
     app.router.add_route("OPTIONS", "/emulation", preflight("POST, OPTIONS"))
 
 
-def _text(body: bytes) -> str:
+def _http(exc: EmulationRefused) -> web.HTTPException:
+    return _STATUS_CLASSES[exc.status](text=exc.text)
+
+
+_STATUS_CLASSES: Final[dict[int, type[web.HTTPException]]] = {
+    400: web.HTTPBadRequest,
+    404: web.HTTPNotFound,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def _refusing(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, its :class:`EmulationRefused` raised as aiohttp's HTTP error."""
     try:
-        return body.decode()
-    except UnicodeDecodeError:
-        raise web.HTTPBadRequest(text="the connect command is not UTF-8\n") from None
+        return fn(*args)
+    except EmulationRefused as exc:
+        raise _http(exc) from None

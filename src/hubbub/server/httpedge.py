@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Final
 
 from aiohttp import web
 
 from hubbub.config import Settings
+from hubbub.server.httpheads import cors_headers
 from hubbub.server.websocket import check_origin
-
-#: Headers of every HTTP stream (Centrifugo's): no caching, no proxy buffering.
-STREAM_HEADERS: Final = {
-    "X-Accel-Buffering": "no",
-    "Cache-Control": "private, no-cache, no-store, must-revalidate, max-age=0",
-    "Pragma": "no-cache",
-    "Expires": "0",
-}
-SSE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"}
-LINE_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "text/plain; charset=utf-8"}
-BINARY_HEADERS: Final = {**STREAM_HEADERS, "Content-Type": "application/octet-stream"}
 
 
 async def read_body(request: web.Request, settings: Settings) -> bytes:
@@ -53,25 +42,6 @@ async def read_body(request: web.Request, settings: Settings) -> bytes:
     return bytes(body)
 
 
-def cors_headers(request: web.Request, listed: bool) -> dict[str, str]:
-    """CORS headers for a request whose ``Origin`` passed :func:`check_origin` (as
-    Centrifugo's middleware: the origin echoed, requested headers allowed), so that a page of
-    that origin can read the stream; none without ``Origin``. Credentials (cookies) are
-    allowed only for an origin ``listed`` in ``allowed_origins``: with the list empty any page
-    may read a stream, but never with the user's cookies (an ``on_connect`` hook that
-    authenticates by cookie is not open to every site by default)."""
-    origin = request.headers.get("Origin")
-    if not origin:
-        return {}
-    headers = {"Access-Control-Allow-Origin": origin}
-    if listed:
-        headers["Access-Control-Allow-Credentials"] = "true"
-    wanted = request.headers.get("Access-Control-Request-Headers")
-    if wanted and wanted != "null":
-        headers["Access-Control-Allow-Headers"] = wanted
-    return headers
-
-
 def readable_refusals(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]], allowed: tuple[str, ...]
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -85,7 +55,7 @@ def readable_refusals(
         try:
             return await handler(request)
         except web.HTTPException as exc:
-            exc.headers.update(cors_headers(request, bool(allowed)))
+            exc.headers.update(cors_headers(request.headers, bool(allowed)))
             raise
 
     return handle
@@ -102,6 +72,6 @@ async def answer_preflight(
         headers={
             "Access-Control-Max-Age": "300",
             "Access-Control-Allow-Methods": methods,
-            **cors_headers(request, bool(allowed)),
+            **cors_headers(request.headers, bool(allowed)),
         },
     )

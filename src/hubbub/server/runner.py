@@ -16,6 +16,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -23,16 +24,12 @@ from aiohttp import web
 
 from hubbub import __version__
 from hubbub.config import Settings
-from hubbub.demos.runner import Demos
-from hubbub.engines.factory import build_engines
 from hubbub.errors import ConfigError, ListenError
-from hubbub.hooks import Hooks
-from hubbub.node import Node
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
 from hubbub.server.edge import EdgeRunner, EdgeSite
+from hubbub.server.lifecycle import NodeRun, node_running
 from hubbub.server.listener import SocketBudget, open_file_limit, socket_budget
 from hubbub.server.tls import server_context
-from hubbub.startup import StartupTasks
 
 if TYPE_CHECKING:  # the hub runs the server (Hub.run): at run time this way only
     from hubbub.hub import Hub
@@ -100,26 +97,34 @@ async def serve(
     stop = stop or asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-
-    broker, presence = build_engines(settings)
-    node = Node(settings, broker=broker, presence=presence)
-    hooks = hub.hooks if hub is not None else Hooks()
-    demos = Demos(node) if settings.demos else None
-    if demos is not None:
-        hooks = demos.with_rpc(hooks)
-    app = make_app(settings, node, hooks)
-    if hub is not None:
-        hub.bind(node)
     cleanup_budget = settings.shutdown_timeout * CLEANUP_SHARE
+    try:
+        async with node_running(settings, hub, cleanup_budget=cleanup_budget) as run:
+            await _serve_node(run, on_ready, stop, reuse_port, cleanup_budget, tls)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    log.info("stopped")
+
+
+async def _serve_node(
+    run: NodeRun,
+    on_ready: Callable[[str], None],
+    stop: asyncio.Event,
+    reuse_port: bool,
+    cleanup_budget: float,
+    tls: ssl.SSLContext | None,
+) -> None:
+    """The aiohttp edge over a started node, until ``stop`` is set; its sockets are closed
+    when this returns (the node is stopped after, by :func:`node_running`)."""
+    settings, node = run.settings, run.node
+    app = make_app(settings, node, run.hooks)
+    run.handlers = app[HANDLERS_KEY]
     sockets = SocketBudget(socket_budget(open_file_limit()))
     runner = EdgeRunner(app, settings, sockets, shutdown_timeout=cleanup_budget)
     await runner.setup()
     cleanups: list[web.AppRunner] = []
-    startup = StartupTasks(hooks.on_startup)
     try:
-        await node.start()
-        if demos is not None:
-            demos.start()
         site = EdgeSite(runner, settings.host, settings.port, reuse_port=reuse_port, tls=tls)
         try:
             await site.start()
@@ -141,7 +146,7 @@ async def serve(
             api_port = api_runner.addresses[0][1]
             api_url = listen_url(settings.host, api_port, tls=tls is not None)
             api_line = f"hubbub server API at {api_url}/api"
-        startup.start()
+        run.start_tasks()
         url = listen_url(settings.host, port, tls=tls is not None)
         on_ready(f"hubbub {__version__} listening on {url}")
         log.info("listening on %s", url, extra={"version": __version__, "pid": os.getpid()})
@@ -150,18 +155,8 @@ async def serve(
         await stop.wait()
         log.info("shutting down: closing %d connections", node.connection_count)
         await site.stop()
-        node.close_all()
-        handlers = app[HANDLERS_KEY]
-        if handlers:
-            await asyncio.wait(tuple(handlers), timeout=settings.shutdown_timeout - cleanup_budget)
+        await run.close_connections(settings.shutdown_timeout - cleanup_budget)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        await startup.stop(cleanup_budget)
-        if demos is not None:
-            await demos.stop()
         for extra in cleanups:
             await extra.cleanup()
         await runner.cleanup()
-        await node.stop()
-    log.info("stopped")

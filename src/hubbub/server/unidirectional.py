@@ -29,43 +29,39 @@ frame with the same code.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from hubbub.config import Settings
 from hubbub.core import messages as m
-from hubbub.core.codes import Disconnects
-from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.dialects.centrifuge import connection as centrifuge
 from hubbub.dialects.centrifuge.eventids import SseFraming, line_framing, parse_event_id
-from hubbub.dialects.centrifuge.unidirectional import run_unidirectional, with_recovery
-from hubbub.dialects.centrifuge.uniwire import BadConnect, connect_frame, disconnect_push
+from hubbub.dialects.centrifuge.unidirectional import (
+    run_uni_websocket,
+    run_unidirectional,
+    with_recovery,
+)
+from hubbub.dialects.centrifuge.uniwire import (
+    CONNECT_PARAM,
+    BadConnect,
+    connect_frame,
+    disconnect_push,
+)
 from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.server.httpedge import (
-    LINE_HEADERS,
-    SSE_HEADERS,
     answer_preflight,
-    cors_headers,
     read_body,
     readable_refusals,
 )
+from hubbub.server.httpheads import LINE_HEADERS, SSE_HEADERS, cors_headers
 from hubbub.server.httpstream import StreamConnection, open_stream
+from hubbub.server.policy import UNI_WS_POLICY
 from hubbub.server.remote import client_of
-from hubbub.server.websocket import Policy, WebSocketConnection, accept
-
-#: The query parameter holding the connect request (Centrifugo's name).
-CONNECT_PARAM: Final = "cf_connect"
-#: uni_websocket: WebSocket pings (the client's library answers them), one frame per push.
-UNI_WS_POLICY: Final = Policy(
-    ping=None, no_pong=centrifuge.NO_PONG, slow=centrifuge.SLOW, farewell=disconnect_push
-)
-
+from hubbub.server.websocket import accept
 
 #: ``served(request, conn, shutdown)``: the app's context keeping ``conn`` attached.
 Served = Callable[[web.Request, Any, tuple[int, str]], AbstractContextManager[None]]
@@ -100,7 +96,7 @@ def add_routes(
         preamble: bytes,
         name: str,
     ) -> web.StreamResponse:
-        headers = {**headers, **cors_headers(request, bool(settings.allowed_origins))}
+        headers = {**headers, **cors_headers(request.headers, bool(settings.allowed_origins))}
         with admission.handshake():
             conn: StreamConnection = await open_stream(
                 request, settings, headers, framing, disconnect_push, centrifuge.SLOW, preamble
@@ -135,31 +131,7 @@ def add_routes(
         with admission.handshake():
             conn = await accept(request, settings, UNI_WS_POLICY)
         with served(request, conn, centrifuge.SHUTDOWN):
-            if frame is None:
-                frame = await _first_message(conn, settings.client_connect_timeout)
-            if frame is not None:
-
-                async def ended() -> None:
-                    # A unidirectional client has nothing to say: what it sends is ignored,
-                    # but counted as commands are, so that a flood is cut off (3013).
-                    limiter = RateLimiter(node.limits, time.monotonic())
-                    while (message := await conn.receive()) is not None:
-                        if limiter.admit(time.monotonic(), len(message)) is Verdict.DISCONNECT:
-                            d = Disconnects.TOO_MANY_REQUESTS
-                            conn.close(d.code, d.reason)
-                            break
-                    await conn.wait_closed()
-
-                await run_unidirectional(
-                    node,
-                    hooks,
-                    conn,
-                    request.headers,
-                    frame,
-                    ended,
-                    "uni_websocket",
-                    client_of(request),
-                )
+            await run_uni_websocket(node, hooks, conn, request.headers, frame, client_of(request))
             await conn.wait_closed()
         return conn.response
 
@@ -175,21 +147,3 @@ def add_routes(
         app.router.add_route("OPTIONS", "/connection/uni_http_stream", preflight)
     if settings.uni_websocket:
         app.router.add_get("/connection/uni_websocket", uni_websocket, allow_head=False)
-
-
-async def _first_message(conn: WebSocketConnection, wait: float) -> m.Frame | None:
-    """The connect request of a uni_websocket sent as its first message; None (the
-    connection closed: 3501 for a bad one, 3502 when none came in time) otherwise."""
-    try:
-        async with asyncio.timeout(wait):
-            message = await conn.receive()
-    except TimeoutError:
-        conn.close(*centrifuge.STALE)
-        return None
-    if message is None:
-        return None
-    try:
-        return connect_frame(message)
-    except BadConnect as exc:
-        conn.close(Disconnects.BAD_REQUEST.code, f"bad request: {exc}")
-        return None

@@ -39,8 +39,6 @@ import contextlib
 import itertools
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import WSMsgType, web
@@ -48,9 +46,11 @@ from aiohttp.base_protocol import BaseProtocol
 
 from hubbub.config import Settings
 from hubbub.core.closecode import CloseCode, close_reply
+from hubbub.server.admission import origin_refusal
 from hubbub.server.deflate import DeflateResponse
 from hubbub.server.edge import EdgeProtocol
 from hubbub.server.keepalive import TIMER_RESOLUTION, timers_for
+from hubbub.server.policy import RAW_POLICY, Policy
 from hubbub.server.sending import DeflateWriter, build_frame, flusher_for
 
 log = logging.getLogger(__name__)
@@ -65,40 +65,11 @@ MAX_REASON_BYTES: Final = 123
 _ids = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """How a dialect wants its connections kept alive and cut off.
-
-    ``ping``: ``None`` sends WebSocket ping frames after ``ping_interval`` of silence; a string
-    is posted as an application-level ping message every ``ping_interval`` (the Centrifugo
-    protocol's ``{}``: its SDKs reconnect when pings stop coming, busy or not).
-    ``no_pong``: close code and reason for a peer that stays silent after a ping; ``None``
-    drops its TCP connection. ``slow``: close code and reason for a peer whose unsent data
-    passes the limit.
-    """
-
-    ping: str | bytes | None = None
-    no_pong: tuple[int, str] | None = None
-    slow: tuple[int, str] = (int(CloseCode.POLICY_VIOLATION), "slow consumer")
-    #: Messages posted in one loop turn may share a frame: text ones separated by newlines
-    #: (the Centrifugo JSON protocol), binary ones concatenated (its Protobuf protocol, whose
-    #: messages are length-delimited); raw rooms keep one message per frame.
-    coalesce: bool = False
-    #: A last message for the close code and reason, posted before the close frame (the
-    #: disconnect push of a unidirectional WebSocket); ``None``: none.
-    farewell: Callable[[int, str], str | bytes] | None = None
-
-
-RAW_POLICY: Final = Policy()
-
-
 def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
     """Raise HTTP 403 when an allow-list is set and the request's ``Origin`` is not on it."""
-    if not allowed:
-        return
-    for origin in request.headers.getall("Origin", ()):  # every one of them, if several
-        if origin.strip().lower() not in allowed:
-            raise web.HTTPForbidden(text=f"origin {origin!r} is not allowed\n")
+    refusal = origin_refusal(request.headers.getall("Origin", ()), allowed)
+    if refusal is not None:
+        raise web.HTTPForbidden(text=refusal)
 
 
 def require_upgrade(request: web.Request) -> None:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from hubbub.config import Settings
 from hubbub.server import metrics
-from hubbub.server.websocket import RAW_POLICY, WebSocketConnection
+from hubbub.server.policy import RAW_POLICY
+from hubbub.server.websocket import WebSocketConnection
 
 
 @dataclass

@@ -21,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects
+from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.dialects.centrifuge.client import Client
 from hubbub.dialects.centrifuge.connection import NO_HEADERS, STALE
-from hubbub.dialects.centrifuge.uniwire import UNI_JSON
+from hubbub.dialects.centrifuge.uniwire import UNI_JSON, BadConnect, connect_frame
 from hubbub.errors import DisconnectError
 from hubbub.hooks import Hooks
 from hubbub.node import Node
@@ -111,3 +113,59 @@ async def run_unidirectional(
         if conn.closed_with is not None:  # the disconnect hook sees why the server closed it
             code, reason = conn.closed_with
         await client.close(code, reason)
+
+
+class UniWebSocket(Closing, Protocol):
+    """What :func:`run_uni_websocket` needs of a WebSocket, whatever edge carries it."""
+
+    async def receive(self) -> str | bytes | None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+async def run_uni_websocket(
+    node: Node,
+    hooks: Hooks,
+    conn: UniWebSocket,
+    headers: Mapping[str, str],
+    frame: m.Frame | None,
+    address: str = "",
+) -> None:
+    """Serve one ``uni_websocket`` of the client at ``address`` (what ``on_connect`` sees):
+    its connect is ``frame`` (from ``cf_connect``) or else the first message (a bad one
+    closes with 3501, none within ``client_connect_timeout`` with 3502). What the client
+    sends after is ignored, but counted by the rate limits as commands are, so that a flood
+    is cut off (3013)."""
+    if frame is None:
+        frame = await _first_message(conn, node.settings.client_connect_timeout)
+    if frame is None:
+        return
+
+    async def ended() -> None:
+        limiter = RateLimiter(node.limits, time.monotonic())
+        while (message := await conn.receive()) is not None:
+            if limiter.admit(time.monotonic(), len(message)) is Verdict.DISCONNECT:
+                d = Disconnects.TOO_MANY_REQUESTS
+                conn.close(d.code, d.reason)
+                break
+        await conn.wait_closed()
+
+    await run_unidirectional(node, hooks, conn, headers, frame, ended, "uni_websocket", address)
+
+
+async def _first_message(conn: UniWebSocket, wait: float) -> m.Frame | None:
+    """The connect request of a uni_websocket sent as its first message; None (the
+    connection closed: 3501 for a bad one, 3502 when none came in time) otherwise."""
+    try:
+        async with asyncio.timeout(wait):
+            message = await conn.receive()
+    except TimeoutError:
+        conn.close(*STALE)
+        return None
+    if message is None:
+        return None
+    try:
+        return connect_frame(message)
+    except BadConnect as exc:
+        conn.close(Disconnects.BAD_REQUEST.code, f"bad request: {exc}")
+        return None

@@ -35,6 +35,9 @@ ERROR_DISCONNECTS: Final = {
     ErrorCode.PERMISSION_DENIED: Disconnects.PERMISSION_DENIED,
 }
 
+#: The query parameter holding the connect request (Centrifugo's name).
+CONNECT_PARAM: Final = "cf_connect"
+
 
 class BadConnect(ValueError):
     """A unidirectional connect request that is not a JSON object of the right fields."""
