@@ -4,13 +4,17 @@ and its `cent` example runs as written against a server."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from centrifuge import Client, PublicationContext, SubscriptionEventHandler
 
 from hubbub.config import Settings
 from hubbub.node import Node
@@ -88,3 +92,63 @@ def test_readme_starts_with_getting_it_then_a_fastapi_snippet() -> None:
     ):
         assert needle in code, needle
     assert len(code.strip().splitlines()) <= 20
+
+
+async def test_the_fastapi_snippet_runs_as_written(tmp_path: Path) -> None:
+    """The README's FastAPI app, saved as a file and served by ``uvicorn app:app`` from an
+    empty directory: an SDK subscribed through the mount gets what the route publishes, and
+    SIGTERM stops the app (and hubbub with it) cleanly."""
+    (tmp_path / "app.py").write_text(code_after("## Inside your FastAPI app", "python"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
+    log = (tmp_path / "uvicorn.log").open("wb")
+    proc = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block; waits are bounded)
+        [sys.executable, "-m", "uvicorn", "app:app", "--port", str(port), "--log-level", "info"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    got: asyncio.Queue[object] = asyncio.Queue()
+
+    class Events(SubscriptionEventHandler):
+        async def on_publication(self, ctx: PublicationContext) -> None:
+            await got.put(ctx.pub.data)
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(int(scaled(300))):
+                try:
+                    async with http.get(base + "/rt/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert proc.poll() is None, (tmp_path / "uvicorn.log").read_text()
+                await asyncio.sleep(0.1)
+            client = Client(f"ws://127.0.0.1:{port}/rt/connection/websocket")
+            sub = client.new_subscription("news", events=Events())
+            await client.connect()
+            try:
+                await sub.subscribe()
+                await sub.ready(scaled(5))
+                async with http.post(base + "/news", params={"text": "hi"}) as r:
+                    assert r.status == 200, await r.text()
+                    assert set(await r.json()) == {"offset"}
+                assert await asyncio.wait_for(got.get(), scaled(5)) == {"text": "hi"}
+            finally:
+                await client.disconnect()
+        proc.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal (exit -15, as it should)
+        assert proc.wait(scaled(20)) in (0, -15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    output = (tmp_path / "uvicorn.log").read_text()
+    assert "Application shutdown complete" in output, output
+    assert "Traceback" not in output, output
