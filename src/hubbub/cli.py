@@ -74,6 +74,21 @@ def main() -> None:
     default=None,
     help="Serve /admin without a password to this machine only (direct, loopback requests).",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="PEM certificate (chain): serve https:// and wss:// (with --tls-key).",
+)
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option(
+    "--trusted-proxies",
+    help="Comma-separated networks of reverse proxies whose X-Forwarded-For is believed.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="One log line per request and per connection (logger hubbub.access).",
+)
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Set by --workers for its workers.")
 def serve(config_file: Path | None, reuse_port: bool, **flags: Any) -> None:
     """Run the server until SIGINT/SIGTERM.

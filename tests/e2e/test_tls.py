@@ -21,7 +21,7 @@ from centrifuge import Client, PublicationContext, SubscriptionEventHandler
 
 from tests.conftest import StartServer
 from tests.support.server import ServerProcess
-from tests.support.timing import scaled
+from tests.support.timing import eventually, scaled
 from tests.support.tls import Certificate, self_signed
 
 pytestmark = [
@@ -206,3 +206,33 @@ def test_workers_serve_tls(start_server: StartServer, cert: Certificate, redis_s
         capture_output=True, text=True, timeout=scaled(30),
     )  # fmt: skip
     assert out.stdout.strip() == "200", out.stderr
+
+
+async def test_the_edge_settings_as_command_line_flags(
+    start_server: StartServer, cert: Certificate
+) -> None:
+    """`hubbub serve --tls-cert F --tls-key F --trusted-proxies N --access-log`: the same
+    settings as the TOML keys (a systemd unit or a shell line needs no config file)."""
+    server = start_server(
+        "--tls-cert",
+        str(cert.cert),
+        "--tls-key",
+        str(cert.key),
+        "--trusted-proxies",
+        "127.0.0.1/32,::1/128",
+        "--access-log",
+    )
+    assert server.url.startswith("https://")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            server.url + "/health",
+            ssl=cert.client_context(),
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        ) as r,
+    ):
+        assert r.status == 200
+    # the access log names the forwarded client: the loopback peer is a trusted proxy
+    await eventually(
+        lambda: "hubbub.access" in server.stderr() and "203.0.113.9" in server.stderr()
+    )
