@@ -17,7 +17,6 @@ dropped, never half-applied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 from hubbub import claims, survey
+from hubbub.bounded import stop_tasks
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.errors import ClientError, StoreError
@@ -36,6 +36,8 @@ KINDS: Final[frozenset[str]] = frozenset({"subscribe", "unsubscribe", "disconnec
 #: Control commands from other nodes waiting to be applied; more are dropped (at most once
 #: delivery, as publications), so a flood of API calls elsewhere cannot grow this node.
 INBOX_LIMIT: Final = 10_000
+#: Seconds the inbox waits for its worker to end once cancelled, at shutdown.
+STOP_TIMEOUT: Final = 1.0
 #: Bytes of connection descriptions one node puts in its ``connections`` answer; the
 #: connections past it are left out and the answer says ``truncated``.
 ANSWER_LIMIT: Final = 256 * 1024
@@ -262,10 +264,10 @@ class Inbox:
                 log.warning("control queue full: %d commands dropped", self.dropped)
 
     async def stop(self) -> None:
+        """Cancel the worker (again while it runs on: an engine command can swallow a
+        cancellation), at most :data:`STOP_TIMEOUT` seconds."""
         if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            await stop_tasks([self._worker], STOP_TIMEOUT, "control inbox")
         self._queue = self._worker = None
 
     async def _handle_all(self, queue: asyncio.Queue[Inbound]) -> None:

@@ -29,8 +29,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
-from hubbub import __version__, control, fanout, periodic
+from hubbub import __version__, control, fanout
 from hubbub.auth import TokenVerifier
+from hubbub.bounded import stop_tasks
 from hubbub.config import ChannelOptions, Settings
 from hubbub.control import Control, ControlledClient
 from hubbub.core.channels import ChannelRules
@@ -58,6 +59,8 @@ ANNOUNCE_INTERVAL: Final = 1.0
 #: Seconds after a subscribe within which publications its reply covered may still arrive
 #: from the broker (they are skipped for that member; see Node.activate).
 CATCH_UP_WINDOW: Final = 5.0
+#: Seconds :meth:`Node.stop` waits for its background loops to end once cancelled.
+BACKGROUND_STOP_TIMEOUT: Final = 2.0
 
 
 class Member(Protocol):
@@ -162,12 +165,20 @@ class Node:
             self._position_task = loop.create_task(check_positions_forever(self, delay))
 
     async def stop(self) -> None:
-        """Stop background work and the engines; the cluster learns at once it is gone."""
+        """Stop background work and the engines; the cluster learns at once it is gone.
+
+        The background loops are cancelled until they end, at most
+        :data:`BACKGROUND_STOP_TIMEOUT` seconds (:func:`hubbub.bounded.stop_tasks`: an engine
+        command can swallow a cancellation); the engines' own close is not bounded here
+        (``hubbub serve`` bounds the whole stop)."""
         await self.controls.stop()
         announced = self._announce_task is not None
-        for task in (self._presence_task, self._announce_task, self._position_task):
-            if task is not None:
-                await periodic.stop(task)
+        background = (self._presence_task, self._announce_task, self._position_task)
+        await stop_tasks(
+            [task for task in background if task is not None],
+            BACKGROUND_STOP_TIMEOUT,
+            "node background loop",
+        )
         self._presence_task = self._announce_task = self._position_task = None
         if announced and isinstance(self.broker, Announcing):
             await self.broker.withdraw(self.uid)

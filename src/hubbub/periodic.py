@@ -61,15 +61,3 @@ async def every(
                 )
         else:
             failures = 0
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel ``task`` and wait for its end, cancelling again while it goes on: a driver may
-    swallow the CancelledError of a call under way (redis-py does, cancelled while it reads a
-    reply), and the loop around that call would then go on for ever. Raises what the task
-    raised, if it failed."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait((task,), timeout=0.1)
-    if not task.cancelled():
-        task.result()

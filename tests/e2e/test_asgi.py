@@ -581,3 +581,40 @@ async def test_pings_through_the_mount_and_a_silent_client_gets_3012(tmp_path: P
         answering.cancel()
         await polite.close()
         await silent.close()
+
+
+async def test_leaving_running_is_bounded_when_an_engine_close_hangs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """hub.running()'s exit (the host app's lifespan shutdown) ends within about
+    shutdown_timeout even when the engine's close ignores every cancellation: it is cut off
+    and logged, not awaited for ever."""
+    import contextlib
+
+    from hubbub.engines.local import LocalBroker
+    from hubbub.engines.memory import MemoryHistory, MemoryPresence
+    from hubbub.server import lifecycle
+
+    released = False  # set at the end, so that the abandoned close ends with the test's loop
+
+    class HungBroker(LocalBroker):
+        async def close(self) -> None:
+            while not released:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+
+    monkeypatch.setattr(
+        lifecycle, "build_engines", lambda settings: (HungBroker(MemoryHistory()), MemoryPresence())
+    )
+    hub = make_hub(tmp_path, shutdown_timeout=1)
+    loop = asyncio.get_running_loop()
+    async with hub.running():
+        await hub.publish("news:x", {"n": 1})
+        left_at = loop.time()
+    assert loop.time() - left_at < 1 + scaled(2)
+    try:
+        assert "stopping the engines did not finish within" in caplog.text
+        with pytest.raises(HubbubError):
+            await hub.publish("news:x", {"n": 2})
+    finally:
+        released = True

@@ -66,3 +66,16 @@ async def test_no_new_connections_while_closing(start_server: StartServer) -> No
         assert server.proc.poll() is None, "the refusal must come while the server is closing"
     # The unresponsive client goes away: the server need not wait out shutdown_timeout.
     assert await asyncio.to_thread(server.proc.wait, scaled(10)) == 0
+
+
+async def test_an_engine_whose_close_hangs_does_not_hold_up_exit(start_server: StartServer) -> None:
+    """An engine whose close never returns (it ignores its cancellation) is cut off with an
+    error logged, and the process exits 0 soon after ``shutdown_timeout``."""
+    server = start_server("--app", "tests.support.hung_engine:hub", config="shutdown_timeout = 1\n")
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(server.proc.wait, scaled(15))
+    elapsed = time.monotonic() - started
+    assert code == 0
+    assert "stopping the engines did not finish within" in server.stderr()
+    assert elapsed < 3 + scaled(2)  # shutdown_timeout + lifecycle.STOP_MIN + the graces

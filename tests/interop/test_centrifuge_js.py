@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,16 +83,11 @@ def drive(cmd: list[str], chat: list[ServerProcess], chat_args: list[str], log: 
     return last
 
 
-@pytest.fixture(scope="module", params=["json", "protobuf"])
-def outcome(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Any]:
-    """The scenario script's results in one format (``outcome["format"]``)."""
-    node = need_binary("node")
-    if not (JS_DIR / "node_modules" / "centrifuge").is_dir():
-        missing("centrifuge-js is not installed: `make test` runs npm ci in tests/interop/js")
-    fmt: str = request.param
-    tmp = tmp_path_factory.mktemp(f"js-{fmt}")
+FORMATS = ("json", "protobuf")
+
+
+def run_scenario(node: str, fmt: str, tmp: Path) -> dict[str, Any]:
+    """The scenario script's results in one format (``result["format"]``)."""
     chat_args = [*CHAT_APP, "--data-dir", str(tmp / "data")]
     servers: list[ServerProcess] = []
     chat: list[ServerProcess] = []
@@ -114,6 +110,27 @@ def outcome(
     result["format"] = fmt
     result["restarts"] = len(chat) - 1
     return result
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Both formats' results. The two scripts run at once, each with servers of its own: they
+    mostly wait (reconnect back-offs, the restart), 2 x 17 s one after the other."""
+    node = need_binary("node")
+    if not (JS_DIR / "node_modules" / "centrifuge").is_dir():
+        missing("centrifuge-js is not installed: `make test` runs npm ci in tests/interop/js")
+    with ThreadPoolExecutor(len(FORMATS)) as pool:
+        runs = {
+            fmt: pool.submit(run_scenario, node, fmt, tmp_path_factory.mktemp(f"js-{fmt}"))
+            for fmt in FORMATS
+        }
+        return {fmt: run.result() for fmt, run in runs.items()}
+
+
+@pytest.fixture(params=FORMATS)
+def outcome(request: pytest.FixtureRequest, outcomes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The scenario script's results in one format (``outcome["format"]``)."""
+    return outcomes[request.param]
 
 
 def detail(outcome: dict[str, Any], name: str) -> Any:

@@ -38,6 +38,7 @@ class ServerProcess:
         ``command``: what to run instead of ``python -m hubbub serve`` (the same options
         follow, and it prints the same ready line: e.g. tests/support/asgi_serve.py)."""
         self.log_path = log_path
+        self._sent: set[int] = set()
         self._log = log_path.open("wb")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("HUBBUB_")}
         full_env.update(env or {})
@@ -90,10 +91,17 @@ class ServerProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        """Send ``sig`` and return the exit code (kills after ``timeout``)."""
-        if self.proc.poll() is None:
+    def send_stop(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` unless the process has exited or was sent it by this method before
+        (a second SIGTERM after the server removed its handlers would kill it)."""
+        if self.proc.poll() is None and sig not in self._sent:
+            self._sent.add(sig)
             self.proc.send_signal(sig)
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Send ``sig`` (see :meth:`send_stop`) and return the exit code (kills after
+        ``timeout``)."""
+        self.send_stop(sig)
         try:
             return self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from hubbub import periodic
 from hubbub.demos import monitor
 from hubbub.demos.monitor import MonitorPublisher
 from hubbub.node import Node
@@ -77,24 +76,3 @@ async def test_the_monitor_demo_survives_running_out_of_files(
         assert not failures
     finally:
         await publisher.stop()  # no exception: the task did not die
-
-
-async def test_stop_ends_a_loop_whose_step_swallowed_the_cancellation() -> None:
-    """periodic.stop cancels again until the task is done (a driver ate the first one)."""
-    swallowed = 0
-
-    async def loop() -> None:
-        nonlocal swallowed
-        while True:
-            try:
-                await asyncio.sleep(10)  # a driver call under way
-            except asyncio.CancelledError:
-                if swallowed:
-                    raise
-                swallowed += 1  # what redis-py does when cancelled reading a reply
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(loop())
-    await asyncio.sleep(0)
-    await asyncio.wait_for(periodic.stop(task), 5)
-    assert task.cancelled() and swallowed == 1

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from hubbub.bounded import stop_tasks
 from hubbub.core.jsontext import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
@@ -170,11 +171,8 @@ class PostgresBroker:
 
     async def close(self) -> None:
         self._closing = True
-        for task in (self._watcher, self._drainer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = [task for task in (self._watcher, self._drainer) if task is not None]
+        await stop_tasks(tasks, 2.0, "postgresql: listener task")
         self._watcher = self._drainer = None
         await self._drop_connection()
         self.connected = False

@@ -10,7 +10,6 @@ back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -20,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 import asyncpg
 
+from hubbub.bounded import bounded
 from hubbub.core.types import HistoryResult, Publication, StreamPosition
 from hubbub.engines.durable import RETENTION_BATCH, Append, DurableHistory
 from hubbub.engines.memory import new_epoch
@@ -156,7 +156,7 @@ class PostgresHistory(DurableHistory):
         await self._stop_retention()
         if self._pool is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pool.close(), TIMEOUT)
+                await bounded(self._pool.close(), TIMEOUT, "postgresql: closing the pool")
             self._pool = None
 
     # -- appends -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from hubbub.bounded import bounded, stop_tasks
 from hubbub.core.jsontext import dumps
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.base import BrokerHandler, HistoryOptions
@@ -188,12 +189,12 @@ class RedisBroker:
             # The listener polls every 50 ms and leaves by itself (closing its connection);
             # cancelling a read inside redis-py can leave the connection dangling.
             await asyncio.wait({self._listener}, timeout=2.0)
-            if not self._listener.done():
-                self._listener.cancel()
+            await stop_tasks([self._listener], 1.0, "redis: pub/sub listener")
             self._listener = None
         if self._redis is not None:
+            # Not wait_for: on Python 3.11 it waits without limit for a cancelled aclose.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._redis.aclose(), 1.0)
+                await bounded(self._redis.aclose(), 1.0, "redis: closing the connections")
             self._redis = None
 
     @property

@@ -16,6 +16,11 @@ starts and stops the same way under either. Guarantees:
   ``cleanup_budget`` seconds), the demos stop, the node stops (engines closed) and the hub is
   unbound (``hub.publish`` raises again). Exit does not close the connections by itself: an
   edge that still has some calls :meth:`NodeRun.close_connections` first.
+- Exit is bounded whatever hangs (:mod:`hubbub.bounded`: an engine or demo whose stop does
+  not end, a task that swallows its cancellation): the demos get ``cleanup_budget`` +
+  :data:`STOP_MIN` seconds, the node what is left until :attr:`NodeRun.deadline` (set by the
+  edge when the shutdown began; else ``shutdown_timeout`` from the start of the exit), at
+  least :data:`STOP_MIN`; what is cut off is logged as an error.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from hubbub.bounded import bounded
 from hubbub.config import Settings
 from hubbub.demos.runner import Demos
 from hubbub.engines.factory import build_engines
@@ -35,6 +41,9 @@ from hubbub.startup import StartupTasks
 
 if TYPE_CHECKING:  # the hub enters this (Hub.running): at run time this way only
     from hubbub.hub import Hub
+
+#: Seconds the demos' and the node's stop get at least, however much of the budget is left.
+STOP_MIN: Final = 1.0
 
 
 @dataclass(eq=False)
@@ -48,6 +57,8 @@ class NodeRun:
     startup: StartupTasks
     #: The edge's connection handler tasks; :meth:`close_connections` waits for them.
     handlers: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: The loop time by which the shutdown should be over (the edge sets it when it begins).
+    deadline: float | None = None
 
     def start_tasks(self) -> None:
         """Start the hub's startup functions (once; the edge accepts connections)."""
@@ -80,9 +91,13 @@ async def node_running(
             demos.start()
         yield run
     finally:
+        loop = asyncio.get_running_loop()
+        if run.deadline is None:
+            run.deadline = loop.time() + settings.shutdown_timeout
         await run.startup.stop(cleanup_budget)
         if demos is not None:
-            await demos.stop()
-        await node.stop()
+            await bounded(demos.stop(), cleanup_budget + STOP_MIN, "stopping the demos")
+        left = run.deadline - loop.time()
+        await bounded(node.stop(), max(STOP_MIN, left), "stopping the engines")
         if hub is not None:
             hub.bind(None)

@@ -4,6 +4,17 @@ On SIGINT or SIGTERM: stop accepting connections, close every WebSocket with 100
 "going away", wait for the handlers to finish, and return, all within
 ``settings.shutdown_timeout`` seconds (stragglers are cut off when it runs out).
 
+Every step of the shutdown has a deadline, so the process exits whatever hangs: a
+listener's clean-up gets aiohttp's share plus :data:`LISTENER_STOP_MIN`, the engines' stop
+what is left of ``shutdown_timeout`` (at least ``lifecycle.STOP_MIN`` seconds,
+:mod:`hubbub.server.lifecycle`), and either is cut off, with an error logged, when it takes
+longer; :func:`run_loop`
+then gives the tasks still running :data:`LEFTOVER_GRACE` seconds after their
+cancellation and closes the loop without them (asyncio.run would wait for ever for a task
+that ignores its cancellation). So ``hubbub serve`` exits at most about
+``shutdown_timeout`` + ``lifecycle.STOP_MIN`` + :data:`LEFTOVER_GRACE` seconds after the
+signal.
+
 Connections are accepted by :mod:`hubbub.server.listener` (a socket budget below the open-file
 limit, back-off on accept errors) and served by :mod:`hubbub.server.edge` (handshake timeout,
 header size limit); both ports share one budget.
@@ -23,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from aiohttp import web
 
 from hubbub import __version__
+from hubbub.bounded import bounded, stop_tasks
 from hubbub.config import Settings
 from hubbub.errors import ConfigError, ListenError
 from hubbub.server.app import HANDLERS_KEY, make_api_app, make_app
@@ -40,6 +52,10 @@ T = TypeVar("T")
 
 #: Of the shutdown budget, the share kept for aiohttp's own clean-up after the close handshakes.
 CLEANUP_SHARE: Final = 0.2
+#: Seconds a listener's clean-up gets beyond aiohttp's own wait.
+LISTENER_STOP_MIN: Final = 1.0
+#: Seconds the tasks still running when the server has stopped get after their cancellation.
+LEFTOVER_GRACE: Final = 0.5
 
 
 #: The cyclic GC's thresholds for a process that is a hubbub server (Python's default is
@@ -57,6 +73,7 @@ def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
     :data:`GC_THRESHOLDS`."""
     gc.set_threshold(*GC_THRESHOLDS)
     choice = settings.event_loop
+    new_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     if choice != "asyncio":
         try:
             import uvloop
@@ -67,8 +84,30 @@ def run_loop(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
                     ["event_loop: uvloop is not installed (pip install 'hubbub[fast]')"]
                 ) from None
         else:
-            return uvloop.run(main)
-    return asyncio.run(main)
+            new_loop = uvloop.new_event_loop
+    return _run(main, new_loop())
+
+
+def _run(main: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:
+    """asyncio.run on ``loop``, except that the tasks left when ``main`` returns get
+    :data:`LEFTOVER_GRACE` seconds to end once cancelled, not for ever."""
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            leftover = asyncio.all_tasks(loop)
+            if leftover:
+                loop.run_until_complete(stop_tasks(leftover, LEFTOVER_GRACE, "leftover task"))
+            loop.run_until_complete(
+                bounded(loop.shutdown_asyncgens(), LEFTOVER_GRACE, "closing async generators")
+            )
+            loop.run_until_complete(
+                bounded(loop.shutdown_default_executor(), LEFTOVER_GRACE, "the default executor")
+            )
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def listen_url(host: str, port: int, *, tls: bool = False) -> str:
@@ -153,10 +192,11 @@ async def _serve_node(
         if api_line is not None:
             on_ready(api_line)
         await stop.wait()
+        run.deadline = asyncio.get_running_loop().time() + settings.shutdown_timeout
         log.info("shutting down: closing %d connections", node.connection_count)
         await site.stop()
         await run.close_connections(settings.shutdown_timeout - cleanup_budget)
     finally:
-        for extra in cleanups:
-            await extra.cleanup()
-        await runner.cleanup()
+        step = cleanup_budget + LISTENER_STOP_MIN  # (aiohttp's own wait is cleanup_budget)
+        for extra in (*cleanups, runner):
+            await bounded(extra.cleanup(), step, "closing a listener")
