@@ -335,6 +335,8 @@ class HubASGI:
         except BodyRefused as exc:
             if exc.status == 413:
                 await respond_json(send, *apicore.too_large(limit))
+            elif exc.status == 408:
+                await respond_json(send, *apicore.too_slow())
             else:
                 await respond(send, exc.status, exc.text + "\n")
             return
