@@ -272,6 +272,19 @@ async def test_server_api_and_health_through_the_mount(mounted: tuple[Hub, str])
             assert r.status == 404
 
 
+async def test_methods_as_hubbub_serve_answers_them(mounted: tuple[Hub, str]) -> None:
+    """HEAD wherever GET is served (the OpenAPI document too); another method on a GET page
+    is 405 with Allow, not the page."""
+    _, url = mounted
+    async with aiohttp.ClientSession() as http:
+        for path in ("/rt/", "/rt/health", "/rt/api/openapi.json"):
+            async with http.head(url + path) as r:
+                assert r.status == 200, path
+        for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+            async with http.request(method, url + "/rt/") as r:
+                assert (r.status, r.headers.get("Allow")) == (405, "GET"), method
+
+
 async def test_a_trickled_api_body_gets_a_json_408(tmp_path: Path) -> None:
     """Slowloris on /rt/api/publish (with the key): 408 at handshake_timeout, a JSON body as
     every refusal of the server API."""
