@@ -272,6 +272,41 @@ async def test_server_api_and_health_through_the_mount(mounted: tuple[Hub, str])
             assert r.status == 404
 
 
+async def test_methods_as_hubbub_serve_answers_them(mounted: tuple[Hub, str]) -> None:
+    """HEAD wherever GET is served (the OpenAPI document too); another method on a GET page
+    is 405 with Allow, not the page."""
+    _, url = mounted
+    async with aiohttp.ClientSession() as http:
+        for path in ("/rt/", "/rt/health", "/rt/api/openapi.json"):
+            async with http.head(url + path) as r:
+                assert r.status == 200, path
+        for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+            async with http.request(method, url + "/rt/") as r:
+                assert (r.status, r.headers.get("Allow")) == (405, "GET"), method
+
+
+async def test_a_trickled_api_body_gets_a_json_408(tmp_path: Path) -> None:
+    """Slowloris on /rt/api/publish (with the key): 408 at handshake_timeout, a JSON body as
+    every refusal of the server API."""
+    hub = make_hub(tmp_path, handshake_timeout=0.5)
+    async with uvicorn_serving(make_app(hub)) as url:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /rt/api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"
+            b"Content-Length: 1000\r\n\r\n{" % KEY.encode()
+        )
+        async with asyncio.timeout(scaled(5)):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            assert head.startswith("HTTP/1.1 408 ")
+            assert "content-type: application/json" in head.lower()
+            length = int(head.lower().split("content-length: ")[1].split("\r\n")[0])
+            body = json.loads(await reader.readexactly(length))
+        assert body["error"]["message"] == "the request body did not come in time"
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_wrong_origin_is_refused_with_403(tmp_path: Path) -> None:
     """allowed_origins applies to the mount's WebSockets as to hubbub's own edge."""
     hub = make_hub(tmp_path, allowed_origins=["https://app.example"])

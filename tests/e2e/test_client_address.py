@@ -112,3 +112,26 @@ async def test_access_log_lines(start_server: StartServer) -> None:
     assert int(health.split()[4]) > len(body)  # headers and body
     assert missing.startswith('203.0.113.9 "GET /nope?cf_connect=REDACTED" 404 ')
     assert ws_line.startswith('127.0.0.1 "GET /" 101 ')
+
+
+async def test_a_malformed_request_is_logged_not_a_traceback(start_server: StartServer) -> None:
+    """A request aiohttp refuses before routing (400: a control character in its path, a bad
+    header) gets its access line; the logger does not fail on it (an ERROR with a traceback
+    per bad request, which let a client flood the log)."""
+    server = start_server(config='access_log = true\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    for request in (b"GET /a\x1bb HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nX-Real-IP: \x7f\r\n"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request + b"Host: x\r\nConnection: close\r\n\r\n")
+        status = await asyncio.wait_for(reader.readline(), scaled(5))
+        assert b" 400 " in status
+        writer.close()
+        await writer.wait_closed()
+    lines: list[str] = []
+    for _ in range(int(scaled(50))):
+        lines = access_lines(server.stderr())
+        if len(lines) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert "Traceback" not in server.stderr()
+    assert [line.split('"')[2].split()[0] for line in lines] == ["400", "400"], lines

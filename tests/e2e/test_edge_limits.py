@@ -104,16 +104,26 @@ async def test_trickled_headers_are_cut_off_at_handshake_timeout(
 
 @pytest.mark.parametrize(
     "path",
-    ["/emulation", "/connection/http_stream", "/connection/sse", "/connection/uni_http_stream"],
+    [
+        "/emulation",
+        "/connection/http_stream",
+        "/connection/sse",
+        "/connection/uni_http_stream",
+        "/api/publish",
+        "/api",
+    ],
 )
 async def test_trickled_bodies_are_cut_off_at_handshake_timeout(
     start_server: StartServer, path: str
 ) -> None:
-    """Slowloris on a body read by the server (the HTTP transports' POSTs): 408 at the deadline
-    (then aiohttp reads the rest for 10 s at most, and closes); a body its peer cuts off leaves
-    no traceback in the log."""
-    server = start_server(config="handshake_timeout = 0.5\n")
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+    """Slowloris on a body read by the server (the HTTP transports' POSTs, the server API's
+    with its key): 408 at the deadline (then aiohttp reads the rest for 10 s at most, and
+    closes); a body its peer cuts off leaves no traceback in the log."""
+    key = "k" * 20
+    server = start_server(config=f'handshake_timeout = 0.5\napi_key = "{key}"\n')
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Length: 1000\r\n\r\n"
+    ).encode()
     async with tcp(server) as (reader, writer):
         writer.write(head)
 

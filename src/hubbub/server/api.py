@@ -3,7 +3,9 @@
 Replies: ``200 {"result": ...}`` or ``200 {"error": {"code", "message"}}`` for a method's
 error (as Centrifugo); ``401`` without the right key (or with no key configured: the message
 says how to set one); ``400`` for a body that is not a JSON object; ``404`` for an unknown
-method; ``413`` for a body over ``api_max_body_size``. Every error body is JSON.
+method; ``413`` for a body over ``api_max_body_size``; ``408`` for a body not all there within
+``handshake_timeout`` (a trickled body holds its socket no longer than a trickled head), the
+connection then closed; a body its peer cut off ends quietly (400). Every error body is JSON.
 
 ``POST /api`` is the legacy format (Centrifugo v3/v4, gocent v3 and older clients): one
 ``{"method": ..., "params": {...}}`` command per line, one reply per line in the same order
@@ -16,11 +18,13 @@ commands is 413 before any runs; a body with no command is 400.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from aiohttp import web
 
 from hubbub.config import Settings
+from hubbub.core.codes import ErrorCode
 from hubbub.node import Node
 from hubbub.server import apicore
 from hubbub.server.apicore import LEGACY_MAX_COMMANDS, LEGACY_METHOD_NUMBERS, METHODS
@@ -39,14 +43,22 @@ def _response(reply: apicore.Reply) -> web.Response:
 
 
 async def _body(request: web.Request) -> bytes | web.Response:
-    """The request body, or the 413 for one over ``api_max_body_size``."""
-    limit = request.app[API_SETTINGS].api_max_body_size
+    """The request body, or the 413 for one over ``api_max_body_size``, or the 408."""
+    settings = request.app[API_SETTINGS]
+    limit = settings.api_max_body_size
     if request.content_length is not None and request.content_length > limit:
         return _response(apicore.too_large(limit))
     try:
-        return await request.read()
+        async with asyncio.timeout(settings.handshake_timeout):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _response(apicore.too_large(limit))
+    except TimeoutError:
+        refusal = _response(apicore.too_slow())
+        refusal.force_close()
+        return refusal
+    except ConnectionError:  # aiohttp's "Connection lost": nobody reads the answer
+        return _response(apicore.error(400, ErrorCode.BAD_REQUEST, "the request body was cut off"))
 
 
 async def handle(request: web.Request) -> web.Response:

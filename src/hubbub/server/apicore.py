@@ -80,6 +80,11 @@ def too_large(limit: int) -> Reply:
     return error(413, ErrorCode.LIMIT_EXCEEDED, f"body is larger than {limit} bytes")
 
 
+def too_slow() -> Reply:
+    """The 408 for a body not all there within ``handshake_timeout``."""
+    return error(408, ErrorCode.BAD_REQUEST, "the request body did not come in time")
+
+
 def known(name: str) -> Reply | None:
     """The 404 for a method that does not exist; None when it does."""
     if name in METHODS:

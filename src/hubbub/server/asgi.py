@@ -298,7 +298,7 @@ class HubASGI:
                 return
             status, body = report(run.node)
             await respond_json(send, status, json.dumps(body))
-        elif path == "/api/openapi.json" and method == "GET":
+        elif path == "/api/openapi.json" and method in ("GET", "HEAD"):
             await respond_json(send, 200, json.dumps(document()))
         elif path == "/api" or path.startswith("/api/"):
             if method != "POST":
@@ -306,6 +306,9 @@ class HubASGI:
                 return
             await self._api(scope, receive, send, run, path)
         elif path == "/":
+            if method not in ("GET", "HEAD"):
+                await respond(send, 405, "method not allowed\n", headers={"Allow": "GET"})
+                return
             text = f"hubbub {__version__}: WebSocket echo at this path\n"
             await respond(send, 200, text)
         elif path in PATHS:
@@ -335,6 +338,8 @@ class HubASGI:
         except BodyRefused as exc:
             if exc.status == 413:
                 await respond_json(send, *apicore.too_large(limit))
+            elif exc.status == 408:
+                await respond_json(send, *apicore.too_slow())
             else:
                 await respond(send, exc.status, exc.text + "\n")
             return

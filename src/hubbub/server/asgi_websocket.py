@@ -19,7 +19,10 @@ offers it) and the close handshake's timeouts are its business, and only message
   last), and the writer sends the close after what was queued. :meth:`wait_closed` is bounded
   by :data:`CLOSE_TIMEOUT`.
 - :meth:`receive` gives text as ``str`` and binary as ``bytes``, ``None`` once the peer is gone;
-  a message over ``max_message_size`` closes with 1009.
+  a message over ``max_message_size`` closes with 1009. Once this side closed, it waits for the
+  peer at most :data:`CLOSE_TIMEOUT`, then gives ``None`` as if the peer were gone: a peer that
+  never reads (the close stuck behind its full socket buffer) or never answers the close does
+  not keep the handler, its connection and its subscriptions.
 - Keepalive for policies with an application ping (the Centrifugo protocol's): the ping is
   posted every ``ping_interval`` and the peer must show a sign of life (any message) within
   ``pong_timeout``, else it is closed with ``no_pong``. WebSocket-level pings (raw rooms,
@@ -74,6 +77,8 @@ class ASGIWebSocket:
     __slots__ = (
         "_close",
         "_closed_with",
+        "_deadline",
+        "_give_up_at",
         "_gone",
         "_last_seen",
         "_limit",
@@ -117,6 +122,8 @@ class ASGIWebSocket:
         self._pending = 0  # bytes posted and not yet taken by send()
         self._close: tuple[int, str] | None = None  # to send once the queue is written
         self._closed_with: tuple[int, str] | None = None
+        self._give_up_at: float | None = None  # loop time receive stops waiting, once closed
+        self._deadline: asyncio.Timeout | None = None  # that of the receive under way
         self._gone = False  # the peer is gone (websocket.disconnect) or send failed
         self._wakeup: asyncio.Future[None] | None = None
         self._writer = self._loop.create_task(self._write(), name=f"hubbub {self.id} writer")
@@ -145,7 +152,14 @@ class ASGIWebSocket:
     async def receive(self) -> str | bytes | None:
         """The next message; ``None`` once the peer is gone (see the module docstring)."""
         while not self._gone:
-            event = await self._receive()
+            try:
+                async with asyncio.timeout_at(self._give_up_at) as self._deadline:
+                    event = await self._receive()
+            except TimeoutError:  # closed, and the peer did not answer within CLOSE_TIMEOUT
+                self._peer_gone()
+                break
+            finally:
+                self._deadline = None
             kind = event["type"]
             if kind == "websocket.receive":
                 self._last_seen = self._loop.time()
@@ -247,6 +261,9 @@ class ASGIWebSocket:
         if farewell is not None:
             self.post(farewell(code, reason))
         self._close = (code, _reason(reason))
+        self._give_up_at = self._loop.time() + CLOSE_TIMEOUT
+        if self._deadline is not None:
+            self._deadline.reschedule(self._give_up_at)
         self._stop_timers()
         self._wake()
 

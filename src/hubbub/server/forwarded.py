@@ -10,7 +10,8 @@ Pure: no I/O, no aiohttp. Guarantees of :func:`client_address`:
   the client. When every hop is trusted, the leftmost one is. Without ``X-Forwarded-For``,
   ``X-Real-IP`` is taken (nginx's ``$remote_addr``).
 - A value that is not an IP address (``unknown``, an obfuscated ``_hidden``, garbage) ends the
-  walk: the address to its right stays the answer, so a client cannot inject a name.
+  walk: the address to its right stays the answer, so a client cannot inject a name. So does
+  an IPv6 address with a zone (``%eth0``) or a port that is not a number.
   ``Forwarded`` (RFC 7239) is not read.
 - Addresses come back normalized (``::ffff:10.0.0.1`` stays as written by ``ipaddress``;
   ports and brackets are removed: ``[2001:db8::1]:443`` -> ``2001:db8::1``).
@@ -45,16 +46,26 @@ def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     return tuple(parse_network(text) for text in texts)
 
 
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def parse_address(text: str) -> Address | None:
-    """An address from a header value: bare, ``[v6]``, ``[v6]:port`` or ``v4:port``."""
+    """An address from a header value: bare, ``[v6]``, ``[v6]:port`` or ``v4:port``; None for
+    anything else, an IPv6 zone (``fe80::1%eth0``: free text after ``%``) included."""
     text = text.strip()
     if text.startswith("["):
         end = text.find("]")
-        if end < 0:
+        rest = text[end + 1 :]
+        if end < 0 or (rest and not (rest.startswith(":") and _is_port(rest[1:]))):
             return None
         text = text[1:end]
     elif text.count(":") == 1:  # IPv4 with a port
-        text = text.split(":", 1)[0]
+        text, _, port = text.partition(":")
+        if not _is_port(port):
+            return None
+    if "%" in text:  # ipaddress takes any zone text: spaces, quotes, a forged log line
+        return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:

@@ -3,7 +3,8 @@
 :func:`client_of` is :func:`hubbub.server.forwarded.client_address` for a request: the TCP
 peer, unless the peer is one of the application's trusted proxies (:data:`TRUSTED_KEY`, set
 by :func:`trust`), then what its ``X-Forwarded-For`` / ``X-Real-IP`` say. An application
-without the key trusts nobody.
+without the key trusts nobody, and so does a request aiohttp refused before routing it (a
+malformed request's 400, still given to the access log): it belongs to no application yet.
 """
 
 from __future__ import annotations
@@ -35,10 +36,18 @@ def peer_of(request: web.BaseRequest) -> str:
     return request.remote or "-"
 
 
+def trusted_of(request: web.BaseRequest) -> tuple[Network, ...]:
+    """The trusted networks of the request's application (none before routing: aiohttp's
+    ``config_dict`` asserts a route match, which a request refused with 400 has not)."""
+    if not isinstance(request, web.Request) or request._match_info is None:
+        return ()
+    return request.config_dict.get(TRUSTED_KEY, ())
+
+
 def client_of(request: web.BaseRequest) -> str:
     """The client's address (see the module docstring)."""
     peer = peer_of(request)
-    trusted = request.config_dict.get(TRUSTED_KEY, ()) if isinstance(request, web.Request) else ()
+    trusted = trusted_of(request)
     if not trusted:
         return peer
     xff = request.headers.getall("X-Forwarded-For", ())
@@ -52,7 +61,4 @@ def client_named(headers: Mapping[str, str]) -> bool:
 
 def via_trusted_proxy(request: web.BaseRequest) -> bool:
     """Whether the request's peer is one of the trusted proxies."""
-    if not isinstance(request, web.Request):
-        return False
-    trusted = request.config_dict.get(TRUSTED_KEY, ())
-    return is_trusted(parse_address(peer_of(request)), trusted)
+    return is_trusted(parse_address(peer_of(request)), trusted_of(request))

@@ -69,3 +69,15 @@ def test_bad_network_is_refused() -> None:
     with pytest.raises(ValueError, match="not an IP network"):
         parse_networks(["10.0.0.0/33"])
     assert [str(n) for n in parse_networks(["10.1.2.3/8", "::1"])] == ["10.0.0.0/8", "::1/128"]
+
+
+def test_zones_and_trailing_text_are_not_addresses() -> None:
+    """An IPv6 zone (``%...``: any text but ``%``, spaces and quotes included), a port that is
+    not a number or text after ``]`` make a hop garbage: nothing of it reaches the address."""
+    for hop in ["fe80::1%eth0", '::1%x" 200 0 B', "[fe80::1%1]:80", "1.2.3.4:abc", "[::1]x"]:
+        assert parse_address(hop) is None, hop
+        headers = {"X-Forwarded-For": f"{hop}, 10.0.0.9"}
+        assert client_address("10.0.0.5", headers, LAN) == "10.0.0.9"
+        assert client_address("10.0.0.5", {"X-Real-IP": hop}, LAN) == "10.0.0.5"
+    assert str(parse_address("[2001:db8::1]")) == "2001:db8::1"
+    assert str(parse_address("192.0.2.1:8080")) == "192.0.2.1"
