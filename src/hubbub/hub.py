@@ -228,9 +228,14 @@ class Hub:
         (``uvicorn module:app``). Served alone it starts and stops the node on the ASGI
         lifespan events with ``config`` and ``flags`` (as :meth:`running`); mounted, the host
         enters :meth:`running` in its own lifespan. While the node is not running, requests
-        get 503 and WebSockets are closed with 1013. See docs/embedding.md."""
+        get 503 and WebSockets are closed with 1013. The ASGI server's own access log
+        (uvicorn's, hypercorn's) gets a filter that writes secret query values (a stream
+        client's ``cf_connect`` token, ``?token=``) as ``REDACTED``
+        (:mod:`hubbub.server.hostlogs`). See docs/embedding.md."""
         from hubbub.server.asgi import HubASGI
+        from hubbub.server.hostlogs import redact_host_access_logs
 
+        redact_host_access_logs()
         return HubASGI(self, config, flags)
 
     def settings(self, config: str | Path | None = None, **flags: Any) -> Settings:

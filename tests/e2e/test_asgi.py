@@ -653,3 +653,46 @@ async def test_leaving_running_is_bounded_when_an_engine_close_hangs(
             await hub.publish("news:x", {"n": 2})
     finally:
         released = True
+
+
+async def test_uvicorns_access_log_gets_no_connection_token(tmp_path: Path) -> None:
+    """uvicorn logs every request's path and query by default: hub.asgi() makes it write a
+    uni_sse client's cf_connect (its token inside) and a ?token= as REDACTED."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    hub = stream_hub(tmp_path)
+    app = make_app(hub)  # hub.asgi() first, then uvicorn configures its logging (dictConfig)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="info"))
+    access = logging.getLogger("uvicorn.access")
+    keep = Keep()
+    access.addHandler(keep)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: server.started, 10)
+        url = f"http://127.0.0.1:{port}"
+        async with uni.connect(url + "/rt", "uni_sse", {"token": "SECRET-TOKEN-1"}) as pushes:
+            await pushes.next()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(url + "/rt/health?token=SECRET-TOKEN-2&x=1") as r,
+        ):
+            assert r.status == 200
+        await eventually(lambda: any("/rt/health" in r.getMessage() for r in records), 5)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, scaled(15))
+        sock.close()
+        access.removeHandler(keep)
+    text = "\n".join(record.getMessage() for record in records)
+    assert "uni_sse?cf_connect=REDACTED" in text, text
+    assert "/rt/health?token=REDACTED&x=1" in text, text
+    assert "SECRET-TOKEN" not in text
