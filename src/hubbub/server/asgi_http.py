@@ -19,10 +19,12 @@ Headers = CIMultiDictProxy[str]
 
 
 def route_path(scope: Scope) -> str:
-    """The path relative to where the app is mounted."""
+    """The path relative to where the app is mounted: ``path`` less ``root_path`` when it
+    starts with that whole prefix (``/rt`` or ``/rt/...``; not ``/rtx``, which stays as it is),
+    as Starlette's ``Mount`` and ``uvicorn --root-path`` pass them."""
     path: str = scope.get("path") or "/"
-    root: str = scope.get("root_path") or ""
-    if root and path.startswith(root):
+    root: str = (scope.get("root_path") or "").rstrip("/")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
         path = path[len(root) :]
     return path if path.startswith("/") else "/" + path
 
