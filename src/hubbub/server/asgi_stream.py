@@ -194,12 +194,12 @@ class ASGIStream:
         try:
             await self._ended.wait()
             if not self._lost:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self._writer), CLOSE_TIMEOUT)
+                await asyncio.wait((self._writer,), timeout=CLOSE_TIMEOUT)
         finally:
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await asyncio.wait((watcher,))  # (the caller's own cancellation propagates)
+            if not watcher.cancelled():
+                watcher.result()
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -214,9 +214,11 @@ class ASGIStream:
             self._writer.cancel()
 
     async def finished(self) -> None:
-        """Wait for the writer to end after :meth:`release`."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        """Wait for the writer to end after :meth:`release`; a cancellation of the caller
+        is the caller's (it propagates)."""
+        await asyncio.wait((self._writer,))
+        if not self._writer.cancelled():
+            self._writer.result()
 
 
 class _Refused(Exception):

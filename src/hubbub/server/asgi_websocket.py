@@ -32,7 +32,6 @@ offers it) and the close handshake's timeouts are its business, and only message
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import deque
@@ -271,8 +270,8 @@ class ASGIWebSocket:
         """Wait for the close (or the peer's going) to be handed to the server; bounded."""
         if self._close is None and not self._gone:
             return
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(self._writer), CLOSE_TIMEOUT)
+        # (asyncio.wait: neither cancels the writer nor swallows the caller's cancellation)
+        await asyncio.wait((self._writer,), timeout=CLOSE_TIMEOUT)
 
     def release(self) -> None:
         """The handler is done: stop the timers and the writer."""
@@ -283,9 +282,11 @@ class ASGIWebSocket:
             self._writer.cancel()
 
     async def finished(self) -> None:
-        """Wait for the writer task to end after :meth:`release` (nothing left behind)."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        """Wait for the writer task to end after :meth:`release` (nothing left behind); a
+        cancellation of the caller is the caller's (it propagates)."""
+        await asyncio.wait((self._writer,))
+        if not self._writer.cancelled():
+            self._writer.result()
 
     # -- keepalive ------------------------------------------------------------------------
 

@@ -68,3 +68,25 @@ async def test_a_close_the_peer_never_answers_ends_receiving(
     assert server.sent == [{"type": "websocket.close", "code": 1000, "reason": "bye"}]
     conn.release()
     await conn.finished()
+
+
+async def test_waiting_for_the_writer_does_not_swallow_the_callers_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A handler waiting in wait_closed() or finished() while the server's send is stuck,
+    then cancelled (the host's shutdown), ends cancelled: its cancellation is not taken for
+    the writer's and swallowed."""
+    monkeypatch.setattr(asgi_websocket, "CLOSE_TIMEOUT", 30)
+    server = StalledServer()
+    conn = ASGIWebSocket(server.receive, server.send, Settings(), RAW_POLICY)
+    conn.post("x")  # the writer is now stuck in send
+    await asyncio.sleep(0)
+    conn.close(1000, "bye")
+    for waiting in (conn.wait_closed, conn.finished):
+        task = asyncio.create_task(waiting())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
+    conn.release()
+    await conn.finished()
