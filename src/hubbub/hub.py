@@ -33,6 +33,7 @@ other names add up).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -219,6 +220,7 @@ class Hub:
                 yield
             finally:
                 self.node_run = None
+                run.deadline = asyncio.get_running_loop().time() + settings.shutdown_timeout
                 await run.close_connections(settings.shutdown_timeout - budget)
 
     def asgi(self, config: str | Path | None = None, **flags: Any) -> ASGIApp:

@@ -696,3 +696,44 @@ async def test_uvicorns_access_log_gets_no_connection_token(tmp_path: Path) -> N
     assert "uni_sse?cf_connect=REDACTED" in text, text
     assert "/rt/health?token=REDACTED&x=1" in text, text
     assert "SECRET-TOKEN" not in text
+
+
+async def test_leaving_running_counts_the_connections_close_in_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The time spent waiting for connection handlers that do not end comes out of
+    shutdown_timeout: the engines' stop gets what is left (at least lifecycle.STOP_MIN), as
+    under hubbub serve, not a fresh shutdown_timeout after the handlers' wait."""
+    import contextlib
+
+    from hubbub.engines.local import LocalBroker
+    from hubbub.engines.memory import MemoryHistory, MemoryPresence
+    from hubbub.server import lifecycle
+
+    released = False
+
+    class HungBroker(LocalBroker):
+        async def close(self) -> None:
+            while not released:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+
+    monkeypatch.setattr(
+        lifecycle, "build_engines", lambda settings: (HungBroker(MemoryHistory()), MemoryPresence())
+    )
+    timeout = 3.0
+    hub = make_hub(tmp_path, shutdown_timeout=timeout)
+    loop = asyncio.get_running_loop()
+    stuck = asyncio.ensure_future(asyncio.sleep(3600))  # a handler that does not end
+    try:
+        async with hub.running():
+            assert hub.node_run is not None
+            hub.node_run.handlers.add(stuck)
+            left_at = loop.time()
+        took = loop.time() - left_at
+        # shutdown_timeout, STOP_MIN and the cut-off's grace; a fresh budget would be ~5.9 s
+        assert took < timeout + lifecycle.STOP_MIN + 0.5 + scaled(0.5), took
+        assert "stopping the engines did not finish within" in caplog.text
+    finally:
+        released = True
+        stuck.cancel()
