@@ -19,9 +19,10 @@ Guarantees of :class:`StartupTasks`:
   loop's step in ``try`` to outlive its errors, or see :func:`hubbub.periodic.every`).
 - :meth:`~StartupTasks.stop` (at shutdown, after the client connections are closed and
   before the engines stop, so a last ``hub.publish`` still works) cancels every task still
-  running and awaits it, at most ``grace`` seconds. A task that ends by its cancellation
-  leaves no trace in the log; one that is still running after ``grace`` (it swallowed the
-  cancellation) is named in a warning and left behind.
+  running and awaits it, at most ``grace`` seconds, cancelling again those that carry on
+  (:func:`hubbub.bounded.stop_tasks`: a cancellation can be lost in an engine's command). A
+  task that ends by its cancellation leaves no trace in the log; one that is still running
+  after ``grace`` (it swallows every cancellation) is named in an error and left behind.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from hubbub.bounded import stop_tasks
 from hubbub.hooks import StartupHook
 
 log = logging.getLogger(__name__)
@@ -67,11 +69,4 @@ class StartupTasks:
     async def stop(self, grace: float) -> None:
         """Cancel the tasks still running and wait for them, at most ``grace`` seconds."""
         tasks, self._tasks = self._tasks, []
-        running = [task for task in tasks if not task.done()]
-        for task in running:
-            task.cancel()
-        if not running:
-            return
-        _, pending = await asyncio.wait(running, timeout=grace)
-        for task in pending:
-            log.warning("%s did not stop within %.1fs of its cancellation", task.get_name(), grace)
+        await stop_tasks(tasks, grace, "startup task")
