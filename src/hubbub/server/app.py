@@ -126,7 +126,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
 
 
 def make_api_app(settings: Settings, node: Node) -> web.Application:
-    """The internal app for ``api_port``: the server API (and later metrics and admin)."""
+    """The internal app for ``api_port``: the server API, ``/metrics`` and ``/health``."""
     app = web.Application(
         client_max_size=settings.api_max_body_size,
         middlewares=[header_limit(settings.max_handshake_header_bytes)],
