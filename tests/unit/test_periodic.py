@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from hubbub.demos import monitor
+from hubbub.demos.game import Game
 from hubbub.demos.monitor import MonitorPublisher
 from hubbub.node import Node
 from hubbub.periodic import backoff, every
@@ -76,3 +78,37 @@ async def test_the_monitor_demo_survives_running_out_of_files(
         assert not failures
     finally:
         await publisher.stop()  # no exception: the task did not die
+
+
+@pytest.mark.parametrize("demo", ["monitor", "game"])
+async def test_a_demo_stops_when_its_step_loses_a_cancellation(demo: str) -> None:
+    """A step that loses the stop's cancellation (a publish through redis-py on Python 3.11:
+    hubbub.bounded) does not keep the demo running: it is cancelled again and ends."""
+    node = Node()
+    inside = asyncio.Event()
+    lost = False
+
+    async def step() -> None:
+        nonlocal lost
+        if not lost:
+            lost = True
+            inside.set()
+            with contextlib.suppress(asyncio.CancelledError):  # lost: the loop carries on
+                await asyncio.sleep(3600)
+
+    publisher: MonitorPublisher | Game
+    if demo == "monitor":
+        publisher = MonitorPublisher(node, interval=0.01)
+        publisher.publish_sample = step  # type: ignore[method-assign]
+    else:
+        publisher = Game(node)
+        publisher.tick_once = step  # type: ignore[method-assign]
+    publisher.start()
+    await asyncio.wait_for(inside.wait(), scaled(5))
+    stopping = asyncio.ensure_future(publisher.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=scaled(2))
+    try:
+        assert stopping in done, "the demo's stop waited on a task that carried on"
+    finally:
+        stopping.cancel()  # (a wait_for here would lose it too: stop suppresses it)
+        await asyncio.wait({stopping})

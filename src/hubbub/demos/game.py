@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hubbub.bounded import stop_tasks
 from hubbub.core.codes import ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.errors import ClientError, HubbubError
@@ -24,6 +25,8 @@ from hubbub.node import Node
 from hubbub.periodic import every
 
 CHANNEL: Final = "game:arena"
+#: Seconds the loop gets to end once cancelled (the lifecycle bounds the demos' whole stop).
+STOP_TIMEOUT: Final = 0.5
 TICK_HZ: Final = 20
 SIZE: Final = 100.0  # the arena is SIZE x SIZE
 SPEED: Final = 40.0  # units per second
@@ -66,10 +69,11 @@ class Game:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Cancel the loop (again while it carries on: a publish can lose a cancellation,
+        :mod:`hubbub.bounded`), at most :data:`STOP_TIMEOUT` seconds."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task], STOP_TIMEOUT, "game demo")
+            self._task = None
 
     def state(self) -> dict[str, Any]:
         return {"tick": self.tick, "players": {pid: p.view() for pid, p in self.players.items()}}

@@ -7,13 +7,13 @@ logged and retried after a back-off: :func:`hubbub.periodic.every`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, Final
 
 import psutil
 
+from hubbub.bounded import stop_tasks
 from hubbub.core.jsontext import dumps
 from hubbub.errors import HubbubError
 from hubbub.node import Node
@@ -22,6 +22,8 @@ from hubbub.periodic import every
 log = logging.getLogger(__name__)
 
 CHANNEL: Final = "monitor:host"
+#: Seconds the loop gets to end once cancelled (the lifecycle bounds the demos' whole stop).
+STOP_TIMEOUT: Final = 0.5
 
 
 class MonitorPublisher:
@@ -38,10 +40,11 @@ class MonitorPublisher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Cancel the loop (again while it carries on: a publish can lose a cancellation,
+        :mod:`hubbub.bounded`), at most :data:`STOP_TIMEOUT` seconds."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task], STOP_TIMEOUT, "monitor demo")
+            self._task = None
 
     def sample(self) -> dict[str, Any]:
         now = time.time()
