@@ -419,10 +419,12 @@ class WebSocketConnection:
             await asyncio.sleep(CLOSE_POLL)
 
     async def wait_closed(self) -> None:
-        """Wait for a close started with :meth:`close` to finish (bounded)."""
+        """Wait for a close started with :meth:`close` to finish (bounded); a cancellation
+        of the caller is the caller's (it propagates; the close goes on)."""
         if self._closer is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._closer)
+            await asyncio.wait((self._closer,))  # (neither cancels the close nor swallows)
+            if not self._closer.cancelled():
+                self._closer.result()
 
     def release(self) -> None:
         """The handler is done with the connection: stop its timers, free its compressor, and

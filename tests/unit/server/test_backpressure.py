@@ -116,3 +116,27 @@ async def test_a_slow_close_drops_what_was_held_and_sends_the_close_frame_next()
         assert metrics.slow_closes() == slow_before + 1  # hubbub_slow_consumer_closes_total
     finally:
         conn.release()
+
+
+async def test_waiting_for_the_close_keeps_the_handlers_own_cancellation() -> None:
+    """A handler cancelled while it waits for its close (aiohttp's clean-up at shutdown) is
+    cancelled: wait_closed lets the CancelledError through, and the close goes on alone."""
+    conn, _, ws, _ = connection()
+    hold = asyncio.Event()
+
+    async def close(*, code: int, message: bytes, drain: bool) -> bool:
+        await hold.wait()  # a close handshake that takes its time
+        return True
+
+    ws.close = close  # type: ignore[method-assign]
+    try:
+        conn.close(1000, "bye")
+        waiting = asyncio.ensure_future(conn.wait_closed())
+        await turn()
+        waiting.cancel()
+        await asyncio.wait({waiting})
+        assert waiting.cancelled()
+        hold.set()
+        await conn.wait_closed()  # the close itself was not cancelled
+    finally:
+        conn.release()
