@@ -170,7 +170,8 @@ class Node:
         The background loops are cancelled until they end, at most
         :data:`BACKGROUND_STOP_TIMEOUT` seconds (:func:`hubbub.bounded.stop_tasks`: an engine
         command can swallow a cancellation); the engines' own close is not bounded here
-        (``hubbub serve`` bounds the whole stop)."""
+        (:func:`hubbub.server.lifecycle.node_running` bounds the whole stop, for ``hubbub
+        serve`` and ``hub.running()`` alike)."""
         await self.controls.stop()
         announced = self._announce_task is not None
         background = (self._presence_task, self._announce_task, self._position_task)
