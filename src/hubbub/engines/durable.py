@@ -9,12 +9,12 @@ many went).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Final
 
+from hubbub.bounded import stop_tasks
 from hubbub.core.types import Publication
 from hubbub.engines.base import HistoryOptions
 from hubbub.engines.groupcommit import GroupCommit
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 RETENTION_BATCH: Final = 1000
 #: Appends one transaction takes at most with group commit.
 MAX_BATCH: Final = 1000
+#: Seconds the retention loop gets to end once cancelled, when the store closes.
+RETENTION_STOP_TIMEOUT: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +87,10 @@ class DurableHistory:
             self._retention = asyncio.get_running_loop().create_task(self._retain_forever())
 
     async def _stop_retention(self) -> None:
+        """Cancel the retention loop (again while it carries on: an engine call can lose a
+        cancellation, :mod:`hubbub.bounded`), at most :data:`RETENTION_STOP_TIMEOUT` seconds."""
         if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
+            await stop_tasks([self._retention], RETENTION_STOP_TIMEOUT, "retention loop")
             self._retention = None
 
     async def _retain_forever(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hubbub.core.types import Publication
 from hubbub.engines.base import HistoryOptions
 from hubbub.engines.sqlite import SCHEMA_VERSION, SqliteHistory
 from hubbub.errors import StoreError
+from tests.support.timing import scaled
 
 KEEP = HistoryOptions(size=100, ttl=60)
 
@@ -88,3 +90,31 @@ async def test_retention_pass_deletes_in_batches(tmp_path: Path) -> None:
         assert (result.publications, result.position.offset) == ([], 2500)
     finally:
         await store.close()
+
+
+async def test_close_ends_a_retention_pass_that_loses_its_cancellation(tmp_path: Path) -> None:
+    """A retention pass that loses the close's cancellation (an engine call on Python 3.11:
+    hubbub.bounded) does not hold the close up: the loop is cancelled again and ends."""
+    inside = asyncio.Event()
+    lost = False
+
+    class Losing(SqliteHistory):
+        async def expire(self) -> int:
+            nonlocal lost
+            if not lost:
+                lost = True
+                inside.set()
+                with contextlib.suppress(asyncio.CancelledError):  # lost: the loop goes on
+                    await asyncio.sleep(3600)
+            return 0
+
+    store = Losing(tmp_path / "h.db", retention_interval=0.01)
+    await store.open()
+    await asyncio.wait_for(inside.wait(), scaled(5))
+    closing = asyncio.ensure_future(store.close())
+    done, _ = await asyncio.wait({closing}, timeout=scaled(2))
+    try:
+        assert closing in done, "close waited on a retention loop that carried on"
+    finally:
+        closing.cancel()  # (a wait_for here would lose it too: the stop suppresses it)
+        await asyncio.wait({closing})
