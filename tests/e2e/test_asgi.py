@@ -737,3 +737,50 @@ async def test_leaving_running_counts_the_connections_close_in_the_bound(
     finally:
         released = True
         stuck.cancel()
+
+
+async def test_a_host_that_cancels_the_exit_still_gets_the_node_stopped(tmp_path: Path) -> None:
+    """The host's lifespan cancelled again while hub.running() is exiting (here: while a
+    startup task that ignores its cancellation is being stopped): the engines are still
+    closed and the hub unbound, then the cancellation goes on."""
+    import contextlib
+
+    released = False
+
+    hub = make_hub(tmp_path, shutdown_timeout=5)
+
+    @hub.on_startup
+    async def stubborn() -> None:
+        while not released:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    entered = asyncio.Event()
+    closed: list[bool] = []
+
+    async def host() -> None:
+        async with hub.running():
+            broker = hub._node.broker
+            close = broker.close
+
+            async def tracked() -> None:
+                closed.append(True)
+                await close()
+
+            broker.close = tracked
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(host())
+    try:
+        await asyncio.wait_for(entered.wait(), scaled(10))
+        task.cancel()  # the host's shutdown: running() begins its exit
+        await asyncio.sleep(0.1)  # ... and waits for the stubborn startup task
+        task.cancel()  # the host gives up on the exit
+        done, _ = await asyncio.wait({task}, timeout=scaled(10))
+        assert task in done and task.cancelled()
+        assert closed == [True]
+        with pytest.raises(HubbubError):
+            await hub.publish("news:x", {"n": 1})
+    finally:
+        released = True

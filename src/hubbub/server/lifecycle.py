@@ -94,10 +94,18 @@ async def node_running(
         loop = asyncio.get_running_loop()
         if run.deadline is None:
             run.deadline = loop.time() + settings.shutdown_timeout
-        await run.startup.stop(cleanup_budget)
-        if demos is not None:
-            await bounded(demos.stop(), cleanup_budget + STOP_MIN, "stopping the demos")
-        left = run.deadline - loop.time()
-        await bounded(node.stop(), max(STOP_MIN, left), "stopping the engines")
-        if hub is not None:
-            hub.bind(None)
+        # Each step runs even when the host cancels the exit during an earlier one (the
+        # cancellation goes on once the node is stopped and the hub unbound).
+        try:
+            try:
+                await run.startup.stop(cleanup_budget)
+            finally:
+                if demos is not None:
+                    await bounded(demos.stop(), cleanup_budget + STOP_MIN, "stopping the demos")
+        finally:
+            try:
+                left = run.deadline - loop.time()
+                await bounded(node.stop(), max(STOP_MIN, left), "stopping the engines")
+            finally:
+                if hub is not None:
+                    hub.bind(None)
