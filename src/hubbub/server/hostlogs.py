@@ -1,8 +1,9 @@
 """Secrets out of the ASGI server's access log when hubbub is mounted in it.
 
 uvicorn's access log is on by default and writes every request's path with its query, and
-hypercorn's (when on) the request line: a ``uni_sse`` or ``sse`` client's ``cf_connect`` (with
-its connection token) or a ``?token=`` would land in the host's log files in full.
+hypercorn's (when on) the request line and the Referer: a ``uni_sse`` or ``sse`` client's
+``cf_connect`` (with its connection token) or a ``?token=`` would land in the host's log files
+in full.
 :func:`redact_host_access_logs` (called by ``hub.asgi()``) puts a filter on the loggers
 ``uvicorn.access`` and ``hypercorn.access`` that rewrites each record's arguments with
 :func:`hubbub.core.redact.redact_text` before any handler formats it.
@@ -23,8 +24,8 @@ from hubbub.core.redact import redact_text
 
 #: The access loggers of the ASGI servers hubbub is tested under.
 HOST_ACCESS_LOGGERS: Final = ("uvicorn.access", "hypercorn.access")
-#: hypercorn's access-log atoms that hold the URL: request line, path, query.
-_HYPERCORN_URL_ATOMS: Final = ("r", "R", "U", "Uq")
+#: hypercorn's access-log atoms that hold a URL: request line, path, the Referer header.
+_HYPERCORN_URL_ATOMS: Final = ("r", "R", "U", "Uq", "f")
 
 
 class RedactQuerySecrets(logging.Filter):

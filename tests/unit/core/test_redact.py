@@ -47,11 +47,17 @@ def test_the_host_access_log_filter_rewrites_uvicorn_and_hypercorn_records() -> 
     assert uvicorn_record.getMessage() == (
         f'1.2.3.4:5 - "GET /rt/connection/uni_sse?cf_connect={REDACTED} HTTP/1.1" 200'
     )
-    atoms = {"r": "GET /rt/x?token=abc HTTP/1.1", "q": "token=abc&y=2", "s": 200}
+    atoms = {
+        "r": "GET /rt/x?token=abc HTTP/1.1",
+        "q": "token=abc&y=2",
+        "s": 200,
+        "f": "https://app.example/page?token=abc",
+    }
     hypercorn_record = logging.LogRecord(
-        "hypercorn.access", logging.INFO, "", 0, "%(r)s %(q)s %(s)s", (atoms,), None
+        "hypercorn.access", logging.INFO, "", 0, "%(r)s %(q)s %(s)s %(f)s", (atoms,), None
     )
     assert keep.filter(hypercorn_record)
     assert hypercorn_record.getMessage() == (
-        f"GET /rt/x?token={REDACTED} HTTP/1.1 token={REDACTED}&y=2 200"
+        f"GET /rt/x?token={REDACTED} HTTP/1.1 token={REDACTED}&y=2 200 "
+        f"https://app.example/page?token={REDACTED}"
     )
