@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,6 +110,16 @@ def stop_all(servers: list[ServerProcess]) -> None:
             server.kill()
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def sdk_garbage_collected() -> Iterator[None]:
+    """What centrifuge-python left is collected after the test, its ResourceWarnings ignored
+    (modules that drive the SDK use it through tests.support.sdk.SDK_GARBAGE)."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture

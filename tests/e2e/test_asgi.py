@@ -6,11 +6,9 @@ nothing running."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import socket
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,20 +29,15 @@ from centrifuge import (  # noqa: E402
 
 from hubbub.errors import HubbubError  # noqa: E402
 from hubbub.hub import ConnectContext, ConnectResult, Hub  # noqa: E402
+from hubbub.server import lifecycle  # noqa: E402
 from tests.support import emulated, uni  # noqa: E402
+from tests.support.hung_engine import HungBroker, hung_engines  # noqa: E402
+from tests.support.sdk import SDK_GARBAGE  # noqa: E402
 from tests.support.timing import eventually, scaled  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+pytestmark = SDK_GARBAGE  # centrifuge-python in this process (tests/support/sdk.py)
 
 KEY = "asgi-test-key-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def make_hub(tmp_path: Path, **settings: Any) -> Hub:
@@ -618,41 +611,34 @@ async def test_pings_through_the_mount_and_a_silent_client_gets_3012(tmp_path: P
         await silent.close()
 
 
+@pytest.fixture
+async def hung_engine(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """hub.running() gets an engine whose close ignores every cancellation (released when
+    the test is done, in the test's loop before it closes, so that the abandoned close ends
+    with it)."""
+    made: list[HungBroker] = []
+    monkeypatch.setattr(lifecycle, "build_engines", hung_engines(made))
+    yield
+    for broker in made:
+        broker.release()
+
+
+@pytest.mark.usefixtures("hung_engine")
 async def test_leaving_running_is_bounded_when_an_engine_close_hangs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """hub.running()'s exit (the host app's lifespan shutdown) ends within about
     shutdown_timeout even when the engine's close ignores every cancellation: it is cut off
     and logged, not awaited for ever."""
-    import contextlib
-
-    from hubbub.engines.local import LocalBroker
-    from hubbub.engines.memory import MemoryHistory, MemoryPresence
-    from hubbub.server import lifecycle
-
-    released = False  # set at the end, so that the abandoned close ends with the test's loop
-
-    class HungBroker(LocalBroker):
-        async def close(self) -> None:
-            while not released:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.sleep(3600)
-
-    monkeypatch.setattr(
-        lifecycle, "build_engines", lambda settings: (HungBroker(MemoryHistory()), MemoryPresence())
-    )
     hub = make_hub(tmp_path, shutdown_timeout=1)
     loop = asyncio.get_running_loop()
     async with hub.running():
         await hub.publish("news:x", {"n": 1})
         left_at = loop.time()
     assert loop.time() - left_at < 1 + scaled(2)
-    try:
-        assert "stopping the engines did not finish within" in caplog.text
-        with pytest.raises(HubbubError):
-            await hub.publish("news:x", {"n": 2})
-    finally:
-        released = True
+    assert "stopping the engines did not finish within" in caplog.text
+    with pytest.raises(HubbubError):
+        await hub.publish("news:x", {"n": 2})
 
 
 async def test_uvicorns_access_log_gets_no_connection_token(tmp_path: Path) -> None:
@@ -698,29 +684,13 @@ async def test_uvicorns_access_log_gets_no_connection_token(tmp_path: Path) -> N
     assert "SECRET-TOKEN" not in text
 
 
+@pytest.mark.usefixtures("hung_engine")
 async def test_leaving_running_counts_the_connections_close_in_the_bound(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The time spent waiting for connection handlers that do not end comes out of
     shutdown_timeout: the engines' stop gets what is left (at least lifecycle.STOP_MIN), as
     under hubbub serve, not a fresh shutdown_timeout after the handlers' wait."""
-    import contextlib
-
-    from hubbub.engines.local import LocalBroker
-    from hubbub.engines.memory import MemoryHistory, MemoryPresence
-    from hubbub.server import lifecycle
-
-    released = False
-
-    class HungBroker(LocalBroker):
-        async def close(self) -> None:
-            while not released:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.sleep(3600)
-
-    monkeypatch.setattr(
-        lifecycle, "build_engines", lambda settings: (HungBroker(MemoryHistory()), MemoryPresence())
-    )
     timeout = 3.0
     hub = make_hub(tmp_path, shutdown_timeout=timeout)
     loop = asyncio.get_running_loop()
@@ -735,7 +705,6 @@ async def test_leaving_running_counts_the_connections_close_in_the_bound(
         assert took < timeout + lifecycle.STOP_MIN + 0.5 + scaled(0.5), took
         assert "stopping the engines did not finish within" in caplog.text
     finally:
-        released = True
         stuck.cancel()
 
 

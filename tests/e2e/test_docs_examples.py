@@ -5,14 +5,11 @@ private channel with a subscription token)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import re
 import subprocess
 import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +18,16 @@ from aiohttp.test_utils import make_mocked_request
 from centrifuge import Client, ClientEventHandler
 
 from tests.conftest import StartServer
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.timing import scaled
 
 pytestmark = [
     pytest.mark.e2e,
-    # centrifuge-python may leave the socket of an abandoned connection attempt to the garbage
-    # collector: ignored here as in tests/interop/test_centrifuge_python.py, and collected
-    # after each test so that it surfaces in no later test.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SECRET = "docs-example-secret-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def block_after(page: str, marker: str, lang: str = "python") -> str:

@@ -6,14 +6,12 @@ hook sees (forwarded only when trusted_proxies holds nginx's address)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import socket
 import subprocess
 import time
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +26,12 @@ from hubbub.hooks import ConnectContext, ConnectResult
 from hubbub.hub import Hub
 from tests.conftest import need_binary
 from tests.support.inprocess import serving
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.timing import scaled
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),  # the SDK's sockets, as elsewhere
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "hubbub.conf"
@@ -61,14 +60,6 @@ http {{
     include {tmp}/hubbub.conf;
 }}
 """
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 def free_port() -> int:

@@ -71,7 +71,7 @@ async def test_no_new_connections_while_closing(start_server: StartServer) -> No
 async def test_an_engine_whose_close_hangs_does_not_hold_up_exit(start_server: StartServer) -> None:
     """An engine whose close never returns (it ignores its cancellation) is cut off with an
     error logged, and the process exits 0 soon after ``shutdown_timeout``."""
-    server = start_server("--app", "tests.support.hung_engine:hub", config="shutdown_timeout = 1\n")
+    server = start_server("--app", "tests.support.hung_app:hub", config="shutdown_timeout = 1\n")
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(server.proc.wait, scaled(15))

@@ -5,13 +5,10 @@ sockets on the TLS port closed within handshake_timeout."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 import subprocess
 import sys
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +17,17 @@ import pytest
 from centrifuge import Client, PublicationContext, SubscriptionEventHandler
 
 from tests.conftest import StartServer
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.server import ServerProcess
 from tests.support.timing import eventually, scaled
 from tests.support.tls import Certificate, self_signed
 
 pytestmark = [
     pytest.mark.e2e,
-    # As in the interop tests: the SDK may leave a socket to the garbage collector.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
 
 KEY = "tls-api-key-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ encode JSON values to bytes and decode what arrives, so that the same assertions
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,27 +30,14 @@ from centrifuge import (
 
 from tests.interop.conftest import Restart
 from tests.support.proxy import FlakyProxy
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
 pytestmark = [
     pytest.mark.interop,
-    # centrifuge-python can leave the socket of an abandoned reconnect attempt to the garbage
-    # collector (allocated in centrifuge/client.py, websockets.connect). The SDK runs in this
-    # process only here, so ResourceWarning is ignored here only; everywhere else it fails.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    """After each test (its event loop closed): collect what the SDK left, warnings ignored,
-    so that its sockets do not surface as a ResourceWarning in whichever later test the
-    garbage collector happens to run."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ an empty position" is ``get_state`` returning ``StreamPosition(0, "")``.
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,24 +33,14 @@ from centrifuge.filter import Filter, FilterNode
 
 from tests.conftest import StartServer
 from tests.interop.test_centrifuge_python import JSON, PROTOBUF, Wire, negotiated, ready
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.server import ServerProcess
 from tests.support.timing import eventually, scaled
 
 pytestmark = [
     pytest.mark.interop,
-    # As in test_centrifuge_python.py: the SDK may leave a socket to the garbage collector.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    """What the SDK left is collected after each test (its loop closed), warnings ignored,
-    so that it never surfaces in a later test."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture(params=[JSON, PROTOBUF], ids=lambda w: w.name)

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gc
 import json
 import random
 import subprocess
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +29,13 @@ from centrifuge import (
 from hubbub.core import fossil
 from tests.conftest import StartServer, missing, need_binary
 from tests.support.proxy import FlakyProxy
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
 pytestmark = [
     pytest.mark.interop,
-    # As in test_centrifuge_python.py: the SDK may leave a socket to the garbage collector.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
 
 JS_DIR = Path(__file__).with_name("js")
@@ -59,14 +56,6 @@ MARKS = [True, True, True, False, True, True, True, True, True, True]
 #: What the delta subscriber gets them as: the first after subscribing in full, the one not
 #: marked in full, the recovered ones in full, the rest as deltas.
 KINDS = ["full", "delta", "delta", "full", "delta", "full", "full", "full", "delta", "delta"]
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ deadline the API set, and ``expired`` (3005) is a disconnect it reconnects after
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-import warnings
-from collections.abc import Iterator
 
 import pytest
 from cent import AsyncClient, ConnectionsRequest, RefreshRequest
@@ -21,25 +18,17 @@ from centrifuge import Client, ClientEventHandler, ClientState, ConnectingContex
 
 from hubbub.auth import mint
 from tests.conftest import StartServer
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
 pytestmark = [
     pytest.mark.interop,
-    # As in test_centrifuge_python.py: the SDK may leave a socket to the garbage collector.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
 
 KEY = "f" * 32
 SECRET = "g" * 40
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture

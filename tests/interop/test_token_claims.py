@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gc
 import json
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,23 +27,14 @@ from centrifuge import (
 
 from hubbub.auth import mint
 from tests.conftest import StartServer
+from tests.support.sdk import SDK_GARBAGE
 from tests.support.server import ServerProcess
 from tests.support.timing import eventually, scaled
 
 pytestmark = [
     pytest.mark.interop,
-    # As in test_centrifuge_python.py: the SDK may leave a socket to the garbage collector.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    *SDK_GARBAGE,  # centrifuge-python in this process (tests/support/sdk.py)
 ]
-
-
-@pytest.fixture(autouse=True)
-def collect_the_sdks_garbage() -> Iterator[None]:
-    """What the SDK left is collected after each test (its loop closed), warnings ignored."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 KEY = "q" * 32
