@@ -137,6 +137,11 @@ class ChannelOptions(BaseModel):
             "negotiated delta compression get it as a delta against the previous one."
         ),
     )
+    webhook_publish: bool = Field(
+        False,
+        description="Send a `publish` webhook event for each publication accepted in the "
+        "channel (with `webhook_url` set).",
+    )
 
     @property
     def history_enabled(self) -> bool:

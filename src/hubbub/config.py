@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -32,6 +33,12 @@ DEFAULT_CONFIG_FILE: Final = Path("hubbub.toml")
 
 KiB: Final = 1024
 MiB: Final = 1024 * KiB
+
+WebhookEvent = Literal[
+    "connect", "disconnect", "subscribe", "unsubscribe", "channel_occupied", "channel_vacated",
+    "publish",
+]  # fmt: skip
+WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = typing.get_args(WebhookEvent)
 
 
 class Settings(BaseModel):
@@ -385,6 +392,33 @@ class Settings(BaseModel):
             "makes them recover); 0 turns the check off. Only with a cluster engine."
         ),
     )
+    # -- webhooks (hubbub.webhooks; docs/recipes/webhooks.md) --------------------------------
+    webhook_url: str | None = Field(
+        None, description="Where webhook events are POSTed (http/https); none: no webhooks."
+    )
+    webhook_secret: str | None = Field(
+        None, min_length=32, description="Key of the webhooks' signature (32+ characters)."
+    )
+    webhook_events: tuple[WebhookEvent, ...] = Field(
+        WEBHOOK_EVENTS[:-1],
+        description="Event types sent (all but `publish` by default; a namespace's "
+        "`webhook_publish` sends its own publish events).",
+    )
+    webhook_timeout: float = Field(5.0, gt=0, description="Seconds a webhook request may take.")
+    webhook_batch_size: int = Field(100, ge=1, description="Most events in one webhook request.")
+    webhook_concurrency: int = Field(4, ge=1, description="Most webhook requests at once.")
+    webhook_max_backoff: float = Field(
+        30.0, gt=0, description="Longest back-off in seconds before a webhook retry."
+    )
+    webhook_max_age: float = Field(
+        86400.0, gt=0, description="Seconds an event may wait; then dropped, counted, logged."
+    )
+    webhook_outbox_size: int = Field(
+        1_000_000, ge=1, description="Most events waiting; beyond, dropped, counted, logged."
+    )
+    webhook_node_ttl: float = Field(
+        10.0, gt=0, description="Seconds after which a silent node's channels are vacated."
+    )
     app: str | None = Field(None, description="A `Hub` to serve, as `module:attribute`.")
     demos: bool = Field(
         True,
@@ -406,6 +440,21 @@ class Settings(BaseModel):
             "peer and Host, no proxy headers); for trying hubbub locally (`make run` sets it)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url: use an http:// or https:// URL")
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("webhook_url is set but webhook_secret is not: give both")
+        return self
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _webhook_event_list(cls, value: Any) -> Any:
+        return (
+            [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+        )
 
     @field_validator("namespaces")
     @classmethod

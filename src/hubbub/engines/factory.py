@@ -17,6 +17,7 @@ from hubbub.config import Settings
 from hubbub.engines.base import Broker, HistoryStore, PresenceManager
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
+from hubbub.engines.outbox import MemoryOutbox, Outbox
 from hubbub.errors import ConfigError
 
 #: The driver each optional engine imports, and the extra of hubbub that installs it.
@@ -89,3 +90,37 @@ def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
         )
         return pg, PostgresPresence(pg)
     return LocalBroker(history_store(settings)), MemoryPresence()
+
+
+def outbox_store(settings: Settings, broker: Broker) -> Outbox | None:
+    """The webhook outbox beside the history of ``broker`` (built by :func:`build_engines`):
+    in the Redis or PostgreSQL engine, in the SQLite or PostgreSQL history store, else in
+    memory; None without ``webhook_url``."""
+    if not settings.webhook_url:
+        return None
+    if isinstance(broker, LocalBroker):
+        store = broker.store
+        if isinstance(store, MemoryHistory):
+            return MemoryOutbox()
+        from hubbub.engines.sqlite import SqliteHistory
+
+        if isinstance(store, SqliteHistory):
+            from hubbub.engines.sqlite_outbox import SqliteOutbox
+
+            return SqliteOutbox(store)
+        from hubbub.engines.pg_outbox import PostgresOutbox
+        from hubbub.engines.postgres import PostgresHistory
+
+        assert isinstance(store, PostgresHistory)
+        return PostgresOutbox(store)
+    if settings.engine.startswith(("redis://", "rediss://")):
+        from hubbub.engines.redis import RedisBroker
+        from hubbub.engines.redis_outbox import RedisOutbox
+
+        assert isinstance(broker, RedisBroker)
+        return RedisOutbox(broker)
+    from hubbub.engines.pg_outbox import PostgresOutbox
+    from hubbub.engines.pgbroker import PostgresBroker
+
+    assert isinstance(broker, PostgresBroker)
+    return PostgresOutbox(broker.store)
