@@ -34,10 +34,8 @@ DEFAULT_CONFIG_FILE: Final = Path("hubbub.toml")
 KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
-WebhookEvent = Literal[
-    "connect", "disconnect", "subscribe", "unsubscribe", "channel_occupied", "channel_vacated",
-    "publish",
-]  # fmt: skip
+WebhookEvent = Literal["connect", "disconnect", "subscribe", "unsubscribe", "channel_occupied",
+                       "channel_vacated", "publish"]  # fmt: skip
 WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = typing.get_args(WebhookEvent)
 
 
@@ -393,9 +391,7 @@ class Settings(BaseModel):
         ),
     )
     # -- webhooks (hubbub.webhooks; docs/recipes/webhooks.md) --------------------------------
-    webhook_url: str | None = Field(
-        None, description="Where webhook events are POSTed (http/https); none: no webhooks."
-    )
+    webhook_url: str | None = Field(None, description="Where webhook events go (http/https).")
     webhook_secret: str | None = Field(
         None, min_length=32, description="Key of the webhooks' signature (32+ characters)."
     )
@@ -449,12 +445,12 @@ class Settings(BaseModel):
             raise ValueError("webhook_url is set but webhook_secret is not: give both")
         return self
 
-    @field_validator("webhook_events", mode="before")
+    @field_validator("webhook_url", "webhook_secret", "webhook_events", mode="before")
     @classmethod
-    def _webhook_event_list(cls, value: Any) -> Any:
-        return (
-            [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
-        )
+    def _webhook_text(cls, value: Any, info: Any) -> Any:  # (info: pydantic's ValidationInfo)
+        if isinstance(value, str) and info.field_name == "webhook_events":
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return None if value == "" else value
 
     @field_validator("namespaces")
     @classmethod
