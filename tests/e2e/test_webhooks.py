@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,11 @@ from tests.conftest import StartServer
 from tests.support.proto import WS, call
 from tests.support.server import ServerProcess
 from tests.support.timing import eventually, scaled
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_receiver import SECRET, Receiver, free_port
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN_SECRET = "token-secret-for-the-webhook-tests-0123"
 NAMESPACES = """
 [[namespaces]]
@@ -103,7 +106,7 @@ async def test_every_event_type_with_its_fields(
     (unsubscribe,) = receiver.of_type("unsubscribe", channel="news", **who)
     (vacated,) = receiver.of_type("channel_vacated", channel="news")
     (disconnect,) = receiver.of_type("disconnect", **who)
-    assert isinstance(disconnect["code"], int) and isinstance(disconnect["reason"], str)
+    assert (disconnect["code"], disconnect["reason"]) == (3000, "connection closed")
     events = [connect, subscribe, occupied, publish, unsubscribe, vacated, disconnect]
     assert len(receiver.events) == len(events), receiver.events  # news publish: no event
     nodes = {e["node"] for e in events}
@@ -268,3 +271,53 @@ async def test_a_cluster_sends_each_event_once_and_covers_a_killed_node(
         assert len(per_client) == len(set(per_client)), kind
     assert receiver.bad_signatures == 0
     assert json.dumps(receiver.events)  # (every event was JSON)
+
+
+async def test_the_readme_receiver_runs_as_written(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """The README's receiver (plain Python, 15 lines) verifies hubbub's signatures and prints
+    the events."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"```python\n(.*?)```", readme[readme.index("## Webhooks") :], re.S)
+    assert found is not None
+    code = found.group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 15
+    port = free_port()
+    script = tmp_path / "receiver.py"
+    script.write_text(code.replace("8000", str(port)))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env={**os.environ, "WEBHOOK_SECRET": SECRET},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+
+        async def listening() -> bool:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return False
+            writer.close()
+            await writer.wait_closed()
+            return True
+
+        await eventually(listening, what="the README receiver listening")
+        cfg = f'webhook_url = "http://127.0.0.1:{port}/"\nwebhook_secret = "{SECRET}"\n'
+        server = start_server(config=cfg + f'token_hmac_secret = "{TOKEN_SECRET}"\n')
+        async with aiohttp.ClientSession() as http:
+            ws = await client(http, server, "ann")
+            await command(ws, 2, "subscribe", {"channel": "news"})
+            await ws.close()
+        assert proc.stdout is not None
+        lines: set[str] = set()
+        want = {"connect ann", "subscribe ann news", "channel_occupied  news", "disconnect ann"}
+        while not want <= lines:
+            line = await asyncio.wait_for(proc.stdout.readline(), scaled(10))
+            assert line, "the receiver exited"
+            lines.add(line.decode().strip())
+    finally:
+        proc.kill()
+        await proc.wait()
