@@ -10,7 +10,8 @@ The public Python API is what this package exports (``__all__``)::
   raise (:class:`ClientError`, :class:`DisconnectError`) and the hub's methods raise
   (:class:`ConfigError`, :class:`ListenError`, :class:`StoreError`, :class:`InvalidName`);
 - :class:`ErrorCode`, the protocol's error codes (``ClientError(ErrorCode.PERMISSION_DENIED)``);
-- :class:`Settings`, the configuration (``hub.settings()``), and ``__version__``.
+- :class:`Settings`, the configuration (``hub.settings()``), and ``__version__``;
+- :func:`hubbub.webhooks.verify`, for backends that receive hubbub's webhooks.
 
 Every other module is hubbub's own and may change. The names are loaded on first use, so
 ``import hubbub.core.codes`` (or the ``hubbub`` command) does not load the hub and its

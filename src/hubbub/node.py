@@ -457,8 +457,8 @@ class Node:
         )
         keep = history.enabled and not skip_history
         pub = await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
-        await self.events.published(channel, pub, options)
         self.publish_latency.stored(source, pub, started, time.perf_counter())
+        await self.events.published(channel, pub, options)
         return pub
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------

@@ -217,6 +217,29 @@ async def test_kill_9_with_events_pending_loses_none(
     assert receiver.of_type("disconnect") == []
 
 
+async def test_a_clean_stop_writes_the_closing_events_and_keeps_them(
+    start_server: StartServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    """SIGTERM with the backend down: the connections' unsubscribe, disconnect (3001) and the
+    channel's vacated event are written while hubbub stops, kept, and sent after the next
+    start (no wait for a node's liveness to run out)."""
+    await receiver.down()
+    data = str(tmp_path / "data")
+    cfg = config(receiver, webhook_node_ttl=60)
+    server = start_server("--data-dir", data, config=cfg)
+    async with aiohttp.ClientSession() as http:
+        ws = await client(http, server, "cy")
+        await command(ws, 2, "subscribe", {"channel": "room"})
+        assert server.terminate() == 0
+    await receiver.up()
+    start_server("--data-dir", data, config=cfg)
+    await eventually(lambda: receiver.of_type("channel_vacated"), what="the vacated event")
+    (disconnect,) = receiver.of_type("disconnect", user="cy")
+    assert (disconnect["code"], disconnect["reason"]) == (3001, "shutdown")
+    assert receiver.of_type("unsubscribe", channel="room", user="cy")
+    assert [e["type"] for e in receiver.events.values()].count("channel_occupied") == 1
+
+
 async def test_a_cluster_sends_each_event_once_and_covers_a_killed_node(
     start_server: StartServer, receiver: Receiver, engine_url: str
 ) -> None:
@@ -258,9 +281,11 @@ async def test_a_cluster_sends_each_event_once_and_covers_a_killed_node(
         await receiver.up()
         b_ids = [ws.client_id for ws in on_b]  # type: ignore[attr-defined]
 
-        def covered() -> bool:
-            return all(receiver.of_type("connect", client=c) for c in b_ids) and bool(
-                receiver.of_type("channel_vacated", channel="solo")
+        def covered() -> bool:  # (an event b had claimed waits for its lease: 6 s)
+            return (
+                all(receiver.of_type("connect", client=c) for c in b_ids)
+                and bool(receiver.of_type("channel_occupied", channel="solo"))
+                and bool(receiver.of_type("channel_vacated", channel="solo"))
             )
 
         await eventually(covered, within=30, what="b's events delivered by a")

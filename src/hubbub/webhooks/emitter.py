@@ -95,6 +95,7 @@ class Events:
         self._settled = asyncio.Event()  # set while every change is applied
         self._settled.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
 
     @classmethod
     def of(cls, settings: Settings, outbox: Outbox | None, node: str) -> Events:
@@ -116,6 +117,7 @@ class Events:
                 "not delivered yet are lost when hubbub stops"
             )
         await self.outbox.open()
+        self._started = True
         loop = asyncio.get_running_loop()
         for deliverer in self.deliverers:
             deliverer.start()
@@ -127,8 +129,9 @@ class Events:
     async def stop(self) -> None:
         """Apply the occupancy changes left (bounded), stop delivering; give up this node's
         liveness, so another node (or the next start) vacates what it still holds."""
-        if not self.enabled:
+        if not self._started:
             return
+        self._started = False
         if self._occupancy and self._tasks:
             await bounded(self._settled.wait(), FLUSH_TIMEOUT, "webhooks: the occupancy flush")
         await stop_tasks(self._tasks, STOP_TIMEOUT, "webhook loop")
