@@ -176,16 +176,23 @@ async def test_every_event_arrives_through_failures_timeouts_and_a_backend_down(
     assert await metric(server, "hubbub_webhook_events_retried_total") > 0
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 async def test_kill_9_with_events_pending_loses_none(
-    start_server: StartServer, receiver: Receiver, tmp_path: Path
+    start_server: StartServer,
+    receiver: Receiver,
+    tmp_path: Path,
+    store: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """SQLite (the default store): events written while the backend is down survive a
-    ``kill -9``; the next start delivers them, and vacates the channels the killed process
-    held (its connections are gone)."""
+    """SQLite (the default store) or PostgreSQL history: events written while the backend is
+    down survive a ``kill -9``; the next start delivers them, and vacates the channels the
+    killed process held (its connections are gone)."""
     await receiver.down()
-    data = str(tmp_path / "data")
+    args = ["--data-dir", str(tmp_path / "data")]
+    if store == "postgresql":
+        args += ["--history", request.getfixturevalue("postgres_url")]
     cfg = config(receiver)
-    server = start_server("--data-dir", data, config=cfg)
+    server = start_server(*args, config=cfg)
     async with aiohttp.ClientSession() as http:
         clients = [await client(http, server, f"u{n}") for n in range(5)]
         ids = [ws.client_id for ws in clients]  # type: ignore[attr-defined]
@@ -200,7 +207,7 @@ async def test_kill_9_with_events_pending_loses_none(
         await eventually(occupied, what="the occupied event written")
         server.kill()
     await receiver.up()
-    start_server("--data-dir", data, config=cfg)
+    start_server(*args, config=cfg)
 
     def arrived() -> bool:
         return (

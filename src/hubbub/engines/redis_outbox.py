@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from hubbub.engines.outbox import OutboxEvent
@@ -113,13 +114,18 @@ class RedisOutbox:
     def __init__(self, broker: RedisBroker) -> None:
         self._broker = broker
         self._prefix = broker.prefix
+        self._scripts: dict[str, AsyncScript] = {}
 
     def _k(self, *parts: str) -> str:
         return ":".join((self._prefix, "wh", *parts))
 
     async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` (by its SHA once Redis has it: redis-py's Script)."""
         try:
-            return await self._broker.redis.eval(script, len(keys), *keys, *args)
+            registered = self._scripts.get(script)
+            if registered is None:
+                registered = self._scripts[script] = self._broker.redis.register_script(script)
+            return await registered(keys=list(keys), args=list(args))
         except (RedisError, OSError) as exc:
             raise StoreError(f"redis: {exc}") from None
 

@@ -57,16 +57,22 @@ DEPTH_INTERVAL: Final = 5.0
 STOP_TIMEOUT: Final = 1.0
 
 
+def _everything(kind: str, channel: str | None) -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where a target's events go: ``name`` (their target in the outbox), ``url``, and how a
-    batch becomes a request: ``body`` (the events' JSON objects -> bytes) and ``headers``
-    (the body -> the headers that sign it)."""
+    batch becomes a request: ``body`` (the events' JSON objects as stored -> bytes: a target
+    with another format reshapes them here) and ``headers`` (the body -> the headers that
+    sign it); ``accepts`` (an event's type and channel -> whether the target gets it)."""
 
     name: str
     url: str
     body: Callable[[list[str]], bytes]
     headers: Callable[[bytes], Mapping[str, str]]
+    accepts: Callable[[str, str | None], bool] = _everything
 
 
 def webhook_target(url: str, secret: str) -> Target:
@@ -166,11 +172,16 @@ class Deliverer:
                 lease = self.timeout + LEASE_MARGIN
                 batch = await self.outbox.claim(self.target.name, self.batch_size, now, lease)
                 failing = 0
-            except StoreError as exc:
+            except Exception as exc:  # (StoreError, or a bug: the loop goes on either way)
                 slots.release()
                 failing += 1
                 if failing == 1 or failing % 100 == 0:
-                    log.warning("webhooks: the outbox failed (%d in a row): %s", failing, exc)
+                    log.warning(
+                        "webhooks: claiming from the outbox failed (%d in a row): %s",
+                        failing,
+                        exc,
+                        exc_info=not isinstance(exc, StoreError),
+                    )
                 await asyncio.sleep(min(self.max_backoff, BACKOFF_BASE * 2 ** min(failing, 6)))
                 continue
             batch = await self._drop_expired(batch, now)
@@ -240,6 +251,9 @@ class Deliverer:
                 problem = f"status {resp.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             problem = str(exc) or type(exc).__name__
+        except Exception as exc:  # (a bad URL, a bug): a failure like any other, logged
+            log.exception("webhooks: POST %s failed", target.name)
+            problem = repr(exc)
         self.failures += 1
         attempts = max(e.attempts for e in batch) + 1
         delay = backoff(attempts, self.max_backoff)

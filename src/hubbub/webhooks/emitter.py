@@ -39,6 +39,7 @@ import uuid
 from collections import Counter
 from typing import Final
 
+from hubbub import periodic
 from hubbub.bounded import bounded, stop_tasks
 from hubbub.channeloptions import ChannelOptions
 from hubbub.config import Settings
@@ -124,7 +125,9 @@ class Events:
         if self._occupancy:
             await self.outbox.alive(self.node, time.time() + self.settings.webhook_node_ttl)
             self._tasks.append(loop.create_task(self._apply_forever()))
-            self._tasks.append(loop.create_task(self._reap_forever()))
+            beat = self.settings.webhook_node_ttl / 3
+            reaper = periodic.every(beat, self._renew_and_reap, "webhooks: node liveness")
+            self._tasks.append(loop.create_task(reaper))
 
     async def stop(self) -> None:
         """Apply the occupancy changes left (bounded), stop delivering; give up this node's
@@ -213,13 +216,16 @@ class Events:
             reason=reason,
             pub=pub,
         )
-        return [OutboxEvent(t.name, eid, payload, now) for t in self.targets]
+        return [
+            OutboxEvent(t.name, eid, payload, now) for t in self.targets if t.accepts(kind, channel)
+        ]
 
     def _room(self, events: list[OutboxEvent], kind: str) -> list[OutboxEvent]:
         """The events that fit (``webhook_outbox_size``); the others are dropped, logged."""
+        depth = {d.target.name: d.depth for d in self.deliverers}
         out = []
-        for event, deliverer in zip(events, self.deliverers, strict=True):
-            if deliverer.depth >= self.settings.webhook_outbox_size:
+        for event in events:
+            if depth[event.target] >= self.settings.webhook_outbox_size:
                 self._lost(event, kind, "full", "the outbox is full (webhook_outbox_size)")
             else:
                 out.append(event)
@@ -280,8 +286,13 @@ class Events:
                 want = self._want.pop(channel)
                 try:
                     await self._apply(channel, want)
-                except StoreError as exc:
-                    log.warning("webhooks: occupancy of %s not recorded yet: %s", channel, exc)
+                except Exception as exc:  # (StoreError, or a bug: the worker goes on)
+                    log.warning(
+                        "webhooks: occupancy of %s not recorded yet: %s",
+                        channel,
+                        exc,
+                        exc_info=not isinstance(exc, StoreError),
+                    )
                     self._want.setdefault(channel, want)
                     await asyncio.sleep(1.0)
             self._settled.set()
@@ -300,17 +311,12 @@ class Events:
         if changed and events:
             self._written(ev.CHANNEL_OCCUPIED if want else ev.CHANNEL_VACATED, events)
 
-    async def _reap_forever(self) -> None:
-        ttl = self.settings.webhook_node_ttl
-        while True:
-            await asyncio.sleep(ttl / 3)
-            try:
-                await self.outbox.alive(self.node, time.time() + ttl)
-                for node in await self.outbox.dead_nodes(time.time()):
-                    if node != self.node:
-                        await self._reap(node)
-            except StoreError as exc:
-                log.warning("webhooks: node liveness not renewed: %s", exc)
+    async def _renew_and_reap(self) -> None:
+        """Renew this node's liveness; vacate what the nodes gone hold."""
+        await self.outbox.alive(self.node, time.time() + self.settings.webhook_node_ttl)
+        for node in await self.outbox.dead_nodes(time.time()):
+            if node != self.node:
+                await self._reap(node)
 
     async def _reap(self, node: str) -> None:
         """Vacate the memberships of ``node``, which is gone."""
