@@ -1,10 +1,12 @@
 """Webhooks end to end: a real aiohttp backend (tests/support/webhook_receiver.py) that checks
 every signature with hubbub.webhooks.verify and deduplicates events by id.
 
-Times are scaled down: retries back off up to 0.3 s (``webhook_max_backoff``), so "a backend
-down for 30 s" is down for 3 s here (ten times the longest back-off, as 30 s would be with the
-default 30 s back-off... at a tenth of the wall time); a node counts as gone after 1.5 s
-(``webhook_node_ttl``) instead of 10.
+Times are scaled down: retries back off up to 0.3 s (``webhook_max_backoff``) and requests
+time out after 1 s, so the issue's "backend down for 30 s" is a backend down for 3 s here: ten
+times the longest back-off, so that many retries fall in the outage (with the default 30 s
+back-off that would take five minutes). A node counts as gone after 1.5 s
+(``webhook_node_ttl``) instead of 10. Every wait is scaled by TEST_TIME_SCALE
+(tests/support/timing.py).
 """
 
 from __future__ import annotations
