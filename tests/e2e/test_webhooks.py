@@ -118,6 +118,8 @@ async def test_every_event_type_with_its_fields(
         assert isinstance(e["time"], int) and e["time"] > 1_700_000_000_000
     assert connect["time"] <= subscribe["time"] <= unsubscribe["time"] <= disconnect["time"]
     assert receiver.bad_signatures == 0
+    assert receiver.headers["Content-Type"] == "application/json"
+    assert receiver.headers["User-Agent"].startswith("hubbub/")
     assert await metric(server, "hubbub_webhook_events_emitted_total") == len(events)
     assert await metric(server, "hubbub_webhook_events_delivered_total") == len(events)
 

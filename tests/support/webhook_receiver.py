@@ -42,10 +42,13 @@ class Receiver:
         self.answers: Counter[int] = Counter()
         self.bad_signatures = 0
         self.batch_sizes: list[int] = []
+        #: The headers of the last request.
+        self.headers: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
 
     async def _hook(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.headers = dict(request.headers)
         body = await request.read()
         if not verify(body, request.headers.get("X-Hubbub-Signature"), self.secret):
             self.bad_signatures += 1

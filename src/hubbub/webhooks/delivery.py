@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from hubbub import webhooks
+from hubbub import __version__, webhooks
 from hubbub.bounded import stop_tasks
 from hubbub.engines.outbox import Outbox, OutboxEvent
 from hubbub.errors import StoreError
@@ -53,6 +53,8 @@ LEASE_MARGIN: Final = 5.0
 POLL_INTERVAL: Final = 1.0
 #: Seconds between two reads of the outbox depth (``hubbub_webhook_outbox_depth``).
 DEPTH_INTERVAL: Final = 5.0
+#: Bytes of an answer's body read at most (the body means nothing; the status does).
+ANSWER_LIMIT: Final = 64 * 1024
 #: Seconds :meth:`Deliverer.stop` waits for its requests once they are cancelled.
 STOP_TIMEOUT: Final = 1.0
 
@@ -81,6 +83,7 @@ def webhook_target(url: str, secret: str) -> Target:
     def headers(body: bytes) -> Mapping[str, str]:
         return {
             "Content-Type": "application/json",
+            "User-Agent": f"hubbub/{__version__}",
             webhooks.SIGNATURE_HEADER: webhooks.sign(body, secret),
         }
 
@@ -242,7 +245,7 @@ class Deliverer:
             async with self._session().post(
                 target.url, data=body, headers=target.headers(body), allow_redirects=False
             ) as resp:
-                await resp.read()
+                await resp.content.read(ANSWER_LIMIT)  # (ignored; read so the connection is reused)
                 if 200 <= resp.status < 300:
                     await self._settle(ids, None)
                     self.delivered += len(batch)
