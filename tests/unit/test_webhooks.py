@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -205,9 +206,10 @@ async def test_expired_events_are_dropped_counted_and_logged(
     assert any("old (connect)" in r.getMessage() for r in caplog.records)
 
 
-async def test_occupancy_coalesces_and_reaps_dead_nodes() -> None:
+async def test_occupancy_coalesces_and_reaps_dead_nodes(caplog: pytest.LogCaptureFixture) -> None:
     ev, outbox = events(webhook_node_ttl=0.3)
     await ev.start()
+    assert any("outbox is in memory" in r.getMessage() for r in caplog.records)
     try:
         ev.channel_used("a")
         ev.channel_unused("a")  # left again before it was applied: nothing changed
@@ -225,3 +227,18 @@ async def test_occupancy_coalesces_and_reaps_dead_nodes() -> None:
     finally:
         await ev.stop()
     assert await outbox.dead_nodes(time.time()) == ["node-1"]  # gave up its liveness
+
+
+async def test_a_target_gets_only_the_events_it_accepts() -> None:
+    outbox = MemoryOutbox()
+    only_rooms = replace(
+        webhook_target(URL, SECRET), name="rooms", accepts=lambda kind, ch: ch == "rooms:a"
+    )
+    settings = Settings(webhook_url=URL, webhook_secret=SECRET)
+    ev = Events(settings, outbox, "n", targets=[webhook_target(URL, SECRET), only_rooms])
+    info = ClientInfo("c", "u")
+    await ev.subscribed("rooms:a", info)
+    await ev.subscribed("news", info)
+    assert await outbox.depth("webhook") == 2
+    (event,) = await outbox.claim("rooms", 10, time.time() + 1, 30)
+    assert json.loads(event.payload)["channel"] == "rooms:a"
