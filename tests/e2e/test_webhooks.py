@@ -180,6 +180,27 @@ async def test_every_event_arrives_through_failures_timeouts_and_a_backend_down(
     assert await metric(server, "hubbub_webhook_events_retried_total") > 0
 
 
+async def test_events_past_max_age_are_dropped_counted_and_logged(
+    start_server: StartServer, receiver: Receiver
+) -> None:
+    await receiver.down()
+    server = start_server(config=config(receiver, webhook_max_age=1.0))
+    async with aiohttp.ClientSession() as http:
+        ws = await client(http, server, "dee")
+
+        async def dropped() -> bool:
+            labels = 'reason="max_age"'
+            return await metric(server, "hubbub_webhook_events_dropped_total", labels) == 1
+
+        await eventually(dropped, what="the connect event dropped")
+        await ws.close()
+    lines = [line for line in server.stderr().splitlines() if "webhook_max_age" in line]
+    assert any(re.search(r"event [0-9a-f]{32} \(connect\) dropped", line) for line in lines)
+    await receiver.up()
+    await asyncio.sleep(scaled(1))
+    assert receiver.of_type("connect") == []  # the expired one never comes
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 async def test_kill_9_with_events_pending_loses_none(
     start_server: StartServer,
