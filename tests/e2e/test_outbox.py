@@ -28,6 +28,8 @@ api_key = "outbox-api-key-0123456789abcdef"
 demos = false
 outbox_poll_interval = 0.5
 outbox_max_data_size = 2000
+"""
+NAMESPACES = """
 [[namespaces]]
 name = "h"
 history_size = 10000
@@ -36,9 +38,15 @@ history_ttl = 600
 
 
 def start(
-    start_server: StartServer, url: str, *args: str, extra: str = "", env: dict[str, str] | None = None
+    start_server: StartServer,
+    url: str,
+    *args: str,
+    extra: str = "",
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    return start_server(*args, env={"HUBBUB_OUTBOX_URL": url, **(env or {})}, config=CONFIG + extra)
+    return start_server(
+        *args, env={"HUBBUB_OUTBOX_URL": url, **(env or {})}, config=CONFIG + extra + NAMESPACES
+    )
 
 
 async def api(server: ServerProcess, method: str, params: dict[str, Any]) -> Any:
@@ -134,3 +142,178 @@ async def test_committed_rows_are_published_once_rolled_back_never(
     await all_done(postgres_url, 7)  # the rolled-back rows are not in the table at all
     # the repeated key is published once (the first); the rolled-back rows never
     assert await history(server, "h:a") == [{"n": n} for n in range(1, 7)]
+
+
+async def test_order_per_channel_is_commit_order(
+    start_server: StartServer, postgres_url: str
+) -> None:
+    """Transactions of one channel commit one after the other (the insert trigger's lock), so
+    what subscribers see is the order of the commits, whatever the order of the inserts."""
+    server = start(start_server, postgres_url)
+    await wait_for_table(postgres_url)
+    first = await asyncpg.connect(postgres_url)
+    second = await asyncpg.connect(postgres_url)
+    other = await asyncpg.connect(postgres_url)
+    try:
+        tx1 = first.transaction()
+        await tx1.start()
+        await outbox.publish(first, "h:o", "first")
+        tx2 = second.transaction()
+        await tx2.start()
+        blocked = asyncio.ensure_future(outbox.publish(second, "h:o", "second"))
+        async with other.transaction():  # another channel does not wait
+            await outbox.publish(other, "h:p", "other channel")
+        await asyncio.sleep(scaled(0.3))
+        assert not blocked.done(), "the second insert into h:o waits for the first commit"
+        await tx1.commit()
+        await blocked
+        await tx2.commit()
+    finally:
+        for conn in (first, second, other):
+            await conn.close()
+
+    # many transactions at once, committing after random delays
+    commits: list[str] = []
+
+    async def app(k: int) -> None:
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            for n in range(5):
+                async with conn.transaction():
+                    await outbox.publish(conn, "h:o", f"{k}-{n}")
+                    await asyncio.sleep(random.random() * 0.01)
+                commits.append(f"{k}-{n}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(app(k) for k in range(8)))
+    await all_done(postgres_url, 3 + 40)
+    assert await history(server, "h:o") == ["first", "second", *commits]
+    assert await history(server, "h:p") == ["other channel"]
+
+
+async def test_bad_rows_are_marked_and_do_not_block(
+    start_server: StartServer, postgres_url: str
+) -> None:
+    server = start(start_server, postgres_url)
+    await wait_for_table(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        rows = [
+            ("h:b", '"first"'),
+            ("nope:x", "1"),  # no such namespace
+            ("bad channel", "1"),  # a space
+            ("h:b", "{not json"),
+            ("h:b", "NaN"),
+            ("h:b", '"' + "x" * 3000 + '"'),  # over outbox_max_data_size
+            ("h:b", '{\n  "pretty": true\n}'),  # JSON: published compact
+        ]
+        async with conn.transaction():
+            for channel, data in rows:
+                await conn.execute(
+                    "INSERT INTO hubbub_outbox (channel, data) VALUES ($1, $2)", channel, data
+                )
+        await all_done(postgres_url, len(rows))
+        errors = await conn.fetch("SELECT channel, error FROM hubbub_outbox ORDER BY id")
+    finally:
+        await conn.close()
+    assert await history(server, "h:b") == ["first", {"pretty": True}]
+    reasons = [e["error"] for e in errors]
+    assert reasons[0] is None and reasons[-1] is None
+    assert "namespace" in reasons[1]
+    assert "bad request" in reasons[2]
+    assert "JSON" in reasons[3] and "JSON" in reasons[4]
+    assert "outbox_max_data_size" in reasons[5]
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert "hubbub_outbox_refused_total 5.0" in metrics
+    assert "hubbub_outbox_published_total 2.0" in metrics
+
+
+async def test_restart_and_kill_publish_each_row_once(
+    start_server: StartServer, postgres_url: str, tmp_path: Path
+) -> None:
+    """Rows pending while hubbub is killed (-9) mid-stream are published after its restart,
+    none twice (the idempotency keys in the SQLite history) and none missing."""
+    data_dir = str(tmp_path / "kept")
+    extra = "outbox_batch_size = 7\n"
+    server = start(start_server, postgres_url, "--data-dir", data_dir, extra=extra)
+    await wait_for_table(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    total = 600
+    try:
+        async with conn.transaction():
+            for n in range(total):
+                await outbox.publish(conn, f"h:k{n % 3}", n)
+
+        async def some_published() -> bool:
+            left = await pending(postgres_url)
+            return 0 < left < total
+
+        await eventually(some_published, 20, interval=0.01, what="a part published")
+        server.kill()
+        left = await pending(postgres_url)
+        assert left > 0, "killed mid-stream"
+        server = start(start_server, postgres_url, "--data-dir", data_dir, extra=extra)
+        await all_done(postgres_url, total)
+    finally:
+        await conn.close()
+    for k in range(3):
+        assert await history(server, f"h:k{k}") == list(range(k, total, 3))
+
+
+async def test_two_nodes_share_the_table(
+    start_server: StartServer, postgres: PostgresServer, postgres_url: str
+) -> None:
+    """Two nodes on one PostgreSQL engine consume one outbox table: each row is published
+    once, in order per channel, and a subscriber on either node's history sees everything."""
+    engine = postgres.create_database(f"engine{random.randrange(10**9)}")
+    extra = "outbox_batch_size = 5\noutbox_partitions = 8\n"
+    nodes = [start(start_server, postgres_url, "--engine", engine, extra=extra) for _ in range(2)]
+    await wait_for_table(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for n in range(200):
+            async with conn.transaction():
+                await outbox.publish(conn, f"h:c{n % 10}", n)
+    finally:
+        await conn.close()
+    await all_done(postgres_url, 200)
+    for c in range(10):
+        expected = list(range(c, 200, 10))
+        for node in nodes:
+            assert await history(node, f"h:c{c}") == expected
+    counts = []
+    for node in nodes:
+        async with aiohttp.ClientSession() as http, http.get(f"{node.url}/metrics") as resp:
+            text = await resp.text()
+        line = next(x for x in text.splitlines() if x.startswith("hubbub_outbox_published_total"))
+        counts.append(float(line.split()[-1]))
+    assert sum(counts) == 200, counts
+
+
+async def test_database_down_at_start_then_up(start_server: StartServer, tmp_path: Path) -> None:
+    """An outbox database that is not there yet: the node serves anyway, logs, and consumes
+    once the database is up."""
+    from tests.conftest import throwaway_postgres
+
+    gen = throwaway_postgres()
+    pg = next(gen)
+    try:
+        pg.stop()
+        server = start(start_server, pg.url)
+        assert await api(server, "info", {})  # serving
+        await asyncio.sleep(scaled(1.0))
+        pg.start()
+        await wait_for_table(pg.url)
+        conn = await asyncpg.connect(pg.url)
+        try:
+            async with conn.transaction():
+                await outbox.publish(conn, "h:d", "after the outage")
+        finally:
+            await conn.close()
+        await all_done(pg.url, 1)
+        assert await history(server, "h:d") == ["after the outage"]
+        assert "outbox:" in server.stderr()
+    finally:
+        gen.close()
