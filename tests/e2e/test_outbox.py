@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ demos = false
 outbox_poll_interval = 0.5
 outbox_max_data_size = 2000
 """
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 NAMESPACES = """
 [[namespaces]]
 name = "h"
@@ -317,3 +320,25 @@ async def test_database_down_at_start_then_up(start_server: StartServer, tmp_pat
         assert "outbox:" in server.stderr()
     finally:
         gen.close()
+
+
+async def test_the_readme_example_runs_as_written(
+    start_server: StartServer, postgres_url: str, tmp_path: Path
+) -> None:
+    rest = README[README.index("## Publish from your database transaction") :]
+    match = re.search(r"```python\n(.*?)```", rest, re.S)
+    assert match is not None
+    code = match.group(1)
+    assert "postgresql://app@127.0.0.1:5432/shop" in code
+    assert len(code.strip().splitlines()) <= 20
+    server = start(start_server, postgres_url)
+    await wait_for_table(postgres_url)
+    script = tmp_path / "outbox_example.py"
+    script.write_text(code.replace("postgresql://app@127.0.0.1:5432/shop", postgres_url))
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(done.communicate(), scaled(60))
+    assert done.returncode == 0, err.decode()
+    await all_done(postgres_url, 1)
+    assert await history(server, "orders") == [{"id": 1, "total": 42}]
