@@ -34,6 +34,10 @@ __all__ = ["DEFAULT_TABLE", "OutboxError", "check_table", "publish", "schema_sta
 
 #: The outbox table's name unless configured (``outbox_table``).
 DEFAULT_TABLE: Final = "hubbub_outbox"
+#: The number of partitions unless configured (``outbox_partitions``), and the most.
+DEFAULT_PARTITIONS: Final = 4
+MAX_PARTITIONS: Final = 1024
+_MARK: Final = "hubbub outbox partitions: "
 #: Table names: a plain lower-case SQL identifier, short enough for the names made from it.
 _TABLE_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 
@@ -52,16 +56,20 @@ def check_table(table: str) -> str:
     return table
 
 
-def schema_statements(table: str = DEFAULT_TABLE) -> list[str]:
-    """The DDL of the outbox ``table``: each statement is idempotent (``IF NOT EXISTS``, ``OR
-    REPLACE``) except the two ``CREATE TRIGGER``, which hubbub runs only when the trigger is
-    missing (PostgreSQL before 14 has no ``CREATE OR REPLACE TRIGGER``).
+def schema_statements(
+    table: str = DEFAULT_TABLE, partitions: int = DEFAULT_PARTITIONS
+) -> list[str]:
+    """The DDL of the outbox ``table`` split into ``partitions`` (``outbox_partitions``): each
+    statement is idempotent (``IF NOT EXISTS``, ``OR REPLACE``) except the two ``CREATE
+    TRIGGER``, which hubbub runs only when the trigger is missing (PostgreSQL before 14 has
+    no ``CREATE OR REPLACE TRIGGER``).
 
-    The ``BEFORE INSERT`` trigger takes a transaction-level advisory lock on the row's channel
-    and only then takes the row's id from the sequence: transactions inserting into one
-    channel therefore commit one after the other, in id order, so a consumer that reads a
-    channel's rows by id never meets a smaller id later. The ``AFTER INSERT`` statement
-    trigger notifies the consumer (delivered at commit; once per transaction)."""
+    The ``BEFORE INSERT`` trigger (:func:`order_function`) takes a transaction-level advisory
+    lock on the row's channel and only then takes the row's id from the sequence:
+    transactions inserting into one channel therefore commit one after the other, in id
+    order, so a consumer that reads a channel's rows by id never meets a smaller id later.
+    It also sets the row's partition. The ``AFTER INSERT`` statement trigger notifies the
+    consumer (delivered at commit; once per transaction)."""
     t = check_table(table)
     return [
         f"CREATE SEQUENCE IF NOT EXISTS {t}_id_seq",
@@ -70,19 +78,14 @@ def schema_statements(table: str = DEFAULT_TABLE) -> list[str]:
     channel text NOT NULL,
     data text NOT NULL,
     idempotency_key text,
+    partition int NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     done_at timestamptz,
     error text
 )""",
-        f"CREATE INDEX IF NOT EXISTS {t}_pending ON {t} (id) WHERE done_at IS NULL",
+        f"CREATE INDEX IF NOT EXISTS {t}_pending ON {t} (partition, id) WHERE done_at IS NULL",
         f"CREATE INDEX IF NOT EXISTS {t}_done ON {t} (done_at) WHERE done_at IS NOT NULL",
-        f"""CREATE OR REPLACE FUNCTION {t}_order() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('{t}'), hashtext(NEW.channel));
-    NEW.id := nextval('{t}_id_seq');
-    RETURN NEW;
-END
-$$""",
+        order_function(t, partitions),
         f"""CREATE OR REPLACE FUNCTION {t}_wake() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('{t}', '');
@@ -93,6 +96,34 @@ $$""",
         f"CREATE TRIGGER {t}_wake AFTER INSERT ON {t} FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {t}_wake()",
     ]
+
+
+def partition_expression(partitions: int, channel: str = "channel") -> str:
+    """SQL for the partition of the channel in column (or expression) ``channel``."""
+    return f"(hashtext({channel}) & 2147483647) % {int(partitions)}"
+
+
+def order_function(table: str, partitions: int) -> str:
+    """The ``BEFORE INSERT`` trigger's function: channel lock, then id and partition. Its
+    body names the partition count (:func:`function_partitions` reads it back)."""
+    t = check_table(table)
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise ValueError(f"partitions must be 1 to {MAX_PARTITIONS}")
+    return f"""CREATE OR REPLACE FUNCTION {t}_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- {_MARK}{partitions}
+    PERFORM pg_advisory_xact_lock(hashtext('{t}'), hashtext(NEW.channel));
+    NEW.id := nextval('{t}_id_seq');
+    NEW.partition := {partition_expression(partitions, "NEW.channel")};
+    RETURN NEW;
+END
+$$"""
+
+
+def function_partitions(body: str) -> int | None:
+    """The partition count written in an order function's body (``pg_proc.prosrc``)."""
+    match = re.search(rf"-- {_MARK}(\d+)", body)
+    return int(match.group(1)) if match else None
 
 
 def _row(channel: str, data: Any, idempotency_key: str | None) -> tuple[str, str, str | None]:

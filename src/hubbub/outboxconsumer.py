@@ -53,7 +53,7 @@ from hubbub.config import Settings
 from hubbub.core.jsontext import dumps, loads
 from hubbub.core.publishlatency import Source
 from hubbub.errors import ClientError, StoreError
-from hubbub.outbox import schema_statements
+from hubbub.outbox import function_partitions, partition_expression, schema_statements
 from hubbub.periodic import backoff
 
 if TYPE_CHECKING:
@@ -127,10 +127,9 @@ def data_text(row: Row, max_size: int) -> str:
 
 def _select_sql(table: str) -> str:
     return (
-        f"SELECT id, channel, CASE WHEN octet_length(data) <= $4 THEN data END AS data, "
+        f"SELECT id, channel, CASE WHEN octet_length(data) <= $3 THEN data END AS data, "
         f"octet_length(data) AS size, idempotency_key FROM {table} "
-        f"WHERE done_at IS NULL AND (hashtext(channel) & 2147483647) % $2 = $1 "
-        f"ORDER BY id LIMIT $3 FOR UPDATE"
+        f"WHERE partition = $1 AND done_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE"
     )
 
 
@@ -151,6 +150,7 @@ class OutboxConsumer:
         self._select = _select_sql(self.table)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._consuming = False  # (connected and listening since the last failure)
 
     def start(self) -> None:
         if self._task is None:
@@ -171,6 +171,9 @@ class OutboxConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._consuming:  # it had worked: a new outage, the back-off starts anew
+                    self._consuming = False
+                    failures = 0
                 failures += 1
                 self.stats.failures += 1
                 wait = backoff(self.poll_interval, failures)
@@ -198,6 +201,7 @@ class OutboxConsumer:
             await conn.add_listener(self.table, self._notified)
             conn.add_termination_listener(self._terminated)
             log.info("outbox: consuming %s (%d partitions)", self.table, self.partitions)
+            self._consuming = True
             loop = asyncio.get_running_loop()
             next_prune = loop.time()
             store_failures = 0
@@ -225,29 +229,64 @@ class OutboxConsumer:
         self._wake.set()
 
     async def _prepare(self, conn: asyncpg.Connection) -> None:
-        """Create the table and its triggers where missing; under an advisory lock, so that
-        nodes starting together do it one at a time. Nothing is run when all exist (a role
-        without DDL rights can consume a table made by the application's migrations)."""
-        if await self._schema_complete(conn):
+        """Create the table and its triggers where missing, and (re)write the order function
+        when it splits the channels into another number of partitions (then the pending rows
+        are moved to their new partitions, the table locked against writes meanwhile). Under
+        an advisory lock, so that nodes starting together do it one at a time; nothing is run
+        when all is in place (so a role without DDL rights can consume a table made by the
+        application's migrations)."""
+        if await self._schema_ready(conn):
             return
-        statements = schema_statements(self.table)
+        t = self.table
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1), 0)", f"{self.table}:ddl")
-            for statement in statements:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1), 0)", f"{t}:ddl")
+            current = await self._function_partitions(conn)
+            existed = await conn.fetchval("SELECT to_regclass($1)", t) is not None
+            for statement in schema_statements(t, self.partitions):
                 if statement.startswith("CREATE TRIGGER"):
-                    name = statement.split()[2]
-                    if await _has_trigger(conn, self.table, name):
+                    if await _has_trigger(conn, t, statement.split()[2]):
+                        continue
+                elif statement.startswith(f"CREATE OR REPLACE FUNCTION {t}_order()"):
+                    if current == self.partitions:
+                        continue
+                    if existed and current is not None:
+                        await self._repartition(conn, statement, current)
                         continue
                 await conn.execute(statement)
-        log.info("outbox: created the table %s (or what it was missing)", self.table)
+        log.info("outbox: set up the table %s (what it was missing)", t)
 
-    async def _schema_complete(self, conn: asyncpg.Connection) -> bool:
+    async def _repartition(self, conn: asyncpg.Connection, function: str, old: int) -> None:
+        t = self.table
+        # EXCLUSIVE: no insert (ROW EXCLUSIVE) and no consumer's batch (FOR UPDATE) meanwhile,
+        # so that no row keeps a partition of the old number.
+        await conn.execute(f"LOCK TABLE {t} IN EXCLUSIVE MODE")
+        await conn.execute(function)
+        status = await conn.execute(
+            f"UPDATE {t} SET partition = {partition_expression(self.partitions)} "
+            "WHERE done_at IS NULL"
+        )
+        log.warning(
+            "outbox: %s was split into %d partitions, now %d (outbox_partitions): %s pending "
+            "rows moved; every node should use the same number",
+            t,
+            old,
+            self.partitions,
+            status.split()[-1],
+        )
+
+    async def _schema_ready(self, conn: asyncpg.Connection) -> bool:
         if await conn.fetchval("SELECT to_regclass($1)", self.table) is None:
             return False
         for name in (f"{self.table}_order", f"{self.table}_wake"):
             if not await _has_trigger(conn, self.table, name):
                 return False
-        return True
+        return await self._function_partitions(conn) == self.partitions
+
+    async def _function_partitions(self, conn: asyncpg.Connection) -> int | None:
+        body = await conn.fetchval(
+            "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)", f"{self.table}_order()"
+        )
+        return function_partitions(body) if isinstance(body, str) else None
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -270,9 +309,7 @@ class OutboxConsumer:
             )
             if not locked:
                 return False, False
-            records = await conn.fetch(
-                self._select, partition, self.partitions, self.batch_size, self.max_size
-            )
+            records = await conn.fetch(self._select, partition, self.batch_size, self.max_size)
             if not records:
                 return False, False
             rows = [Row(r[0], r[1], r[2], r[3], r[4]) for r in records]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from hubbub.outbox import check_table
+from hubbub.outbox import MAX_PARTITIONS, check_table
 
 
 def _empty_is_none(value: Any) -> Any:
@@ -52,11 +52,12 @@ OutboxPartitions = Annotated[
     int,
     Field(
         ge=1,
-        le=1024,
+        le=MAX_PARTITIONS,
         description=(
             "The outbox's channels are split into this many partitions by a hash of the "
             "channel name; each partition is consumed by one node at a time, so more "
-            "partitions spread the work over more nodes. Every node must use the same number."
+            "partitions spread the work over more nodes. Every node must use the same number "
+            "(a node starting with another one moves the pending rows to its partitions)."
         ),
     ),
 ]

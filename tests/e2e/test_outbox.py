@@ -317,9 +317,86 @@ async def test_database_down_at_start_then_up(start_server: StartServer, tmp_pat
             await conn.close()
         await all_done(pg.url, 1)
         assert await history(server, "h:d") == ["after the outage"]
-        assert "outbox:" in server.stderr()
+        pg.stop()  # an outage while consuming
+        await asyncio.sleep(scaled(1.0))
+        pg.start()
+        conn = await eventually(lambda: _connect(pg.url), 20, interval=0.2, what="PostgreSQL")
+        try:
+            async with conn.transaction():
+                await outbox.publish(conn, "h:d", "after the second outage")
+        finally:
+            await conn.close()
+        await all_done(pg.url, 2)
+        assert await history(server, "h:d") == ["after the outage", "after the second outage"]
+        assert await api(server, "info", {})
+        assert server.terminate() == 0  # the consumer stops with the node
+        log = server.stderr()
+        assert "outbox:" in log and "Traceback" not in log, log
     finally:
         gen.close()
+
+
+async def _connect(url: str) -> asyncpg.Connection | None:
+    try:
+        return await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError):
+        return None
+
+
+async def test_done_rows_are_deleted_after_the_retention(
+    start_server: StartServer, postgres_url: str
+) -> None:
+    server = start(start_server, postgres_url, extra="outbox_retention = 0.5\n")
+    await wait_for_table(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():
+            for n in range(3):
+                await outbox.publish(conn, "h:r", n)
+
+        async def emptied() -> bool:
+            return bool(await conn.fetchval("SELECT count(*) FROM hubbub_outbox") == 0)
+
+        await eventually(emptied, 20, interval=0.1, what="the done rows deleted")
+    finally:
+        await conn.close()
+    assert await history(server, "h:r") == [0, 1, 2]
+
+
+async def test_another_partition_count_moves_the_pending_rows(
+    start_server: StartServer, postgres_url: str
+) -> None:
+    """A node started with another outbox_partitions rewrites the order function and moves
+    the pending rows: every row is still published once and in order."""
+    first = start(start_server, postgres_url, extra="outbox_partitions = 2\n")
+    await wait_for_table(postgres_url)
+    assert first.terminate() == 0
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():
+            for n in range(40):
+                await outbox.publish(conn, f"h:m{n % 8}", n)
+        assert await conn.fetchval("SELECT max(partition) FROM hubbub_outbox") <= 1
+        server = start(start_server, postgres_url, extra="outbox_partitions = 8\n")
+        await all_done(postgres_url, 40)
+        async with conn.transaction():
+            await outbox.publish(conn, "h:m0", "later")
+        await all_done(postgres_url, 41)
+        wrong = await conn.fetchval(
+            "SELECT count(*) FROM hubbub_outbox "
+            "WHERE partition <> (hashtext(channel) & 2147483647) % 8"
+        )
+        pending_moved = await conn.fetchval(
+            "SELECT count(*) FROM hubbub_outbox WHERE partition > 1"
+        )
+    finally:
+        await conn.close()
+    for c in range(8):
+        later = ["later"] if c == 0 else []
+        assert await history(server, f"h:m{c}") == [*range(c, 40, 8), *later]
+    assert pending_moved > 0
+    assert wrong == 0  # every row was pending when the partitions changed
+    assert "now 8" in server.stderr()
 
 
 async def test_the_readme_example_runs_as_written(

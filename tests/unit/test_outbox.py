@@ -3,6 +3,7 @@ settings (the database parts: tests/e2e/test_outbox.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +38,17 @@ def test_schema_names_everything_after_the_table() -> None:
         "app_box_wake",
     ]
     assert "data text NOT NULL" in text  # text, not jsonb: published as written
+    assert "ON app_box (partition, id) WHERE done_at IS NULL" in text
+
+
+def test_the_order_function_names_its_partitions() -> None:
+    body = outbox.order_function("t", 12)
+    assert "NEW.partition := (hashtext(NEW.channel) & 2147483647) % 12;" in body
+    assert outbox.function_partitions(body) == 12
+    assert outbox.function_partitions("BEGIN RETURN NEW; END") is None
+    for bad in (0, 1025):
+        with pytest.raises(ValueError, match="partitions"):
+            outbox.order_function("t", bad)
 
 
 class NotAConnection:
@@ -112,3 +124,10 @@ def test_outbox_settings() -> None:
     ]:
         with pytest.raises(ConfigError, match=f"HUBBUB_{key}"):
             load_settings(environ={f"HUBBUB_{key}": value})
+
+
+def test_the_recipe_shows_the_ddl_hubbub_runs() -> None:
+    recipe = (Path(__file__).resolve().parents[2] / "docs/recipes/outbox.md").read_text()
+    block = recipe[recipe.index("```sql\nCREATE SEQUENCE") + len("```sql\n") :]
+    block = block[: block.index("```")]
+    assert block == ";\n".join(outbox.schema_statements()) + ";\n"
