@@ -25,10 +25,16 @@ Nothing here imports asyncpg or psycopg: the connection's type says which one it
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Final, overload
 
 from hubbub.core.jsontext import dumps
 from hubbub.errors import HubbubError
+
+if TYPE_CHECKING:  # (neither driver is needed to import this module)
+    import asyncpg
+    import psycopg
+    from asyncpg.pool import PoolConnectionProxy
 
 __all__ = ["DEFAULT_TABLE", "OutboxError", "check_table", "publish", "schema_statements"]
 
@@ -138,6 +144,28 @@ def _row(channel: str, data: Any, idempotency_key: str | None) -> tuple[str, str
     return channel, text, idempotency_key
 
 
+@overload
+def publish(
+    conn: psycopg.Connection[Any],
+    channel: str,
+    data: Any,
+    *,
+    idempotency_key: str | None = None,
+    table: str = DEFAULT_TABLE,
+) -> int: ...
+
+
+@overload
+def publish(
+    conn: asyncpg.Connection | PoolConnectionProxy | psycopg.AsyncConnection[Any],
+    channel: str,
+    data: Any,
+    *,
+    idempotency_key: str | None = None,
+    table: str = DEFAULT_TABLE,
+) -> Awaitable[int]: ...
+
+
 def publish(
     conn: Any,
     channel: str,
@@ -145,13 +173,13 @@ def publish(
     *,
     idempotency_key: str | None = None,
     table: str = DEFAULT_TABLE,
-) -> Any:
+) -> int | Awaitable[int]:
     """Write one outbox row: hubbub publishes ``data`` (any JSON value) to ``channel`` once
     the caller's transaction commits, and never when it rolls back.
 
-    ``conn``: an asyncpg connection (``await publish(conn, ...)``), a psycopg 3
-    ``AsyncConnection`` (``await``) or a psycopg 3 ``Connection`` (called plainly); it must be
-    in a transaction (see the module docstring). Returns the row's id (an ``int``; awaitable
+    ``conn``: an asyncpg connection or pooled connection (``await publish(conn, ...)``), a
+    psycopg 3 ``AsyncConnection`` (``await``) or a psycopg 3 ``Connection`` (called plainly);
+    it must be in a transaction (see the module docstring). Returns the row's id (an ``int``; awaitable
     for the async connections). ``idempotency_key``: publications with the same key in the
     channel within ``idempotency_ttl`` are published once (else hubbub derives one from the
     row's id). Raises :class:`OutboxError` for bad arguments or no transaction; the driver's
