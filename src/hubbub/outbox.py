@@ -179,11 +179,11 @@ def publish(
 
     ``conn``: an asyncpg connection or pooled connection (``await publish(conn, ...)``), a
     psycopg 3 ``AsyncConnection`` (``await``) or a psycopg 3 ``Connection`` (called plainly);
-    it must be in a transaction (see the module docstring). Returns the row's id (an ``int``; awaitable
-    for the async connections). ``idempotency_key``: publications with the same key in the
-    channel within ``idempotency_ttl`` are published once (else hubbub derives one from the
-    row's id). Raises :class:`OutboxError` for bad arguments or no transaction; the driver's
-    own errors (e.g. a missing table) as the driver raises them."""
+    it must be in a transaction (see the module docstring). Returns the row's id (an
+    ``int``; awaitable for the async connections). ``idempotency_key``: publications with the
+    same key in the channel within ``idempotency_ttl`` are published once (else hubbub
+    derives one from the row's id). Raises :class:`OutboxError` for bad arguments or no
+    transaction; the driver's own errors (e.g. a missing table) as the driver raises them."""
     t = check_table(table)
     row = _row(channel, data, idempotency_key)
     module = type(conn).__module__
