@@ -19,6 +19,7 @@ import pytest
 from hubbub import outbox
 from tests.conftest import StartServer
 from tests.support.postgres import PostgresServer
+from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess
 from tests.support.timing import eventually, scaled
 
@@ -419,3 +420,26 @@ async def test_the_readme_example_runs_as_written(
     assert done.returncode == 0, err.decode()
     await all_done(postgres_url, 1)
     assert await history(server, "orders") == [{"id": 1, "total": 42}]
+
+
+async def test_workers_each_consume(
+    start_server: StartServer, postgres_url: str, redis_server: RedisServer
+) -> None:
+    """With --workers every worker runs a consumer; they share the table as nodes do."""
+    server = start(
+        start_server, postgres_url, "--workers", "2", "--engine", redis_server.url,
+        extra="outbox_batch_size = 3\n",
+    )  # fmt: skip
+    await wait_for_table(postgres_url)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for n in range(60):
+            async with conn.transaction():
+                await outbox.publish(conn, f"h:w{n % 4}", n)
+    finally:
+        await conn.close()
+    await all_done(postgres_url, 60)
+    for c in range(4):
+        assert await history(server, f"h:w{c}") == list(range(c, 60, 4))
+    assert server.stderr().count("outbox: consuming hubbub_outbox") == 2
+    assert server.terminate() == 0
