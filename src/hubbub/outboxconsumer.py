@@ -22,8 +22,10 @@ its triggers are :func:`hubbub.outbox.schema_statements`; applications write row
   ``hubbub-outbox:<table>:<id>``. A batch that was published but not marked (a crash, a lost
   connection) is published again later, and the history store drops the repeats: for
   channels with history, within ``idempotency_ttl``. Channels without history have no such
-  store (no engine keeps idempotency keys for them), so there a crash between the publish and
-  the commit of the mark re-publishes the rows of that one batch: at least once.
+  store (no engine keeps idempotency keys for them): a node that lost its connection
+  remembers what it published and marks those rows without publishing them again, but when
+  the node dies between the publish and the commit of the mark (or another node reads the
+  batch first), the rows of that one batch are published again: at least once there.
 - **Bad rows never block.** A row whose channel is refused (bad name, unknown namespace),
   whose data is not JSON or is larger than ``outbox_max_data_size`` is marked done with the
   reason in ``error``, logged and counted (``hubbub_outbox_refused``). A publish that fails
@@ -72,6 +74,8 @@ PRUNE_BATCH: Final = 1000
 PRUNE_ROUNDS: Final = 20
 #: Seconds between two prunings at most.
 PRUNE_EVERY: Final = 60.0
+#: Rows remembered as published but not marked (the oldest are forgotten past this).
+UNMARKED_MAX: Final = 10_000
 
 
 @dataclass
@@ -151,6 +155,9 @@ class OutboxConsumer:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._consuming = False  # (connected and listening since the last failure)
+        #: Rows this node published whose mark was not committed yet (a lost connection):
+        #: they are marked, not published again, when this node reads them next (id -> error).
+        self._unmarked: dict[int, str | None] = {}
 
     def start(self) -> None:
         if self._task is None:
@@ -325,16 +332,23 @@ class OutboxConsumer:
                     ids,
                     [done[i] for i in ids],
                 )
+        for row_id in done:  # (committed: marked for good)
+            self._unmarked.pop(row_id, None)
         return len(rows) == self.batch_size, not all(results)
 
     async def _publish_channel(self, rows: list[Row], done: dict[int, str | None]) -> bool:
         """Publish one channel's rows in order into ``done`` (id -> error or None); stops at
         the first StoreError (False: the rest stay pending)."""
         for row in rows:
+            if row.id in self._unmarked:  # published by this node, its mark not committed
+                done[row.id] = self._unmarked[row.id]
+                continue
             error = await self._publish(row)
             if error is _RETRY:
                 return False
-            done[row.id] = error
+            done[row.id] = self._unmarked[row.id] = error
+            if len(self._unmarked) > UNMARKED_MAX:  # (rows another node marked meanwhile)
+                del self._unmarked[next(iter(self._unmarked))]
         return True
 
     async def _publish(self, row: Row) -> str | None:

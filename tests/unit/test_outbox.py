@@ -10,8 +10,8 @@ import pytest
 
 from hubbub import outbox
 from hubbub.config import Settings, load_settings
-from hubbub.errors import ConfigError
-from hubbub.outboxconsumer import Row, by_channel, data_text, default_key
+from hubbub.errors import ClientError, ConfigError, StoreError
+from hubbub.outboxconsumer import OutboxConsumer, Row, by_channel, data_text, default_key
 
 
 @pytest.mark.parametrize("name", ["hubbub_outbox", "app_outbox2", "_x"])
@@ -131,3 +131,101 @@ def test_the_recipe_shows_the_ddl_hubbub_runs() -> None:
     block = recipe[recipe.index("```sql\nCREATE SEQUENCE") + len("```sql\n") :]
     block = block[: block.index("```")]
     assert block == ";\n".join(outbox.schema_statements()) + ";\n"
+
+
+# -- the consumer's batches, with a fake connection and node -------------------------------
+
+
+class FakeTransaction:
+    def __init__(self, conn: FakeConn) -> None:
+        self.conn = conn
+
+    async def __aenter__(self) -> None:
+        self.conn.marks = {}
+
+    async def __aexit__(self, kind: object, exc: object, tb: object) -> None:
+        if kind is None and self.conn.fail_commits:
+            self.conn.fail_commits -= 1
+            raise ConnectionError("the connection was lost at the commit")
+        if kind is None:
+            for row_id, error in self.conn.marks.items():
+                self.conn.table[row_id] = (*self.conn.table[row_id][:2], True, error)
+
+
+class FakeConn:
+    """The outbox table as id -> (channel, data, done, error)."""
+
+    def __init__(self, rows: list[tuple[str, str]]) -> None:
+        self.table = {i + 1: (c, d, False, None) for i, (c, d) in enumerate(rows)}
+        self.marks: dict[int, str | None] = {}
+        self.fail_commits = 0
+
+    def transaction(self) -> FakeTransaction:
+        return FakeTransaction(self)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        assert "pg_try_advisory_xact_lock" in sql
+        return True
+
+    async def fetch(self, sql: str, partition: int, limit: int, max_size: int) -> list[Any]:
+        pending = [(i, c, d, len(d), None) for i, (c, d, done, _) in self.table.items() if not done]
+        return pending[:limit]
+
+    async def execute(self, sql: str, ids: list[int], errors: list[str | None]) -> str:
+        assert sql.startswith("UPDATE")
+        self.marks.update(zip(ids, errors, strict=True))
+        return f"UPDATE {len(ids)}"
+
+
+class FakeNode:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, str]] = []
+        self.failing: set[str] = set()  # data texts whose publish fails (store down)
+
+    def options(self, channel: str) -> object:
+        if channel.startswith("nope:"):
+            raise ClientError(102, "unknown channel: no namespace 'nope'")
+        return object()
+
+    async def publish(self, channel: str, data: str, **kw: Any) -> None:
+        if data in self.failing:
+            raise StoreError("the store is down")
+        self.published.append((channel, data, kw["idempotency_key"]))
+
+
+def consumer(node: FakeNode, **settings: Any) -> OutboxConsumer:
+    return OutboxConsumer(node, Settings(outbox_url="postgresql://u@h/db", **settings))  # type: ignore[arg-type]
+
+
+async def test_a_lost_commit_does_not_publish_again_from_this_node() -> None:
+    node = FakeNode()
+    conn = FakeConn([("a", "1"), ("b", "2"), ("a", "3"), ("nope:x", "4")])
+    box = consumer(node)
+    conn.fail_commits = 1
+    with pytest.raises(ConnectionError):
+        await box._batch(conn, 0)  # type: ignore[arg-type]
+    assert len(node.published) == 3 and not any(done for _, _, done, _ in conn.table.values())
+    assert await box._batch(conn, 0) == (False, False)  # type: ignore[arg-type]
+    assert sorted(d for _, d, _ in node.published) == ["1", "2", "3"]  # none twice
+    assert [(done, error) for _, _, done, error in conn.table.values()] == [
+        (True, None),
+        (True, None),
+        (True, None),
+        (True, "unknown channel: no namespace 'nope'"),
+    ]
+    assert box._unmarked == {}
+    assert ("a", "1", "hubbub-outbox:hubbub_outbox:1") in node.published
+    assert (box.stats.published, box.stats.refused) == (3, 1)
+
+
+async def test_a_store_failure_holds_back_that_channel_only() -> None:
+    node = FakeNode()
+    conn = FakeConn([("a", "1"), ("a", "2"), ("b", "3"), ("a", "4"), ("b", "5")])
+    box = consumer(node, outbox_batch_size=5)
+    node.failing = {"2"}
+    assert await box._batch(conn, 0) == (True, True)  # type: ignore[arg-type]
+    assert sorted(d for _, d, _ in node.published) == ["1", "3", "5"]  # not 4: after 2
+    assert [done for _, _, done, _ in conn.table.values()] == [True, False, True, False, True]
+    node.failing = set()
+    assert await box._batch(conn, 0) == (False, False)  # type: ignore[arg-type]
+    assert [d for c, d, _ in node.published if c == "a"] == ["1", "2", "4"]
