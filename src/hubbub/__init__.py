@@ -10,8 +10,11 @@ The public Python API is what this package exports (``__all__``)::
   raise (:class:`ClientError`, :class:`DisconnectError`) and the hub's methods raise
   (:class:`ConfigError`, :class:`ListenError`, :class:`StoreError`, :class:`InvalidName`);
 - :class:`ErrorCode`, the protocol's error codes (``ClientError(ErrorCode.PERMISSION_DENIED)``);
-- :class:`Settings`, the configuration (``hub.settings()``), and ``__version__``;
-- :func:`hubbub.webhooks.verify`, for backends that receive hubbub's webhooks.
+- :class:`Settings`, the configuration (``hub.settings()``), and ``__version__``.
+
+Public modules besides (:data:`_PUBLIC_MODULES`): :mod:`hubbub.outbox` (its ``__all__``:
+``from hubbub import outbox; await outbox.publish(conn, channel, data)``) and
+:mod:`hubbub.webhooks` (``verify``, for backends that receive hubbub's webhooks).
 
 Every other module is hubbub's own and may change. The names are loaded on first use, so
 ``import hubbub.core.codes`` (or the ``hubbub`` command) does not load the hub and its
@@ -53,6 +56,9 @@ _EXPORTS: _typing.Final = {
     "ErrorCode": "hubbub.core.codes",
     "Settings": "hubbub.config",
 }
+
+#: Submodules that are public API too (each offers its own ``__all__``).
+_PUBLIC_MODULES: _typing.Final = ("outbox", "webhooks")
 
 __all__ = [
     "ClientError",

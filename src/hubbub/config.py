@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hubbub import outboxsettings as ox
+from hubbub import webhooksettings as wh
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
@@ -33,10 +34,6 @@ DEFAULT_CONFIG_FILE: Final = Path("hubbub.toml")
 
 KiB: Final = 1024
 MiB: Final = 1024 * KiB
-
-WebhookEvent = Literal["connect", "disconnect", "subscribe", "unsubscribe", "channel_occupied",
-                       "channel_vacated", "publish"]  # fmt: skip
-WEBHOOK_EVENTS: Final[tuple[WebhookEvent, ...]] = typing.get_args(WebhookEvent)
 
 
 class Settings(BaseModel):
@@ -390,31 +387,27 @@ class Settings(BaseModel):
             "makes them recover); 0 turns the check off. Only with a cluster engine."
         ),
     )
-    # -- webhooks (hubbub.webhooks; docs/recipes/webhooks.md) --------------------------------
-    webhook_url: str | None = Field(None, description="Where webhook events go (http/https).")
-    webhook_secret: str | None = Field(
-        None, min_length=32, description="Key of the webhooks' signature (32+ characters)."
-    )
-    webhook_events: tuple[WebhookEvent, ...] = Field(
-        WEBHOOK_EVENTS[:-1],
-        description="Event types sent (all but `publish` by default; a namespace's "
-        "`webhook_publish` sends its own publish events).",
-    )
-    webhook_timeout: float = Field(5.0, gt=0, description="Seconds a webhook request may take.")
-    webhook_batch_size: int = Field(100, ge=1, description="Most events in one webhook request.")
-    webhook_concurrency: int = Field(4, ge=1, description="Most webhook requests at once.")
-    webhook_max_backoff: float = Field(
-        30.0, gt=0, description="Longest back-off in seconds before a webhook retry."
-    )
-    webhook_max_age: float = Field(
-        86400.0, gt=0, description="Seconds an event may wait; then dropped, counted, logged."
-    )
-    webhook_outbox_size: int = Field(
-        1_000_000, ge=1, description="Most events waiting; beyond, dropped, counted, logged."
-    )
-    webhook_node_ttl: float = Field(
-        10.0, gt=0, description="Seconds after which a silent node's channels are vacated."
-    )
+    # -- webhooks (types and descriptions: hubbub.webhooksettings) --
+    webhook_url: wh.WebhookUrl = None
+    webhook_secret: wh.WebhookSecret = None
+    webhook_events: wh.WebhookEvents = wh.DEFAULT_EVENTS
+    webhook_timeout: wh.WebhookTimeout = 5.0
+    webhook_batch_size: wh.WebhookBatchSize = 100
+    webhook_concurrency: wh.WebhookConcurrency = 4
+    webhook_max_backoff: wh.WebhookMaxBackoff = 30.0
+    webhook_max_age: wh.WebhookMaxAge = 86_400.0
+    webhook_outbox_size: wh.WebhookOutboxSize = 1_000_000
+    webhook_node_ttl: wh.WebhookNodeTtl = 10.0
+    # -- end of the webhooks' keys --
+    # -- the PostgreSQL outbox consumer (types and descriptions: hubbub.outboxsettings) --
+    outbox_url: ox.OutboxUrl = None
+    outbox_table: ox.OutboxTable = "hubbub_outbox"
+    outbox_partitions: ox.OutboxPartitions = 4
+    outbox_batch_size: ox.OutboxBatchSize = 100
+    outbox_poll_interval: ox.OutboxPollInterval = 1.0
+    outbox_retention: ox.OutboxRetention = 86_400.0
+    outbox_max_data_size: ox.OutboxMaxDataSize = 1 * MiB
+    # -- end of the outbox consumer's keys --
     app: str | None = Field(None, description="A `Hub` to serve, as `module:attribute`.")
     demos: bool = Field(
         True,
@@ -439,18 +432,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
-        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
-            raise ValueError("webhook_url: use an http:// or https:// URL")
-        if self.webhook_url and not self.webhook_secret:
-            raise ValueError("webhook_url is set but webhook_secret is not: give both")
+        wh.check(self.webhook_url, self.webhook_secret)
         return self
-
-    @field_validator("webhook_url", "webhook_secret", "webhook_events", mode="before")
-    @classmethod
-    def _webhook_text(cls, value: Any, info: Any) -> Any:  # (info: pydantic's ValidationInfo)
-        if isinstance(value, str) and info.field_name == "webhook_events":
-            return [p.strip() for p in value.split(",") if p.strip()]
-        return None if value == "" else value
 
     @field_validator("namespaces")
     @classmethod

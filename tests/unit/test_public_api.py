@@ -1,6 +1,6 @@
-"""The public Python API is ``hubbub.__all__`` (and the ``__all__`` of PUBLIC_MODULES): each
-name imports, nothing else is offered, the docs' Python code uses only those names, and the
-hooks' contexts and results document every field."""
+"""The public Python API is ``hubbub.__all__``: each name imports, nothing else is offered,
+the docs' Python code uses only those names, and the hooks' contexts and results document
+every field."""
 
 from __future__ import annotations
 
@@ -22,9 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(hubbub.__file__).parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-#: Public modules besides the package itself, whose ``__all__`` is public too (issue 17:
-#: ``hubbub.webhooks.verify`` for the backends that receive webhooks).
-PUBLIC_MODULES = ("hubbub.webhooks",)
 
 #: The hooks' contexts and results: what an application's hooks are given and return.
 DOCUMENTED = [
@@ -144,12 +141,14 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 @pytest.mark.parametrize("path", DOCS + EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_docs_and_examples_use_only_the_public_api(path: Path) -> None:
     """The Python code of the README, docs/ and examples/ takes from hubbub only names in
-    ``__all__``, imported from ``hubbub`` itself."""
+    ``__all__``, imported from ``hubbub`` itself, and the public modules' (``__all__``)."""
     blocks = [path.read_text("utf-8")] if path.suffix == ".py" else python_blocks(path)
     used = set().union(*map(hubbub_names, blocks)) if blocks else set()
     allowed = {f"hubbub:{name}" for name in hubbub.__all__}
-    for module in PUBLIC_MODULES:
-        allowed |= {f"{module}:{name}" for name in importlib.import_module(module).__all__}
+    for module in hubbub._PUBLIC_MODULES:  # (hubbub.outbox: `from hubbub import outbox`)
+        names = importlib.import_module(f"hubbub.{module}").__all__
+        allowed |= {f"hubbub:{module}", f"import:hubbub.{module}"}
+        allowed |= {f"hubbub.{module}:{name}" for name in names}
     assert used - allowed == set()
 
 
