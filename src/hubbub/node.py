@@ -43,9 +43,9 @@ from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.delta import Deltas, Negotiated
 from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, PresenceManager
+from hubbub.engines.eventoutbox import EventOutbox
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
-from hubbub.engines.outbox import Outbox
 from hubbub.errors import ClientError, StoreError
 from hubbub.member import Member as Member
 from hubbub.presencekeeper import PresenceKeeper
@@ -75,7 +75,7 @@ class Node:
         *,
         broker: Broker | None = None,
         presence: PresenceManager | None = None,
-        outbox: Outbox | None = None,
+        outbox: EventOutbox | None = None,
     ) -> None:
         self.settings = settings or Settings()
         namespaces = list(self.settings.namespaces)

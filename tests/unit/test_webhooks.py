@@ -14,7 +14,7 @@ import pytest
 
 from hubbub.config import Settings
 from hubbub.core.types import ClientInfo, Publication
-from hubbub.engines.outbox import MemoryOutbox, OutboxEvent
+from hubbub.engines.eventoutbox import MemoryEventOutbox, OutboxEvent
 from hubbub.errors import ConfigError
 from hubbub.webhooks import sign, verify
 from hubbub.webhooks.delivery import Deliverer, backoff, event_type, webhook_target
@@ -124,19 +124,19 @@ def test_a_missing_secret_is_a_config_error_naming_both_keys() -> None:
         load_settings({"webhook_url": URL}, environ={})
 
 
-def events(**settings: object) -> tuple[Events, MemoryOutbox]:
-    outbox = MemoryOutbox()
+def events(**settings: object) -> tuple[Events, MemoryEventOutbox]:
+    outbox = MemoryEventOutbox()
     s = Settings(webhook_url=URL, webhook_secret=SECRET, **settings)  # type: ignore[arg-type]
     return Events.of(s, outbox, "node-1"), outbox
 
 
-async def claimed(outbox: MemoryOutbox) -> list[dict[str, object]]:
+async def claimed(outbox: MemoryEventOutbox) -> list[dict[str, object]]:
     got = await outbox.claim("webhook", 100, time.time() + 1, 30)
     return [json.loads(e.payload) for e in got]
 
 
 async def test_events_are_off_without_a_url() -> None:
-    outbox = MemoryOutbox()
+    outbox = MemoryEventOutbox()
     off = Events.of(Settings(), outbox, "n")
     assert not off.enabled
     await off.connected(ClientInfo("c", "u"))
@@ -183,7 +183,7 @@ async def test_a_full_outbox_drops_and_logs(caplog: pytest.LogCaptureFixture) ->
 async def test_expired_events_are_dropped_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    outbox = MemoryOutbox()
+    outbox = MemoryEventOutbox()
     deliverer = Deliverer(
         outbox,
         webhook_target(URL, SECRET),
@@ -230,7 +230,7 @@ async def test_occupancy_coalesces_and_reaps_dead_nodes(caplog: pytest.LogCaptur
 
 
 async def test_a_target_gets_only_the_events_it_accepts() -> None:
-    outbox = MemoryOutbox()
+    outbox = MemoryEventOutbox()
     only_rooms = replace(
         webhook_target(URL, SECRET), name="rooms", accepts=lambda kind, ch: ch == "rooms:a"
     )

@@ -15,9 +15,9 @@ from typing import Final
 
 from hubbub.config import Settings
 from hubbub.engines.base import Broker, HistoryStore, PresenceManager
+from hubbub.engines.eventoutbox import EventOutbox, MemoryEventOutbox
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
-from hubbub.engines.outbox import MemoryOutbox, Outbox
 from hubbub.errors import ConfigError
 
 #: The driver each optional engine imports, and the extra of hubbub that installs it.
@@ -92,7 +92,7 @@ def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
     return LocalBroker(history_store(settings)), MemoryPresence()
 
 
-def outbox_store(settings: Settings, broker: Broker) -> Outbox | None:
+def outbox_store(settings: Settings, broker: Broker) -> EventOutbox | None:
     """The webhook outbox beside the history of ``broker`` (built by :func:`build_engines`):
     in the Redis or PostgreSQL engine, in the SQLite or PostgreSQL history store, else in
     memory; None without ``webhook_url``."""
@@ -101,26 +101,26 @@ def outbox_store(settings: Settings, broker: Broker) -> Outbox | None:
     if isinstance(broker, LocalBroker):
         store = broker.store
         if isinstance(store, MemoryHistory):
-            return MemoryOutbox()
+            return MemoryEventOutbox()
         from hubbub.engines.sqlite import SqliteHistory
 
         if isinstance(store, SqliteHistory):
-            from hubbub.engines.sqlite_outbox import SqliteOutbox
+            from hubbub.engines.sqlite_events import SqliteEventOutbox
 
-            return SqliteOutbox(store)
-        from hubbub.engines.pg_outbox import PostgresOutbox
+            return SqliteEventOutbox(store)
+        from hubbub.engines.pg_events import PostgresEventOutbox
         from hubbub.engines.postgres import PostgresHistory
 
         assert isinstance(store, PostgresHistory)
-        return PostgresOutbox(store)
+        return PostgresEventOutbox(store)
     if settings.engine.startswith(("redis://", "rediss://")):
         from hubbub.engines.redis import RedisBroker
-        from hubbub.engines.redis_outbox import RedisOutbox
+        from hubbub.engines.redis_events import RedisEventOutbox
 
         assert isinstance(broker, RedisBroker)
-        return RedisOutbox(broker)
-    from hubbub.engines.pg_outbox import PostgresOutbox
+        return RedisEventOutbox(broker)
+    from hubbub.engines.pg_events import PostgresEventOutbox
     from hubbub.engines.pgbroker import PostgresBroker
 
     assert isinstance(broker, PostgresBroker)
-    return PostgresOutbox(broker.store)
+    return PostgresEventOutbox(broker.store)

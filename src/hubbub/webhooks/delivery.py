@@ -13,7 +13,7 @@ Guarantees of :class:`Deliverer` (one per target and node; every node of a clust
   makes the batch's events due again after a full-jitter exponential back-off: a random delay
   in ``[0, min(max_backoff, BACKOFF_BASE * 2 ** attempts)]``.
 - **One node at a time per event.** Events are claimed with a lease (:mod:`.outbox
-  <hubbub.engines.outbox>`) of ``timeout + LEASE_MARGIN`` seconds: another node takes them
+  <hubbub.engines.eventoutbox>`) of ``timeout + LEASE_MARGIN`` seconds: another node takes them
   only when the lease ran out (this one died, or its request outlived the timeout).
 - **Bounded.** At most ``concurrency`` requests at once, each of at most ``batch_size``
   events; no request outlives ``timeout``.
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 from hubbub import __version__, webhooks
 from hubbub.bounded import stop_tasks
-from hubbub.engines.outbox import Outbox, OutboxEvent
+from hubbub.engines.eventoutbox import EventOutbox, OutboxEvent
 from hubbub.errors import StoreError
 from hubbub.webhooks import events
 
@@ -110,7 +110,7 @@ class Deliverer:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: EventOutbox,
         target: Target,
         *,
         timeout: float,

@@ -18,7 +18,7 @@ Guarantees:
 - **Only what completed.** Disconnect events come only for connections whose connect event
   was made (a completed connect), once each.
 - **Occupancy once per transition, cluster-wide.** Channel use is handed to one worker that
-  applies this node's membership (``occupy``/``vacate`` of :mod:`hubbub.engines.outbox`,
+  applies this node's membership (``occupy``/``vacate`` of :mod:`hubbub.engines.eventoutbox`,
   atomic, writing the event in the same step) in order per channel; a channel that is left
   and taken again before the worker gets to it makes no events (nothing changed). Every
   :data:`node_ttl` / 3 seconds the node renews its liveness and vacates the memberships of
@@ -44,7 +44,7 @@ from hubbub.bounded import bounded, stop_tasks
 from hubbub.channeloptions import ChannelOptions
 from hubbub.config import Settings
 from hubbub.core.types import ClientInfo, Publication
-from hubbub.engines.outbox import MemoryOutbox, Outbox, OutboxEvent
+from hubbub.engines.eventoutbox import EventOutbox, MemoryEventOutbox, OutboxEvent
 from hubbub.errors import StoreError
 from hubbub.webhooks import events as ev
 from hubbub.webhooks.delivery import Deliverer, Target, webhook_target
@@ -61,13 +61,13 @@ class Events:
     """See the module docstring."""
 
     def __init__(
-        self, settings: Settings, outbox: Outbox | None, node: str, *, targets: list[Target]
+        self, settings: Settings, outbox: EventOutbox | None, node: str, *, targets: list[Target]
     ) -> None:
         self.node = node
         self.settings = settings
         self.targets = targets
         self.enabled = bool(targets)
-        self.outbox: Outbox = outbox or MemoryOutbox()
+        self.outbox: EventOutbox = outbox or MemoryEventOutbox()
         self.types = frozenset(settings.webhook_events)
         #: Events written to the outbox, by type.
         self.emitted: Counter[str] = Counter()
@@ -99,7 +99,7 @@ class Events:
         self._started = False
 
     @classmethod
-    def of(cls, settings: Settings, outbox: Outbox | None, node: str) -> Events:
+    def of(cls, settings: Settings, outbox: EventOutbox | None, node: str) -> Events:
         """The node's events: off without ``webhook_url``."""
         targets = []
         if settings.webhook_url and settings.webhook_secret:

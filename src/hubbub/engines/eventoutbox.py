@@ -1,10 +1,10 @@
 """The event outbox: events waiting for delivery to a target, and channel occupancy.
 
 A store of small JSON events (the webhooks' outbox, :mod:`hubbub.webhooks.emitter`) kept in
-the engine's store: SQLite (:mod:`hubbub.engines.sqlite_outbox`), PostgreSQL
-(:mod:`hubbub.engines.pg_outbox`), Redis (:mod:`hubbub.engines.redis_outbox`), or memory
-(:class:`MemoryOutbox`, lost on restart). Every implementation passes
-``tests/contract/test_outbox.py``. Guarantees every :class:`Outbox` gives:
+the engine's store: SQLite (:mod:`hubbub.engines.sqlite_events`), PostgreSQL
+(:mod:`hubbub.engines.pg_events`), Redis (:mod:`hubbub.engines.redis_events`), or memory
+(:class:`MemoryEventOutbox`, lost on restart). Every implementation passes
+``tests/contract/test_event_outbox.py``. Guarantees every :class:`EventOutbox` gives:
 
 - **Added means stored.** ``add`` returns once the events are as durable as the store makes
   them (SQLite and PostgreSQL: committed; Redis: as its persistence is configured). An event
@@ -45,7 +45,7 @@ class OutboxEvent:
     attempts: int = 0
 
 
-class Outbox(Protocol):
+class EventOutbox(Protocol):
     """See the module docstring."""
 
     #: Whether events survive a restart of the process.
@@ -86,8 +86,8 @@ class Outbox(Protocol):
     async def forget_node(self, node: str) -> None: ...
 
 
-class MemoryOutbox:
-    """An :class:`Outbox` in this process: gone when it stops (``durable`` is False)."""
+class MemoryEventOutbox:
+    """An :class:`EventOutbox` in this process: gone when it stops (``durable`` is False)."""
 
     durable = False
 

@@ -1,4 +1,4 @@
-"""The event outbox (:mod:`hubbub.engines.outbox`) in PostgreSQL, beside the history.
+"""The event outbox (:mod:`hubbub.engines.eventoutbox`) in PostgreSQL, beside the history.
 
 Tables ``hubbub_webhook_outbox``, ``hubbub_webhook_members`` and ``hubbub_webhook_nodes``
 (created when missing, under an advisory lock, so nodes starting together do not race),
@@ -16,8 +16,8 @@ from typing import Final, TypeVar
 
 import asyncpg
 
+from hubbub.engines.eventoutbox import OutboxEvent
 from hubbub.engines.groupcommit import GroupCommit
-from hubbub.engines.outbox import OutboxEvent
 from hubbub.engines.postgres import PostgresHistory
 
 T = TypeVar("T")
@@ -58,8 +58,8 @@ async def _put(conn: asyncpg.Connection, events: Sequence[OutboxEvent], due: flo
         )
 
 
-class PostgresOutbox:
-    """An :class:`hubbub.engines.outbox.Outbox` in the database of ``history``."""
+class PostgresEventOutbox:
+    """An :class:`hubbub.engines.eventoutbox.EventOutbox` in the database of ``history``."""
 
     durable = True
 

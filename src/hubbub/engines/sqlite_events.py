@@ -1,4 +1,4 @@
-"""The event outbox (:mod:`hubbub.engines.outbox`) in the SQLite history file.
+"""The event outbox (:mod:`hubbub.engines.eventoutbox`) in the SQLite history file.
 
 Its own tables (``webhook_outbox``, ``webhook_members``, ``webhook_nodes``, created when
 missing) in the database of :class:`hubbub.engines.sqlite.SqliteHistory`, through that store's
@@ -14,8 +14,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
+from hubbub.engines.eventoutbox import OutboxEvent
 from hubbub.engines.groupcommit import GroupCommit
-from hubbub.engines.outbox import OutboxEvent
 from hubbub.engines.sqlite import SqliteHistory
 
 T = TypeVar("T")
@@ -64,8 +64,8 @@ def _put(conn: sqlite3.Connection, events: Sequence[OutboxEvent], due: float) ->
     )
 
 
-class SqliteOutbox:
-    """An :class:`hubbub.engines.outbox.Outbox` in the file of ``history``."""
+class SqliteEventOutbox:
+    """An :class:`hubbub.engines.eventoutbox.EventOutbox` in the file of ``history``."""
 
     durable = True
 

@@ -1,4 +1,4 @@
-"""The event outbox (:mod:`hubbub.engines.outbox`) in the Redis engine.
+"""The event outbox (:mod:`hubbub.engines.eventoutbox`) in the Redis engine.
 
 Keys (``P`` the engine's prefix):
 
@@ -22,7 +22,7 @@ from typing import Any, Final
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from hubbub.engines.outbox import OutboxEvent
+from hubbub.engines.eventoutbox import OutboxEvent
 from hubbub.engines.redis import RedisBroker
 from hubbub.errors import StoreError
 
@@ -106,8 +106,8 @@ def _blob(event: OutboxEvent) -> str:
     return f"{event.created!r}\n{event.payload}"
 
 
-class RedisOutbox:
-    """An :class:`hubbub.engines.outbox.Outbox` in the Redis of ``broker``."""
+class RedisEventOutbox:
+    """An :class:`hubbub.engines.eventoutbox.EventOutbox` in the Redis of ``broker``."""
 
     durable = True
 

@@ -1,43 +1,43 @@
-"""The event outbox's guarantees (hubbub.engines.outbox) against every engine's store."""
+"""The event outbox's guarantees (hubbub.engines.eventoutbox) against every engine's store."""
 
 from __future__ import annotations
 
 import asyncio
 
 from hubbub.engines.base import Broker
+from hubbub.engines.eventoutbox import EventOutbox, MemoryEventOutbox, OutboxEvent
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory
-from hubbub.engines.outbox import MemoryOutbox, Outbox, OutboxEvent
-from hubbub.engines.pg_outbox import PostgresOutbox
+from hubbub.engines.pg_events import PostgresEventOutbox
 from hubbub.engines.pgbroker import PostgresBroker
 from hubbub.engines.postgres import PostgresHistory
 from hubbub.engines.sqlite import SqliteHistory
-from hubbub.engines.sqlite_outbox import SqliteOutbox
+from hubbub.engines.sqlite_events import SqliteEventOutbox
 from tests.contract.conftest import Engine
 
 NOW = 2_000_000_000.0
 LEASE = 30.0
 
 
-async def outbox_of(broker: Broker) -> Outbox:
-    outbox: Outbox
+async def outbox_of(broker: Broker) -> EventOutbox:
+    outbox: EventOutbox
     if isinstance(broker, PostgresBroker):
-        outbox = PostgresOutbox(broker.store)
+        outbox = PostgresEventOutbox(broker.store)
     elif isinstance(broker, LocalBroker):
         store = broker.store
         if isinstance(store, MemoryHistory):
-            outbox = MemoryOutbox()
+            outbox = MemoryEventOutbox()
         elif isinstance(store, SqliteHistory):
-            outbox = SqliteOutbox(store)
+            outbox = SqliteEventOutbox(store)
         else:
             assert isinstance(store, PostgresHistory)
-            outbox = PostgresOutbox(store)
+            outbox = PostgresEventOutbox(store)
     else:
         from hubbub.engines.redis import RedisBroker
-        from hubbub.engines.redis_outbox import RedisOutbox
+        from hubbub.engines.redis_events import RedisEventOutbox
 
         assert isinstance(broker, RedisBroker)
-        outbox = RedisOutbox(broker)
+        outbox = RedisEventOutbox(broker)
     await outbox.open()
     return outbox
 
