@@ -135,6 +135,12 @@ class Events:
         if not self._started:
             return
         self._started = False
+        try:
+            await self._stop()
+        except Exception:  # (the engines close after this, whatever happened here)
+            log.exception("webhooks: stopping failed")
+
+    async def _stop(self) -> None:
         if self._occupancy and self._tasks:
             await bounded(self._settled.wait(), FLUSH_TIMEOUT, "webhooks: the occupancy flush")
         await stop_tasks(self._tasks, STOP_TIMEOUT, "webhook loop")
