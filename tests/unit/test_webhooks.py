@@ -3,6 +3,7 @@ settings, and the emitter's bookkeeping against the memory outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -242,3 +243,40 @@ async def test_a_target_gets_only_the_events_it_accepts() -> None:
     assert await outbox.depth("webhook") == 2
     (event,) = await outbox.claim("rooms", 10, time.time() + 1, 30)
     assert json.loads(event.payload)["channel"] == "rooms:a"
+
+
+async def test_a_failing_backend_is_not_flooded_with_a_backlog() -> None:
+    """1,000 events waiting, a backend answering 500: the deliverer paces its requests with
+    the back-off of its failures in a row instead of replaying the backlog at full speed."""
+    from tests.support.webhook_receiver import Receiver
+
+    receiver = Receiver(SECRET)
+    receiver.mode = "fail"
+    await receiver.up()
+    outbox = MemoryEventOutbox()
+    now = time.time()
+    await outbox.add(
+        [
+            OutboxEvent("webhook", f"e{n}", event_json("connect", f"e{n}", 1, "n"), now)
+            for n in range(1000)
+        ],
+        now,
+    )
+    deliverer = Deliverer(
+        outbox,
+        webhook_target(receiver.url, SECRET),
+        timeout=1,
+        batch_size=10,
+        max_backoff=0.2,
+        max_age=60,
+        concurrency=4,
+    )
+    deliverer.start()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        await deliverer.stop()
+        await receiver.down()
+    assert 1 <= receiver.requests < 150, receiver.requests
+    assert 0 < deliverer.retried <= 10 * receiver.requests
+    assert await outbox.depth("webhook") == 1000

@@ -16,7 +16,9 @@ Guarantees of :class:`Deliverer` (one per target and node; every node of a clust
   <hubbub.engines.eventoutbox>`) of ``timeout + LEASE_MARGIN`` seconds: another node takes them
   only when the lease ran out (this one died, or its request outlived the timeout).
 - **Bounded.** At most ``concurrency`` requests at once, each of at most ``batch_size``
-  events; no request outlives ``timeout``.
+  events; no request outlives ``timeout``. While the target fails, each claim waits a
+  back-off of the failures in a row first, so a backlog is not replayed at full speed
+  against a backend that is down or just came back.
 - **Prompt.** :meth:`wake` (an event was just added here) starts a claim at once; otherwise
   the outbox is polled every :data:`POLL_INTERVAL` seconds at most (events of other nodes,
   retries coming due).
@@ -138,8 +140,9 @@ class Deliverer:
         self.retried = 0
         #: Events dropped, by reason (``max_age``).
         self.dropped: Counter[str] = Counter() if dropped is None else dropped
-        #: Requests that failed (any reason).
+        #: Requests that failed (any reason), in all and in a row.
         self.failures = 0
+        self.failing = 0
         #: Events in the outbox of this target (read every DEPTH_INTERVAL seconds).
         self.depth = 0
         self._depth_read = 0.0
@@ -163,9 +166,12 @@ class Deliverer:
 
     async def _run(self) -> None:
         slots = asyncio.Semaphore(self.concurrency)
-        failing = 0
+        store_failing = 0
         while True:
             await slots.acquire()
+            if self.failing:  # the target fails: pace the next claim (not a flood when it
+                # comes back), on top of each event's own back-off
+                await asyncio.sleep(backoff(self.failing, self.max_backoff))
             try:
                 now = time.time()
                 if now - self._depth_read >= DEPTH_INTERVAL:
@@ -174,23 +180,27 @@ class Deliverer:
                 self._wake.clear()
                 lease = self.timeout + LEASE_MARGIN
                 batch = await self.outbox.claim(self.target.name, self.batch_size, now, lease)
-                failing = 0
+                store_failing = 0
             except Exception as exc:  # (StoreError, or a bug: the loop goes on either way)
                 slots.release()
-                failing += 1
-                if failing == 1 or failing % 100 == 0:
+                store_failing += 1
+                if store_failing == 1 or store_failing % 100 == 0:
                     log.warning(
                         "webhooks: claiming from the outbox failed (%d in a row): %s",
-                        failing,
+                        store_failing,
                         exc,
                         exc_info=not isinstance(exc, StoreError),
                     )
-                await asyncio.sleep(min(self.max_backoff, BACKOFF_BASE * 2 ** min(failing, 6)))
+                await asyncio.sleep(
+                    min(self.max_backoff, BACKOFF_BASE * 2 ** min(store_failing, 6))
+                )
                 continue
+            claimed = len(batch)
             batch = await self._drop_expired(batch, now)
             if not batch:
                 slots.release()
-                await self._idle()
+                if not claimed:  # (all expired: there may be more, claim again at once)
+                    await self._idle()
                 continue
             task = asyncio.get_running_loop().create_task(self._send(batch))
             self._sends.add(task)
@@ -247,6 +257,7 @@ class Deliverer:
             ) as resp:
                 await resp.content.read(ANSWER_LIMIT)  # (ignored; read so the connection is reused)
                 if 200 <= resp.status < 300:
+                    self.failing = 0
                     await self._settle(ids, None)
                     self.delivered += len(batch)
                     self.depth = max(0, self.depth - len(batch))
@@ -258,6 +269,7 @@ class Deliverer:
             log.exception("webhooks: POST %s failed", target.name)
             problem = repr(exc)
         self.failures += 1
+        self.failing += 1
         attempts = max(e.attempts for e in batch) + 1
         delay = backoff(attempts, self.max_backoff)
         if self.failures == 1 or self.failures % 100 == 0:
