@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -430,3 +432,63 @@ async def test_proxy_requests_are_counted(hubbub: ServerProcess, backend: Backen
         text = await resp.text()
     assert 'hubbub_proxy_requests_total{kind="connect",outcome="ok"}' in text
     assert 'hubbub_proxy_duration_seconds_count{kind="connect"}' in text
+
+
+# -- the README's examples -------------------------------------------------------------------
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def readme_examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Each proxy kind's request (the curl's body) and answer in the README's section."""
+    start = README.index("## HTTP proxy")
+    text = README[start : README.index("<!-- end of the HTTP proxy section -->", start)]
+    pairs = re.findall(r"```sh\n(curl .*?)\n```\n```json\n(.*?)\n```", text, re.S)
+    out = {}
+    for curl, answer in pairs:
+        url = re.search(r"curl -s (\S+)", curl)
+        body = re.search(r"-d '(.*)'", curl)
+        assert url is not None and body is not None, curl
+        out[url.group(1).rsplit("/", 1)[1]] = (json.loads(body.group(1)), json.loads(answer))
+    return out
+
+
+def as_readme_shows(body: dict[str, Any]) -> dict[str, Any]:
+    """A request as the README writes it: its client id, and chat: for this test's px:."""
+    text = json.dumps(body).replace('"px:', '"chat:')
+    return {**json.loads(text), "client": "9336a229-2400-4ebc-8c50-0a643d22e8a0"}
+
+
+async def test_the_readme_requests_are_what_hubbub_sends_and_its_answers_work(
+    hubbub: ServerProcess, backend: Backend
+) -> None:
+    examples = readme_examples()
+    assert sorted(examples) == sorted(
+        ["connect", "refresh", "subscribe", "sub_refresh", "publish", "rpc"]
+    )
+    for kind, (_, answer) in examples.items():
+        backend.responders[kind] = lambda body, answer=answer: answer
+    connect = {"data": {"app": "web"}, "name": "js", "version": "5.0.0"}
+    async with client(hubbub, connect) as (conn, reply):
+        assert reply["connect"]["client"]
+        assert "error" not in await conn.command(
+            "subscribe", {"channel": "px:index", "data": {"seat": 3}}
+        )
+        await conn.command("publish", {"channel": "px:index", "data": {"text": "hello"}})
+        push = await conn.push("pub", "px:index")
+        assert push["pub"]["data"] == {"text": "hello", "checked": True}
+        reply = await conn.command("rpc", {"method": "getCurrentYear", "data": {}})
+        assert reply["rpc"]["data"] == {"year": 2026}
+    # refresh and sub_refresh: expiring in a second, the README's answers extend them
+    soon = int(time.time()) + 1
+    for kind in ("connect", "subscribe"):
+        result = {**examples[kind][1]["result"], "expire_at": soon}
+        backend.responders[kind] = lambda body, result=result: {"result": result}
+    async with client(hubbub) as (conn, _):
+        await conn.command("subscribe", {"channel": "px:index", "data": {"seat": 3}})
+        await eventually(lambda: backend.seen("refresh") and backend.seen("sub_refresh"), 10)
+        assert "error" not in await conn.command("presence", {"channel": "px:index"})
+        assert conn.closed is None and conn.pushes.empty()
+    for kind, (request, _) in examples.items():
+        sent = as_readme_shows(backend.seen(kind)[0].body)
+        assert list(sent.items()) == list(request.items()), kind

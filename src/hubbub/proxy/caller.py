@@ -24,10 +24,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
-
-import aiohttp
 
 from hubbub.config import Settings
 from hubbub.core.codes import ErrorCode
@@ -35,6 +33,9 @@ from hubbub.core.histogram import Histogram
 from hubbub.core.redact import redact_text
 from hubbub.errors import ClientError, DisconnectError
 from hubbub.proxy.bodies import KINDS, BadResponse
+
+if TYPE_CHECKING:  # (imported at the first call: the ASGI edge runs without aiohttp loaded)
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class ProxyCaller:
         self._failures: dict[str, tuple[float, int]] = {}  # endpoint -> (logged at, since)
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.settings.proxy_max_connections)
             self._session = aiohttp.ClientSession(
@@ -139,6 +142,8 @@ class ProxyCaller:
                 self._failures.pop(endpoint, None)
 
     async def _post(self, endpoint: str, body: bytes, headers: Mapping[str, str]) -> bytes:
+        import aiohttp
+
         try:
             async with asyncio.timeout(self.settings.proxy_timeout):
                 async with self._client().post(endpoint, data=body, headers=headers) as resp:
