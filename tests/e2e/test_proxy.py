@@ -19,7 +19,7 @@ import pytest
 
 from hubbub.auth import mint
 from tests.conftest import stop_all
-from tests.support import uni
+from tests.support import protobuf, uni
 from tests.support.proto import Observer
 from tests.support.proxy_backend import Backend, Reply, closed_port
 from tests.support.server import ServerProcess
@@ -252,6 +252,42 @@ async def test_the_on_connect_hook_sees_the_proxy_user_and_meta(
         assert reply["connect"]["data"] == {"hook_saw": "hooked", "meta": {"role": "admin"}}
 
 
+async def test_a_protobuf_client_binary_data_goes_as_b64data(
+    hubbub: ServerProcess, backend: Backend
+) -> None:
+    backend.responders["connect"] = lambda body: {
+        "result": {"user": "pb", "b64data": base64.b64encode(b"\x00\x01").decode()}
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(
+            hubbub.ws + "/connection/websocket", protocols=[protobuf.SUBPROTOCOL]
+        ) as ws,
+    ):
+        (reply,) = await protobuf.call(ws, (1, "connect", {"data": b"\xff\xfe"}))
+        assert reply["connect"]["data"] == b"\x00\x01"
+    (seen,) = backend.seen("connect")
+    assert seen.body["protocol"] == "protobuf" and seen.body["encoding"] == "binary"
+    assert base64.b64decode(seen.body["b64data"]) == b"\xff\xfe" and "data" not in seen.body
+    backend.responders["connect"] = lambda body: {"result": {"b64data": "/w=="}}
+    async with client(hubbub) as (_, reply):  # bytes that are not JSON: not for a JSON client
+        assert reply["error"] == INTERNAL
+
+
+async def test_server_side_subs_of_the_connect_answer_carry_their_options(
+    hubbub: ServerProcess, backend: Backend
+) -> None:
+    subs = {"px:srv": {"info": {"seat": 1}, "data": {"first": True}}}
+    backend.responders["connect"] = user("srv", info={"n": 1}, subs=subs)
+    async with client(hubbub) as (conn, reply):
+        assert reply["connect"]["subs"]["px:srv"]["data"] == {"first": True}
+        presence = await conn.command("presence", {"channel": "px:srv"})
+        (entry,) = presence["presence"]["presence"].values()
+        assert entry == {"client": reply["connect"]["client"], "user": "srv",
+                         "conn_info": {"n": 1}, "chan_info": {"seat": 1}}  # fmt: skip
+    assert backend.seen("subscribe") == []  # the backend's own channels are not asked about
+
+
 # -- subscribe -------------------------------------------------------------------------------
 
 
@@ -284,6 +320,20 @@ async def test_subscribe_asks_the_proxy_instead_of_the_flags(
         "meta": {"m": 1},
         "data": {"want": 1},
     }
+
+
+async def test_on_subscribe_runs_after_the_proxy_allowed(
+    hubbub: ServerProcess, backend: Backend
+) -> None:
+    backend.responders["connect"] = user("hs", meta={"k": 2})
+    backend.responders["subscribe"] = lambda body: {"result": {"data": {"proxy": 1}}}
+    async with client(hubbub) as (conn, _):
+        reply = await conn.command("subscribe", {"channel": "px:hooked"})
+        assert reply["subscribe"]["data"] == {"hook_saw": "hs", "meta": {"k": 2}}
+        backend.responders["subscribe"] = lambda body: {"error": {"code": 4403, "message": "no"}}
+        await conn.command("unsubscribe", {"channel": "px:hooked"})
+        reply = await conn.command("subscribe", {"channel": "px:hooked"})
+        assert reply["error"] == {"code": 4403, "message": "no"}
 
 
 async def test_subscribe_refusals_pass_through(hubbub: ServerProcess, backend: Backend) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubbub import ConnectContext, ConnectResult, Hub, PublishContext, PublishResult, RPCContext
+from hubbub import (
+    ConnectContext,
+    ConnectResult,
+    Hub,
+    PublishContext,
+    PublishResult,
+    RPCContext,
+    SubscribeContext,
+    SubscribeResult,
+)
 
 hub = Hub()
 
@@ -15,6 +24,13 @@ async def on_connect(ctx: ConnectContext) -> ConnectResult | None:
     if ctx.user != "hooked":
         return None  # what the connect proxy said stands
     return ConnectResult(user=ctx.user, data={"hook_saw": ctx.user, "meta": ctx.meta})
+
+
+@hub.on_subscribe
+async def on_subscribe(ctx: SubscribeContext) -> SubscribeResult | None:
+    if ctx.channel != "px:hooked":
+        return None
+    return SubscribeResult(data={"hook_saw": ctx.user, "meta": ctx.meta})
 
 
 @hub.on_publish
