@@ -88,6 +88,11 @@ class ProxyCaller:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: Whether any proxy endpoint is configured (globally or by a namespace).
+        self.in_use = any(getattr(settings, f"proxy_{kind}_endpoint") for kind in KINDS) or any(
+            ns.proxy_subscribe or ns.proxy_publish or ns.proxy_sub_refresh
+            for ns in (settings.channel, *settings.namespaces)
+        )
         self.stats = ProxyStats()
         self._session: aiohttp.ClientSession | None = None
         self._failures: dict[str, tuple[float, int]] = {}  # endpoint -> (logged at, since)

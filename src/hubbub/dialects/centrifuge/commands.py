@@ -49,7 +49,7 @@ async def publish(client: Client, cid: int, request: m.Publish) -> None:
     tags, idempotency key, skip the history), the ``on_publish`` hook (seeing the proxy's
     data), then the store, pipelined: answered in command order once stored
     (:meth:`Client.pipelined`)."""
-    channel = request.channel
+    channel = required(request.channel, "channel")
     url = proxying.endpoint(client.node.settings, client.node.options(channel), "publish")
     options = readable(client, channel, "publish", proxied=url is not None)
     payload = request.data

@@ -36,23 +36,12 @@ log = logging.getLogger(__name__)
 NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
-def in_use(settings: Settings) -> bool:
-    """Whether any proxy endpoint is configured (globally or by a namespace)."""
-    kinds = ("connect", "refresh", "subscribe", "publish", "sub_refresh", "rpc")
-    if any(getattr(settings, f"proxy_{kind}_endpoint") for kind in kinds):
-        return True
-    return any(
-        ns.proxy_subscribe or ns.proxy_publish or ns.proxy_sub_refresh
-        for ns in (settings.channel, *settings.namespaces)
-    )
-
-
 def forwarded(client: Client, emulated: Mapping[str, str]) -> Mapping[str, str]:
     """The headers every proxy request about ``client`` carries (see
     :func:`hubbub.proxy.bodies.forwarded_headers`); made at connect, while the handshake's
     headers are still there, and kept with the connection. Empty when no proxy is in use."""
     settings = client.node.settings
-    if not in_use(settings):
+    if not client.node.proxy.in_use:
         return NO_HEADERS
     return MappingProxyType(
         bodies.forwarded_headers(
