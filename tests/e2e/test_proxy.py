@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from centrifuge import Client, ClientEventHandler, ClientState
 
 from hubbub.auth import mint
 from tests.conftest import stop_all
@@ -182,6 +183,39 @@ async def test_a_slow_backend_is_a_temporary_error_within_the_timeout(
     async with client(hubbub) as (_, reply):
         assert reply["error"] == INTERNAL
     assert time.monotonic() - started < TIMEOUT * 3
+
+
+@pytest.mark.usefixtures("sdk_garbage_collected")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # (tests/support/sdk.py)
+async def test_the_sdk_reconnects_through_a_failing_backend_until_it_answers(
+    hubbub: ServerProcess, backend: Backend
+) -> None:
+    """centrifuge-python: a slow backend, then a 500, then an answer: connected, no hang."""
+    failures = iter([Reply(json={"result": {}}, delay=TIMEOUT * 3), Reply(status=500, raw=b"")])
+    backend.responders["connect"] = lambda body: next(failures, {"result": {"user": "sdk"}})
+    sdk = Client(
+        hubbub.ws + "/connection/websocket",
+        events=ClientEventHandler(),
+        min_reconnect_delay=0.05,
+        max_reconnect_delay=0.2,
+    )
+    try:
+        await sdk.connect()
+        await sdk.ready(scaled(10))
+    finally:
+        await sdk.disconnect()
+    assert len(backend.seen("connect")) == 3
+    # a disconnect code of 4500 and up: the SDK does not come back
+    backend.responders["connect"] = lambda body: {"disconnect": {"code": 4503, "reason": "no"}}
+    sdk = Client(hubbub.ws + "/connection/websocket", min_reconnect_delay=0.05)
+    try:
+        await sdk.connect()
+        await eventually(lambda: sdk.state is ClientState.DISCONNECTED, 5)
+        await asyncio.sleep(0.3)
+        assert sdk.state is ClientState.DISCONNECTED
+    finally:
+        await sdk.disconnect()
+    assert len(backend.seen("connect")) == 4
 
 
 @pytest.mark.parametrize(
