@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
-from hubbub.channeloptions import check_proxy_url
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
 from hubbub.errors import ConfigError
+from hubbub.proxy.settings import ProxySettings
 from hubbub.server.forwarded import parse_network
 
 ENV_PREFIX: Final = "HUBBUB_"
@@ -35,7 +35,7 @@ KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
 
-class Settings(BaseModel):
+class Settings(ProxySettings):
     """Everything a hubbub server can be told. Immutable once built. ``tls_cert`` and
     ``tls_key`` come together or not at all (whether the files hold a certificate and its
     key is checked at start, :mod:`hubbub.server.tls`); ``trusted_proxies`` holds IP
@@ -43,6 +43,8 @@ class Settings(BaseModel):
 
     Each field's ``description`` is its meaning, written once: the configuration reference
     (the docs site's and the README's table) is generated from it by :mod:`hubbub.configdoc`.
+    Groups of keys of one feature are inherited from a model of their own, listed after
+    these: :class:`hubbub.proxy.settings.ProxySettings` (the HTTP proxy).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
@@ -407,104 +409,6 @@ class Settings(BaseModel):
             "peer and Host, no proxy headers); for trying hubbub locally (`make run` sets it)."
         ),
     )
-
-    # -- HTTP proxy (issue 17): Centrifugo's proxy request and response bodies ------------
-    proxy_connect_endpoint: str | None = Field(
-        None,
-        description=(
-            "URL the connect proxy is POSTed to when a client connects without a token: the "
-            "backend answers who it is (Centrifugo's connect proxy; see the HTTP proxy recipe)."
-        ),
-    )
-    proxy_refresh_endpoint: str | None = Field(
-        None,
-        description=(
-            "URL asked when a connection's `expire_at` comes: the backend extends it or says "
-            "it expired (the server refreshes, not the client)."
-        ),
-    )
-    proxy_subscribe_endpoint: str | None = Field(
-        None,
-        description="URL asked about subscribes to channels of `proxy_subscribe` namespaces.",
-    )
-    proxy_publish_endpoint: str | None = Field(
-        None,
-        description="URL asked about client publishes to channels of `proxy_publish` namespaces.",
-    )
-    proxy_sub_refresh_endpoint: str | None = Field(
-        None,
-        description=("URL asked when a subscription of a `proxy_sub_refresh` namespace expires."),
-    )
-    proxy_rpc_endpoint: str | None = Field(
-        None,
-        description="URL that answers the RPC methods no `@hub.rpc` handler takes.",
-    )
-    proxy_timeout: float = Field(
-        1.0,
-        gt=0,
-        le=300,
-        description=(
-            "Seconds a proxy request may take; a backend slower than that, down, or answering "
-            "other than 200 with JSON gives the client error 100 (temporary: SDKs retry)."
-        ),
-    )
-    proxy_http_headers: tuple[str, ...] = Field(
-        (),
-        description=(
-            "Headers of the client's handshake request forwarded to every proxy request "
-            "(e.g. ['Cookie', 'Authorization']); names case-insensitive."
-        ),
-    )
-    proxy_emulated_headers: tuple[str, ...] = Field(
-        (),
-        description=(
-            "Headers the client put in its connect command (centrifuge-js `headers`) "
-            "forwarded to proxy requests, as Centrifugo's `emulated_headers`; a real "
-            "handshake header of the same name in `proxy_http_headers` wins."
-        ),
-    )
-    proxy_max_connections: int = Field(
-        100,
-        ge=1,
-        le=10_000,
-        description="Most connections open at once to the proxy backends (one pool per node).",
-    )
-
-    @field_validator(
-        "proxy_connect_endpoint",
-        "proxy_refresh_endpoint",
-        "proxy_subscribe_endpoint",
-        "proxy_publish_endpoint",
-        "proxy_sub_refresh_endpoint",
-        "proxy_rpc_endpoint",
-    )
-    @classmethod
-    def _check_proxy_urls(cls, value: str | None) -> str | None:
-        return check_proxy_url(value)
-
-    @field_validator("proxy_http_headers", "proxy_emulated_headers", mode="before")
-    @classmethod
-    def _proxy_header_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in (p.strip() for p in value.split(",")) if part]
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(v.lower() for v in value)
-        return value
-
-    @model_validator(mode="after")
-    def _proxied_namespaces_have_endpoints(self) -> Settings:
-        for ns in (self.channel, *self.namespaces):
-            for kind in ("subscribe", "publish", "sub_refresh"):
-                asks = getattr(ns, f"proxy_{kind}")
-                own = getattr(ns, f"proxy_{kind}_endpoint")
-                if asks and own is None and getattr(self, f"proxy_{kind}_endpoint") is None:
-                    where = f"namespace {ns.name!r}" if isinstance(ns, Namespace) else "[channel]"
-                    raise ValueError(
-                        f"{where} sets proxy_{kind} but no proxy_{kind}_endpoint is configured"
-                    )
-        return self
-
-    # -- end of the HTTP proxy block -------------------------------------------------------
 
     @field_validator("namespaces")
     @classmethod

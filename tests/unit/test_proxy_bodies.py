@@ -189,6 +189,7 @@ def test_a_disconnect_passes_through_and_wins_over_an_error() -> None:
         b'{"result": {"b64info": "/w=="}}',
         b'{"result": {"b64data": "%%%"}}',
         b'{"result": {"b64data": 5}}',
+        '{"result": {"b64data": "\u00e9"}}'.encode(),
         b'{"error": {"code": 0}}',
         b'{"error": {"code": "4000"}}',
         b'{"error": {"code": 4000, "message": 1}}',

@@ -28,7 +28,6 @@ The parsers (:func:`connect_answer`, ...) guarantee:
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -350,7 +349,7 @@ def _data(result: Mapping[str, Any]) -> m.Data | None:
     if b64:
         try:
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and non-ASCII text
             raise BadResponse("result.b64data is not base64") from None
         payload = m.Payload.of_bytes(raw)
         return payload.text if payload.text is not None else raw
