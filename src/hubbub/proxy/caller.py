@@ -126,10 +126,16 @@ class ProxyCaller:
             raw = await self._post(endpoint, body, headers)
             try:
                 return parse(raw)
+            except (ClientError, DisconnectError):
+                raise  # the backend's error or disconnect
             except BadResponse as exc:
                 outcome = "malformed"
                 log.error("%s proxy %s: bad response: %s", kind, shown(endpoint), exc)
                 raise ProxyFailed(f"bad response: {exc}") from None
+            except Exception:  # a parser's bug: logged, still error 100 for the client
+                outcome = "malformed"
+                log.exception("%s proxy %s: response not read", kind, shown(endpoint))
+                raise ProxyFailed("response not read") from None
         except DisconnectError:
             outcome = "disconnect"
             raise
