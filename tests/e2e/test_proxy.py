@@ -16,11 +16,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from centrifuge import Client, ClientEventHandler, ClientState
 
+from hubbub import Hub
 from hubbub.auth import mint
+from hubbub.dialects.centrifuge import tokens
 from tests.conftest import stop_all
 from tests.support import protobuf, uni
+from tests.support.inprocess import serving
 from tests.support.proto import Observer
 from tests.support.proxy_backend import Backend, Reply, closed_port
 from tests.support.server import ServerProcess
@@ -472,6 +476,32 @@ async def test_rpc_goes_to_the_proxy_unless_python_has_the_method(
     assert seen.body["user"] == "rpc"
 
 
+COMMANDS = {
+    "subscribe": ("subscribe", {"channel": "px:grid"}),
+    "publish": ("publish", {"channel": "px:grid", "data": {"n": 1}}),
+    "rpc": ("rpc", {"method": "grid", "data": {}}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COMMANDS))
+async def test_each_command_kind_times_out_and_passes_disconnects(
+    hubbub: ServerProcess, backend: Backend, kind: str
+) -> None:
+    backend.responders["connect"] = user("grid")
+    backend.responders["subscribe"] = lambda body: {"result": {}}
+    method, params = COMMANDS[kind]
+    async with client(hubbub) as (conn, _):
+        if kind == "publish":
+            await conn.command("subscribe", {"channel": "px:grid"})
+        backend.responders[kind] = lambda body: Reply(json={"result": {}}, delay=TIMEOUT * 4)
+        started = time.monotonic()
+        assert (await conn.command(method, params))["error"] == INTERNAL
+        assert time.monotonic() - started < TIMEOUT * 3
+        backend.responders[kind] = lambda body: {"disconnect": {"code": 4002, "reason": kind}}
+        await conn.ws.send_str(json.dumps({"id": 99, method: params}))
+        assert await closed_code(conn) == 4002
+
+
 # -- refresh and sub_refresh -----------------------------------------------------------------
 
 
@@ -576,3 +606,62 @@ async def test_the_readme_requests_are_what_hubbub_sends_and_its_answers_work(
     for kind, (request, _) in examples.items():
         sent = as_readme_shows(backend.seen(kind)[0].body)
         assert list(sent.items()) == list(request.items()), kind
+
+
+# -- refresh failures (in process: a retry shortened) ---------------------------------------
+
+
+async def test_a_refresh_backend_that_fails_is_asked_again_and_may_disconnect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Down or slow at the connection's expiry: the connection stays and the backend is asked
+    again (after a minute, as Centrifugo; here 0.3 s); its disconnect then closes with its
+    code."""
+    monkeypatch.setattr(tokens, "PROXY_RETRY", 0.3)
+    answers = [
+        web.json_response({"result": {}}, status=503),
+        "slow",
+        web.json_response({"disconnect": {"code": 4100, "reason": "later"}}),
+    ]
+    asked: list[float] = []
+
+    async def refresh(request: web.Request) -> web.StreamResponse:
+        asked.append(time.monotonic())
+        answer = answers.pop(0)
+        if answer == "slow":
+            await asyncio.sleep(1)
+            return web.json_response({"result": {"expire_at": int(time.time()) + 60}})
+        assert isinstance(answer, web.StreamResponse)
+        return answer
+
+    async def connect(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"result": {"user": "r", "expire_at": int(time.time()) + 1}})
+
+    app = web.Application()
+    app.router.add_post("/connect", connect)
+    app.router.add_post("/refresh", refresh)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    hub = Hub(
+        port=0,
+        proxy_connect_endpoint=base + "/connect",
+        proxy_refresh_endpoint=base + "/refresh",
+        proxy_timeout=0.3,
+    )
+    try:
+        async with (
+            serving(hub, tmp_path) as url,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(url.replace("http", "ws") + "/connection/websocket") as ws,
+        ):
+            conn = Observer(ws)
+            try:
+                assert "connect" in await conn.command("connect", {})
+                assert await asyncio.wait_for(closed_code(conn), scaled(10)) == 4100
+            finally:
+                conn.stop()
+    finally:
+        await runner.cleanup()
+    assert len(asked) == 3 and answers == []
