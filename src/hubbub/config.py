@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
 from hubbub.errors import ConfigError
-from hubbub.proxy.settings import ProxySettings
+from hubbub.proxy import settings as px
 from hubbub.server.forwarded import parse_network
 
 ENV_PREFIX: Final = "HUBBUB_"
@@ -35,7 +35,7 @@ KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
 
-class Settings(ProxySettings):
+class Settings(BaseModel):
     """Everything a hubbub server can be told. Immutable once built. ``tls_cert`` and
     ``tls_key`` come together or not at all (whether the files hold a certificate and its
     key is checked at start, :mod:`hubbub.server.tls`); ``trusted_proxies`` holds IP
@@ -43,8 +43,6 @@ class Settings(ProxySettings):
 
     Each field's ``description`` is its meaning, written once: the configuration reference
     (the docs site's and the README's table) is generated from it by :mod:`hubbub.configdoc`.
-    Groups of keys of one feature are inherited from a model of their own, listed after
-    these: :class:`hubbub.proxy.settings.ProxySettings` (the HTTP proxy).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
@@ -409,6 +407,20 @@ class Settings(ProxySettings):
             "peer and Host, no proxy headers); for trying hubbub locally (`make run` sets it)."
         ),
     )
+
+    # -- the HTTP proxy (types and descriptions: hubbub.proxy.settings) --
+    proxy_connect_endpoint: px.ProxyConnectEndpoint = None
+    proxy_refresh_endpoint: px.ProxyRefreshEndpoint = None
+    proxy_subscribe_endpoint: px.ProxySubscribeEndpoint = None
+    proxy_publish_endpoint: px.ProxyPublishEndpoint = None
+    proxy_sub_refresh_endpoint: px.ProxySubRefreshEndpoint = None
+    proxy_rpc_endpoint: px.ProxyRpcEndpoint = None
+    proxy_timeout: px.ProxyTimeout = 1.0
+    proxy_http_headers: px.ProxyHttpHeaders = ()
+    proxy_emulated_headers: px.ProxyEmulatedHeaders = ()
+    proxy_max_connections: px.ProxyMaxConnections = 100
+    _proxied_namespaces = model_validator(mode="after")(px.check_proxied_namespaces)
+    # -- end of the HTTP proxy's keys --
 
     @field_validator("namespaces")
     @classmethod

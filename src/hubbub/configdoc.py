@@ -92,17 +92,9 @@ def _table(model: type[BaseModel], keys: Sequence[str], header: str = "key") -> 
     return "\n".join(lines) + "\n"
 
 
-def setting_keys() -> list[str]:
-    """Every setting: those :class:`Settings` declares, in its order, then those of the groups
-    it inherits (:class:`hubbub.proxy.settings.ProxySettings`, ...), each in its order."""
-    own = vars(Settings).get("__annotations__", {})
-    keys = list(Settings.model_fields)
-    return [k for k in keys if k in own] + [k for k in keys if k not in own]
-
-
 def settings_table() -> str:
-    """Every setting (every field of :class:`Settings`), in :func:`setting_keys` order."""
-    return _table(Settings, setting_keys())
+    """Every setting (every field of :class:`Settings`), in the model's order."""
+    return _table(Settings, list(Settings.model_fields))
 
 
 def channel_options_table() -> str:
@@ -200,7 +192,7 @@ def reference_page(flags: Mapping[str, str]) -> str:
     """The docs site's configuration page; ``flags`` from :func:`serve_flags`."""
     return (
         PAGE_INTRO
-        + _entries(Settings, setting_keys(), flags)
+        + _entries(Settings, list(Settings.model_fields), flags)
         + "\n## Channel options\n\n"
         + "What a channel does and who may do what in it: the `[channel]` table holds the "
         "options of channels without a namespace, each `[[namespaces]]` entry those of the "
