@@ -12,6 +12,9 @@ The public Python API is what this package exports (``__all__``)::
 - :class:`ErrorCode`, the protocol's error codes (``ClientError(ErrorCode.PERMISSION_DENIED)``);
 - :class:`Settings`, the configuration (``hub.settings()``), and ``__version__``.
 
+Public modules besides (:data:`_PUBLIC_MODULES`): :mod:`hubbub.outbox` (its ``__all__``:
+``from hubbub import outbox; await outbox.publish(conn, channel, data)``).
+
 Every other module is hubbub's own and may change. The names are loaded on first use, so
 ``import hubbub.core.codes`` (or the ``hubbub`` command) does not load the hub and its
 settings model until it needs them.
@@ -52,6 +55,9 @@ _EXPORTS: _typing.Final = {
     "ErrorCode": "hubbub.core.codes",
     "Settings": "hubbub.config",
 }
+
+#: Submodules that are public API too (each offers its own ``__all__``).
+_PUBLIC_MODULES: _typing.Final = ("outbox",)
 
 __all__ = [
     "ClientError",

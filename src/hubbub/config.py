@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hubbub import outboxsettings as ox
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
@@ -386,6 +387,15 @@ class Settings(BaseModel):
             "makes them recover); 0 turns the check off. Only with a cluster engine."
         ),
     )
+    # -- the PostgreSQL outbox consumer (types and descriptions: hubbub.outboxsettings) --
+    outbox_url: ox.OutboxUrl = None
+    outbox_table: ox.OutboxTable = "hubbub_outbox"
+    outbox_partitions: ox.OutboxPartitions = 4
+    outbox_batch_size: ox.OutboxBatchSize = 100
+    outbox_poll_interval: ox.OutboxPollInterval = 1.0
+    outbox_retention: ox.OutboxRetention = 86_400.0
+    outbox_max_data_size: ox.OutboxMaxDataSize = 1 * MiB
+    # -- end of the outbox consumer's keys --
     app: str | None = Field(None, description="A `Hub` to serve, as `module:attribute`.")
     demos: bool = Field(
         True,

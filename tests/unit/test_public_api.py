@@ -141,10 +141,14 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 @pytest.mark.parametrize("path", DOCS + EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_docs_and_examples_use_only_the_public_api(path: Path) -> None:
     """The Python code of the README, docs/ and examples/ takes from hubbub only names in
-    ``__all__``, imported from ``hubbub`` itself."""
+    ``__all__``, imported from ``hubbub`` itself, and the public modules' (``__all__``)."""
     blocks = [path.read_text("utf-8")] if path.suffix == ".py" else python_blocks(path)
     used = set().union(*map(hubbub_names, blocks)) if blocks else set()
     allowed = {f"hubbub:{name}" for name in hubbub.__all__}
+    for module in hubbub._PUBLIC_MODULES:  # (hubbub.outbox: `from hubbub import outbox`)
+        names = importlib.import_module(f"hubbub.{module}").__all__
+        allowed |= {f"hubbub:{module}", f"import:hubbub.{module}"}
+        allowed |= {f"hubbub.{module}:{name}" for name in names}
     assert used - allowed == set()
 
 

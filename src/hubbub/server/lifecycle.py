@@ -6,16 +6,19 @@ starts and stops the same way under either. Guarantees:
 
 - On entry: the engines are built from the settings and the node is started (engines
   connected), the demos' publishers run when ``settings.demos`` is on, and the hub (if any) is
-  bound, so ``hub.publish`` works inside the block. The hub's ``@hub.on_startup`` functions are
-  *not* started yet: the edge calls :meth:`NodeRun.start_tasks` once it accepts connections.
+  bound, so ``hub.publish`` works inside the block; the outbox consumer runs when
+  ``outbox_url`` is set (:mod:`hubbub.outboxconsumer`). The hub's ``@hub.on_startup``
+  functions are *not* started yet: the edge calls :meth:`NodeRun.start_tasks` once it accepts
+  connections.
 - :meth:`NodeRun.close_connections` starts closing every connection with its shutdown code
   (1001 "going away" for raw WebSockets, 3001 "shutdown" for the channel protocol) and waits,
   at most ``timeout`` seconds, for the handler tasks the edge registered in
   :attr:`NodeRun.handlers`.
 - On exit, in this order: the startup tasks are cancelled and awaited (at most
-  ``cleanup_budget`` seconds), the demos stop, the node stops (engines closed) and the hub is
-  unbound (``hub.publish`` raises again). Exit does not close the connections by itself: an
-  edge that still has some calls :meth:`NodeRun.close_connections` first.
+  ``cleanup_budget`` seconds), the outbox consumer and the demos stop, the node stops
+  (engines closed) and the hub is unbound (``hub.publish`` raises again). Exit does not
+  close the connections by itself: an edge that still has some calls
+  :meth:`NodeRun.close_connections` first.
 - Exit is bounded whatever hangs (:mod:`hubbub.bounded`: an engine or demo whose stop does
   not end, a task that swallows its cancellation): the demos get ``cleanup_budget`` +
   :data:`STOP_MIN` seconds, the node what is left until :attr:`NodeRun.deadline` (set by the
@@ -37,6 +40,7 @@ from hubbub.demos.runner import Demos
 from hubbub.engines.factory import build_engines
 from hubbub.hooks import Hooks
 from hubbub.node import Node
+from hubbub.outboxconsumer import OutboxConsumer
 from hubbub.startup import StartupTasks
 
 if TYPE_CHECKING:  # the hub enters this (Hub.running): at run time this way only
@@ -83,12 +87,15 @@ async def node_running(
     if demos is not None:
         hooks = demos.with_rpc(hooks)
     run = NodeRun(settings, node, hooks, StartupTasks(hooks.on_startup))
+    outbox = OutboxConsumer(node, settings) if settings.outbox_url else None
     if hub is not None:
         hub.bind(node)
     try:
         await node.start()
         if demos is not None:
             demos.start()
+        if outbox is not None:
+            outbox.start()
         yield run
     finally:
         loop = asyncio.get_running_loop()
@@ -100,8 +107,12 @@ async def node_running(
             try:
                 await run.startup.stop(cleanup_budget)
             finally:
-                if demos is not None:
-                    await bounded(demos.stop(), cleanup_budget + STOP_MIN, "stopping the demos")
+                try:
+                    if outbox is not None:
+                        await outbox.stop(cleanup_budget + STOP_MIN)
+                finally:
+                    if demos is not None:
+                        await bounded(demos.stop(), cleanup_budget + STOP_MIN, "stopping the demos")
         finally:
             try:
                 left = run.deadline - loop.time()

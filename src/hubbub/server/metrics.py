@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from hubbub.engines.base import Monitored
 from hubbub.node import Node
+from hubbub.outboxconsumer import stats_of
 from hubbub.server import httpstream, sending
 from hubbub.server.processmetrics import ProcessCollector
 
@@ -83,6 +84,24 @@ class NodeCollector(Collector):
             "Connections closed because their unsent data passed write_buffer_limit.",
             value=slow_closes(),
         )
+        outbox = stats_of(node)  # (the outbox consumer's, when outbox_url is set)
+        if outbox is not None:
+            yield CounterMetricFamily(
+                "hubbub_outbox_published",
+                "Outbox rows this node published.",
+                value=outbox.published,
+            )
+            yield CounterMetricFamily(
+                "hubbub_outbox_refused",
+                "Outbox rows this node marked done with an error (bad channel, data not JSON "
+                "or too large) instead of publishing them.",
+                value=outbox.refused,
+            )
+            yield CounterMetricFamily(
+                "hubbub_outbox_failures",
+                "Times this node's outbox consumer lost or could not reach its database.",
+                value=outbox.failures,
+            )
         latency = HistogramMetricFamily(
             "hubbub_publish_duration_seconds",
             "Seconds from a publish accepted by this node to its publication stored and "

@@ -1,0 +1,413 @@
+"""The outbox consumer: publishes the committed rows of the PostgreSQL outbox table.
+
+On when ``outbox_url`` is set; the node's lifecycle (:mod:`hubbub.server.lifecycle`) starts
+one per node (per worker with ``--workers``) and stops it within the stop bound. The table and
+its triggers are :func:`hubbub.outbox.schema_statements`; applications write rows with
+:func:`hubbub.outbox.publish`. docs/recipes/outbox.md explains the design; in short:
+
+- **Commit order per channel.** The table's ``BEFORE INSERT`` trigger serialises the
+  transactions that insert into one channel (an advisory transaction lock on the channel) and
+  gives the row its id after that lock: within a channel, id order is commit order and a
+  smaller id never commits later. The consumer publishes a channel's pending rows in id order,
+  one after the other, and never passes a row it could not publish.
+- **One consumer per partition at a time.** Channels fall into ``outbox_partitions``
+  partitions (a hash of the name). Each batch is one transaction that first takes the
+  partition's advisory transaction lock (``pg_try_advisory_xact_lock``; a partition that
+  another node holds is skipped this round), reads up to ``outbox_batch_size`` pending rows
+  ``FOR UPDATE`` in id order, publishes them and marks them done before it commits. A node
+  that dies mid-batch holds nothing any more: its transaction is rolled back and another node
+  takes the partition on its next round. (The rows are locked, not ``SKIP LOCKED``: skipping
+  a locked row of a channel and publishing the next one would break its order.)
+- **Exactly once.** Each row is published with its ``idempotency_key``, else
+  ``hubbub-outbox:<table>:<id>``. A batch that was published but not marked (a crash, a lost
+  connection) is published again later, and the history store drops the repeats: for
+  channels with history, within ``idempotency_ttl``. Channels without history have no such
+  store (no engine keeps idempotency keys for them): a node that lost its connection
+  remembers what it published and marks those rows without publishing them again, but when
+  the node dies between the publish and the commit of the mark (or another node reads the
+  batch first), the rows of that one batch are published again: at least once there.
+- **Bad rows never block.** A row whose channel is refused (bad name, unknown namespace),
+  whose data is not JSON or is larger than ``outbox_max_data_size`` is marked done with the
+  reason in ``error``, logged and counted (``hubbub_outbox_refused``). A publish that fails
+  with :class:`hubbub.errors.StoreError` leaves the row (and the channel's later rows)
+  pending: retried after a back-off.
+- **Wake-up.** ``LISTEN`` on the table's name (the ``AFTER INSERT`` trigger notifies; the
+  notification arrives at commit) and a look every ``outbox_poll_interval`` seconds anyway.
+  PostgreSQL down or gone: logged, retried with a back-off (:func:`hubbub.periodic.backoff`),
+  the node never fails because of it.
+- **Bounded.** One connection per node; a batch holds at most ``outbox_batch_size`` rows
+  (each at most ``outbox_max_data_size`` bytes: larger data is not even read); done rows are
+  deleted ``outbox_retention`` seconds after they were marked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from hubbub.bounded import stop_tasks
+from hubbub.config import Settings
+from hubbub.core.jsontext import dumps, loads
+from hubbub.core.publishlatency import Source
+from hubbub.errors import ClientError, StoreError
+from hubbub.outbox import function_partitions, partition_expression, schema_statements
+from hubbub.periodic import backoff
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from hubbub.node import Node
+
+log = logging.getLogger(__name__)
+
+#: Seconds to connect, and the longest one statement may take before the connection is
+#: given up (and made anew).
+CONNECT_TIMEOUT: Final = 10.0
+COMMAND_TIMEOUT: Final = 30.0
+#: Done rows deleted per statement, and statements per pruning (more wait for the next one).
+PRUNE_BATCH: Final = 1000
+PRUNE_ROUNDS: Final = 20
+#: Seconds between two prunings at most.
+PRUNE_EVERY: Final = 60.0
+#: Rows remembered as published but not marked (the oldest are forgotten past this).
+UNMARKED_MAX: Final = 10_000
+
+
+@dataclass
+class OutboxStats:
+    """What the consumer of one node did (read by ``/metrics``)."""
+
+    published: int = 0
+    refused: int = 0
+    failures: int = 0
+
+
+_STATS: weakref.WeakKeyDictionary[Any, OutboxStats] = weakref.WeakKeyDictionary()
+
+
+def stats_of(node: object) -> OutboxStats | None:
+    """The stats of ``node``'s outbox consumer; None when it runs none."""
+    return _STATS.get(node)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A pending outbox row as read: ``data`` is None when it is larger than the limit."""
+
+    id: int
+    channel: str
+    data: str | None
+    size: int
+    idempotency_key: str | None
+
+
+def default_key(table: str, row_id: int) -> str:
+    """The idempotency key of a row that has none of its own."""
+    return f"hubbub-outbox:{table}:{row_id}"
+
+
+def by_channel(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """``rows`` grouped by channel, each group in the order given (id order)."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.channel, []).append(row)
+    return groups
+
+
+def data_text(row: Row, max_size: int) -> str:
+    """The JSON text to publish for ``row`` (compact, one line, as the server API publishes
+    it); raises ValueError saying why the row cannot be published."""
+    if row.data is None:
+        raise ValueError(
+            f"data is {row.size} bytes; the limit is {max_size} (outbox_max_data_size)"
+        )
+    return dumps(loads(row.data))  # NotJSON is a ValueError
+
+
+def _select_sql(table: str) -> str:
+    return (
+        f"SELECT id, channel, CASE WHEN octet_length(data) <= $3 THEN data END AS data, "
+        f"octet_length(data) AS size, idempotency_key FROM {table} "
+        f"WHERE partition = $1 AND done_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE"
+    )
+
+
+class OutboxConsumer:
+    """Publishes ``settings.outbox_table``'s rows through ``node``; see the module."""
+
+    def __init__(self, node: Node, settings: Settings) -> None:
+        assert settings.outbox_url is not None
+        self.node = node
+        self.url = settings.outbox_url
+        self.table = settings.outbox_table
+        self.partitions = settings.outbox_partitions
+        self.batch_size = settings.outbox_batch_size
+        self.poll_interval = settings.outbox_poll_interval
+        self.retention = settings.outbox_retention
+        self.max_size = settings.outbox_max_data_size
+        self.stats = _STATS[node] = OutboxStats()
+        self._select = _select_sql(self.table)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._consuming = False  # (connected and listening since the last failure)
+        #: Rows this node published whose mark was not committed yet (a lost connection):
+        #: they are marked, not published again, when this node reads them next (id -> error).
+        self._unmarked: dict[int, str | None] = {}
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+
+    async def stop(self, seconds: float = 5.0) -> None:
+        """Stop consuming (a batch under way is rolled back: its rows stay pending)."""
+        if self._task is not None:
+            await stop_tasks([self._task], seconds, "the outbox consumer")
+
+    # -- the connection's life -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._consuming:  # it had worked: a new outage, the back-off starts anew
+                    self._consuming = False
+                    failures = 0
+                failures += 1
+                self.stats.failures += 1
+                wait = backoff(self.poll_interval, failures)
+                if failures == 1:
+                    log.warning("outbox: %s; retrying in %.1fs", _describe(exc), wait)
+                else:
+                    log.warning(
+                        "outbox: failed again (%d in a row: %s); retrying in %.1fs",
+                        failures,
+                        _describe(exc),
+                        wait,
+                    )
+                await asyncio.sleep(wait)
+            else:
+                failures = 0
+
+    async def _consume(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            self.url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+        )
+        try:
+            await self._prepare(conn)
+            await conn.add_listener(self.table, self._notified)
+            conn.add_termination_listener(self._terminated)
+            log.info("outbox: consuming %s (%d partitions)", self.table, self.partitions)
+            self._consuming = True
+            loop = asyncio.get_running_loop()
+            next_prune = loop.time()
+            store_failures = 0
+            while not conn.is_closed():
+                self._wake.clear()
+                more, store_failed = await self._round(conn)
+                if loop.time() >= next_prune:
+                    await self._prune(conn)
+                    next_prune = loop.time() + min(PRUNE_EVERY, self.retention)
+                if store_failed:
+                    store_failures += 1
+                    await asyncio.sleep(backoff(self.poll_interval, store_failures))
+                    continue
+                store_failures = 0
+                if not more:
+                    await _wait(self._wake, self.poll_interval)
+            raise ConnectionError("the connection was closed")
+        finally:
+            conn.terminate()  # (immediate; a transaction under way is rolled back)
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    def _terminated(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _prepare(self, conn: asyncpg.Connection) -> None:
+        """Create the table and its triggers where missing, and (re)write the order function
+        when it splits the channels into another number of partitions (then the pending rows
+        are moved to their new partitions, the table locked against writes meanwhile). Under
+        an advisory lock, so that nodes starting together do it one at a time; nothing is run
+        when all is in place (so a role without DDL rights can consume a table made by the
+        application's migrations)."""
+        if await self._schema_ready(conn):
+            return
+        t = self.table
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1), 0)", f"{t}:ddl")
+            current = await self._function_partitions(conn)
+            existed = await conn.fetchval("SELECT to_regclass($1)", t) is not None
+            for statement in schema_statements(t, self.partitions):
+                if statement.startswith("CREATE TRIGGER"):
+                    if await _has_trigger(conn, t, statement.split()[2]):
+                        continue
+                elif statement.startswith(f"CREATE OR REPLACE FUNCTION {t}_order()"):
+                    if current == self.partitions:
+                        continue
+                    if existed and current is not None:
+                        await self._repartition(conn, statement, current)
+                        continue
+                await conn.execute(statement)
+        log.info("outbox: set up the table %s (what it was missing)", t)
+
+    async def _repartition(self, conn: asyncpg.Connection, function: str, old: int) -> None:
+        t = self.table
+        # EXCLUSIVE: no insert (ROW EXCLUSIVE) and no consumer's batch (FOR UPDATE) meanwhile,
+        # so that no row keeps a partition of the old number.
+        await conn.execute(f"LOCK TABLE {t} IN EXCLUSIVE MODE")
+        await conn.execute(function)
+        status = await conn.execute(
+            f"UPDATE {t} SET partition = {partition_expression(self.partitions)} "
+            "WHERE done_at IS NULL"
+        )
+        log.warning(
+            "outbox: %s was split into %d partitions, now %d (outbox_partitions): %s pending "
+            "rows moved; every node should use the same number",
+            t,
+            old,
+            self.partitions,
+            status.split()[-1],
+        )
+
+    async def _schema_ready(self, conn: asyncpg.Connection) -> bool:
+        if await conn.fetchval("SELECT to_regclass($1)", self.table) is None:
+            return False
+        for name in (f"{self.table}_order", f"{self.table}_wake"):
+            if not await _has_trigger(conn, self.table, name):
+                return False
+        return await self._function_partitions(conn) == self.partitions
+
+    async def _function_partitions(self, conn: asyncpg.Connection) -> int | None:
+        body = await conn.fetchval(
+            "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)", f"{self.table}_order()"
+        )
+        return function_partitions(body) if isinstance(body, str) else None
+
+    # -- consuming -----------------------------------------------------------------------
+
+    async def _round(self, conn: asyncpg.Connection) -> tuple[bool, bool]:
+        """One batch of every partition this node can lock; (whether some partition has
+        more pending rows, whether some publish failed with a StoreError)."""
+        more = failed = False
+        for partition in range(self.partitions):
+            full, store_failed = await self._batch(conn, partition)
+            more = more or full
+            failed = failed or store_failed
+        return more and not failed, failed
+
+    async def _batch(self, conn: asyncpg.Connection, partition: int) -> tuple[bool, bool]:
+        async with conn.transaction():
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1), $2)",
+                f"{self.table}:partition",
+                partition,
+            )
+            if not locked:
+                return False, False
+            records = await conn.fetch(self._select, partition, self.batch_size, self.max_size)
+            if not records:
+                return False, False
+            rows = [Row(r[0], r[1], r[2], r[3], r[4]) for r in records]
+            done: dict[int, str | None] = {}
+            results = await asyncio.gather(
+                *(self._publish_channel(group, done) for group in by_channel(rows).values())
+            )
+            if done:
+                ids = sorted(done)
+                await conn.execute(
+                    f"UPDATE {self.table} AS o SET done_at = now(), error = m.error FROM "
+                    "unnest($1::bigint[], $2::text[]) AS m(id, error) WHERE o.id = m.id",
+                    ids,
+                    [done[i] for i in ids],
+                )
+        for row_id in done:  # (committed: marked for good)
+            self._unmarked.pop(row_id, None)
+        return len(rows) == self.batch_size, not all(results)
+
+    async def _publish_channel(self, rows: list[Row], done: dict[int, str | None]) -> bool:
+        """Publish one channel's rows in order into ``done`` (id -> error or None); stops at
+        the first StoreError (False: the rest stay pending)."""
+        for row in rows:
+            if row.id in self._unmarked:  # published by this node, its mark not committed
+                done[row.id] = self._unmarked[row.id]
+                continue
+            error = await self._publish(row)
+            if error is _RETRY:
+                return False
+            done[row.id] = self._unmarked[row.id] = error
+            if len(self._unmarked) > UNMARKED_MAX:  # (rows another node marked meanwhile)
+                del self._unmarked[next(iter(self._unmarked))]
+        return True
+
+    async def _publish(self, row: Row) -> str | None:
+        node = self.node
+        try:
+            options = node.options(row.channel)
+            text = data_text(row, self.max_size)
+            key = row.idempotency_key or default_key(self.table, row.id)
+            await node.publish(
+                row.channel, text, options=options, idempotency_key=key, source=Source.HUB
+            )
+        except StoreError as exc:
+            log.warning("outbox: row %d (%s) not published yet: %s", row.id, row.channel, exc)
+            return _RETRY
+        except ClientError as exc:
+            return self._refused(row, exc.message)
+        except ValueError as exc:
+            return self._refused(row, str(exc))
+        except Exception as exc:  # a bug, not the row's fault: but the row must not block
+            log.exception("outbox: row %d (%s) could not be published", row.id, row.channel)
+            return self._refused(row, f"internal error: {exc!r}")
+        self.stats.published += 1
+        return None
+
+    def _refused(self, row: Row, reason: str) -> str:
+        self.stats.refused += 1
+        log.warning("outbox: row %d refused (channel %r): %s", row.id, row.channel, reason)
+        return reason
+
+    async def _prune(self, conn: asyncpg.Connection) -> None:
+        """Delete done rows older than the retention, a bounded number per call."""
+        for _ in range(PRUNE_ROUNDS):
+            status = await conn.execute(
+                f"DELETE FROM {self.table} WHERE id IN (SELECT id FROM {self.table} WHERE "
+                "done_at < now() - make_interval(secs => $1) LIMIT $2)",
+                self.retention,
+                PRUNE_BATCH,
+            )
+            if int(status.split()[-1]) < PRUNE_BATCH:
+                return
+
+
+#: What :meth:`OutboxConsumer._publish` returns for a row to retry (not an error text).
+_RETRY: Final = "\0retry"
+
+
+async def _has_trigger(conn: asyncpg.Connection, table: str, name: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2", table, name
+    )
+    return found is not None
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
