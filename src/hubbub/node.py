@@ -47,6 +47,7 @@ from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError, StoreError
 from hubbub.presencekeeper import PresenceKeeper
+from hubbub.proxy.caller import ProxyCaller
 from hubbub.survey import Surveys
 from hubbub.transport import Transport
 from hubbub.wire import Wire
@@ -109,6 +110,7 @@ class Node:
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)
         self.tokens = TokenVerifier(self.settings)
+        self.proxy = ProxyCaller(self.settings)  # the HTTP proxy's calls (hubbub.proxy)
         #: The rate limits every connection of this node shares (one object for all).
         self.limits = Limits.of(self.settings)
         self.uid = str(uuid.uuid4())
@@ -183,6 +185,7 @@ class Node:
         self._presence_task = self._announce_task = self._position_task = None
         if announced and isinstance(self.broker, Announcing):
             await self.broker.withdraw(self.uid)
+        await self.proxy.close()
         await self.broker.close()
 
     # -- connections ---------------------------------------------------------------------
