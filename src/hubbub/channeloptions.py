@@ -14,11 +14,22 @@ Guarantee: a bad value or an unknown key is refused when the settings are built 
 from __future__ import annotations
 
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: The largest publication data clients may publish, by default (bytes).
 DEFAULT_MAX_PUBLICATION_SIZE: Final = 64 * 1024
+
+
+def check_proxy_url(value: str | None) -> str | None:
+    """A proxy endpoint: an absolute http:// or https:// URL with a host ("" is None)."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
 
 
 def _allow(action: str, who: str) -> str:
@@ -142,6 +153,47 @@ class ChannelOptions(BaseModel):
         description="Send a `publish` webhook event for each publication accepted in the "
         "channel (with `webhook_url` set).",
     )
+
+    # -- HTTP proxy (issue 17): this namespace's subscribes, publishes, sub refreshes ------
+    proxy_subscribe: bool = Field(
+        False,
+        description=(
+            "Ask the subscribe proxy (`proxy_subscribe_endpoint`) whether a client without a "
+            "subscription token may subscribe; it decides instead of the `allow_subscribe_*` "
+            "flags (a token still decides alone; `$` channels still need one)."
+        ),
+    )
+    proxy_publish: bool = Field(
+        False,
+        description=(
+            "Send client publishes to the publish proxy (`proxy_publish_endpoint`), which "
+            "allows, refuses or rewrites them instead of the `allow_publish_*` flags."
+        ),
+    )
+    proxy_sub_refresh: bool = Field(
+        False,
+        description=(
+            "Subscriptions that expire (a token's or the subscribe proxy's `expire_at`) are "
+            "refreshed by the server asking the sub refresh proxy "
+            "(`proxy_sub_refresh_endpoint`) when they expire, not by the client."
+        ),
+    )
+    proxy_subscribe_endpoint: str | None = Field(
+        None, description="This namespace's subscribe proxy URL, instead of the global one."
+    )
+    proxy_publish_endpoint: str | None = Field(
+        None, description="This namespace's publish proxy URL, instead of the global one."
+    )
+    proxy_sub_refresh_endpoint: str | None = Field(
+        None, description="This namespace's sub refresh proxy URL, instead of the global one."
+    )
+
+    @field_validator(
+        "proxy_subscribe_endpoint", "proxy_publish_endpoint", "proxy_sub_refresh_endpoint"
+    )
+    @classmethod
+    def _check_proxy_url(cls, value: str | None) -> str | None:
+        return check_proxy_url(value)
 
     @property
     def history_enabled(self) -> bool:

@@ -25,6 +25,7 @@ from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
 from hubbub.errors import ConfigError
+from hubbub.proxy import settings as px
 from hubbub.server.forwarded import parse_network
 
 ENV_PREFIX: Final = "HUBBUB_"
@@ -429,6 +430,20 @@ class Settings(BaseModel):
             "peer and Host, no proxy headers); for trying hubbub locally (`make run` sets it)."
         ),
     )
+
+    # -- the HTTP proxy (types and descriptions: hubbub.proxy.settings) --
+    proxy_connect_endpoint: px.ProxyConnectEndpoint = None
+    proxy_refresh_endpoint: px.ProxyRefreshEndpoint = None
+    proxy_subscribe_endpoint: px.ProxySubscribeEndpoint = None
+    proxy_publish_endpoint: px.ProxyPublishEndpoint = None
+    proxy_sub_refresh_endpoint: px.ProxySubRefreshEndpoint = None
+    proxy_rpc_endpoint: px.ProxyRpcEndpoint = None
+    proxy_timeout: px.ProxyTimeout = 1.0
+    proxy_http_headers: px.ProxyHttpHeaders = ()
+    proxy_emulated_headers: px.ProxyEmulatedHeaders = ()
+    proxy_max_connections: px.ProxyMaxConnections = 100
+    _proxied_namespaces = model_validator(mode="after")(px.check_proxied_namespaces)
+    # -- end of the HTTP proxy's keys --
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:

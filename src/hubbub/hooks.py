@@ -52,9 +52,11 @@ class ConnectContext:
         headers: The HTTP headers of the connection's handshake (the WebSocket upgrade, or
             the HTTP request of a stream), names as sent. Set by the client's browser and by
             any reverse proxy in front of hubbub.
-        user: The verified connection token's ``sub``; ``""`` without a token, or when no
-            token keys are configured.
-        meta: The verified connection token's ``meta`` claim; None without one.
+        user: The verified connection token's ``sub``, or for a client without a token the
+            connect proxy's ``user`` (``proxy_connect_endpoint``); ``""`` without either, or
+            when no token keys are configured.
+        meta: The verified connection token's ``meta`` claim, or the connect proxy's
+            ``meta``; None without one.
         emulated_headers: The headers the client put in its connect command (centrifuge-js's
             ``headers`` option, for browsers): names lowercased, values as sent; empty when
             it sent none.
@@ -112,7 +114,8 @@ class ConnectResult:
 @dataclass(frozen=True, slots=True)
 class SubscribeContext:
     """A client's ``subscribe`` command, given to ``on_subscribe`` after the channel's
-    permission checks passed (the channel's options, or a valid subscription token).
+    permission checks passed (the channel's options, a valid subscription token, or the
+    subscribe proxy of a ``proxy_subscribe`` namespace).
 
     Attributes:
         client: The connection's id.
@@ -149,7 +152,8 @@ class SubscribeResult:
 @dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class PublishContext:
     """A client's ``publish`` command, given to ``on_publish`` after the permission, data
-    and size checks, before the publication is stored.
+    and size checks (and the publish proxy of a ``proxy_publish`` namespace, whose rewritten
+    data is then ``data``), before the publication is stored.
 
     Attributes:
         client: The connection's id.
@@ -184,7 +188,8 @@ class PublishResult:
 @dataclass(slots=True)  # made per command: not frozen (frozen init costs 2x)
 class RPCContext:
     """A client's ``rpc`` command, given to the handler registered for its ``method`` with
-    ``@hub.rpc(method)`` (an unknown method is error 104 without a handler call).
+    ``@hub.rpc(method)`` (a method without a handler goes to the RPC proxy when
+    ``proxy_rpc_endpoint`` is set, else it is error 104).
 
     The handler's return value is the reply's data: a JSON value (or ``bytes`` for Protobuf
     clients); None replies with no data.

@@ -49,6 +49,7 @@ from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError, StoreError
 from hubbub.member import Member as Member
 from hubbub.presencekeeper import PresenceKeeper
+from hubbub.proxy.caller import ProxyCaller
 from hubbub.survey import Surveys
 from hubbub.transport import Transport
 from hubbub.webhooks.emitter import Events
@@ -88,6 +89,7 @@ class Node:
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)
         self.tokens = TokenVerifier(self.settings)
+        self.proxy = ProxyCaller(self.settings)  # the HTTP proxy's calls (hubbub.proxy)
         #: The rate limits every connection of this node shares (one object for all).
         self.limits = Limits.of(self.settings)
         self.uid = str(uuid.uuid4())
@@ -166,6 +168,7 @@ class Node:
         if announced and isinstance(self.broker, Announcing):
             await self.broker.withdraw(self.uid)
         await self.events.stop()
+        await self.proxy.close()
         await self.broker.close()
 
     # -- connections ---------------------------------------------------------------------

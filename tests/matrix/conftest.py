@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from hubbub.auth import mint
+from tests.support.proxy_backend import Backend
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -67,6 +68,28 @@ history_ttl = 300
 force_recovery = true
 force_recovery_mode = "cache"
 """
+
+
+def proxied_namespace(backend: Backend) -> str:
+    """The ``proxied`` namespace: subscribes and publishes decided by the HTTP proxy's
+    scripted backend (the namespace's own endpoints: nothing else goes to the proxy)."""
+    return f"""
+[[namespaces]]
+name = "proxied"
+proxy_subscribe = true
+proxy_publish = true
+proxy_subscribe_endpoint = "{backend.url("subscribe")}"
+proxy_publish_endpoint = "{backend.url("publish")}"
+presence = true
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy_backend() -> Iterator[Backend]:
+    """The HTTP proxy's backend, one per module (tests/support/proxy_backend.py)."""
+    backend = Backend().start()
+    yield backend
+    backend.stop()
 
 
 @dataclass(frozen=True)
@@ -192,7 +215,8 @@ def deployment(
         args += ["--history", "memory"]
     if row.workers > 1:
         args += ["--workers", str(row.workers)]
-    (tmp / "hubbub.toml").write_text(config + NAMESPACES)
+    backend = request.getfixturevalue("proxy_backend")
+    (tmp / "hubbub.toml").write_text(config + NAMESPACES + proxied_namespace(backend))
     servers: list[ServerProcess] = []
     try:
         for i in range(row.nodes):

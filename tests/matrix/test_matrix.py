@@ -24,6 +24,7 @@ from tests.matrix.conftest import SECRET, Deployment, token, unique
 from tests.support import emulated, protobuf, uni
 from tests.support.lossy import store_unannounced
 from tests.support.proto import Observer, call
+from tests.support.proxy_backend import Backend
 from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
 from tests.support.timing import scaled
 
@@ -865,3 +866,40 @@ async def test_delta_compression_across_nodes(deployment: Deployment) -> None:
         assert decode.kinds == ["full", "full", "delta"]
         for observer in (pb_client, plain, again):
             observer.stop()
+
+
+async def test_subscribe_and_publish_through_the_http_proxy(
+    deployment: Deployment, proxy_backend: Backend
+) -> None:
+    """The ``proxied`` namespace asks the proxy's backend: it admits one user with chan info
+    and refuses another, rewrites what is published; subscribers on every node get the
+    rewritten data, presence shows the backend's info."""
+    channel, allowed, refused = unique("proxied:c"), unique("u"), unique("u")
+    proxy_backend.responders["subscribe"] = lambda body: (
+        {"result": {"info": {"seat": body["user"]}}}
+        if body["user"] != refused
+        else {"error": {"code": 4403, "message": "not you"}}
+    )
+    proxy_backend.responders["publish"] = lambda body: {"result": {"data": {"via": body["data"]}}}
+    async with sockets(deployment, "/connection/websocket", 3) as socks:
+        first, second, third = [
+            await connect_as(ws, u)
+            for ws, u in zip(socks, (allowed, allowed, refused), strict=True)
+        ]
+        try:
+            for obs in (first, second):
+                reply = await obs.command("subscribe", {"channel": channel})
+                assert "error" not in reply, reply
+            reply = await third.command("subscribe", {"channel": channel})
+            assert reply["error"] == {"code": 4403, "message": "not you"}
+            await deployment.wait_subscribers(channel, 2)
+            assert "error" not in await third.command("publish", {"channel": channel, "data": 1})
+            for obs in (first, second):
+                push = await obs.push("pub", channel)
+                assert push["pub"]["data"] == {"via": 1}
+            presence = await deployment.api("presence", {"channel": channel}, node=1)
+            infos = [e.get("chan_info") for e in presence["presence"].values()]
+            assert infos == [{"seat": allowed}, {"seat": allowed}]
+        finally:
+            for obs in (first, second, third):
+                obs.stop()

@@ -113,6 +113,7 @@ class NodeCollector(Collector):
             latency.add_metric([source.value], buckets, histogram.sum)
         yield latency
         yield from webhook_metrics(node)
+        yield from proxy_metrics(node)
 
 
 def webhook_metrics(node: Node) -> Iterator[Metric]:
@@ -150,6 +151,28 @@ def webhook_metrics(node: Node) -> Iterator[Metric]:
         "Webhook events waiting in the outbox (every node's; read every few seconds).",
         value=sum(d.depth for d in deliverers),
     )
+
+
+def proxy_metrics(node: Node) -> Iterator[Metric]:
+    """The HTTP proxy's requests (:mod:`hubbub.proxy.caller`) by kind and outcome, and how
+    long they took by kind."""
+    stats = node.proxy.stats
+    requests = CounterMetricFamily(
+        "hubbub_proxy_requests",
+        "Proxy requests by kind (connect, refresh, subscribe, publish, sub_refresh, rpc) and "
+        "outcome (ok, error, disconnect, timeout, unavailable, malformed).",
+        labels=["kind", "outcome"],
+    )
+    for (kind, outcome), count in stats.counts.items():
+        requests.add_metric([kind, outcome], count)
+    yield requests
+    durations = HistogramMetricFamily(
+        "hubbub_proxy_duration_seconds", "Seconds proxy requests took, by kind.", labels=["kind"]
+    )
+    for kind, histogram in stats.durations.items():
+        buckets = [(le_text(b), n) for b, n in histogram.cumulative()]
+        durations.add_metric([kind], buckets, histogram.sum)
+    yield durations
 
 
 def le_text(bound: float) -> str:

@@ -1,8 +1,11 @@
 """Who a connecting client is: the first half of ``connect``.
 
-The connection token (when token keys are configured, or no ``on_connect`` hook decides) and
-then the ``on_connect`` hook say who the client is, what it may carry (conn info, meta) and
-which channels the server subscribes it to; the node's limits may still refuse it.
+The connection token (when token keys are configured, or no ``on_connect`` hook decides),
+or, for a client without a token, the connect proxy (``proxy_connect_endpoint``:
+:mod:`.proxying`), and then the ``on_connect`` hook (which sees the token's or the proxy's
+user and meta as ``ctx.user`` and ``ctx.meta``) say who the client is, what it may carry
+(conn info, meta) and which channels the server subscribes it to; the node's limits may
+still refuse it.
 :func:`admit` answers with an :class:`Admission` and changes nothing: the client
 (:meth:`hubbub.dialects.centrifuge.client.Client._connect`) then subscribes the channels and
 replies. Refusals: a bad token disconnects (3500), an expired one is error 109, no token where
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from hubbub.claims import SubscribeOptions
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
+from hubbub.dialects.centrifuge import proxying
 from hubbub.dialects.centrifuge.headers import emulated_headers
 from hubbub.dialects.centrifuge.payloads import (
     call_hook,
@@ -44,7 +48,7 @@ class Admission:
     """What :func:`admit` decided. ``conn_info`` is JSON text; ``channels``: the server-side
     subscriptions, ``from_token`` those of them the token named; ``granted``: the token's
     options per server-side channel (its ``subs``); ``expire_at``: when the connection
-    expires (None: never)."""
+    expires (None: never); ``forwarded``: the headers of its proxy requests."""
 
     user: str = ""
     conn_info: str | None = None
@@ -54,6 +58,7 @@ class Admission:
     meta: dict[str, Any] | None = None
     expire_at: float | None = None
     from_token: frozenset[str] = frozenset()
+    forwarded: Mapping[str, str] = field(default_factory=dict)
 
 
 async def admit(client: Client, request: m.Connect) -> Admission:
@@ -81,6 +86,11 @@ async def admit(client: Client, request: m.Connect) -> Admission:
             raise DisconnectError(d.code, f"{d.reason}: sub is not valid Unicode")
         for channel in admitted.channels:  # as Centrifugo: in no namespace 102 (misnamed 107)
             node.options(channel)
+    forwarded = proxying.forwarded(client, emulated)
+    proxied = not token and node.settings.proxy_connect_endpoint is not None
+    if proxied:
+        admitted = await _ask_proxy(client, request, forwarded)
+    admitted.forwarded = forwarded
     if hooks.on_connect is not None:
         ctx = ConnectContext(
             client=client.client_id,
@@ -110,7 +120,7 @@ async def admit(client: Client, request: m.Connect) -> Admission:
             admitted.from_token -= set(result.channels)
             if result.meta is not None:
                 admitted.meta = hook_meta(result.meta)
-    elif claims is None and not node.settings.allow_anonymous:
+    elif claims is None and not proxied and not node.settings.allow_anonymous:
         raise ClientError(ErrorCode.UNAUTHORIZED, "unauthorized: a connection token is needed")
     limit = node.settings.client_user_connection_limit
     if limit and admitted.user and len(node.clients_of(admitted.user)) >= limit:
@@ -119,6 +129,35 @@ async def admit(client: Client, request: m.Connect) -> Admission:
     if admitted.expire_at is not None and admitted.expire_at <= time.time():
         raise ClientError(ErrorCode.TOKEN_EXPIRED)
     return admitted
+
+
+async def _ask_proxy(client: Client, request: m.Connect, forwarded: Mapping[str, str]) -> Admission:
+    """The connect proxy's admission of a client without a token: its user, info, data,
+    meta, expiry and server-side channels (``channels`` and ``subs``); without a ``result``
+    the client is anonymous where ``allow_anonymous`` lets it be, else refused (101)."""
+    answer = await proxying.connect(client, request, forwarded)
+    if answer is None:
+        if not client.node.settings.allow_anonymous and client.hooks.on_connect is None:
+            raise ClientError(ErrorCode.UNAUTHORIZED)
+        return Admission()
+    if not is_unicode(answer.user):
+        log.error("the connect proxy returned a user id that is not valid Unicode")
+        raise ClientError(ErrorCode.INTERNAL)
+    for channel in answer.channels:
+        try:
+            client.node.options(channel)
+        except ClientError:  # as Centrifugo: a channel in no namespace is 102
+            log.warning("the connect proxy named %r, a channel in no namespace", channel)
+            raise ClientError(ErrorCode.UNKNOWN_CHANNEL) from None
+    return Admission(
+        answer.user,
+        answer.info,
+        answer.data,
+        list(answer.channels),
+        answer.subs,
+        answer.meta,
+        answer.expire_at,
+    )
 
 
 def resubscription(channel: str, entry: m.Subscribe | None) -> m.Subscribe:

@@ -26,29 +26,24 @@ from hubbub.claims import NO_OPTIONS, SubscribeOptions
 from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core import sparse
-from hubbub.core.channels import may_subscribe
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
 from hubbub.core.ratelimit import RateLimiter, Verdict
 from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo
 from hubbub.delta import DELTA_TYPES, Negotiated
-from hubbub.dialects.centrifuge import commands, reads, tokens
+from hubbub.dialects.centrifuge import commands, permits, proxying, reads, tokens
 from hubbub.dialects.centrifuge.admission import admit, resubscription
 from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.expiry import TokenExpiry
 from hubbub.dialects.centrifuge.payloads import (
-    call_hook,
-    for_hooks,
-    hook_data,
-    info_text,
     required,
     writable,
 )
 from hubbub.dialects.centrifuge.pipeline import Replies
 from hubbub.dialects.centrifuge.session import Session, State
 from hubbub.errors import ClientError, DisconnectError, StoreError
-from hubbub.hooks import DisconnectContext, Hooks, SubscribeContext
+from hubbub.hooks import DisconnectContext, Hooks
 from hubbub.node import Node
 from hubbub.transport import Transport
 
@@ -75,6 +70,7 @@ class Client:
         "app",
         "client_id",
         "emulated",
+        "forwarded",
         "headers",
         "hooks",
         "meta",
@@ -122,6 +118,7 @@ class Client:
         self.transport_name = "websocket"  # what carries it, in Centrifugo's words
         self.emulated = ""  # an emulated connection's session id (connect result, /emulation)
         self.address = ""  # the client's IP address, trusted_proxies applied (on_connect)
+        self.forwarded: Mapping[str, str] = proxying.NO_HEADERS  # proxy requests' (connect)
 
     @property
     def user(self) -> str:
@@ -255,12 +252,13 @@ class Client:
         self.session.connected(user, admitted.conn_info)
         self.app = (request.name, request.version, int(time.time() * 1000))
         self.meta = admitted.meta
+        self.forwarded = admitted.forwarded
         await self.node.client_connected(self, self.info())
         ttl = tokens.expire_connection_at(self, expire_at) if expire_at is not None else 0
         result_of_connect = m.ConnectResult(
             client=self.client_id,
             version=__version__,
-            expires=expire_at is not None,
+            expires=ttl > 0,  # (0 also when the refresh proxy refreshes it)
             ttl=ttl,
             data=admitted.data,
             subs={channel: result for channel, (result, _) in subs.items()},
@@ -285,43 +283,21 @@ class Client:
             d = Disconnects.BAD_REQUEST
             raise DisconnectError(d.code, f"{d.reason}: unknown delta type")
         options = self.node.options(channel)
-        token = request.token
-        claims = tokens.subscription_claims(self, token, channel) if token else None
-        if claims is None and not may_subscribe(channel, options, self.user):
-            raise ClientError(ErrorCode.PERMISSION_DENIED)
+        claims = permits.token_claims(self, channel, options, request.token)
         if request.tags_filter is not None and not options.allow_tags_filter:
             raise ClientError(
                 ErrorCode.BAD_REQUEST, "bad request: tags filters are not allowed in this channel"
             )
         self.session.begin_subscribe(channel)
-        with self._undone_on_failure(channel):
-            data: m.Data | None = None
-            own = options  # this subscription's: the namespace's, or as its token overrides
-            if claims is not None:
-                own = self._granted(channel, options, claims.options)
-                data = claims.options.data
-            if self.hooks.on_subscribe is not None:
-                ctx = SubscribeContext(
-                    client=self.client_id,
-                    user=self.user,
-                    channel=channel,
-                    data=for_hooks(request.data),
-                    token=token,
-                    meta=self.meta,
-                )
-                result = await call_hook(self.hooks.on_subscribe, ctx)
-                if result is not None:
-                    chan_info = info_text(result.info)
-                    if chan_info is not None:
-                        self._chan_info = sparse.put(self._chan_info, channel, chan_info)
-                    if result.data is not None:
-                        data = hook_data(result.data, binary=self.wire.binary)
+        with self._undone_on_failure(channel):  # (token, flags, proxy, hook: permits.py)
+            allowed = await permits.permit(self, channel, options, request, claims)
+            own = allowed.options
             reply, top = await self._pending_result(
-                channel, own, request, data, presence=own.presence
+                channel, own, request, allowed.data, presence=own.presence
             )
-            if claims is not None and claims.expire_at is not None:
-                ttl = tokens.expire_subscription_at(self, channel, claims.expire_at)
-                reply = dataclasses.replace(reply, expires=True, ttl=ttl)
+            if allowed.expire_at is not None:  # (ttl 0: the server refreshes, by the proxy)
+                ttl = tokens.expire_subscription_at(self, channel, allowed.expire_at)
+                reply = dataclasses.replace(reply, expires=ttl > 0, ttl=ttl)
             delta = None
             # Not with a tags filter (the SDKs refuse both together; a filtered subscriber
             # would hold another base than the channel's other delta subscribers).

@@ -15,25 +15,28 @@ from hubbub.config import ChannelOptions
 from hubbub.core import messages as m
 from hubbub.core.channels import allowed, restricted
 from hubbub.core.codes import Disconnects, ErrorCode
-from hubbub.core.jsontext import dumps
+from hubbub.core.jsontext import dumps, loads
 from hubbub.core.publishlatency import Source
-from hubbub.dialects.centrifuge import reads
+from hubbub.dialects.centrifuge import proxying, reads
 from hubbub.dialects.centrifuge.payloads import call_hook, for_hooks, hook_data, required
 from hubbub.errors import ClientError, DisconnectError
 from hubbub.hooks import MessageContext, PublishContext, RPCContext
+from hubbub.proxy.bodies import PublishAnswer
 
 if TYPE_CHECKING:
     from hubbub.dialects.centrifuge.client import Client
 
 _PONG: Final = m.PingResult()
+_NOT_PROXIED: Final = PublishAnswer()
 
 
-def readable(client: Client, channel: str, action: str) -> ChannelOptions:
+def readable(client: Client, channel: str, action: str, *, proxied: bool = False) -> ChannelOptions:
     """The options of ``channel`` when ``client`` may do ``action`` (publish, history,
-    presence) in it: the namespace's flags, and for private and user-limited channels being
-    subscribed (hubbub's rule); 103 otherwise."""
+    presence) in it: the namespace's flags (unless a proxy decides instead: ``proxied``),
+    and for private and user-limited channels being subscribed (hubbub's rule); 103
+    otherwise."""
     options = client.node.options(required(channel, "channel"))
-    if not allowed(options, action, client.user) or (
+    if not (proxied or allowed(options, action, client.user)) or (
         restricted(channel) and not client.session.is_subscribed(channel)
     ):
         raise ClientError(ErrorCode.PERMISSION_DENIED)
@@ -41,10 +44,14 @@ def readable(client: Client, channel: str, action: str) -> ChannelOptions:
 
 
 async def publish(client: Client, cid: int, request: m.Publish) -> None:
-    """Checks (permission 103, data 107, size 106), the ``on_publish`` hook, then the store,
-    pipelined: answered in command order once stored (:meth:`Client.pipelined`)."""
-    channel = request.channel
-    options = readable(client, channel, "publish")
+    """Checks (permission 103, data 107, size 106), the publish proxy where the namespace
+    asks it (instead of the ``allow_publish_*`` flags: it may refuse, or rewrite the data,
+    tags, idempotency key, skip the history), the ``on_publish`` hook (seeing the proxy's
+    data), then the store, pipelined: answered in command order once stored
+    (:meth:`Client.pipelined`)."""
+    channel = required(request.channel, "channel")
+    url = proxying.endpoint(client.node.settings, client.node.options(channel), "publish")
+    options = readable(client, channel, "publish", proxied=url is not None)
     payload = request.data
     if payload is None:
         raise ClientError(ErrorCode.BAD_REQUEST, "bad request: data is required")
@@ -56,18 +63,32 @@ async def publish(client: Client, cid: int, request: m.Publish) -> None:
             ErrorCode.LIMIT_EXCEEDED,
             f"limit exceeded: data is over {options.max_message_size} bytes",
         )
+    answer = _NOT_PROXIED if url is None else await proxying.publish(client, url, channel, payload)
     hook = client.hooks.on_publish
     if hook is not None:
-        ctx = PublishContext(client.client_id, client.user, channel, payload.value(), client.meta)
+        value = payload.value() if answer.data is None else loads(answer.data)
+        ctx = PublishContext(client.client_id, client.user, channel, value, client.meta)
         result = await call_hook(hook, ctx)
         if result is not None:
             data = dumps(result.data)
+        elif answer.data is not None:
+            data = answer.data
+    elif answer.data is not None:
+        data = answer.data
     # Stored in command order (the stores queue appends as they are called) while the next
     # commands are read.
-    info = client.info(channel)
-    await client.pipelined(
-        cid, client.node.publish(channel, data, info=info, options=options, source=Source.CLIENT)
+    publishing = client.node.publish(
+        channel,
+        data,
+        info=client.info(channel),
+        options=options,
+        source=Source.CLIENT,
+        tags=answer.tags,
+        idempotency_key=answer.idempotency_key,
+        skip_history=answer.skip_history,
+        delta=answer.delta,
     )
+    await client.pipelined(cid, publishing)
 
 
 async def presence(client: Client, cid: int, request: m.Presence) -> m.PresenceResult:
@@ -92,8 +113,12 @@ async def ping(client: Client, cid: int, request: m.Ping) -> m.PingResult:
 
 
 async def rpc(client: Client, cid: int, request: m.RPC) -> m.RPCResult:
+    """A ``@hub.rpc`` handler of the method answers; else the RPC proxy, when configured;
+    else 104."""
     handler = client.hooks.rpc.get(request.method)
     if handler is None:
+        if client.node.settings.proxy_rpc_endpoint is not None:
+            return await proxying.rpc(client, request)
         raise ClientError(ErrorCode.METHOD_NOT_FOUND)
     # Called directly (not through call_hook): Client.handle turns unexpected errors into 100.
     ctx = RPCContext(

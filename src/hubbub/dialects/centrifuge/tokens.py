@@ -3,7 +3,10 @@ of a subscription token, the server API's ``refresh``, and the deadlines they se
 the client's :class:`hubbub.dialects.centrifuge.expiry.TokenExpiry`).
 
 A connection not refreshed in time is closed with 3005; a subscription whose token runs out
-is unsubscribed with 2501, so the SDK resubscribes with a fresh token. A token for another
+is unsubscribed with 2501, so the SDK resubscribes with a fresh token. With a refresh proxy
+(``proxy_refresh_endpoint``; for subscriptions a ``proxy_sub_refresh`` namespace) the
+server refreshes instead, asking the proxy when the deadline comes; the client is told
+that nothing expires (ttl 0). A token for another
 user (or channel) disconnects with 3500; an expired one is error 109.
 """
 
@@ -12,15 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Final
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final
 
 from hubbub import __version__
 from hubbub.auth import SubscribeClaims
 from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.jsontext import dumps
+from hubbub.dialects.centrifuge import proxying
 from hubbub.dialects.centrifuge.payloads import required
 from hubbub.errors import ClientError, DisconnectError, StoreError
+from hubbub.proxy.bodies import SubRefreshAnswer
+from hubbub.proxy.caller import ProxyFailed
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +71,7 @@ async def refresh(client: Client, cid: int, request: m.Refresh) -> m.RefreshResu
         result = m.RefreshResult(client.client_id, __version__)
     else:
         ttl = expire_connection_at(client, claims.expire_at)
-        result = m.RefreshResult(client.client_id, __version__, expires=True, ttl=ttl)
+        result = m.RefreshResult(client.client_id, __version__, expires=ttl > 0, ttl=ttl)
     if claims.info is not None:  # after the deadline moved: presence is best effort
         client.session.conn_info = claims.info
         await _present_again(client)
@@ -82,7 +89,7 @@ async def sub_refresh(client: Client, cid: int, request: m.SubRefresh) -> m.SubR
         result = m.SubRefreshResult()
     else:
         ttl = expire_subscription_at(client, channel, claims.expire_at)
-        result = m.SubRefreshResult(expires=True, ttl=ttl)
+        result = m.SubRefreshResult(expires=ttl > 0, ttl=ttl)
     info = claims.options.info
     if info is not None:  # as Centrifugo: the fresh token's info is the new chan info
         client.set_chan_info(channel, info)
@@ -103,7 +110,12 @@ def subscription_claims(client: Client, token: str, channel: str) -> SubscribeCl
 
 def expire_connection_at(client: Client, expire_at: float) -> int:
     """Close the connection (3005) at ``expire_at`` (plus ``client_expired_close_delay``, for
-    the SDK's refresh sent when the ttl runs out) unless a refresh moves it; the TTL."""
+    the SDK's refresh sent when the ttl runs out) unless a refresh moves it; the TTL. With a
+    refresh proxy the server refreshes instead (:func:`_proxy_refresh` at ``expire_at``) and
+    the TTL is 0: the client is told its connection does not expire."""
+    if client.node.settings.proxy_refresh_endpoint is not None:
+        client.tokens.connection_at(expire_at, lambda: _spawn(_proxy_refresh(client)))
+        return 0
     d = Disconnects.EXPIRED
     transport = client.transport
     grace = client.node.settings.client_expired_close_delay
@@ -114,6 +126,11 @@ def expire_subscription_at(client: Client, channel: str, expire_at: float) -> in
     """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
     ``expire_at`` (plus ``client_expired_sub_close_delay``) unless a sub_refresh moves it;
     the TTL."""
+    url = _sub_refresh_url(client, channel)
+    if url is not None:  # the server refreshes, asking the proxy; the client is told ttl 0
+        refresh = lambda: _spawn(_proxy_sub_refresh(client, channel, url))  # noqa: E731
+        client.tokens.subscription_at(channel, expire_at, refresh)
+        return 0
     loop = asyncio.get_running_loop()
     return client.tokens.subscription_at(
         channel,
@@ -121,6 +138,92 @@ def expire_subscription_at(client: Client, channel: str, expire_at: float) -> in
         lambda: loop.create_task(client.server_unsubscribe(channel, *SUB_EXPIRED)),
         client.node.settings.client_expired_sub_close_delay,
     )
+
+
+def _sub_refresh_url(client: Client, channel: str) -> str | None:
+    try:
+        options = client.subscription_options(channel)
+    except ClientError:
+        return None
+    return proxying.endpoint(client.node.settings, options, "sub_refresh")
+
+
+#: Seconds until a refresh proxy that could not be asked is asked again (as Centrifugo).
+PROXY_RETRY: Final = 60.0
+#: The refreshes running (held so that they are not collected while they wait).
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+def _spawn(refreshing: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(refreshing)
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+
+
+async def _proxy_refresh(client: Client) -> None:
+    """The connection's ``expire_at`` came: the refresh proxy says whether it lives on.
+    ``expired`` (or no ``result``, or no new ``expire_at``) closes it with 3005, its
+    ``disconnect`` with that code; a new ``expire_at`` is the next deadline (its ``info``
+    and ``meta`` replace the connection's); a backend that cannot be asked (down, slow,
+    malformed) is asked again in :data:`PROXY_RETRY` seconds, the connection kept; its
+    ``error`` closes it as expired (Centrifugo reads no error from a refresh)."""
+    if not client.connected:
+        return
+    d = Disconnects.EXPIRED
+    try:
+        answer = await proxying.refresh(client)
+    except ProxyFailed:
+        client.tokens.connection_at(
+            time.time() + PROXY_RETRY, lambda: _spawn(_proxy_refresh(client))
+        )
+        return
+    except DisconnectError as exc:
+        client.transport.close(exc.code, exc.reason)
+        return
+    except ClientError:
+        client.transport.close(d.code, d.reason)
+        return
+    if not client.connected:
+        return
+    now = time.time()
+    if answer.expired or answer.expire_at is None or answer.expire_at <= now:
+        client.transport.close(d.code, d.reason)
+        return
+    expire_connection_at(client, min(answer.expire_at, now + MAX_REFRESH_TTL))
+    if answer.meta is not None:
+        client.meta = answer.meta
+    if answer.info is not None:
+        client.session.conn_info = answer.info
+        await _present_again(client)
+
+
+async def _proxy_sub_refresh(client: Client, channel: str, url: str) -> None:
+    """A subscription's ``expire_at`` came: the sub refresh proxy says whether it lives on,
+    as :func:`_proxy_refresh` for a connection, but an expired subscription is unsubscribed
+    (2501: the SDK subscribes again, which asks the subscribe proxy again)."""
+    if not client.session.is_subscribed(channel):
+        return
+    try:
+        answer = await proxying.sub_refresh(client, url, channel)
+    except ProxyFailed:
+        retry = lambda: _spawn(_proxy_sub_refresh(client, channel, url))  # noqa: E731
+        client.tokens.subscription_at(channel, time.time() + PROXY_RETRY, retry)
+        return
+    except DisconnectError as exc:
+        client.transport.close(exc.code, exc.reason)
+        return
+    except ClientError:
+        answer = SubRefreshAnswer(expired=True)
+    if not client.session.is_subscribed(channel):
+        return
+    now = time.time()
+    if answer.expired or answer.expire_at is None or answer.expire_at <= now:
+        await client.server_unsubscribe(channel, *SUB_EXPIRED)
+        return
+    expire_subscription_at(client, channel, min(answer.expire_at, now + MAX_REFRESH_TTL))
+    if answer.info is not None:
+        client.set_chan_info(channel, answer.info)
+        await _present_in(client, channel)
 
 
 async def server_refresh(client: Client, expired: bool, expire_at: int, info: object) -> None:
@@ -139,7 +242,7 @@ async def server_refresh(client: Client, expired: bool, expire_at: int, info: ob
         return
     if expire_at:
         ttl = expire_connection_at(client, min(expire_at, now + MAX_REFRESH_TTL))
-        push = m.Refreshed(expires=True, ttl=ttl)
+        push = m.Refreshed(expires=ttl > 0, ttl=ttl)  # (0: the refresh proxy refreshes)
     else:
         client.tokens.cancel_connection()
         push = m.Refreshed(expires=False)
