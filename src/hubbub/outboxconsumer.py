@@ -34,7 +34,9 @@ its triggers are :func:`hubbub.outbox.schema_statements`; applications write row
   ``SQL_ASCII`` database) whose text is not UTF-8 is marked done with the reason in
   ``error``, logged and counted (``hubbub_outbox_refused``). A publish that fails
   with :class:`hubbub.errors.StoreError` leaves the row (and the channel's later rows)
-  pending: retried after a back-off.
+  pending: the channel is held back (the batches leave its rows alone) for a back-off of
+  its own, doubling per failure in a row, while the other channels go on; the consumer backs
+  off as a whole only when no publish of a round succeeded (the store is down).
 - **Wake-up.** ``LISTEN`` on the table's name (the ``AFTER INSERT`` trigger notifies; the
   notification arrives at commit) and a look every ``outbox_poll_interval`` seconds anyway.
   PostgreSQL down or gone: logged, retried with a back-off (:func:`hubbub.periodic.backoff`),
@@ -94,6 +96,8 @@ UNMARKED_MAX: Final = 10_000
 BATCH_MAX_BYTES: Final = 16 * 1024 * 1024
 #: Channels of one batch published at once at most.
 CHANNELS_AT_ONCE: Final = 64
+#: Channels held back at most (after a failed publish; past this the oldest are let go).
+HELD_MAX: Final = 1000
 
 
 @dataclass
@@ -160,7 +164,8 @@ def data_text(row: Row, max_size: int) -> str:
 
 def select_sql(table: str, raw: bool = False) -> str:
     """The batch's statement: ``$1`` partition, ``$2`` rows at most, ``$3`` the largest data
-    read, ``$4`` the bytes of data the batch reads at most. It locks up to ``$2`` pending rows
+    read, ``$4`` the bytes of data the batch reads at most, ``$5`` channels held back (their
+    rows are left alone). It locks up to ``$2`` pending rows
     in id order and returns the first of them whose data, summed, stay within ``$4`` (the
     first row always; a row whose data is not read counts nothing), each with the number of
     rows locked. ``raw``: the text columns as their bytes (a ``SQL_ASCII`` database, whose
@@ -172,7 +177,8 @@ def select_sql(table: str, raw: bool = False) -> str:
 
     return (
         f"WITH locked AS (SELECT id, octet_length(data) AS size FROM {t} "
-        "WHERE partition = $1 AND done_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE), "
+        "WHERE partition = $1 AND done_at IS NULL AND channel <> ALL($5::text[]) "
+        "ORDER BY id LIMIT $2 FOR UPDATE), "
         "read AS (SELECT id, size, CASE WHEN size <= $3 THEN size ELSE 0 END AS bytes, "
         "count(*) OVER () AS locked FROM locked), "
         "sized AS (SELECT *, sum(bytes) OVER (ORDER BY id) AS upto FROM read) "
@@ -223,6 +229,9 @@ class OutboxConsumer:
         self._idle = asyncio.Event()  # (set: no batch under way)
         self._idle.set()
         self._limit = asyncio.Semaphore(CHANNELS_AT_ONCE)
+        #: Channels whose publish failed with a StoreError: (loop time until which their
+        #: rows are left alone, failures in a row).
+        self._held: dict[str, tuple[float, int]] = {}
         self._consuming = False  # (connected and listening since the last failure)
         #: Rows this node published whose mark was not committed yet (a lost connection):
         #: they are marked, not published again, when this node reads them next (id -> error).
@@ -389,7 +398,11 @@ class OutboxConsumer:
 
     async def _round(self, conn: asyncpg.Connection) -> tuple[bool, bool]:
         """One batch of every partition this node can lock; (whether some partition has
-        more pending rows, whether some publish failed with a StoreError)."""
+        more pending rows, whether publishes failed with a StoreError and none succeeded: the
+        store is down, not only some channels'). A channel whose publish failed is held back
+        (its rows left alone) for a back-off of its own, so that it does not hold back the
+        other channels of its partition."""
+        done_before = self.stats.published + self.stats.refused
         more = failed = False
         for partition in range(self.partitions):
             if self._stopping:
@@ -397,6 +410,8 @@ class OutboxConsumer:
             full, store_failed = await self._batch(conn, partition)
             more = more or full
             failed = failed or store_failed
+        if failed and self.stats.published + self.stats.refused > done_before:
+            failed = False  # (some channels only: they are held back, the others go on)
         return more and not failed, failed
 
     async def _batch(self, conn: asyncpg.Connection, partition: int) -> tuple[bool, bool]:
@@ -416,16 +431,24 @@ class OutboxConsumer:
             if not locked:
                 return False, False
             records = await conn.fetch(
-                self._select, partition, self.batch_size, self.max_size, BATCH_MAX_BYTES
+                self._select,
+                partition,
+                self.batch_size,
+                self.max_size,
+                BATCH_MAX_BYTES,
+                self._held_channels(),
             )
             if not records:
                 return False, False
             rows = [decoded(r) for r in records]
             locked = int(records[0][5])
             done: dict[int, str | None] = {}
+            groups = by_channel(rows)
             results = await asyncio.gather(
-                *(self._publish_channel(group, done) for group in by_channel(rows).values())
+                *(self._publish_channel(group, done) for group in groups.values())
             )
+            for channel, published in zip(groups, results, strict=True):
+                self._hold(channel, not published)
             if done:
                 ids = sorted(done)
                 await conn.execute(
@@ -438,6 +461,22 @@ class OutboxConsumer:
             self._unmarked.pop(row_id, None)
         more = locked == self.batch_size or len(rows) < locked
         return more, not all(results)
+
+    def _held_channels(self) -> list[str]:
+        now = asyncio.get_running_loop().time()
+        return [channel for channel, (until, _) in self._held.items() if until > now]
+
+    def _hold(self, channel: str, failed: bool) -> None:
+        """Hold ``channel`` back after a failed publish (for longer after each in a row), or
+        let it go after a good one."""
+        if not failed:
+            self._held.pop(channel, None)
+            return
+        failures = self._held.pop(channel, (0.0, 0))[1] + 1
+        wait = backoff(self.poll_interval, failures)
+        self._held[channel] = (asyncio.get_running_loop().time() + wait, failures)
+        if len(self._held) > HELD_MAX:
+            del self._held[next(iter(self._held))]
 
     async def _publish_channel(self, rows: list[Row], done: dict[int, str | None]) -> bool:
         """Publish one channel's rows in order into ``done`` (id -> error or None); stops at

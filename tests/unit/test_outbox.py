@@ -191,9 +191,13 @@ class FakeConn:
         return True
 
     async def fetch(
-        self, sql: str, partition: int, limit: int, max_size: int, budget: int
+        self, sql: str, partition: int, limit: int, max_size: int, budget: int, held: Any = ()
     ) -> list[Any]:
-        pending = [(i, c, d, len(d), None) for i, (c, d, done, _) in self.table.items() if not done]
+        pending = [
+            (i, c, d, len(d), None)
+            for i, (c, d, done, _) in self.table.items()
+            if not done and c not in held
+        ]
         locked = pending[:limit]
         return [(*r, len(locked)) for r in locked]
 
@@ -252,6 +256,10 @@ async def test_a_store_failure_holds_back_that_channel_only() -> None:
     assert await box._batch(conn, 0) == (True, True)  # type: ignore[arg-type]
     assert sorted(d for _, d, _ in node.published) == ["1", "3", "5"]  # not 4: after 2
     assert [done for _, _, done, _ in conn.table.values()] == [True, False, True, False, True]
+    assert box._held_channels() == ["a"]  # (left alone for a back-off of its own)
+    assert await box._batch(conn, 0) == (False, False)  # type: ignore[arg-type]
+    assert [d for _, d, _ in node.published] == ["1", "3", "5"]
+    box._held["a"] = (0.0, 1)  # (its back-off is over)
     node.failing = set()
     assert await box._batch(conn, 0) == (False, False)  # type: ignore[arg-type]
     assert [d for c, d, _ in node.published if c == "a"] == ["1", "2", "4"]
@@ -282,3 +290,23 @@ async def test_a_stop_during_a_batch_marks_what_was_published() -> None:
     assert 3 <= len(published) < 20
     assert [d for _, d, done, _ in conn.table.values() if done] == published
     assert box._task.done()
+
+
+async def test_a_channel_whose_publish_fails_does_not_hold_back_the_others() -> None:
+    """A channel whose publishes fail (a store error of its own) is held back with a back-off
+    of its own: the next batches pass over its rows (which stay pending, in order) to the
+    other channels' rows, and the consumer does not back off as a whole."""
+    node = FakeNode()
+    conn = FakeConn([*(("a", f"{n}") for n in range(5)), ("b", "10"), ("b", "11")])
+    box = consumer(node, outbox_batch_size=5, outbox_partitions=1)
+    node.failing = {"0"}
+    assert await box._round(conn) == (False, True)  # type: ignore[arg-type]
+    assert node.published == []  # (the batch was all a's: nothing else to tell)
+    assert await box._round(conn) == (False, False)  # type: ignore[arg-type]
+    assert [d for _, d, _ in node.published] == ["10", "11"]
+    assert [done for _, _, done, _ in conn.table.values()] == [False] * 5 + [True] * 2
+    box._held["a"] = (0.0, box._held["a"][1])  # (its back-off is over)
+    node.failing = set()
+    assert await box._round(conn) == (True, False)  # type: ignore[arg-type]  (a full batch)
+    assert [d for _, d, _ in node.published] == ["10", "11", "0", "1", "2", "3", "4"]
+    assert box._held == {}
