@@ -226,7 +226,7 @@ class OutboxConsumer:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
-        self._idle = asyncio.Event()  # (set: no batch under way)
+        self._idle = asyncio.Event()  # (set: no batch with rows read under way)
         self._idle.set()
         self._limit = asyncio.Semaphore(CHANNELS_AT_ONCE)
         #: Channels whose publish failed with a StoreError: (loop time until which their
@@ -415,7 +415,6 @@ class OutboxConsumer:
         return more and not failed, failed
 
     async def _batch(self, conn: asyncpg.Connection, partition: int) -> tuple[bool, bool]:
-        self._idle.clear()
         try:
             return await self._batch_of(conn, partition)
         finally:
@@ -440,12 +439,13 @@ class OutboxConsumer:
             )
             if not records:
                 return False, False
+            self._idle.clear()  # (rows to publish and mark: a stop lets them be marked)
             rows = [decoded(r) for r in records]
             locked = int(records[0][5])
             done: dict[int, str | None] = {}
             groups = by_channel(rows)
             results = await asyncio.gather(
-                *(self._publish_channel(group, done) for group in groups.values())
+                *(self._publish_channel(conn, group, done) for group in groups.values())
             )
             for channel, published in zip(groups, results, strict=True):
                 self._hold(channel, not published)
@@ -478,15 +478,19 @@ class OutboxConsumer:
         if len(self._held) > HELD_MAX:
             del self._held[next(iter(self._held))]
 
-    async def _publish_channel(self, rows: list[Row], done: dict[int, str | None]) -> bool:
+    async def _publish_channel(
+        self, conn: asyncpg.Connection, rows: list[Row], done: dict[int, str | None]
+    ) -> bool:
         """Publish one channel's rows in order into ``done`` (id -> error or None); stops at
         the first StoreError (False: the rest stay pending), and when the consumer stops."""
         async with self._limit:
-            return await self._publish_rows(rows, done)
+            return await self._publish_rows(conn, rows, done)
 
-    async def _publish_rows(self, rows: list[Row], done: dict[int, str | None]) -> bool:
+    async def _publish_rows(
+        self, conn: asyncpg.Connection, rows: list[Row], done: dict[int, str | None]
+    ) -> bool:
         for row in rows:
-            if self._stopping:
+            if self._stopping or conn.is_closed():  # (lost: its rows are another node's now)
                 return True
             if row.id in self._unmarked:  # published by this node, its mark not committed
                 done[row.id] = self._unmarked[row.id]

@@ -555,3 +555,39 @@ async def test_a_batch_reads_a_bounded_number_of_bytes(postgres_url: str) -> Non
         assert [(r[0], r[5]) for r in records] == [(1, 7)]
     finally:
         await conn.close()
+
+
+async def test_the_node_stops_in_time_while_postgresql_hangs(start_server: StartServer) -> None:
+    """PostgreSQL stopped dead (SIGSTOP: connections open, nothing answers) while rows are
+    consumed: SIGTERM still ends the node within its shutdown bound, cleanly."""
+    import os
+    import signal
+
+    import psutil
+
+    from tests.conftest import throwaway_postgres
+
+    gen = throwaway_postgres()
+    pg = next(gen)
+    stopped: list[int] = []
+    try:
+        server = start(start_server, pg.url)
+        await wait_for_table(pg.url)
+        conn = await asyncpg.connect(pg.url)
+        try:
+            for n in range(20):
+                async with conn.transaction():
+                    await outbox.publish(conn, "h:z", n)
+        finally:
+            await conn.close()
+        postmaster = psutil.Process(int((pg.data / "postmaster.pid").read_text().split()[0]))
+        for pid in [postmaster.pid, *(child.pid for child in postmaster.children())]:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        await asyncio.sleep(scaled(0.5))  # (the consumer is waiting on it by now)
+        assert server.terminate(timeout=10) == 0  # (shutdown_timeout is 5 s)
+        assert "Traceback" not in server.stderr()
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        gen.close()

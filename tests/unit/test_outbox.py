@@ -182,9 +182,13 @@ class FakeConn:
         self.table = {i + 1: (c, d, False, None) for i, (c, d) in enumerate(rows)}
         self.marks: dict[int, str | None] = {}
         self.fail_commits = 0
+        self.closed = False
 
     def transaction(self) -> FakeTransaction:
         return FakeTransaction(self)
+
+    def is_closed(self) -> bool:
+        return self.closed
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         assert "pg_try_advisory_xact_lock" in sql
@@ -310,3 +314,21 @@ async def test_a_channel_whose_publish_fails_does_not_hold_back_the_others() -> 
     assert await box._round(conn) == (True, False)  # type: ignore[arg-type]  (a full batch)
     assert [d for _, d, _ in node.published] == ["10", "11", "0", "1", "2", "3", "4"]
     assert box._held == {}
+
+
+async def test_a_batch_stops_publishing_once_its_connection_is_lost() -> None:
+    """The connection lost mid-batch (the batch's locks are gone, another node may take its
+    rows): no further row of the batch is published by this node."""
+    node = FakeNode()
+    conn = FakeConn([("a", str(n)) for n in range(10)])
+    box = consumer(node, outbox_batch_size=10)
+    publish = node.publish
+
+    async def publish_then_lose(channel: str, data: str, **kw: Any) -> None:
+        await publish(channel, data, **kw)
+        if data == "2":
+            conn.closed = True
+
+    node.publish = publish_then_lose  # type: ignore[method-assign]
+    await box._batch(conn, 0)  # type: ignore[arg-type]
+    assert [d for _, d, _ in node.published] == ["0", "1", "2"]
