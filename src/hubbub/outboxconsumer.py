@@ -347,6 +347,11 @@ class OutboxConsumer:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1), 0)", f"{t}:ddl")
             current = await self._function_partitions(conn)
             existed = await conn.fetchval("SELECT to_regclass($1)", quoted(t)) is not None
+            if existed:
+                # First: CREATE INDEX IF NOT EXISTS takes a SHARE lock even when the index is
+                # there, and raising it to EXCLUSIVE later (repartitioning) deadlocks with a
+                # batch of another node that holds ROW SHARE and wants to mark its rows.
+                await conn.execute(f"LOCK TABLE {quoted(t)} IN EXCLUSIVE MODE")
             for statement in schema_statements(t, self.partitions):
                 if statement.startswith("CREATE TRIGGER"):
                     if await _has_trigger(conn, t, statement.split()[2].strip('"')):

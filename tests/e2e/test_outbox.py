@@ -591,3 +591,36 @@ async def test_the_node_stops_in_time_while_postgresql_hangs(start_server: Start
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
         gen.close()
+
+
+async def test_repartitioning_waits_for_a_batch_under_way(postgres_url: str) -> None:
+    """A node starting with another outbox_partitions while another node's batch holds its
+    rows: the new node waits for that batch to mark its rows and commit (it used to take a
+    SHARE lock first, then deadlock raising it to EXCLUSIVE: PostgreSQL aborted one of them)."""
+    from hubbub.config import Settings
+    from hubbub.outboxconsumer import OutboxConsumer
+
+    class NoNode:
+        pass
+
+    settings = Settings(outbox_url=postgres_url, outbox_partitions=2)
+    box = OutboxConsumer(NoNode(), settings)  # type: ignore[arg-type]
+    batch = await asyncpg.connect(postgres_url)
+    ddl = await asyncpg.connect(postgres_url)
+    try:
+        for statement in outbox.schema_statements(partitions=4):
+            await batch.execute(statement)
+        async with batch.transaction():
+            await outbox.publish(batch, "h:a", 1)
+        async with batch.transaction():  # (another node's batch)
+            await batch.fetch("SELECT id FROM hubbub_outbox WHERE done_at IS NULL FOR UPDATE")
+            prepare = asyncio.ensure_future(box._prepare(ddl))
+            await asyncio.sleep(scaled(0.3))
+            assert not prepare.done()
+            await batch.execute("UPDATE hubbub_outbox SET done_at = now()")  # (its mark)
+        await asyncio.wait_for(prepare, scaled(10))
+        assert await batch.fetchval("SELECT count(*) FROM hubbub_outbox WHERE done_at IS NULL") == 0
+        assert await box._function_partitions(batch) == 2
+    finally:
+        await batch.close()
+        await ddl.close()
