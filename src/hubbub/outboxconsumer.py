@@ -232,7 +232,7 @@ class OutboxConsumer:
         #: Channels whose publish failed with a StoreError: (loop time until which their
         #: rows are left alone, failures in a row).
         self._held: dict[str, tuple[float, int]] = {}
-        self._consuming = False  # (connected and listening since the last failure)
+        self._consuming = False  # (a round and a pruning went through since the last failure)
         #: Rows this node published whose mark was not committed yet (a lost connection):
         #: they are marked, not published again, when this node reads them next (id -> error).
         self._unmarked: dict[int, str | None] = {}
@@ -304,7 +304,6 @@ class OutboxConsumer:
             await conn.add_listener(self.table, self._notified)
             conn.add_termination_listener(self._terminated)
             log.info("outbox: consuming %s (%d partitions)", self.table, self.partitions)
-            self._consuming = True
             loop = asyncio.get_running_loop()
             next_prune = loop.time()
             store_failures = 0
@@ -316,6 +315,9 @@ class OutboxConsumer:
                 if loop.time() >= next_prune:
                     await self._prune(conn)
                     next_prune = loop.time() + min(PRUNE_EVERY, self.retention)
+                # (only now: a failure that follows every connect, e.g. a statement the role
+                # may not run, keeps backing off instead of starting anew each time)
+                self._consuming = True
                 if store_failed:
                     store_failures += 1
                     await asyncio.sleep(backoff(self.poll_interval, store_failures))
@@ -536,7 +538,19 @@ class OutboxConsumer:
         return reason
 
     async def _prune(self, conn: asyncpg.Connection) -> None:
-        """Delete done rows older than the retention, a bounded number per call."""
+        """Delete done rows older than the retention, a bounded number per call. A refusal
+        of PostgreSQL (a role without the DELETE right) is logged: the rows stay, the
+        consumer goes on."""
+        import asyncpg
+
+        try:
+            await self._delete_done(conn)
+        except asyncpg.PostgresError as exc:
+            if conn.is_closed():
+                raise
+            log.warning("outbox: could not delete the done rows: %s", _describe(exc))
+
+    async def _delete_done(self, conn: asyncpg.Connection) -> None:
         for _ in range(PRUNE_ROUNDS):
             status = await conn.execute(
                 f"DELETE FROM {quoted(self.table)} WHERE id IN (SELECT id FROM "

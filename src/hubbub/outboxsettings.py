@@ -71,7 +71,7 @@ OutboxBatchSize = Annotated[
 OutboxPollInterval = Annotated[
     float,
     Field(
-        gt=0,
+        ge=0.01,
         le=3600,
         description=(
             "Seconds between two looks at the outbox when no notification came (new rows "

@@ -624,3 +624,33 @@ async def test_repartitioning_waits_for_a_batch_under_way(postgres_url: str) -> 
     finally:
         await batch.close()
         await ddl.close()
+
+
+async def test_a_role_that_may_not_delete_still_consumes(
+    start_server: StartServer, postgres: PostgresServer, postgres_url: str
+) -> None:
+    """The table made by the application's migrations, hubbub's role allowed to read and
+    mark rows but not to delete them: the rows are published, the pruning's refusal is a
+    warning (it used to fail the connection after every round, reconnecting for ever)."""
+    conn = await asyncpg.connect(postgres_url)
+    role = f"consumer{random.randrange(10**9)}"
+    try:
+        for statement in outbox.schema_statements():
+            await conn.execute(statement)
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f"GRANT SELECT, UPDATE ON hubbub_outbox TO {role}")
+        url = postgres_url.replace("postgres@", f"{role}@", 1)
+        server = start(start_server, url, extra="outbox_retention = 0.2\n")
+        for n in range(3):
+            async with conn.transaction():
+                await outbox.publish(conn, "h:p", n)
+            await asyncio.sleep(scaled(0.3))
+        await all_done(postgres_url, 3)
+        await asyncio.sleep(scaled(1.0))  # (a few more rounds and prunings)
+    finally:
+        await conn.close()
+    assert await history(server, "h:p") == [0, 1, 2]
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert "hubbub_outbox_failures_total 0.0" in metrics
+    assert "could not delete the done rows" in server.stderr()

@@ -139,6 +139,7 @@ def test_outbox_settings() -> None:
         ("OUTBOX_PARTITIONS", "0"),
         ("OUTBOX_BATCH_SIZE", "0"),
         ("OUTBOX_POLL_INTERVAL", "0"),
+        ("OUTBOX_POLL_INTERVAL", "0.001"),  # (a busy loop when idle; notifications wake it)
         ("OUTBOX_RETENTION", "0"),
         ("OUTBOX_RETENTION", "inf"),  # (no interval PostgreSQL can subtract from now())
         ("OUTBOX_RETENTION", "1e17"),
