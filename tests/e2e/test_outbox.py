@@ -5,6 +5,7 @@ PostgreSQL (the session's throw-away one, a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import sys
@@ -560,16 +561,13 @@ async def test_a_batch_reads_a_bounded_number_of_bytes(postgres_url: str) -> Non
 async def test_the_node_stops_in_time_while_postgresql_hangs(start_server: StartServer) -> None:
     """PostgreSQL stopped dead (SIGSTOP: connections open, nothing answers) while rows are
     consumed: SIGTERM still ends the node within its shutdown bound, cleanly."""
-    import os
-    import signal
-
     import psutil
 
     from tests.conftest import throwaway_postgres
 
     gen = throwaway_postgres()
     pg = next(gen)
-    stopped: list[int] = []
+    stopped: list[psutil.Process] = []
     try:
         server = start(start_server, pg.url)
         await wait_for_table(pg.url)
@@ -581,15 +579,17 @@ async def test_the_node_stops_in_time_while_postgresql_hangs(start_server: Start
         finally:
             await conn.close()
         postmaster = psutil.Process(int((pg.data / "postmaster.pid").read_text().split()[0]))
-        for pid in [postmaster.pid, *(child.pid for child in postmaster.children())]:
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
+        for process in [postmaster, *postmaster.children()]:
+            with contextlib.suppress(psutil.NoSuchProcess):  # (a backend that just ended)
+                process.suspend()
+                stopped.append(process)
         await asyncio.sleep(scaled(0.5))  # (the consumer is waiting on it by now)
         assert server.terminate(timeout=10) == 0  # (shutdown_timeout is 5 s)
         assert "Traceback" not in server.stderr()
     finally:
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
+        for process in stopped:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
         gen.close()
 
 
