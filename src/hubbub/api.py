@@ -21,6 +21,7 @@ from hubbub.core import messages as m
 from hubbub.core.codes import Disconnects, ErrorCode
 from hubbub.core.publishlatency import Source
 from hubbub.dialects.centrifuge import jsonwire, reads
+from hubbub.engines.base import MAX_IDEMPOTENCY_KEY
 from hubbub.errors import ClientError
 from hubbub.node import Node
 
@@ -74,13 +75,16 @@ def _data(params: Mapping[str, Any]) -> str:
 
 async def _publish_one(node: Node, channel: str, params: Mapping[str, Any]) -> str:
     data = _data(params)
+    key = p.optional_str(params, "idempotency_key") or None
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise _bad(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters")
     options = node.options(channel)
     pub = await node.publish(
         channel,
         data,
         tags=_tags(params),
         options=options,
-        idempotency_key=p.optional_str(params, "idempotency_key") or None,
+        idempotency_key=key,
         skip_history=p.optional_bool(params, "skip_history"),
         delta=p.optional_bool(params, "delta"),
         source=Source.API,

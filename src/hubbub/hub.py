@@ -41,7 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 from hubbub import logs
 from hubbub.config import Settings, load_settings
-from hubbub.errors import ConfigError, HubbubError
+from hubbub.core.codes import ErrorCode
+from hubbub.engines.base import MAX_IDEMPOTENCY_KEY
+from hubbub.errors import ClientError, ConfigError, HubbubError
 from hubbub.hooks import (
     ConnectContext,
     ConnectHook,
@@ -183,11 +185,17 @@ class Hub:
         Only while the hub is being served (from hooks, startup functions, or other tasks of
         the serving loop); raises :class:`hubbub.HubbubError` before, a
         :class:`hubbub.ClientError` for a bad channel name (107) or an unknown namespace
-        (102), and :class:`hubbub.StoreError` when the publication could not be stored."""
+        (102) or an ``idempotency_key`` longer than 255 characters (107), and
+        :class:`hubbub.StoreError` when the publication could not be stored."""
         from hubbub.core.jsontext import dumps
 
         if self._node is None:
             raise HubbubError("the hub is not running: call hub.run() or serve it first")
+        if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ClientError(
+                ErrorCode.BAD_REQUEST,
+                f"bad request: idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+            )
         pub = await self._node.publish(
             channel, dumps(data), tags=tags, idempotency_key=idempotency_key, delta=delta
         )

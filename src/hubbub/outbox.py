@@ -32,6 +32,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final, overload
 
 from hubbub.core.jsontext import dumps
+from hubbub.engines.base import MAX_IDEMPOTENCY_KEY
 from hubbub.errors import HubbubError
 
 if TYPE_CHECKING:  # (neither driver is needed to import this module)
@@ -48,7 +49,7 @@ DEFAULT_PARTITIONS: Final = 4
 MAX_PARTITIONS: Final = 1024
 #: The longest ``idempotency_key`` of a row, in characters (a longer one would not fit the
 #: history stores' indexes: such a row is refused, not retried for ever).
-MAX_KEY_LENGTH: Final = 255
+MAX_KEY_LENGTH: Final = MAX_IDEMPOTENCY_KEY
 _MARK: Final = "hubbub outbox partitions: "
 #: Table names: a plain lower-case SQL identifier, short enough for the names made from it.
 _TABLE_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,39}")

@@ -147,6 +147,9 @@ async def test_hooks_end_to_end(running: tuple[Hub, dict[str, list[Any]], str]) 
             assert await hub.publish("feed:ada", {"n": 1}) == 1
             assert await hub.publish("feed:news", {"n": 2}, idempotency_key="k") == 1
             assert await hub.publish("feed:news", {"n": 2}, idempotency_key="k") == 1
+            with pytest.raises(ClientError) as refused:
+                await hub.publish("feed:news", {"n": 3}, idempotency_key="k" * 256)
+            assert refused.value.code == 107
             pushes = await only(ws, 2, lambda m: "pub" in m.get("push", {}))
             assert [(p["push"]["channel"], p["push"]["pub"]["data"]) for p in pushes] == [
                 ("feed:ada", {"n": 1}),

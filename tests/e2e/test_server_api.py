@@ -208,6 +208,12 @@ async def test_api_errors(api_server: ServerProcess) -> None:
         assert (status, body["error"]["code"]) == (200, 107)
         status, body = await post("/api/publish", b'{"channel": "x"}', key)
         assert (status, body["error"]["code"]) == (200, 107)
+        # A key past the stores' index limit is refused here, not failed in (and with the rest
+        # of) a group commit; the longest allowed key still publishes.
+        for size, code in ((256, 107), (255, None)):
+            text = json.dumps({"channel": "x", "data": 1, "idempotency_key": "k" * size})
+            status, body = await post("/api/publish", text.encode(), key)
+            assert status == 200 and (body.get("error") or {}).get("code") == code, body
         async with http.get(api_server.url + "/health") as resp:
             assert resp.status == 200
 

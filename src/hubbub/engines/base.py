@@ -43,9 +43,14 @@ only).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
+
+#: The longest idempotency key a publish may carry, in characters: the durable stores index
+#: the keys (PostgreSQL's btree refuses entries above ~2.7 KB, and a refused append fails the
+#: other appends of its group commit), so longer keys are refused before they reach a store.
+MAX_IDEMPOTENCY_KEY: Final = 255
 
 
 @dataclass(frozen=True, slots=True)
