@@ -24,6 +24,7 @@ from hubbub.auth import mint
 from tests.support.proxy_backend import Backend
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
+from tests.support.webhook_receiver import ThreadedReceiver
 
 KEY = "matrix-api-key-0123456789"
 SECRET = "m" * 40
@@ -90,6 +91,15 @@ def proxy_backend() -> Iterator[Backend]:
     backend = Backend().start()
     yield backend
     backend.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook_receiver() -> Iterator[ThreadedReceiver]:
+    """The receiver every deployment sends its webhooks to, one per module
+    (tests/support/webhook_receiver.py; scenarios pick their events by user and channel)."""
+    receiver = ThreadedReceiver().start()
+    yield receiver
+    receiver.stop()
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,7 @@ def deployment(
     if row.workers > 1:
         args += ["--workers", str(row.workers)]
     backend = request.getfixturevalue("proxy_backend")
+    config += request.getfixturevalue("webhook_receiver").config()
     (tmp / "hubbub.toml").write_text(config + NAMESPACES + proxied_namespace(backend))
     servers: list[ServerProcess] = []
     try:

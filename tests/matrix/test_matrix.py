@@ -27,6 +27,7 @@ from tests.support.proto import Observer, call
 from tests.support.proxy_backend import Backend
 from tests.support.rawws import OP_CLOSE, OP_TEXT, non_reader
 from tests.support.timing import scaled
+from tests.support.webhook_receiver import ThreadedReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -903,3 +904,47 @@ async def test_subscribe_and_publish_through_the_http_proxy(
         finally:
             for obs in (first, second, third):
                 obs.stop()
+
+
+async def test_webhooks_arrive_once_per_fact_across_nodes(
+    deployment: Deployment, webhook_receiver: ThreadedReceiver
+) -> None:
+    """Two users on different nodes (where there are several) subscribe to one channel and
+    leave: each connect, subscribe, unsubscribe and disconnect arrives, signed, once per
+    connection, and the channel is occupied once and vacated once for the whole cluster."""
+    channel, users = unique("hooked"), [unique("wh"), unique("wh")]
+    async with sockets(deployment, "/connection/websocket", 2) as socks:
+        observers = [await connect_as(ws, user) for ws, user in zip(socks, users, strict=True)]
+        for obs in observers:
+            assert "error" not in await obs.command("subscribe", {"channel": channel})
+        await deployment.wait_subscribers(channel, 2)
+        for obs in observers:
+            obs.stop()
+    expected = {"connect": 2, "subscribe": 2, "unsubscribe": 2, "disconnect": 2}
+
+    def per_user() -> dict[str, list[str]]:
+        return {
+            kind: sorted(e["user"] for e in webhook_receiver.of_type(kind) if e["user"] in users)
+            for kind in expected
+        }
+
+    def transitions() -> list[str]:
+        return [
+            kind
+            for kind in ("channel_occupied", "channel_vacated")
+            for _ in webhook_receiver.of_type(kind, channel=channel)
+        ]
+
+    async def arrived() -> bool:
+        done = all(len(seen) == expected[kind] for kind, seen in per_user().items())
+        return done and transitions() == ["channel_occupied", "channel_vacated"]
+
+    await eventually(arrived, f"the webhooks of {channel}")
+    await asyncio.sleep(scaled(0.5))  # a doubled event would come by now
+    assert per_user() == {kind: sorted(users) for kind in expected}
+    assert transitions() == ["channel_occupied", "channel_vacated"]
+    for kind in ("subscribe", "unsubscribe"):
+        assert {e["channel"] for e in webhook_receiver.of_type(kind) if e["user"] in users} == {
+            channel
+        }
+    assert webhook_receiver.bad_signatures == 0

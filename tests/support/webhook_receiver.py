@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from collections import Counter
 from typing import Any
 
 from aiohttp import web
 
 from hubbub.webhooks import verify
+from tests.support.timing import scaled
 
 SECRET = "webhook-secret-for-the-tests-0123456789"
 
@@ -106,3 +108,38 @@ class Receiver:
         ]
         lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
         return "\n".join(lines) + "\n"
+
+
+class ThreadedReceiver:
+    """A :class:`Receiver` in a thread with its own event loop, so that one receiver serves a
+    module's tests (each runs in its own loop): the matrix's deployments send their webhooks
+    here. Its events are read through :meth:`of_type`, a copy taken in the receiver's loop."""
+
+    def __init__(self) -> None:
+        self.receiver = Receiver()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> ThreadedReceiver:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.receiver.up(), self._loop).result(scaled(10))
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.receiver.down(), self._loop).result(scaled(10))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(scaled(10))
+        self._loop.close()
+
+    def config(self) -> str:
+        return self.receiver.config()
+
+    def of_type(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
+        async def copy() -> list[dict[str, Any]]:
+            return self.receiver.of_type(kind, **fields)
+
+        return asyncio.run_coroutine_threadsafe(copy(), self._loop).result(scaled(10))
+
+    @property
+    def bad_signatures(self) -> int:
+        return self.receiver.bad_signatures
