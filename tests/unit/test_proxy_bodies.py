@@ -115,6 +115,17 @@ def test_no_result_and_empty_results() -> None:
     assert bodies.rpc_answer(b"{}") is None
 
 
+def test_an_expire_at_of_zero_or_below_is_no_expiry_as_in_centrifugo() -> None:
+    """Centrifugo acts on an ``expire_at`` above 0 only; below is no expiry, not an error."""
+    for value in (0, -1, -(2**40)):
+        result = enc({"result": {"user": "u", "expire_at": value}})
+        answer = bodies.connect_answer(result)
+        assert answer is not None and answer.expire_at is None
+        assert bodies.subscribe_answer(result).expire_at is None
+        assert bodies.sub_refresh_answer(result).expire_at is None
+        assert bodies.refresh_answer(result).expire_at is None
+
+
 def test_b64data_wins_and_may_be_binary_where_protobuf_clients_take_it() -> None:
     assert bodies.rpc_answer(enc({"result": {"b64data": b64(b"\x01\x02"), "data": 1}})) == (
         b"\x01\x02"
@@ -176,7 +187,6 @@ def test_a_disconnect_passes_through_and_wins_over_an_error() -> None:
         b'{"result": []}',
         b'{"result": {"user": 1}}',
         b'{"result": {"expire_at": "1"}}',
-        b'{"result": {"expire_at": -1}}',
         b'{"result": {"expire_at": true}}',
         b'{"result": {"channels": "a"}}',
         b'{"result": {"channels": [1]}}',

@@ -22,7 +22,9 @@ The parsers (:func:`connect_answer`, ...) guarantee:
 - ``data`` and ``info`` come out as JSON text (``b64data`` wins over ``data`` when it is a
   non-empty string, as ``b64info`` over ``info``); ``b64data`` that is not JSON text comes
   out as ``bytes`` where Protobuf clients can take it (connect, subscribe and RPC data);
-- ``expire_at`` is a Unix time in seconds; 0 or absent is None (no expiry).
+- ``expire_at`` is a Unix time in seconds (an integer); 0, negative or absent is None (no
+  expiry), as Centrifugo reads only an ``expire_at`` above 0. How far ahead it may be is the
+  caller's business (:mod:`hubbub.dialects.centrifuge.tokens` caps it at a year).
 """
 
 from __future__ import annotations
@@ -336,10 +338,8 @@ def _str_list(obj: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _expire_at(result: Mapping[str, Any]) -> int | None:
-    value = _typed(result, "expire_at", int, 0)
-    if value < 0:
-        raise BadResponse("result.expire_at must not be negative")
-    return value or None
+    value: int = _typed(result, "expire_at", int, 0)
+    return value if value > 0 else None
 
 
 def _data(result: Mapping[str, Any]) -> m.Data | None:
