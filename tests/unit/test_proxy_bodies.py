@@ -285,6 +285,26 @@ def test_forwarded_headers() -> None:
     assert bodies.forwarded_headers(handshake, emulated, (), (), "") == {}
 
 
+def test_header_values_http_forbids_are_left_out_not_a_failed_request() -> None:
+    """A client's emulated header with a control character (what aiohttp refuses to send,
+    failing the whole request) is left out; tab and non-ASCII text go."""
+    names = ("x-e",)
+    for bad in ("a\x0bb", "a\x7f", "\x00", "a\rb", "a\nb", "\x1b[31m"):
+        assert bodies.forwarded_headers({}, {"x-e": bad}, (), names, "") == {}, repr(bad)
+    for good in ("a\tb", "\u00e9t\u00e9", "\u2028"):
+        assert bodies.forwarded_headers({}, {"x-e": good}, (), names, "") == {"x-e": good}
+
+
+def test_a_client_never_sets_the_forwarded_address_itself() -> None:
+    """Listed or not, the client's X-Forwarded-For / X-Real-IP never go: hubbub's address
+    does, and without one neither header."""
+    claims = {"X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"}
+    names = ("x-forwarded-for", "x-real-ip")
+    assert bodies.forwarded_headers(claims, claims, names, names, "") == {}
+    out = bodies.forwarded_headers(claims, claims, names, names, "1.2.3.4")
+    assert out == {"x-forwarded-for": "1.2.3.4", "x-real-ip": "1.2.3.4"}
+
+
 def test_endpoints_are_logged_without_secrets() -> None:
     assert shown("https://u:pw@example.com:8443/p?token=abc&x=1") == (
         "https://example.com:8443/p?token=REDACTED&x=1"

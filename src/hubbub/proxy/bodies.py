@@ -30,6 +30,7 @@ The parsers (:func:`connect_answer`, ...) guarantee:
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -134,9 +135,10 @@ def forwarded_headers(
     """The headers a proxy request carries from a connection: the emulated headers named in
     ``emulated_names``, then the handshake's named in ``http_names`` (winning over an emulated
     one of the same name), then ``X-Real-IP`` and ``X-Forwarded-For`` set to ``address`` (the
-    client's, ``trusted_proxies`` applied) whatever the client sent. Names are compared
-    lowercased and sent lowercased; values with CR, LF or NUL and the request's own headers
-    (:data:`NOT_FORWARDED`) are left out."""
+    client's, ``trusted_proxies`` applied) whatever the client sent, or left out when there is
+    no address (never the client's own). Names are compared lowercased and sent lowercased;
+    values with a control character (CR, LF, NUL, ...: what HTTP forbids in a field value;
+    tab is allowed) and the request's own headers (:data:`NOT_FORWARDED`) are left out."""
     out: dict[str, str] = {}
     for names, headers in ((emulated_names, emulated), (http_names, handshake)):
         if not names:
@@ -145,13 +147,19 @@ def forwarded_headers(
             low = name.lower()
             if low in names and low not in NOT_FORWARDED and _clean(value):
                 out[low] = value
+    out.pop("x-real-ip", None)
+    out.pop("x-forwarded-for", None)
     if address:
         out["x-real-ip"] = out["x-forwarded-for"] = address
     return out
 
 
+#: What HTTP forbids in a field value (RFC 9110 5.5): controls but tab, and DEL.
+_FORBIDDEN: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _clean(value: str) -> bool:
-    return not any(c in value for c in "\r\n\0")
+    return _FORBIDDEN.search(value) is None
 
 
 # -- responses -------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ Guarantees:
 - A call takes at most ``proxy_timeout`` seconds, waiting for a pooled connection included;
   at most ``proxy_max_connections`` connections are open at once; a response body over
   :data:`MAX_RESPONSE_BYTES` is not read further.
+- Redirects are not followed: a 3xx is another status (the forwarded headers, cookies
+  included, never go to a URL other than the endpoint configured).
 - Anything but a 200 whose body parses as the kind's response (a refused connection, a
   timeout, another status, a malformed body: :class:`hubbub.proxy.bodies.BadResponse`)
   raises :class:`ProxyFailed`, error 100 and temporary, as Centrifugo answers a failing
@@ -157,7 +159,10 @@ class ProxyCaller:
 
         try:
             async with asyncio.timeout(self.settings.proxy_timeout):
-                async with self._client().post(endpoint, data=body, headers=headers) as resp:
+                post = self._client().post
+                async with post(endpoint, data=body, headers=headers, allow_redirects=False) as resp:
+                    if 300 <= resp.status < 400:
+                        raise ProxyFailed(f"status {resp.status} (redirects are not followed)")
                     if resp.status != 200:
                         raise ProxyFailed(f"status {resp.status}")
                     if (resp.content_length or 0) > MAX_RESPONSE_BYTES:
