@@ -137,6 +137,12 @@ def test_b64data_wins_and_may_be_binary_where_protobuf_clients_take_it() -> None
         bodies.publish_answer(enc({"result": {"b64data": b64(b"\xfe")}}))
 
 
+def test_in_a_publish_answer_data_wins_over_b64data_as_in_centrifugo() -> None:
+    both = enc({"result": {"data": {"from": "data"}, "b64data": b64(b'"b64"')}})
+    assert bodies.publish_answer(both).data == '{"from":"data"}'
+    assert bodies.publish_answer(enc({"result": {"b64data": b64(b'"b64"')}})).data == '"b64"'
+
+
 def test_a_publish_answer() -> None:
     answer = bodies.publish_answer(
         enc(

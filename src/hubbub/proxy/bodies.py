@@ -20,8 +20,9 @@ The parsers (:func:`connect_answer`, ...) guarantee:
   base64 that does not decode, info that is not JSON) raises :class:`BadResponse` naming
   what is wrong; never another exception;
 - ``data`` and ``info`` come out as JSON text (``b64data`` wins over ``data`` when it is a
-  non-empty string, as ``b64info`` over ``info``); ``b64data`` that is not JSON text comes
-  out as ``bytes`` where Protobuf clients can take it (connect, subscribe and RPC data);
+  non-empty string, as ``b64info`` over ``info``, except in a publish answer, where ``data``
+  wins: Centrifugo's order for each); ``b64data`` that is not JSON text comes out as
+  ``bytes`` where Protobuf clients can take it (connect, subscribe and RPC data);
 - ``expire_at`` is a Unix time in seconds (an integer); 0, negative or absent is None (no
   expiry), as Centrifugo reads only an ``expire_at`` above 0. How far ahead it may be is the
   caller's business (:mod:`hubbub.dialects.centrifuge.tokens` caps it at a year).
@@ -267,7 +268,7 @@ def publish_answer(body: bytes) -> PublishAnswer:
     result = _result(body)
     if result is None:
         return PublishAnswer()
-    data = _data(result)
+    data = dumps(result["data"]) if result.get("data") is not None else _data(result)
     if isinstance(data, bytes):
         raise BadResponse("result.b64data must be base64 of JSON text: publications are JSON")
     tags = _typed(result, "tags", dict, None)
