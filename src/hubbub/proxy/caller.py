@@ -159,8 +159,10 @@ class ProxyCaller:
 
         try:
             async with asyncio.timeout(self.settings.proxy_timeout):
-                post = self._client().post
-                async with post(endpoint, data=body, headers=headers, allow_redirects=False) as resp:
+                request = self._client().post(
+                    endpoint, data=body, headers=headers, allow_redirects=False
+                )
+                async with request as resp:
                     if 300 <= resp.status < 400:
                         raise ProxyFailed(f"status {resp.status} (redirects are not followed)")
                     if resp.status != 200:
