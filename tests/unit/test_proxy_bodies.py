@@ -137,6 +137,48 @@ def test_b64data_wins_and_may_be_binary_where_protobuf_clients_take_it() -> None
         bodies.publish_answer(enc({"result": {"b64data": b64(b"\xfe")}}))
 
 
+def test_field_names_match_case_insensitively_as_go_decodes_them() -> None:
+    """A Go backend whose structs have no JSON tags writes ``User``, ``Result``...;
+    Centrifugo's decoder takes them, and so does hubbub. Channel names, tags and what info,
+    data and meta hold keep their case; an exact name wins over another case of it."""
+    body = {
+        "Result": {
+            "User": "u",
+            "EXPIRE_AT": 1_900_000_000,
+            "Info": {"Name": "N"},
+            "Channels": ["Chan:A"],
+            "Subs": {"Chan:B": {"Info": 1, "Override": {"Presence": {"Value": False}}}},
+            "Meta": {"Plan": 1},
+        }
+    }
+    answer = bodies.connect_answer(enc(body))
+    assert answer == bodies.ConnectAnswer(
+        user="u",
+        expire_at=1_900_000_000,
+        info='{"Name":"N"}',
+        channels=["Chan:A", "Chan:B"],
+        subs={"Chan:B": SubscribeOptions("1", None, Override(presence=False))},
+        meta={"Plan": 1},
+    )
+    with pytest.raises(ClientError) as refused:
+        bodies.rpc_answer(enc({"Error": {"Code": 4000, "Message": "m", "Temporary": True}}))
+    assert (refused.value.code, refused.value.message, refused.value.temporary) == (
+        4000,
+        "m",
+        True,
+    )
+    with pytest.raises(DisconnectError) as closed:
+        bodies.rpc_answer(enc({"Disconnect": {"Code": 4500, "Reason": "r"}}))
+    assert (closed.value.code, closed.value.reason) == (4500, "r")
+    sub = bodies.subscribe_answer(enc({"Result": {"Override": {"Join_Leave": {"VALUE": True}}}}))
+    assert sub.override == Override(join_leave=True)
+    published = bodies.publish_answer(enc({"Result": {"Skip_History": True, "Tags": {"K": "v"}}}))
+    assert published.skip_history and published.tags == {"K": "v"}
+    assert bodies.refresh_answer(enc({"RESULT": {"Expired": True}})).expired
+    exact = bodies.connect_answer(enc({"result": {"User": "b", "user": "a"}}))
+    assert exact is not None and exact.user == "a"
+
+
 def test_in_a_publish_answer_data_wins_over_b64data_as_in_centrifugo() -> None:
     both = enc({"result": {"data": {"from": "data"}, "b64data": b64(b'"b64"')}})
     assert bodies.publish_answer(both).data == '{"from":"data"}'

@@ -23,6 +23,10 @@ The parsers (:func:`connect_answer`, ...) guarantee:
   non-empty string, as ``b64info`` over ``info``, except in a publish answer, where ``data``
   wins: Centrifugo's order for each); ``b64data`` that is not JSON text comes out as
   ``bytes`` where Protobuf clients can take it (connect, subscribe and RPC data);
+- field names match as Centrifugo's decoder (Go's) matches them: case-insensitively, an
+  exact match winning (``{"Result": {"User": "u"}}`` is ``{"result": {"user": "u"}}``, what a
+  Go backend without JSON tags writes); keys that are values (channels of ``subs``, tags,
+  what ``info``, ``data`` and ``meta`` hold) stay as they are;
 - ``expire_at`` is a Unix time in seconds (an integer); 0, negative or absent is None (no
   expiry), as Centrifugo reads only an ``expire_at`` above 0. How far ahead it may be is the
   caller's business (:mod:`hubbub.dialects.centrifuge.tokens` caps it at a year).
@@ -226,7 +230,8 @@ def connect_answer(body: bytes) -> ConnectAnswer | None:
     for channel, entry in subs_raw.items():
         if type(entry) is not dict:
             raise BadResponse(f"result.subs.{channel} must be an object")
-        subs[channel] = _claims(claims.subscribe_options, entry, f"result.subs.{channel}.")
+        options = _with_override(_fold(entry))
+        subs[channel] = _claims(claims.subscribe_options, options, f"result.subs.{channel}.")
     return ConnectAnswer(
         user=_typed(result, "user", str, ""),
         expire_at=_expire_at(result),
@@ -256,7 +261,7 @@ def subscribe_answer(body: bytes) -> SubscribeAnswer:
     result = _result(body)
     if result is None:
         return SubscribeAnswer()
-    override = _claims(claims.override, result.get("override"))
+    override = _claims(claims.override, _with_override(result).get("override"))
     return SubscribeAnswer(
         _expire_at(result), _claims(claims.info, result, "result."), _data(result), override
     )
@@ -309,21 +314,49 @@ def _result(body: bytes) -> dict[str, Any] | None:
         raise BadResponse("the body is not JSON") from None
     if type(parsed) is not dict:
         raise BadResponse("the body is not a JSON object")
-    disconnect = _typed(parsed, "disconnect", dict, None)
+    parsed = _fold(parsed)
+    disconnect = _object(parsed, "disconnect")
     if disconnect is not None:
         code = _typed(disconnect, "code", int, 0)
         if not 3000 <= code <= 4999:
             raise BadResponse(f"disconnect.code {code} is not in 3000-4999")
         raise DisconnectError(code, _typed(disconnect, "reason", str, ""))
-    error = _typed(parsed, "error", dict, None)
+    error = _object(parsed, "error")
     if error is not None:
         code = _typed(error, "code", int, 0)
         if not 0 < code < 2**32:
             raise BadResponse(f"error.code {code} is not a positive 32-bit number")
         message = _typed(error, "message", str, "")
         raise ClientError(code, message or None, temporary=_typed(error, "temporary", bool, False))
-    result: dict[str, Any] | None = _typed(parsed, "result", dict, None)
-    return result
+    return _object(parsed, "result")
+
+
+def _fold(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with its keys lowercased, as Go's decoder matches keys to field names
+    (case-insensitively; an exact match wins, else the last of a name)."""
+    if all(k.islower() for k in obj):  # the usual case
+        return obj
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        low = key.lower()
+        if low == key or low not in obj:
+            out[low] = value
+    return out
+
+
+def _object(obj: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The object field ``name`` (None: absent or null), its keys folded (:func:`_fold`)."""
+    value = _typed(obj, name, dict, None)
+    return None if value is None else _fold(value)
+
+
+def _with_override(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with its ``override`` object (and each ``{"value": ...}`` in it) folded."""
+    raw = options.get("override")
+    if type(raw) is not dict:
+        return options
+    boxes = {k: _fold(v) if type(v) is dict else v for k, v in _fold(raw).items()}
+    return {**options, "override": boxes}
 
 
 def _typed(obj: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
