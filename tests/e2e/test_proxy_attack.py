@@ -179,3 +179,33 @@ async def test_more_channels_than_the_limit_disconnect_3505(tmp_path: Path) -> N
         await conn.ws.send_str(json.dumps({"id": 1, "connect": {}}))
         await eventually(lambda: conn.closed is not None, 10, what="the close")
         assert conn.ws.close_code == 3505
+
+
+async def test_one_connection_has_one_proxy_call_at_a_time(tmp_path: Path) -> None:
+    """Pipelined RPCs and publishes of one connection wait their turn: a client cannot make
+    the server hold many proxy calls at once (commands are handled one after another)."""
+    running = [0, 0]  # now, most at once
+
+    async def slow(body: dict[str, Any]) -> Any:
+        running[0] += 1
+        running[1] = max(running)
+        await asyncio.sleep(0.05)
+        running[0] -= 1
+        return {"result": {}}
+
+    answers = {"connect": answer(user="u"), "rpc": slow, "publish": slow}
+    async with backend(answers) as base:
+        hub = Hub(
+            port=0,
+            proxy_connect_endpoint=base + "connect",
+            proxy_rpc_endpoint=base + "rpc",
+            proxy_publish_endpoint=base + "publish",
+            namespaces=[{"name": "px", "proxy_publish": True}],
+        )
+        async with serving(hub, tmp_path) as url, connection(url) as conn:
+            assert "connect" in await conn.command("connect", {})
+            rpcs = [{"id": i, "rpc": {"method": "m"}} for i in range(2, 12)]
+            pubs = [{"id": i, "publish": {"channel": "px:a", "data": {}}} for i in range(12, 22)]
+            await conn.ws.send_str("\n".join(json.dumps(c) for c in rpcs + pubs))
+            await eventually(lambda: len(conn.replies) >= 20, 10, what="the 20 replies")
+    assert running[1] == 1
