@@ -132,6 +132,22 @@ async def test_a_body_over_the_limit_is_not_read(
         await proxy.close()
 
 
+async def test_a_call_given_up_is_counted_cancelled_not_ok(
+    backend: tuple[str, dict[str, web.StreamResponse]],
+) -> None:
+    url, _ = backend
+    proxy = ProxyCaller(Settings(proxy_timeout=5))
+    try:
+        call = asyncio.create_task(proxy.ask("connect", url + "slow", b"{}", {}, len))
+        await asyncio.sleep(0.2)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert {k: n for k, n in proxy.stats.counts.items() if n} == {("connect", "cancelled"): 1}
+    finally:
+        await proxy.close()
+
+
 async def test_redirects_are_not_followed(
     backend: tuple[str, dict[str, web.StreamResponse]],
 ) -> None:

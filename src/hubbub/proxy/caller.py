@@ -16,8 +16,9 @@ Guarantees:
   bug), an unreachable backend at most once per :data:`LOG_INTERVAL` per endpoint with the
   number of failures since.
 - The backend's ``error`` and ``disconnect`` pass through as the parser raises them.
-- Every call is counted by kind and outcome (:data:`OUTCOMES`) and its duration observed in
-  a histogram per kind (:class:`ProxyStats`, read by ``/metrics``).
+- Every call is counted by kind and outcome (:data:`OUTCOMES`; ``cancelled``: the caller
+  gave up waiting, e.g. a connect past ``client_connect_timeout``) and its duration observed
+  in a histogram per kind (:class:`ProxyStats`, read by ``/metrics``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 #: Seconds between two log lines about the same unreachable endpoint.
 LOG_INTERVAL: Final = 10.0
 #: What a call ended with: the metrics' ``outcome`` label.
-OUTCOMES: Final = ("ok", "error", "disconnect", "timeout", "unavailable", "malformed")
+OUTCOMES: Final = (
+    "ok", "error", "disconnect", "timeout", "unavailable", "malformed", "cancelled"
+)  # fmt: skip
 #: Seconds: 1 ms to the largest timeouts.
 DURATION_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -148,6 +151,9 @@ class ProxyCaller:
             raise
         except ClientError:
             outcome = "error"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
             raise
         finally:
             self.stats.observe(kind, outcome, time.monotonic() - started)
