@@ -13,7 +13,8 @@ The public Python API is what this package exports (``__all__``)::
 - :class:`Settings`, the configuration (``hub.settings()``), and ``__version__``.
 
 Public modules besides (:data:`_PUBLIC_MODULES`): :mod:`hubbub.outbox` (its ``__all__``:
-``from hubbub import outbox; await outbox.publish(conn, channel, data)``).
+``from hubbub import outbox; await outbox.publish(conn, channel, data)``) and
+:mod:`hubbub.webhooks` (``verify``, for backends that receive hubbub's webhooks).
 
 Every other module is hubbub's own and may change. The names are loaded on first use, so
 ``import hubbub.core.codes`` (or the ``hubbub`` command) does not load the hub and its
@@ -57,7 +58,7 @@ _EXPORTS: _typing.Final = {
 }
 
 #: Submodules that are public API too (each offers its own ``__all__``).
-_PUBLIC_MODULES: _typing.Final = ("outbox",)
+_PUBLIC_MODULES: _typing.Final = ("outbox", "webhooks")
 
 __all__ = [
     "ClientError",

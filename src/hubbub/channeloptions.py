@@ -148,6 +148,11 @@ class ChannelOptions(BaseModel):
             "negotiated delta compression get it as a delta against the previous one."
         ),
     )
+    webhook_publish: bool = Field(
+        False,
+        description="Send a `publish` webhook event for each publication accepted in the "
+        "channel (with `webhook_url` set).",
+    )
 
     # -- HTTP proxy (issue 17): this namespace's subscribes, publishes, sub refreshes ------
     proxy_subscribe: bool = Field(

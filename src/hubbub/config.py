@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubbub import outboxsettings as ox
+from hubbub import webhooksettings as wh
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
@@ -387,6 +388,18 @@ class Settings(BaseModel):
             "makes them recover); 0 turns the check off. Only with a cluster engine."
         ),
     )
+    # -- webhooks (types and descriptions: hubbub.webhooksettings) --
+    webhook_url: wh.WebhookUrl = None
+    webhook_secret: wh.WebhookSecret = None
+    webhook_events: wh.WebhookEvents = wh.DEFAULT_EVENTS
+    webhook_timeout: wh.WebhookTimeout = 5.0
+    webhook_batch_size: wh.WebhookBatchSize = 100
+    webhook_concurrency: wh.WebhookConcurrency = 4
+    webhook_max_backoff: wh.WebhookMaxBackoff = 30.0
+    webhook_max_age: wh.WebhookMaxAge = 86_400.0
+    webhook_outbox_size: wh.WebhookOutboxSize = 1_000_000
+    webhook_node_ttl: wh.WebhookNodeTtl = 10.0
+    # -- end of the webhooks' keys --
     # -- the PostgreSQL outbox consumer (types and descriptions: hubbub.outboxsettings) --
     outbox_url: ox.OutboxUrl = None
     outbox_table: ox.OutboxTable = "hubbub_outbox"
@@ -431,6 +444,11 @@ class Settings(BaseModel):
     proxy_max_connections: px.ProxyMaxConnections = 100
     _proxied_namespaces = model_validator(mode="after")(px.check_proxied_namespaces)
     # -- end of the HTTP proxy's keys --
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        wh.check(self.webhook_url, self.webhook_secret)
+        return self
 
     @field_validator("namespaces")
     @classmethod

@@ -6,21 +6,25 @@ object is posted to every member of the wire, in the channel's member order; a w
 ``own_messages`` does not get its sender's own publications; posting never awaits.
 :func:`usual` is the loop for channels whose members are all alike; :func:`each` the one
 where some are special: catching up (``skip``: they got it in their subscribe reply),
-filtering by tags, or taking delta forms (:class:`hubbub.delta.Fan`).
+filtering by tags, or taking delta forms (:class:`hubbub.delta.Fan`). :func:`join_leave`
+hands a join or leave to the members that want it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
 from hubbub.core.tagsfilter import Filter
-from hubbub.core.types import Publication
+from hubbub.core.types import ClientInfo, Publication
 from hubbub.delta import Fan
 from hubbub.wire import Wire
 
 if TYPE_CHECKING:
     from hubbub.node import Member
+
+log = logging.getLogger(__name__)
 
 Encode = Callable[[Wire, str, Publication], "str | bytes | None"]
 
@@ -86,3 +90,27 @@ def each(
         delivered += 1
     deltas.finish()
     return delivered
+
+
+def join_leave(
+    members: Collection[Member], channel: str, join: bool, info: ClientInfo, force: bool
+) -> None:
+    """A join (or leave) of ``info`` to the members that asked for them (all of them when the
+    namespace forces, ``force``, but for a subscription whose token overrides that), in their
+    wire's format; wires without joins and leaves (raw rooms) get nothing. A wire that cannot
+    encode it is logged and its members skipped."""
+    messages: dict[Wire, str | bytes | None] = {}
+    for member in members:
+        if member.wants_join_leave(channel, force):
+            wire = member.wire
+            if wire in messages:
+                message = messages[wire]
+            else:
+                try:
+                    message = wire.join(channel, info) if join else wire.leave(channel, info)
+                except Exception:
+                    log.exception("%s: a join/leave could not be encoded", channel)
+                    message = None
+                messages[wire] = message
+            if message is not None:
+                member.transport.post(message)

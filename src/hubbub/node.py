@@ -27,7 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from hubbub import __version__, control, fanout
 from hubbub.auth import TokenVerifier
@@ -43,13 +43,16 @@ from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 from hubbub.delta import Deltas, Negotiated
 from hubbub.engines.base import Announcing, Broker, Clustered, HistoryOptions, PresenceManager
+from hubbub.engines.eventoutbox import EventOutbox
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ClientError, StoreError
+from hubbub.member import Member as Member
 from hubbub.presencekeeper import PresenceKeeper
 from hubbub.proxy.caller import ProxyCaller
 from hubbub.survey import Surveys
 from hubbub.transport import Transport
+from hubbub.webhooks.emitter import Events
 from hubbub.wire import Wire
 
 log = logging.getLogger(__name__)
@@ -64,31 +67,6 @@ CATCH_UP_WINDOW: Final = 5.0
 BACKGROUND_STOP_TIMEOUT: Final = 2.0
 
 
-class Member(Protocol):
-    """A channel member as the fan-out sees it."""
-
-    @property
-    def client_id(self) -> str: ...
-
-    @property
-    def wire(self) -> Wire:
-        """The format it gets channel events in."""
-        ...
-
-    @property
-    def transport(self) -> Transport: ...
-
-    def wants_join_leave(self, channel: str, forced: bool = False) -> bool:
-        """Whether join/leave pushes of ``channel`` go to it: it asked for them, or ``forced``
-        (the namespace's ``force_push_join_leave``) unless its subscription says otherwise."""
-        ...
-
-    def positioned(self, channel: str) -> bool:
-        """Whether its stream position in ``channel`` is watched: a gap in the offsets the
-        node is handed makes it resubscribe (:meth:`Node.handle_publication`)."""
-        ...
-
-
 class Node:
     """Connections and channels of one hubbub process."""
 
@@ -98,6 +76,7 @@ class Node:
         *,
         broker: Broker | None = None,
         presence: PresenceManager | None = None,
+        outbox: EventOutbox | None = None,
     ) -> None:
         self.settings = settings or Settings()
         namespaces = list(self.settings.namespaces)
@@ -114,6 +93,8 @@ class Node:
         #: The rate limits every connection of this node shares (one object for all).
         self.limits = Limits.of(self.settings)
         self.uid = str(uuid.uuid4())
+        #: What the node and its dialects tell the webhooks (off without webhook_url).
+        self.events = Events.of(self.settings, outbox, self.uid)
         self._connections: dict[str, tuple[Transport, tuple[int, str]]] = {}
         self._clients: dict[str, ControlledClient] = {}
         self._users: dict[str, set[str]] = {}
@@ -155,6 +136,7 @@ class Node:
         """Open the engines and start background work (presence refresh, announcing this
         node to the cluster when the broker connects nodes)."""
         await self.broker.open()
+        await self.events.start()
         loop = asyncio.get_running_loop()
         if self._presence_task is None:
             self._presence_task = loop.create_task(self._presence_keeper.refresh_forever())
@@ -185,6 +167,7 @@ class Node:
         self._presence_task = self._announce_task = self._position_task = None
         if announced and isinstance(self.broker, Announcing):
             await self.broker.withdraw(self.uid)
+        await self.events.stop()
         await self.proxy.close()
         await self.broker.close()
 
@@ -246,6 +229,20 @@ class Node:
     def register_client(self, client: ControlledClient) -> None:
         self._clients[client.client_id] = client
         self._users.setdefault(client.user, set()).add(client.client_id)
+
+    async def client_connected(self, client: ControlledClient, info: ClientInfo) -> None:
+        """A connect completed: the client is registered, its connect event written."""
+        self.register_client(client)
+        await self.events.connected(info)
+
+    async def client_gone(
+        self, client: ControlledClient, member: Member, info: ClientInfo, code: int, reason: str
+    ) -> None:
+        """A closed client's last memberships go (it left its subscriptions already); its
+        disconnect event is written (only for a completed connect)."""
+        for channel in tuple(self._members.channels_of(member)):
+            await self.remove_member(channel, member)
+        await self.events.disconnected(info, code, reason)
 
     def unregister_client(self, client: ControlledClient) -> None:
         if self._clients.pop(client.client_id, None) is None:
@@ -377,7 +374,8 @@ class Node:
             self._streams.behind(channel, member, seen, after_offset, until)
         if delta is not None:
             self._deltas.join(channel, member, base)
-        self._members.subscribe(channel, member)
+        if self._members.subscribe(channel, member):
+            self.events.channel_used(channel)
 
     async def drop_pending(self, channel: str, member: Member) -> None:
         pending = self._pending.get(channel)
@@ -390,10 +388,17 @@ class Node:
     async def add_member(self, channel: str, member: Member) -> None:
         """Make ``member`` live in ``channel`` at once (no catch-up needed)."""
         await self._ensure_upstream(channel)
-        self._members.subscribe(channel, member)
+        if self._members.subscribe(channel, member):
+            self.events.channel_used(channel)
 
-    async def remove_member(self, channel: str, member: Member) -> None:
-        self._members.unsubscribe(channel, member)
+    async def remove_member(
+        self, channel: str, member: Member, info: ClientInfo | None = None
+    ) -> None:
+        """``member`` leaves ``channel``; with ``info``, a client's unsubscribe event."""
+        if info is not None:
+            await self.events.unsubscribed(channel, info)
+        if self._members.unsubscribe(channel, member):
+            self.events.channel_unused(channel)
         self._deltas.leave(channel, member)
         self._streams.forget_member(channel, member)
         filters = self._filters.get(channel)
@@ -456,6 +461,7 @@ class Node:
         keep = history.enabled and not skip_history
         pub = await self.broker.publish(channel, pub, history if keep else None, idempotency_key)
         self.publish_latency.stored(source, pub, started, time.perf_counter())
+        await self.events.published(channel, pub, options)
         return pub
 
     # -- BrokerHandler: fan-out ----------------------------------------------------------
@@ -556,7 +562,8 @@ class Node:
             client = self._clients.get(member.client_id)
             if client is None:
                 continue
-            self._members.unsubscribe(channel, member)
+            if self._members.unsubscribe(channel, member):
+                self.events.channel_unused(channel)
             task = loop.create_task(client.insufficient_state(channel))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -568,31 +575,18 @@ class Node:
             self._insufficient(channel, tuple(self._members.subscribers(channel)))
 
     def handle_join(self, channel: str, info: ClientInfo) -> None:
-        self._push_join_leave(channel, True, info)
+        fanout.join_leave(
+            self._members.subscribers(channel), channel, True, info, self._force(channel)
+        )
 
     def handle_leave(self, channel: str, info: ClientInfo) -> None:
-        self._push_join_leave(channel, False, info)
+        fanout.join_leave(
+            self._members.subscribers(channel), channel, False, info, self._force(channel)
+        )
 
-    def _push_join_leave(self, channel: str, join: bool, info: ClientInfo) -> None:
-        """To members that asked for join/leave (all of them when the namespace forces, but
-        for a subscription whose token overrides that), in their wire's format; wires without
-        joins and leaves (raw rooms) get nothing."""
+    def _force(self, channel: str) -> bool:
+        """The namespace's ``force_push_join_leave`` (False for a channel of no namespace)."""
         try:
-            force = self.options(channel).force_push_join_leave
+            return self.options(channel).force_push_join_leave
         except ClientError:
-            force = False
-        messages: dict[Wire, str | bytes | None] = {}
-        for member in self._members.subscribers(channel):
-            if member.wants_join_leave(channel, force):
-                wire = member.wire
-                if wire in messages:
-                    message = messages[wire]
-                else:
-                    try:
-                        message = wire.join(channel, info) if join else wire.leave(channel, info)
-                    except Exception:
-                        log.exception("%s: a join/leave could not be encoded", channel)
-                        message = None
-                    messages[wire] = message
-                if message is not None:
-                    member.transport.post(message)
+            return False

@@ -14,8 +14,11 @@ Guarantees of this module:
   autocommit outside ``conn.transaction()``) is refused with :class:`OutboxError` before
   anything is written, since the row would be committed on its own.
 - ``data`` is stored as the JSON text :func:`hubbub.core.jsontext.dumps` makes (compact, the
-  same text the server API would publish); values JSON cannot hold are refused before
-  anything is written.
+  same text the server API would publish); values JSON cannot hold, and an
+  ``idempotency_key`` longer than :data:`MAX_KEY_LENGTH`, are refused before anything is
+  written.
+- Table names are checked (:func:`check_table`) and always quoted in the SQL, so a name
+  that is also a keyword (``user``) works and nothing else can be injected.
 - :func:`schema_statements` is the DDL hubbub runs at start (idempotent), for applications
   that prefer their own migrations.
 
@@ -43,6 +46,9 @@ DEFAULT_TABLE: Final = "hubbub_outbox"
 #: The number of partitions unless configured (``outbox_partitions``), and the most.
 DEFAULT_PARTITIONS: Final = 4
 MAX_PARTITIONS: Final = 1024
+#: The longest ``idempotency_key`` of a row, in characters (a longer one would not fit the
+#: history stores' indexes: such a row is refused, not retried for ever).
+MAX_KEY_LENGTH: Final = 255
 _MARK: Final = "hubbub outbox partitions: "
 #: Table names: a plain lower-case SQL identifier, short enough for the names made from it.
 _TABLE_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,39}")
@@ -77,9 +83,10 @@ def schema_statements(
     It also sets the row's partition. The ``AFTER INSERT`` statement trigger notifies the
     consumer (delivered at commit; once per transaction)."""
     t = check_table(table)
+    q = quoted
     return [
-        f"CREATE SEQUENCE IF NOT EXISTS {t}_id_seq",
-        f"""CREATE TABLE IF NOT EXISTS {t} (
+        f"CREATE SEQUENCE IF NOT EXISTS {q(t + '_id_seq')}",
+        f"""CREATE TABLE IF NOT EXISTS {q(t)} (
     id bigint PRIMARY KEY,
     channel text NOT NULL,
     data text NOT NULL,
@@ -89,19 +96,28 @@ def schema_statements(
     done_at timestamptz,
     error text
 )""",
-        f"CREATE INDEX IF NOT EXISTS {t}_pending ON {t} (partition, id) WHERE done_at IS NULL",
-        f"CREATE INDEX IF NOT EXISTS {t}_done ON {t} (done_at) WHERE done_at IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS {q(t + '_pending')} ON {q(t)} (partition, id) "
+        "WHERE done_at IS NULL",
+        f"CREATE INDEX IF NOT EXISTS {q(t + '_done')} ON {q(t)} (done_at) "
+        "WHERE done_at IS NOT NULL",
         order_function(t, partitions),
-        f"""CREATE OR REPLACE FUNCTION {t}_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"""CREATE OR REPLACE FUNCTION {q(t + "_wake")}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('{t}', '');
     RETURN NULL;
 END
 $$""",
-        f"CREATE TRIGGER {t}_order BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {t}_order()",
-        f"CREATE TRIGGER {t}_wake AFTER INSERT ON {t} FOR EACH STATEMENT "
-        f"EXECUTE FUNCTION {t}_wake()",
+        f"CREATE TRIGGER {q(t + '_order')} BEFORE INSERT ON {q(t)} FOR EACH ROW "
+        f"EXECUTE FUNCTION {q(t + '_order')}()",
+        f"CREATE TRIGGER {q(t + '_wake')} AFTER INSERT ON {q(t)} FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {q(t + '_wake')}()",
     ]
+
+
+def quoted(name: str) -> str:
+    """``name`` (a checked table name, or one made from it) as a quoted SQL identifier: a
+    name that is also an SQL keyword (``user``, ``order``) works as any other."""
+    return f'"{name}"'
 
 
 def partition_expression(partitions: int, channel: str = "channel") -> str:
@@ -115,11 +131,12 @@ def order_function(table: str, partitions: int) -> str:
     t = check_table(table)
     if not 1 <= partitions <= MAX_PARTITIONS:
         raise ValueError(f"partitions must be 1 to {MAX_PARTITIONS}")
-    return f"""CREATE OR REPLACE FUNCTION {t}_order() RETURNS trigger LANGUAGE plpgsql AS $$
+    name = quoted(t + "_order")
+    return f"""CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- {_MARK}{partitions}
     PERFORM pg_advisory_xact_lock(hashtext('{t}'), hashtext(NEW.channel));
-    NEW.id := nextval('{t}_id_seq');
+    NEW.id := nextval('{quoted(t + "_id_seq")}');
     NEW.partition := {partition_expression(partitions, "NEW.channel")};
     RETURN NEW;
 END
@@ -137,6 +154,11 @@ def _row(channel: str, data: Any, idempotency_key: str | None) -> tuple[str, str
         raise OutboxError("channel must be a non-empty string")
     if idempotency_key is not None and not (isinstance(idempotency_key, str) and idempotency_key):
         raise OutboxError("idempotency_key must be a non-empty string or None")
+    if idempotency_key is not None and len(idempotency_key) > MAX_KEY_LENGTH:
+        raise OutboxError(
+            f"idempotency_key is {len(idempotency_key)} characters long; the limit is "
+            f"{MAX_KEY_LENGTH}"
+        )
     try:
         text = dumps(data)
     except (TypeError, ValueError) as exc:
@@ -182,27 +204,38 @@ def publish(
     it must be in a transaction (see the module docstring). Returns the row's id (an
     ``int``; awaitable for the async connections). ``idempotency_key``: publications with the
     same key in the channel within ``idempotency_ttl`` are published once (else hubbub
-    derives one from the row's id). Raises :class:`OutboxError` for bad arguments or no
-    transaction; the driver's own errors (e.g. a missing table) as the driver raises them."""
-    t = check_table(table)
+    derives one from the row's id); at most :data:`MAX_KEY_LENGTH` characters. Raises
+    :class:`OutboxError` for bad arguments or no transaction; the driver's own errors (e.g.
+    a missing table) as the driver raises them."""
+    insert = f"INSERT INTO {quoted(check_table(table))} (channel, data, idempotency_key) "
     row = _row(channel, data, idempotency_key)
-    module = type(conn).__module__
-    if module.startswith("asyncpg"):
+    driver = _driver(conn)
+    if driver == "asyncpg":
         if not conn.is_in_transaction():
             raise OutboxError("publish needs a transaction: use it inside conn.transaction()")
-        sql = f"INSERT INTO {t} (channel, data, idempotency_key) VALUES ($1, $2, $3) RETURNING id"
-        return _fetch_asyncpg(conn, sql, row)
-    if module.startswith("psycopg"):
+        return _fetch_asyncpg(conn, insert + "VALUES ($1, $2, $3) RETURNING id", row)
+    if driver == "psycopg":
         if conn.autocommit and int(conn.info.transaction_status) == 0:  # IDLE: no transaction
             raise OutboxError(
                 "publish needs a transaction: use it inside conn.transaction(), or without "
                 "autocommit"
             )
-        sql = f"INSERT INTO {t} (channel, data, idempotency_key) VALUES (%s, %s, %s) RETURNING id"
+        sql = insert + "VALUES (%s, %s, %s) RETURNING id"
         if hasattr(conn, "__aenter__"):
             return _fetch_psycopg_async(conn, sql, row)
         return int(conn.execute(sql, row).fetchone()[0])
     raise OutboxError(f"not an asyncpg or psycopg connection: {type(conn).__qualname__}")
+
+
+def _driver(conn: Any) -> str | None:
+    """``"asyncpg"`` or ``"psycopg"``: the driver whose connection class ``conn`` is or
+    derives from (asyncpg's ``connection_class=``, psycopg's ``connection_class=`` and
+    ``row_factory`` subclasses), else None."""
+    for cls in type(conn).__mro__:
+        top = cls.__module__.partition(".")[0]
+        if top in ("asyncpg", "psycopg"):
+            return top
+    return None
 
 
 async def _fetch_asyncpg(conn: Any, sql: str, row: tuple[str, str, str | None]) -> int:

@@ -23,21 +23,30 @@ its triggers are :func:`hubbub.outbox.schema_statements`; applications write row
   connection) is published again later, and the history store drops the repeats: for
   channels with history, within ``idempotency_ttl``. Channels without history have no such
   store (no engine keeps idempotency keys for them): a node that lost its connection
-  remembers what it published and marks those rows without publishing them again, but when
-  the node dies between the publish and the commit of the mark (or another node reads the
-  batch first), the rows of that one batch are published again: at least once there.
+  remembers what it published and marks those rows without publishing them again, and a node
+  that stops (:meth:`OutboxConsumer.stop`) publishes no further row of its batch and marks
+  those it published; but when the node dies between the publish and the commit of the mark
+  (or another node reads the batch first, or the stop could not commit in time), the rows of
+  that one batch are published again: at least once there.
 - **Bad rows never block.** A row whose channel is refused (bad name, unknown namespace),
-  whose data is not JSON or is larger than ``outbox_max_data_size`` is marked done with the
-  reason in ``error``, logged and counted (``hubbub_outbox_refused``). A publish that fails
+  whose data is not JSON or is larger than ``outbox_max_data_size``, whose
+  ``idempotency_key`` is longer than :data:`hubbub.outbox.MAX_KEY_LENGTH`, or (in a
+  ``SQL_ASCII`` database) whose text is not UTF-8 is marked done with the reason in
+  ``error``, logged and counted (``hubbub_outbox_refused``). A publish that fails
   with :class:`hubbub.errors.StoreError` leaves the row (and the channel's later rows)
-  pending: retried after a back-off.
+  pending: the channel is held back (the batches leave its rows alone) for a back-off of
+  its own, doubling per failure in a row, while the other channels go on; the consumer backs
+  off as a whole only when no publish of a round succeeded (the store is down).
 - **Wake-up.** ``LISTEN`` on the table's name (the ``AFTER INSERT`` trigger notifies; the
   notification arrives at commit) and a look every ``outbox_poll_interval`` seconds anyway.
   PostgreSQL down or gone: logged, retried with a back-off (:func:`hubbub.periodic.backoff`),
   the node never fails because of it.
 - **Bounded.** One connection per node; a batch holds at most ``outbox_batch_size`` rows
-  (each at most ``outbox_max_data_size`` bytes: larger data is not even read); done rows are
-  deleted ``outbox_retention`` seconds after they were marked.
+  and reads at most :data:`BATCH_MAX_BYTES` of data (plus its first row; each row at most
+  ``outbox_max_data_size`` bytes: larger data is not even read), publishing at most
+  :data:`CHANNELS_AT_ONCE` channels at once; done rows are deleted ``outbox_retention``
+  seconds after they were marked. The stop takes at most its ``seconds``.
+- **Names.** Every statement quotes the table's names (:func:`hubbub.outbox.quoted`).
 """
 
 from __future__ import annotations
@@ -55,7 +64,13 @@ from hubbub.config import Settings
 from hubbub.core.jsontext import dumps, loads
 from hubbub.core.publishlatency import Source
 from hubbub.errors import ClientError, StoreError
-from hubbub.outbox import function_partitions, partition_expression, schema_statements
+from hubbub.outbox import (
+    MAX_KEY_LENGTH,
+    function_partitions,
+    partition_expression,
+    quoted,
+    schema_statements,
+)
 from hubbub.periodic import backoff
 
 if TYPE_CHECKING:
@@ -76,6 +91,13 @@ PRUNE_ROUNDS: Final = 20
 PRUNE_EVERY: Final = 60.0
 #: Rows remembered as published but not marked (the oldest are forgotten past this).
 UNMARKED_MAX: Final = 10_000
+#: Bytes of ``data`` one batch reads at most (past them the rest wait for the next batch; a
+#: batch always takes its first row, itself at most ``outbox_max_data_size``).
+BATCH_MAX_BYTES: Final = 16 * 1024 * 1024
+#: Channels of one batch published at once at most.
+CHANNELS_AT_ONCE: Final = 64
+#: Channels held back at most (after a failed publish; past this the oldest are let go).
+HELD_MAX: Final = 1000
 
 
 @dataclass
@@ -97,13 +119,15 @@ def stats_of(node: object) -> OutboxStats | None:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A pending outbox row as read: ``data`` is None when it is larger than the limit."""
+    """A pending outbox row as read: ``data`` is None when it is larger than the limit;
+    ``problem`` says why the row cannot be published when that is known from reading it."""
 
     id: int
     channel: str
     data: str | None
-    size: int
+    size: int | None
     idempotency_key: str | None
+    problem: str | None = None
 
 
 def default_key(table: str, row_id: int) -> str:
@@ -122,19 +146,66 @@ def by_channel(rows: Sequence[Row]) -> dict[str, list[Row]]:
 def data_text(row: Row, max_size: int) -> str:
     """The JSON text to publish for ``row`` (compact, one line, as the server API publishes
     it); raises ValueError saying why the row cannot be published."""
+    if row.problem is not None:
+        raise ValueError(row.problem)
+    key = row.idempotency_key
+    if key is not None and len(key) > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"idempotency_key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}"
+        )
     if row.data is None:
+        if row.size is None:
+            raise ValueError("data is NULL")
         raise ValueError(
             f"data is {row.size} bytes; the limit is {max_size} (outbox_max_data_size)"
         )
     return dumps(loads(row.data))  # NotJSON is a ValueError
 
 
-def _select_sql(table: str) -> str:
+def select_sql(table: str, raw: bool = False) -> str:
+    """The batch's statement: ``$1`` partition, ``$2`` rows at most, ``$3`` the largest data
+    read, ``$4`` the bytes of data the batch reads at most, ``$5`` channels held back (their
+    rows are left alone). It locks up to ``$2`` pending rows
+    in id order and returns the first of them whose data, summed, stay within ``$4`` (the
+    first row always; a row whose data is not read counts nothing), each with the number of
+    rows locked. ``raw``: the text columns as their bytes (a ``SQL_ASCII`` database, whose
+    text may not be UTF-8: :func:`decoded`)."""
+    t = quoted(table)
+
+    def text(column: str) -> str:
+        return f"convert_to(o.{column}, 'SQL_ASCII')" if raw else f"o.{column}"
+
     return (
-        f"SELECT id, channel, CASE WHEN octet_length(data) <= $3 THEN data END AS data, "
-        f"octet_length(data) AS size, idempotency_key FROM {table} "
-        f"WHERE partition = $1 AND done_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE"
+        f"WITH locked AS (SELECT id, octet_length(data) AS size FROM {t} "
+        "WHERE partition = $1 AND done_at IS NULL AND channel <> ALL($5::text[]) "
+        "ORDER BY id LIMIT $2 FOR UPDATE), "
+        "read AS (SELECT id, size, CASE WHEN size <= $3 THEN size ELSE 0 END AS bytes, "
+        "count(*) OVER () AS locked FROM locked), "
+        "sized AS (SELECT *, sum(bytes) OVER (ORDER BY id) AS upto FROM read) "
+        f"SELECT o.id, {text('channel')}, CASE WHEN s.size <= $3 THEN {text('data')} END, "
+        f"s.size, {text('idempotency_key')}, s.locked "
+        f"FROM sized AS s JOIN {t} AS o ON o.id = s.id "
+        "WHERE s.upto <= $4 OR s.upto = s.bytes ORDER BY s.id"
     )
+
+
+def decoded(record: Sequence[Any]) -> Row:
+    """The :class:`Row` of a record of :func:`select_sql` (its text columns as bytes when
+    read ``raw``: a row that is not UTF-8 gets a ``problem``)."""
+    row_id, channel, data, size, key = record[0], record[1], record[2], record[3], record[4]
+    if not isinstance(channel, bytes):
+        return Row(row_id, channel, data, size, key)
+    try:
+        return Row(
+            row_id,
+            channel.decode(),
+            None if data is None else data.decode(),
+            size,
+            None if key is None else key.decode(),
+        )
+    except UnicodeDecodeError as exc:
+        name = channel.decode(errors="replace")
+        return Row(row_id, name, None, size, None, f"the row is not UTF-8 text: {exc}")
 
 
 class OutboxConsumer:
@@ -151,10 +222,17 @@ class OutboxConsumer:
         self.retention = settings.outbox_retention
         self.max_size = settings.outbox_max_data_size
         self.stats = _STATS[node] = OutboxStats()
-        self._select = _select_sql(self.table)
+        self._select = select_sql(self.table)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._consuming = False  # (connected and listening since the last failure)
+        self._stopping = False
+        self._idle = asyncio.Event()  # (set: no batch with rows read under way)
+        self._idle.set()
+        self._limit = asyncio.Semaphore(CHANNELS_AT_ONCE)
+        #: Channels whose publish failed with a StoreError: (loop time until which their
+        #: rows are left alone, failures in a row).
+        self._held: dict[str, tuple[float, int]] = {}
+        self._consuming = False  # (a round and a pruning went through since the last failure)
         #: Rows this node published whose mark was not committed yet (a lost connection):
         #: they are marked, not published again, when this node reads them next (id -> error).
         self._unmarked: dict[int, str | None] = {}
@@ -164,15 +242,31 @@ class OutboxConsumer:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
 
     async def stop(self, seconds: float = 5.0) -> None:
-        """Stop consuming (a batch under way is rolled back: its rows stay pending)."""
-        if self._task is not None:
-            await stop_tasks([self._task], seconds, "the outbox consumer")
+        """Stop consuming, within ``seconds``. A batch under way publishes no further row and
+        marks those it published (at most half the time; else it is rolled back and its rows
+        published again, see the module), then the consumer is cancelled."""
+        task = self._task
+        if task is None:
+            return
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if not self._idle.is_set():
+            waiter = loop.create_task(self._idle.wait())
+            try:
+                await asyncio.wait({waiter, task}, timeout=seconds / 2)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                waiter.cancel()
+        await stop_tasks([task], until - loop.time(), "the outbox consumer")
 
     # -- the connection's life -----------------------------------------------------------
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self._consume()
             except asyncio.CancelledError:
@@ -204,20 +298,26 @@ class OutboxConsumer:
             self.url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
         )
         try:
+            raw = conn.get_settings().server_encoding.upper() == "SQL_ASCII"
+            self._select = select_sql(self.table, raw)
             await self._prepare(conn)
             await conn.add_listener(self.table, self._notified)
             conn.add_termination_listener(self._terminated)
             log.info("outbox: consuming %s (%d partitions)", self.table, self.partitions)
-            self._consuming = True
             loop = asyncio.get_running_loop()
             next_prune = loop.time()
             store_failures = 0
             while not conn.is_closed():
+                if self._stopping:
+                    return
                 self._wake.clear()
                 more, store_failed = await self._round(conn)
                 if loop.time() >= next_prune:
                     await self._prune(conn)
                     next_prune = loop.time() + min(PRUNE_EVERY, self.retention)
+                # (only now: a failure that follows every connect, e.g. a statement the role
+                # may not run, keeps backing off instead of starting anew each time)
+                self._consuming = True
                 if store_failed:
                     store_failures += 1
                     await asyncio.sleep(backoff(self.poll_interval, store_failures))
@@ -248,12 +348,17 @@ class OutboxConsumer:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1), 0)", f"{t}:ddl")
             current = await self._function_partitions(conn)
-            existed = await conn.fetchval("SELECT to_regclass($1)", t) is not None
+            existed = await conn.fetchval("SELECT to_regclass($1)", quoted(t)) is not None
+            if existed:
+                # First: CREATE INDEX IF NOT EXISTS takes a SHARE lock even when the index is
+                # there, and raising it to EXCLUSIVE later (repartitioning) deadlocks with a
+                # batch of another node that holds ROW SHARE and wants to mark its rows.
+                await conn.execute(f"LOCK TABLE {quoted(t)} IN EXCLUSIVE MODE")
             for statement in schema_statements(t, self.partitions):
                 if statement.startswith("CREATE TRIGGER"):
-                    if await _has_trigger(conn, t, statement.split()[2]):
+                    if await _has_trigger(conn, t, statement.split()[2].strip('"')):
                         continue
-                elif statement.startswith(f"CREATE OR REPLACE FUNCTION {t}_order()"):
+                elif statement.startswith(f"CREATE OR REPLACE FUNCTION {quoted(t + '_order')}()"):
                     if current == self.partitions:
                         continue
                     if existed and current is not None:
@@ -263,7 +368,7 @@ class OutboxConsumer:
         log.info("outbox: set up the table %s (what it was missing)", t)
 
     async def _repartition(self, conn: asyncpg.Connection, function: str, old: int) -> None:
-        t = self.table
+        t = quoted(self.table)
         # EXCLUSIVE: no insert (ROW EXCLUSIVE) and no consumer's batch (FOR UPDATE) meanwhile,
         # so that no row keeps a partition of the old number.
         await conn.execute(f"LOCK TABLE {t} IN EXCLUSIVE MODE")
@@ -275,14 +380,14 @@ class OutboxConsumer:
         log.warning(
             "outbox: %s was split into %d partitions, now %d (outbox_partitions): %s pending "
             "rows moved; every node should use the same number",
-            t,
+            self.table,
             old,
             self.partitions,
             status.split()[-1],
         )
 
     async def _schema_ready(self, conn: asyncpg.Connection) -> bool:
-        if await conn.fetchval("SELECT to_regclass($1)", self.table) is None:
+        if await conn.fetchval("SELECT to_regclass($1)", quoted(self.table)) is None:
             return False
         for name in (f"{self.table}_order", f"{self.table}_wake"):
             if not await _has_trigger(conn, self.table, name):
@@ -291,7 +396,8 @@ class OutboxConsumer:
 
     async def _function_partitions(self, conn: asyncpg.Connection) -> int | None:
         body = await conn.fetchval(
-            "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)", f"{self.table}_order()"
+            "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($1)",
+            f"{quoted(self.table + '_order')}()",
         )
         return function_partitions(body) if isinstance(body, str) else None
 
@@ -299,15 +405,29 @@ class OutboxConsumer:
 
     async def _round(self, conn: asyncpg.Connection) -> tuple[bool, bool]:
         """One batch of every partition this node can lock; (whether some partition has
-        more pending rows, whether some publish failed with a StoreError)."""
+        more pending rows, whether publishes failed with a StoreError and none succeeded: the
+        store is down, not only some channels'). A channel whose publish failed is held back
+        (its rows left alone) for a back-off of its own, so that it does not hold back the
+        other channels of its partition."""
+        done_before = self.stats.published + self.stats.refused
         more = failed = False
         for partition in range(self.partitions):
+            if self._stopping:
+                break
             full, store_failed = await self._batch(conn, partition)
             more = more or full
             failed = failed or store_failed
+        if failed and self.stats.published + self.stats.refused > done_before:
+            failed = False  # (some channels only: they are held back, the others go on)
         return more and not failed, failed
 
     async def _batch(self, conn: asyncpg.Connection, partition: int) -> tuple[bool, bool]:
+        try:
+            return await self._batch_of(conn, partition)
+        finally:
+            self._idle.set()
+
+    async def _batch_of(self, conn: asyncpg.Connection, partition: int) -> tuple[bool, bool]:
         async with conn.transaction():
             locked = await conn.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext($1), $2)",
@@ -316,30 +436,69 @@ class OutboxConsumer:
             )
             if not locked:
                 return False, False
-            records = await conn.fetch(self._select, partition, self.batch_size, self.max_size)
+            records = await conn.fetch(
+                self._select,
+                partition,
+                self.batch_size,
+                self.max_size,
+                BATCH_MAX_BYTES,
+                self._held_channels(),
+            )
             if not records:
                 return False, False
-            rows = [Row(r[0], r[1], r[2], r[3], r[4]) for r in records]
+            self._idle.clear()  # (rows to publish and mark: a stop lets them be marked)
+            rows = [decoded(r) for r in records]
+            locked = int(records[0][5])
             done: dict[int, str | None] = {}
+            groups = by_channel(rows)
             results = await asyncio.gather(
-                *(self._publish_channel(group, done) for group in by_channel(rows).values())
+                *(self._publish_channel(conn, group, done) for group in groups.values())
             )
+            for channel, published in zip(groups, results, strict=True):
+                self._hold(channel, not published)
             if done:
                 ids = sorted(done)
                 await conn.execute(
-                    f"UPDATE {self.table} AS o SET done_at = now(), error = m.error FROM "
+                    f"UPDATE {quoted(self.table)} AS o SET done_at = now(), error = m.error FROM "
                     "unnest($1::bigint[], $2::text[]) AS m(id, error) WHERE o.id = m.id",
                     ids,
                     [done[i] for i in ids],
                 )
         for row_id in done:  # (committed: marked for good)
             self._unmarked.pop(row_id, None)
-        return len(rows) == self.batch_size, not all(results)
+        more = locked == self.batch_size or len(rows) < locked
+        return more, not all(results)
 
-    async def _publish_channel(self, rows: list[Row], done: dict[int, str | None]) -> bool:
+    def _held_channels(self) -> list[str]:
+        now = asyncio.get_running_loop().time()
+        return [channel for channel, (until, _) in self._held.items() if until > now]
+
+    def _hold(self, channel: str, failed: bool) -> None:
+        """Hold ``channel`` back after a failed publish (for longer after each in a row), or
+        let it go after a good one."""
+        if not failed:
+            self._held.pop(channel, None)
+            return
+        failures = self._held.pop(channel, (0.0, 0))[1] + 1
+        wait = backoff(self.poll_interval, failures)
+        self._held[channel] = (asyncio.get_running_loop().time() + wait, failures)
+        if len(self._held) > HELD_MAX:
+            del self._held[next(iter(self._held))]
+
+    async def _publish_channel(
+        self, conn: asyncpg.Connection, rows: list[Row], done: dict[int, str | None]
+    ) -> bool:
         """Publish one channel's rows in order into ``done`` (id -> error or None); stops at
-        the first StoreError (False: the rest stay pending)."""
+        the first StoreError (False: the rest stay pending), and when the consumer stops."""
+        async with self._limit:
+            return await self._publish_rows(conn, rows, done)
+
+    async def _publish_rows(
+        self, conn: asyncpg.Connection, rows: list[Row], done: dict[int, str | None]
+    ) -> bool:
         for row in rows:
+            if self._stopping or conn.is_closed():  # (lost: its rows are another node's now)
+                return True
             if row.id in self._unmarked:  # published by this node, its mark not committed
                 done[row.id] = self._unmarked[row.id]
                 continue
@@ -361,14 +520,14 @@ class OutboxConsumer:
                 row.channel, text, options=options, idempotency_key=key, source=Source.HUB
             )
         except StoreError as exc:
-            log.warning("outbox: row %d (%s) not published yet: %s", row.id, row.channel, exc)
+            log.warning("outbox: row %d (%r) not published yet: %s", row.id, row.channel, exc)
             return _RETRY
         except ClientError as exc:
             return self._refused(row, exc.message)
         except ValueError as exc:
             return self._refused(row, str(exc))
         except Exception as exc:  # a bug, not the row's fault: but the row must not block
-            log.exception("outbox: row %d (%s) could not be published", row.id, row.channel)
+            log.exception("outbox: row %d (%r) could not be published", row.id, row.channel)
             return self._refused(row, f"internal error: {exc!r}")
         self.stats.published += 1
         return None
@@ -379,10 +538,23 @@ class OutboxConsumer:
         return reason
 
     async def _prune(self, conn: asyncpg.Connection) -> None:
-        """Delete done rows older than the retention, a bounded number per call."""
+        """Delete done rows older than the retention, a bounded number per call. A refusal
+        of PostgreSQL (a role without the DELETE right) is logged: the rows stay, the
+        consumer goes on."""
+        import asyncpg
+
+        try:
+            await self._delete_done(conn)
+        except asyncpg.PostgresError as exc:
+            if conn.is_closed():
+                raise
+            log.warning("outbox: could not delete the done rows: %s", _describe(exc))
+
+    async def _delete_done(self, conn: asyncpg.Connection) -> None:
         for _ in range(PRUNE_ROUNDS):
             status = await conn.execute(
-                f"DELETE FROM {self.table} WHERE id IN (SELECT id FROM {self.table} WHERE "
+                f"DELETE FROM {quoted(self.table)} WHERE id IN (SELECT id FROM "
+                f"{quoted(self.table)} WHERE "
                 "done_at < now() - make_interval(secs => $1) LIMIT $2)",
                 self.retention,
                 PRUNE_BATCH,
@@ -397,7 +569,9 @@ _RETRY: Final = "\0retry"
 
 async def _has_trigger(conn: asyncpg.Connection, table: str, name: str) -> bool:
     found = await conn.fetchval(
-        "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2", table, name
+        "SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2",
+        quoted(table),
+        name,
     )
     return found is not None
 

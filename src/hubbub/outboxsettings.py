@@ -14,6 +14,9 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from hubbub.outbox import MAX_PARTITIONS, check_table
 
+#: The longest ``outbox_retention``: PostgreSQL must be able to subtract it from now().
+MAX_RETENTION = 100 * 365.25 * 86_400
+
 
 def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
@@ -68,7 +71,7 @@ OutboxBatchSize = Annotated[
 OutboxPollInterval = Annotated[
     float,
     Field(
-        gt=0,
+        ge=0.01,
         le=3600,
         description=(
             "Seconds between two looks at the outbox when no notification came (new rows "
@@ -80,9 +83,10 @@ OutboxRetention = Annotated[
     float,
     Field(
         gt=0,
+        le=MAX_RETENTION,
         description=(
             "Seconds a published (or refused) outbox row is kept, marked done, before it is "
-            "deleted."
+            "deleted (at most 100 years)."
         ),
     ),
 ]
@@ -90,9 +94,10 @@ OutboxMaxDataSize = Annotated[
     int,
     Field(
         ge=1,
+        le=64 * 1024 * 1024,
         description=(
-            "Largest `data` of an outbox row in bytes; a bigger row is marked done with an "
-            "error instead of being published."
+            "Largest `data` of an outbox row in bytes (at most 64 MiB); a bigger row is "
+            "marked done with an error instead of being published."
         ),
     ),
 ]

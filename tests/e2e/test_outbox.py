@@ -5,6 +5,7 @@ PostgreSQL (the session's throw-away one, a fresh database per test)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import sys
@@ -443,3 +444,213 @@ async def test_workers_each_consume(
         assert await history(server, f"h:w{c}") == list(range(c, 60, 4))
     assert server.stderr().count("outbox: consuming hubbub_outbox") == 2
     assert server.terminate() == 0
+
+
+async def test_a_keyword_table_name_works(start_server: StartServer, postgres_url: str) -> None:
+    """outbox_table = "user" (an SQL keyword): every statement quotes the names."""
+    server = start(start_server, postgres_url, extra='outbox_table = "user"\n')
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await eventually(
+            lambda: conn.fetchval("""SELECT to_regclass('"user"') IS NOT NULL"""),
+            20,
+            interval=0.1,
+            what="the outbox table",
+        )
+        async with conn.transaction():
+            await outbox.publish(conn, "h:u", "to user", table="user")
+
+        async def done() -> bool:
+            return bool(
+                await conn.fetchval('SELECT count(*) FROM "user" WHERE done_at IS NOT NULL')
+            )
+
+        await eventually(done, 20, interval=0.1, what="the row done")
+    finally:
+        await conn.close()
+    assert await history(server, "h:u") == ["to user"]
+    assert "Traceback" not in server.stderr() and "outbox: " in server.stderr()
+
+
+async def test_rows_that_are_not_utf8_are_refused(
+    start_server: StartServer, postgres: PostgresServer
+) -> None:
+    """A SQL_ASCII database holds text of any bytes: such a row is refused, and neither it
+    nor the rows after it block the partition (reading it used to fail the whole batch, for
+    ever)."""
+    name = f"ascii{random.randrange(10**9)}"
+    admin = await asyncpg.connect(postgres.url)
+    try:
+        await admin.execute(
+            f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"
+        )
+    finally:
+        await admin.close()
+    url = postgres.url_for(name)
+    server = start(start_server, url, extra="outbox_partitions = 1\n")
+    await wait_for_table(url)
+    conn = await asyncpg.connect(url)
+    raw = "convert_from($1::bytea, 'SQL_ASCII')"
+    try:
+        async with conn.transaction():
+            await outbox.publish(conn, "h:s", "before")
+            await conn.execute(
+                f"INSERT INTO hubbub_outbox (channel, data) VALUES ('h:s', {raw})", b'"\xff"'
+            )
+            await conn.execute(
+                f"INSERT INTO hubbub_outbox (channel, data) VALUES ({raw}, '1')", b"h:\xff"
+            )
+            await outbox.publish(conn, "h:s", "after")
+        await all_done(url, 4)
+        errors = [r[0] for r in await conn.fetch("SELECT error FROM hubbub_outbox ORDER BY id")]
+    finally:
+        await conn.close()
+    assert await history(server, "h:s") == ["before", "after"]
+    assert errors[0] is None and errors[3] is None
+    assert "not UTF-8" in errors[1]
+    assert errors[2] is not None
+
+
+class AppConnection(asyncpg.Connection):  # (asyncpg.connect(connection_class=...))
+    pass
+
+
+async def test_publish_takes_subclassed_connections(postgres_url: str) -> None:
+    conn = await asyncpg.connect(postgres_url, connection_class=AppConnection)
+    try:
+        for statement in outbox.schema_statements():
+            await conn.execute(statement)
+        async with conn.transaction():
+            row_id = await outbox.publish(conn, "h:a", 1)
+        assert await conn.fetchval("SELECT channel FROM hubbub_outbox WHERE id = $1", row_id)
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_reads_a_bounded_number_of_bytes(postgres_url: str) -> None:
+    """The batch's statement locks up to outbox_batch_size rows but reads their data only
+    while the sum stays within the batch's byte budget (the first row always): a batch of
+    large rows does not hold batch size x max data size in memory."""
+    from hubbub.outboxconsumer import select_sql
+
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for statement in outbox.schema_statements(partitions=1):
+            await conn.execute(statement)
+        async with conn.transaction():
+            for n in range(10):
+                await outbox.publish(conn, f"h:{n % 3}", "x" * (598 if n != 2 else 5000))
+        async with conn.transaction():
+            records = await conn.fetch(select_sql("hubbub_outbox"), 0, 8, 1000, 2000, [])
+        assert [(r[0], r[3], r[5]) for r in records] == [
+            (1, 600, 8),
+            (2, 600, 8),
+            (3, 5002, 8),  # (too large: not read, and not counted)
+            (4, 600, 8),
+        ]
+        assert records[2][2] is None and records[3][2] == '"' + "x" * 598 + '"'
+        async with conn.transaction():
+            records = await conn.fetch(select_sql("hubbub_outbox"), 0, 8, 10_000, 100, ["h:1"])
+        # the first row always; the rows of a channel held back (h:1: ids 2, 5, 8) not at all
+        assert [(r[0], r[5]) for r in records] == [(1, 7)]
+    finally:
+        await conn.close()
+
+
+async def test_the_node_stops_in_time_while_postgresql_hangs(start_server: StartServer) -> None:
+    """PostgreSQL stopped dead (SIGSTOP: connections open, nothing answers) while rows are
+    consumed: SIGTERM still ends the node within its shutdown bound, cleanly."""
+    import psutil
+
+    from tests.conftest import throwaway_postgres
+
+    gen = throwaway_postgres()
+    pg = next(gen)
+    stopped: list[psutil.Process] = []
+    try:
+        server = start(start_server, pg.url)
+        await wait_for_table(pg.url)
+        conn = await asyncpg.connect(pg.url)
+        try:
+            for n in range(20):
+                async with conn.transaction():
+                    await outbox.publish(conn, "h:z", n)
+        finally:
+            await conn.close()
+        postmaster = psutil.Process(int((pg.data / "postmaster.pid").read_text().split()[0]))
+        for process in [postmaster, *postmaster.children()]:
+            with contextlib.suppress(psutil.NoSuchProcess):  # (a backend that just ended)
+                process.suspend()
+                stopped.append(process)
+        await asyncio.sleep(scaled(0.5))  # (the consumer is waiting on it by now)
+        assert server.terminate(timeout=10) == 0  # (shutdown_timeout is 5 s)
+        assert "Traceback" not in server.stderr()
+    finally:
+        for process in stopped:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
+        gen.close()
+
+
+async def test_repartitioning_waits_for_a_batch_under_way(postgres_url: str) -> None:
+    """A node starting with another outbox_partitions while another node's batch holds its
+    rows: the new node waits for that batch to mark its rows and commit (it used to take a
+    SHARE lock first, then deadlock raising it to EXCLUSIVE: PostgreSQL aborted one of them)."""
+    from hubbub.config import Settings
+    from hubbub.outboxconsumer import OutboxConsumer
+
+    class NoNode:
+        pass
+
+    settings = Settings(outbox_url=postgres_url, outbox_partitions=2)
+    box = OutboxConsumer(NoNode(), settings)  # type: ignore[arg-type]
+    batch = await asyncpg.connect(postgres_url)
+    ddl = await asyncpg.connect(postgres_url)
+    try:
+        for statement in outbox.schema_statements(partitions=4):
+            await batch.execute(statement)
+        async with batch.transaction():
+            await outbox.publish(batch, "h:a", 1)
+        async with batch.transaction():  # (another node's batch)
+            await batch.fetch("SELECT id FROM hubbub_outbox WHERE done_at IS NULL FOR UPDATE")
+            prepare = asyncio.ensure_future(box._prepare(ddl))
+            await asyncio.sleep(scaled(0.3))
+            assert not prepare.done()
+            await batch.execute("UPDATE hubbub_outbox SET done_at = now()")  # (its mark)
+        await asyncio.wait_for(prepare, scaled(10))
+        assert await batch.fetchval("SELECT count(*) FROM hubbub_outbox WHERE done_at IS NULL") == 0
+        assert await box._function_partitions(batch) == 2
+    finally:
+        await batch.close()
+        await ddl.close()
+
+
+async def test_a_role_that_may_not_delete_still_consumes(
+    start_server: StartServer, postgres: PostgresServer, postgres_url: str
+) -> None:
+    """The table made by the application's migrations, hubbub's role allowed to read and
+    mark rows but not to delete them: the rows are published, the pruning's refusal is a
+    warning (it used to fail the connection after every round, reconnecting for ever)."""
+    conn = await asyncpg.connect(postgres_url)
+    role = f"consumer{random.randrange(10**9)}"
+    try:
+        for statement in outbox.schema_statements():
+            await conn.execute(statement)
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f"GRANT SELECT, UPDATE ON hubbub_outbox TO {role}")
+        url = postgres_url.replace("postgres@", f"{role}@", 1)
+        server = start(start_server, url, extra="outbox_retention = 0.2\n")
+        for n in range(3):
+            async with conn.transaction():
+                await outbox.publish(conn, "h:p", n)
+            await asyncio.sleep(scaled(0.3))
+        await all_done(postgres_url, 3)
+        await asyncio.sleep(scaled(1.0))  # (a few more rounds and prunings)
+    finally:
+        await conn.close()
+    assert await history(server, "h:p") == [0, 1, 2]
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as resp:
+        metrics = await resp.text()
+    assert "hubbub_outbox_failures_total 0.0" in metrics
+    assert "could not delete the done rows" in server.stderr()

@@ -3,6 +3,8 @@ settings (the database parts: tests/e2e/test_outbox.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from hubbub import outbox
 from hubbub.config import Settings, load_settings
 from hubbub.errors import ClientError, ConfigError, StoreError
-from hubbub.outboxconsumer import OutboxConsumer, Row, by_channel, data_text, default_key
+from hubbub.outboxconsumer import OutboxConsumer, Row, by_channel, data_text, decoded, default_key
 
 
 @pytest.mark.parametrize("name", ["hubbub_outbox", "app_outbox2", "_x"])
@@ -29,16 +31,23 @@ def test_schema_names_everything_after_the_table() -> None:
     ddl = outbox.schema_statements("app_box")
     text = "\n".join(ddl)
     assert "hubbub_outbox" not in text
-    assert "CREATE TABLE IF NOT EXISTS app_box" in text
+    assert 'CREATE TABLE IF NOT EXISTS "app_box"' in text
     assert "pg_advisory_xact_lock(hashtext('app_box'), hashtext(NEW.channel))" in text
-    assert "nextval('app_box_id_seq')" in text
+    assert """nextval('"app_box_id_seq"')""" in text
     assert text.index("pg_advisory_xact_lock") < text.index("nextval")  # id after the lock
     assert [s.split()[2] for s in ddl if s.startswith("CREATE TRIGGER")] == [
-        "app_box_order",
-        "app_box_wake",
+        '"app_box_order"',
+        '"app_box_wake"',
     ]
     assert "data text NOT NULL" in text  # text, not jsonb: published as written
-    assert "ON app_box (partition, id) WHERE done_at IS NULL" in text
+    assert 'ON "app_box" (partition, id) WHERE done_at IS NULL' in text
+
+
+def test_every_name_is_quoted() -> None:
+    """A table named as an SQL keyword works (its names are quoted wherever SQL names them)."""
+    text = "\n".join(outbox.schema_statements("user"))
+    assert not re.search(r"(?<![\"'])\buser\b(?![\"'])", text.replace("'user'", "")), text
+    assert outbox.check_table("user") == "user"
 
 
 def test_the_order_function_names_its_partitions() -> None:
@@ -63,6 +72,7 @@ class NotAConnection:
         ("h:a", object(), None, "JSON"),
         ("h:a", 1, "", "idempotency_key"),
         ("h:a", 1, 5, "idempotency_key"),
+        ("h:a", 1, "k" * 256, "idempotency_key is 256 characters long; the limit is 255"),
         ("h:a", 1, None, "not an asyncpg or psycopg connection"),
     ],
 )
@@ -99,6 +109,16 @@ def test_data_text_is_compact_json_or_a_reason() -> None:
             data_text(row(1, "a", bad), 100)
     with pytest.raises(ValueError, match="5000 bytes; the limit is 100"):
         data_text(row(1, "a", None, 5000), 100)
+    with pytest.raises(ValueError, match="data is NULL"):  # (a table made without NOT NULL)
+        data_text(Row(1, "a", None, None, None), 100)
+    with pytest.raises(ValueError, match="idempotency_key is 256 characters long"):
+        data_text(Row(1, "a", "1", 1, "k" * 256), 100)  # (would not fit the stores' indexes)
+    assert data_text(Row(1, "a", "1", 1, "k" * 255), 100) == "1"
+    with pytest.raises(ValueError, match="not UTF-8"):
+        data_text(decoded((1, b"h:a", b'"\xff"', 3, None, 1)), 100)
+    assert decoded((1, b"h:a", '"\u00e9"'.encode(), 4, b"k", 1)) == Row(
+        1, "h:a", '"\u00e9"', 4, "k"
+    )
 
 
 def test_default_key_names_the_table_and_row() -> None:
@@ -119,7 +139,11 @@ def test_outbox_settings() -> None:
         ("OUTBOX_PARTITIONS", "0"),
         ("OUTBOX_BATCH_SIZE", "0"),
         ("OUTBOX_POLL_INTERVAL", "0"),
+        ("OUTBOX_POLL_INTERVAL", "0.001"),  # (a busy loop when idle; notifications wake it)
         ("OUTBOX_RETENTION", "0"),
+        ("OUTBOX_RETENTION", "inf"),  # (no interval PostgreSQL can subtract from now())
+        ("OUTBOX_RETENTION", "1e17"),
+        ("OUTBOX_MAX_DATA_SIZE", str(65 * 1024 * 1024)),
         ("OUTBOX_MAX_DATA_SIZE", "0"),
     ]:
         with pytest.raises(ConfigError, match=f"HUBBUB_{key}"):
@@ -159,17 +183,28 @@ class FakeConn:
         self.table = {i + 1: (c, d, False, None) for i, (c, d) in enumerate(rows)}
         self.marks: dict[int, str | None] = {}
         self.fail_commits = 0
+        self.closed = False
 
     def transaction(self) -> FakeTransaction:
         return FakeTransaction(self)
+
+    def is_closed(self) -> bool:
+        return self.closed
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         assert "pg_try_advisory_xact_lock" in sql
         return True
 
-    async def fetch(self, sql: str, partition: int, limit: int, max_size: int) -> list[Any]:
-        pending = [(i, c, d, len(d), None) for i, (c, d, done, _) in self.table.items() if not done]
-        return pending[:limit]
+    async def fetch(
+        self, sql: str, partition: int, limit: int, max_size: int, budget: int, held: Any = ()
+    ) -> list[Any]:
+        pending = [
+            (i, c, d, len(d), None)
+            for i, (c, d, done, _) in self.table.items()
+            if not done and c not in held
+        ]
+        locked = pending[:limit]
+        return [(*r, len(locked)) for r in locked]
 
     async def execute(self, sql: str, ids: list[int], errors: list[str | None]) -> str:
         assert sql.startswith("UPDATE")
@@ -226,6 +261,75 @@ async def test_a_store_failure_holds_back_that_channel_only() -> None:
     assert await box._batch(conn, 0) == (True, True)  # type: ignore[arg-type]
     assert sorted(d for _, d, _ in node.published) == ["1", "3", "5"]  # not 4: after 2
     assert [done for _, _, done, _ in conn.table.values()] == [True, False, True, False, True]
+    assert box._held_channels() == ["a"]  # (left alone for a back-off of its own)
+    assert await box._batch(conn, 0) == (False, False)  # type: ignore[arg-type]
+    assert [d for _, d, _ in node.published] == ["1", "3", "5"]
+    box._held["a"] = (0.0, 1)  # (its back-off is over)
     node.failing = set()
     assert await box._batch(conn, 0) == (False, False)  # type: ignore[arg-type]
     assert [d for c, d, _ in node.published if c == "a"] == ["1", "2", "4"]
+
+
+async def test_a_stop_during_a_batch_marks_what_was_published() -> None:
+    """A stop (SIGTERM, a rolling restart) while a batch publishes: no further row is
+    published, those published are marked (else they would be published again by the next
+    node: twice for channels without history)."""
+    node = FakeNode()
+    conn = FakeConn([("a", str(n)) for n in range(20)])
+    box = consumer(node, outbox_batch_size=20)
+    publish = node.publish
+
+    three = asyncio.Event()
+
+    async def slow(channel: str, data: str, **kw: Any) -> None:
+        await asyncio.sleep(0.01)
+        await publish(channel, data, **kw)
+        if len(node.published) == 3:
+            three.set()
+
+    node.publish = slow  # type: ignore[method-assign]
+    box._task = asyncio.ensure_future(box._round(conn))  # type: ignore[arg-type]
+    await three.wait()
+    await box.stop(5)
+    published = [d for _, d, _ in node.published]
+    assert 3 <= len(published) < 20
+    assert [d for _, d, done, _ in conn.table.values() if done] == published
+    assert box._task.done()
+
+
+async def test_a_channel_whose_publish_fails_does_not_hold_back_the_others() -> None:
+    """A channel whose publishes fail (a store error of its own) is held back with a back-off
+    of its own: the next batches pass over its rows (which stay pending, in order) to the
+    other channels' rows, and the consumer does not back off as a whole."""
+    node = FakeNode()
+    conn = FakeConn([*(("a", f"{n}") for n in range(5)), ("b", "10"), ("b", "11")])
+    box = consumer(node, outbox_batch_size=5, outbox_partitions=1)
+    node.failing = {"0"}
+    assert await box._round(conn) == (False, True)  # type: ignore[arg-type]
+    assert node.published == []  # (the batch was all a's: nothing else to tell)
+    assert await box._round(conn) == (False, False)  # type: ignore[arg-type]
+    assert [d for _, d, _ in node.published] == ["10", "11"]
+    assert [done for _, _, done, _ in conn.table.values()] == [False] * 5 + [True] * 2
+    box._held["a"] = (0.0, box._held["a"][1])  # (its back-off is over)
+    node.failing = set()
+    assert await box._round(conn) == (True, False)  # type: ignore[arg-type]  (a full batch)
+    assert [d for _, d, _ in node.published] == ["10", "11", "0", "1", "2", "3", "4"]
+    assert box._held == {}
+
+
+async def test_a_batch_stops_publishing_once_its_connection_is_lost() -> None:
+    """The connection lost mid-batch (the batch's locks are gone, another node may take its
+    rows): no further row of the batch is published by this node."""
+    node = FakeNode()
+    conn = FakeConn([("a", str(n)) for n in range(10)])
+    box = consumer(node, outbox_batch_size=10)
+    publish = node.publish
+
+    async def publish_then_lose(channel: str, data: str, **kw: Any) -> None:
+        await publish(channel, data, **kw)
+        if data == "2":
+            conn.closed = True
+
+    node.publish = publish_then_lose  # type: ignore[method-assign]
+    await box._batch(conn, 0)  # type: ignore[arg-type]
+    assert [d for _, d, _ in node.published] == ["0", "1", "2"]

@@ -15,6 +15,7 @@ from typing import Final
 
 from hubbub.config import Settings
 from hubbub.engines.base import Broker, HistoryStore, PresenceManager
+from hubbub.engines.eventoutbox import EventOutbox, MemoryEventOutbox
 from hubbub.engines.local import LocalBroker
 from hubbub.engines.memory import MemoryHistory, MemoryPresence
 from hubbub.errors import ConfigError
@@ -89,3 +90,37 @@ def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
         )
         return pg, PostgresPresence(pg)
     return LocalBroker(history_store(settings)), MemoryPresence()
+
+
+def outbox_store(settings: Settings, broker: Broker) -> EventOutbox | None:
+    """The webhook outbox beside the history of ``broker`` (built by :func:`build_engines`):
+    in the Redis or PostgreSQL engine, in the SQLite or PostgreSQL history store, else in
+    memory; None without ``webhook_url``."""
+    if not settings.webhook_url:
+        return None
+    if isinstance(broker, LocalBroker):
+        store = broker.store
+        if isinstance(store, MemoryHistory):
+            return MemoryEventOutbox()
+        from hubbub.engines.sqlite import SqliteHistory
+
+        if isinstance(store, SqliteHistory):
+            from hubbub.engines.sqlite_events import SqliteEventOutbox
+
+            return SqliteEventOutbox(store)
+        from hubbub.engines.pg_events import PostgresEventOutbox
+        from hubbub.engines.postgres import PostgresHistory
+
+        assert isinstance(store, PostgresHistory)
+        return PostgresEventOutbox(store)
+    if settings.engine.startswith(("redis://", "rediss://")):
+        from hubbub.engines.redis import RedisBroker
+        from hubbub.engines.redis_events import RedisEventOutbox
+
+        assert isinstance(broker, RedisBroker)
+        return RedisEventOutbox(broker)
+    from hubbub.engines.pg_events import PostgresEventOutbox
+    from hubbub.engines.pgbroker import PostgresBroker
+
+    assert isinstance(broker, PostgresBroker)
+    return PostgresEventOutbox(broker.store)

@@ -135,6 +135,10 @@ class SqliteHistory(DurableHistory):
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
+    async def with_db(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` in the store's thread (the webhook outbox shares the file)."""
+        return await self._run(lambda: fn(self._db()))
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from hubbub.bounded import bounded
 from hubbub.config import Settings
 from hubbub.demos.runner import Demos
-from hubbub.engines.factory import build_engines
+from hubbub.engines.factory import build_engines, outbox_store
 from hubbub.hooks import Hooks
 from hubbub.node import Node
 from hubbub.outboxconsumer import OutboxConsumer
@@ -81,7 +81,7 @@ async def node_running(
 ) -> AsyncIterator[NodeRun]:
     """The node of ``settings`` (serving ``hub``'s hooks) for the block; see the module."""
     broker, presence = build_engines(settings)
-    node = Node(settings, broker=broker, presence=presence)
+    node = Node(settings, broker=broker, presence=presence, outbox=outbox_store(settings, broker))
     hooks = hub.hooks if hub is not None else Hooks()
     demos = Demos(node) if settings.demos else None
     if demos is not None:

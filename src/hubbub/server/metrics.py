@@ -112,7 +112,45 @@ class NodeCollector(Collector):
             buckets = [(le_text(b), n) for b, n in histogram.cumulative()]
             latency.add_metric([source.value], buckets, histogram.sum)
         yield latency
+        yield from webhook_metrics(node)
         yield from proxy_metrics(node)
+
+
+def webhook_metrics(node: Node) -> Iterator[Metric]:
+    """The webhooks' counters (:mod:`hubbub.webhooks.emitter`); zero while they are off."""
+    events = node.events
+    emitted = CounterMetricFamily(
+        "hubbub_webhook_events_emitted",
+        "Webhook events written to the outbox by this node, by type.",
+        labels=["type"],
+    )
+    for kind, n in sorted(events.emitted.items()):
+        emitted.add_metric([kind], n)
+    yield emitted
+    deliverers = events.deliverers
+    yield CounterMetricFamily(
+        "hubbub_webhook_events_delivered",
+        "Webhook events acknowledged (2xx) in requests made by this node.",
+        value=sum(d.delivered for d in deliverers),
+    )
+    yield CounterMetricFamily(
+        "hubbub_webhook_events_retried",
+        "Webhook events made due again after a failed request by this node.",
+        value=sum(d.retried for d in deliverers),
+    )
+    dropped = CounterMetricFamily(
+        "hubbub_webhook_events_dropped",
+        "Webhook events given up, by reason (max_age, full, store).",
+        labels=["reason"],
+    )
+    for reason in ("full", "max_age", "store"):
+        dropped.add_metric([reason], events.dropped[reason])
+    yield dropped
+    yield GaugeMetricFamily(
+        "hubbub_webhook_outbox_depth",
+        "Webhook events waiting in the outbox (every node's; read every few seconds).",
+        value=sum(d.depth for d in deliverers),
+    )
 
 
 def proxy_metrics(node: Node) -> Iterator[Metric]:

@@ -253,7 +253,7 @@ class Client:
         self.app = (request.name, request.version, int(time.time() * 1000))
         self.meta = admitted.meta
         self.forwarded = admitted.forwarded
-        self.node.register_client(self)
+        await self.node.client_connected(self, self.info())
         ttl = tokens.expire_connection_at(self, expire_at) if expire_at is not None else 0
         result_of_connect = m.ConnectResult(
             client=self.client_id,
@@ -417,6 +417,7 @@ class Client:
 
     async def _joined(self, channel: str, options: ChannelOptions, *, presence: bool) -> None:
         """Enter presence (unless done already) and announce the join."""
+        await self.node.events.subscribed(channel, self.info(channel))
         if presence:
             await self.node.presence_add(channel, self.info(channel))
         if options.join_leave:
@@ -430,7 +431,7 @@ class Client:
         sparse.drop(self._positioned, channel)
         sparse.drop(self._server_side, channel)
         options = sparse.drop(self._options, channel)  # what this subscription joined with
-        await self.node.remove_member(channel, self)
+        await self.node.remove_member(channel, self, info)
         if options is None:
             try:
                 options = self.node.options(channel)
@@ -539,8 +540,7 @@ class Client:
                 await self._left(channel)
             except Exception:
                 log.exception("%s: cleanup of %s failed", self.client_id, channel)
-        for channel in tuple(self.node.member_channels(self)):
-            await self.node.remove_member(channel, self)
+        await self.node.client_gone(self, self, self.info(), code, reason)
         if self.hooks.on_disconnect is not None:
             ctx = DisconnectContext(self.client_id, self.user, code, reason, self.meta)
             try:

@@ -1,0 +1,108 @@
+"""A webhook backend for the tests: an aiohttp.web app in the test's process, on a free port.
+
+Scriptable: ``mode`` is what the next requests get (``ok``: 200; ``fail``: 500; ``slow``: an
+answer later than hubbub's timeout); :meth:`down` stops listening (connections refused) and
+:meth:`up` listens again on the same port. Every request's signature is checked with
+``hubbub.webhooks.verify`` (a bad one is answered 401 and counted); accepted events are kept
+by id, so a retried event counts once in :attr:`events` (and once more in ``repeats``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from hubbub.webhooks import verify
+
+SECRET = "webhook-secret-for-the-tests-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver:
+    def __init__(self, secret: str = SECRET) -> None:
+        self.secret = secret
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.mode = "ok"
+        self.slow_seconds = 3.0
+        #: Accepted events by id, in arrival order.
+        self.events: dict[str, dict[str, Any]] = {}
+        self.repeats: Counter[str] = Counter()
+        self.requests = 0
+        self.answers: Counter[int] = Counter()
+        self.bad_signatures = 0
+        self.batch_sizes: list[int] = []
+        #: The headers of the last request.
+        self.headers: dict[str, str] = {}
+        self._runner: web.AppRunner | None = None
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        self.headers = dict(request.headers)
+        body = await request.read()
+        if not verify(body, request.headers.get("X-Hubbub-Signature"), self.secret):
+            self.bad_signatures += 1
+            return self._answer(401)
+        if self.mode == "fail":
+            return self._answer(500)
+        if self.mode == "slow":
+            await asyncio.sleep(self.slow_seconds)
+            return self._answer(200)
+        batch = json.loads(body)
+        assert isinstance(batch, list) and batch
+        self.batch_sizes.append(len(batch))
+        for event in batch:
+            if event["id"] in self.events:
+                self.repeats[event["id"]] += 1
+            else:
+                self.events[event["id"]] = event
+        return self._answer(200)
+
+    def _answer(self, status: int) -> web.Response:
+        self.answers[status] += 1
+        return web.Response(status=status)
+
+    async def up(self) -> None:
+        if self._runner is not None:
+            return
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+
+    async def down(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def of_type(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
+        """The accepted events of ``kind`` whose fields have the values given."""
+        return [
+            e
+            for e in self.events.values()
+            if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    def config(self, **extra: Any) -> str:
+        """TOML for a hubbub that sends its webhooks here (quick retries for the tests)."""
+        lines = [
+            f'webhook_url = "{self.url}"',
+            f'webhook_secret = "{self.secret}"',
+            "webhook_max_backoff = 0.3",
+            "webhook_timeout = 1.0",
+        ]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+        return "\n".join(lines) + "\n"
