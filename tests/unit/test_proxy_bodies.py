@@ -115,6 +115,17 @@ def test_no_result_and_empty_results() -> None:
     assert bodies.rpc_answer(b"{}") is None
 
 
+def test_an_expire_at_of_zero_or_below_is_no_expiry_as_in_centrifugo() -> None:
+    """Centrifugo acts on an ``expire_at`` above 0 only; below is no expiry, not an error."""
+    for value in (0, -1, -(2**40)):
+        result = enc({"result": {"user": "u", "expire_at": value}})
+        answer = bodies.connect_answer(result)
+        assert answer is not None and answer.expire_at is None
+        assert bodies.subscribe_answer(result).expire_at is None
+        assert bodies.sub_refresh_answer(result).expire_at is None
+        assert bodies.refresh_answer(result).expire_at is None
+
+
 def test_b64data_wins_and_may_be_binary_where_protobuf_clients_take_it() -> None:
     assert bodies.rpc_answer(enc({"result": {"b64data": b64(b"\x01\x02"), "data": 1}})) == (
         b"\x01\x02"
@@ -124,6 +135,54 @@ def test_b64data_wins_and_may_be_binary_where_protobuf_clients_take_it() -> None
     assert answer.data == b"\xfe" and answer.expire_at == 5
     with pytest.raises(BadResponse, match="publications are JSON"):
         bodies.publish_answer(enc({"result": {"b64data": b64(b"\xfe")}}))
+
+
+def test_field_names_match_case_insensitively_as_go_decodes_them() -> None:
+    """A Go backend whose structs have no JSON tags writes ``User``, ``Result``...;
+    Centrifugo's decoder takes them, and so does hubbub. Channel names, tags and what info,
+    data and meta hold keep their case; an exact name wins over another case of it."""
+    body = {
+        "Result": {
+            "User": "u",
+            "EXPIRE_AT": 1_900_000_000,
+            "Info": {"Name": "N"},
+            "Channels": ["Chan:A"],
+            "Subs": {"Chan:B": {"Info": 1, "Override": {"Presence": {"Value": False}}}},
+            "Meta": {"Plan": 1},
+        }
+    }
+    answer = bodies.connect_answer(enc(body))
+    assert answer == bodies.ConnectAnswer(
+        user="u",
+        expire_at=1_900_000_000,
+        info='{"Name":"N"}',
+        channels=["Chan:A", "Chan:B"],
+        subs={"Chan:B": SubscribeOptions("1", None, Override(presence=False))},
+        meta={"Plan": 1},
+    )
+    with pytest.raises(ClientError) as refused:
+        bodies.rpc_answer(enc({"Error": {"Code": 4000, "Message": "m", "Temporary": True}}))
+    assert (refused.value.code, refused.value.message, refused.value.temporary) == (
+        4000,
+        "m",
+        True,
+    )
+    with pytest.raises(DisconnectError) as closed:
+        bodies.rpc_answer(enc({"Disconnect": {"Code": 4500, "Reason": "r"}}))
+    assert (closed.value.code, closed.value.reason) == (4500, "r")
+    sub = bodies.subscribe_answer(enc({"Result": {"Override": {"Join_Leave": {"VALUE": True}}}}))
+    assert sub.override == Override(join_leave=True)
+    published = bodies.publish_answer(enc({"Result": {"Skip_History": True, "Tags": {"K": "v"}}}))
+    assert published.skip_history and published.tags == {"K": "v"}
+    assert bodies.refresh_answer(enc({"RESULT": {"Expired": True}})).expired
+    exact = bodies.connect_answer(enc({"result": {"User": "b", "user": "a"}}))
+    assert exact is not None and exact.user == "a"
+
+
+def test_in_a_publish_answer_data_wins_over_b64data_as_in_centrifugo() -> None:
+    both = enc({"result": {"data": {"from": "data"}, "b64data": b64(b'"b64"')}})
+    assert bodies.publish_answer(both).data == '{"from":"data"}'
+    assert bodies.publish_answer(enc({"result": {"b64data": b64(b'"b64"')}})).data == '"b64"'
 
 
 def test_a_publish_answer() -> None:
@@ -176,7 +235,6 @@ def test_a_disconnect_passes_through_and_wins_over_an_error() -> None:
         b'{"result": []}',
         b'{"result": {"user": 1}}',
         b'{"result": {"expire_at": "1"}}',
-        b'{"result": {"expire_at": -1}}',
         b'{"result": {"expire_at": true}}',
         b'{"result": {"channels": "a"}}',
         b'{"result": {"channels": [1]}}',
@@ -273,6 +331,26 @@ def test_forwarded_headers() -> None:
         "x-forwarded-for": "1.2.3.4",
     }
     assert bodies.forwarded_headers(handshake, emulated, (), (), "") == {}
+
+
+def test_header_values_http_forbids_are_left_out_not_a_failed_request() -> None:
+    """A client's emulated header with a control character (what aiohttp refuses to send,
+    failing the whole request) is left out; tab and non-ASCII text go."""
+    names = ("x-e",)
+    for bad in ("a\x0bb", "a\x7f", "\x00", "a\rb", "a\nb", "\x1b[31m"):
+        assert bodies.forwarded_headers({}, {"x-e": bad}, (), names, "") == {}, repr(bad)
+    for good in ("a\tb", "\u00e9t\u00e9", "\u2028"):
+        assert bodies.forwarded_headers({}, {"x-e": good}, (), names, "") == {"x-e": good}
+
+
+def test_a_client_never_sets_the_forwarded_address_itself() -> None:
+    """Listed or not, the client's X-Forwarded-For / X-Real-IP never go: hubbub's address
+    does, and without one neither header."""
+    claims = {"X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6"}
+    names = ("x-forwarded-for", "x-real-ip")
+    assert bodies.forwarded_headers(claims, claims, names, names, "") == {}
+    out = bodies.forwarded_headers(claims, claims, names, names, "1.2.3.4")
+    assert out == {"x-forwarded-for": "1.2.3.4", "x-real-ip": "1.2.3.4"}
 
 
 def test_endpoints_are_logged_without_secrets() -> None:

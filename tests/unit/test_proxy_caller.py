@@ -132,6 +132,42 @@ async def test_a_body_over_the_limit_is_not_read(
         await proxy.close()
 
 
+async def test_a_call_given_up_is_counted_cancelled_not_ok(
+    backend: tuple[str, dict[str, web.StreamResponse]],
+) -> None:
+    url, _ = backend
+    proxy = ProxyCaller(Settings(proxy_timeout=5))
+    try:
+        call = asyncio.create_task(proxy.ask("connect", url + "slow", b"{}", {}, len))
+        await asyncio.sleep(0.2)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert {k: n for k, n in proxy.stats.counts.items() if n} == {("connect", "cancelled"): 1}
+    finally:
+        await proxy.close()
+
+
+async def test_redirects_are_not_followed(
+    backend: tuple[str, dict[str, web.StreamResponse]],
+) -> None:
+    """A 3xx is a failure (error 100): the request, its cookies and authorization, never go
+    to the Location, whatever the status (307 and 308 would repost the body)."""
+    url, replies = backend
+    replies["elsewhere"] = web.json_response({"result": {"user": "redirected"}})
+    proxy = ProxyCaller(Settings(proxy_timeout=1))
+    try:
+        for status in (301, 302, 303, 307, 308):
+            replies["moved"] = web.Response(status=status, headers={"Location": url + "elsewhere"})
+            with pytest.raises(ProxyFailed) as failed:
+                await proxy.ask(
+                    "connect", url + "moved", b"{}", {"cookie": "s=1"}, bodies.connect_answer
+                )
+            assert failed.value.why == f"status {status} (redirects are not followed)"
+    finally:
+        await proxy.close()
+
+
 async def test_an_unreachable_backend_is_logged_once_per_interval(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -20,14 +20,22 @@ The parsers (:func:`connect_answer`, ...) guarantee:
   base64 that does not decode, info that is not JSON) raises :class:`BadResponse` naming
   what is wrong; never another exception;
 - ``data`` and ``info`` come out as JSON text (``b64data`` wins over ``data`` when it is a
-  non-empty string, as ``b64info`` over ``info``); ``b64data`` that is not JSON text comes
-  out as ``bytes`` where Protobuf clients can take it (connect, subscribe and RPC data);
-- ``expire_at`` is a Unix time in seconds; 0 or absent is None (no expiry).
+  non-empty string, as ``b64info`` over ``info``, except in a publish answer, where ``data``
+  wins: Centrifugo's order for each); ``b64data`` that is not JSON text comes out as
+  ``bytes`` where Protobuf clients can take it (connect, subscribe and RPC data);
+- field names match as Centrifugo's decoder (Go's) matches them: case-insensitively, an
+  exact match winning (``{"Result": {"User": "u"}}`` is ``{"result": {"user": "u"}}``, what a
+  Go backend without JSON tags writes); keys that are values (channels of ``subs``, tags,
+  what ``info``, ``data`` and ``meta`` hold) stay as they are;
+- ``expire_at`` is a Unix time in seconds (an integer); 0, negative or absent is None (no
+  expiry), as Centrifugo reads only an ``expire_at`` above 0. How far ahead it may be is the
+  caller's business (:mod:`hubbub.dialects.centrifuge.tokens` caps it at a year).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -132,9 +140,10 @@ def forwarded_headers(
     """The headers a proxy request carries from a connection: the emulated headers named in
     ``emulated_names``, then the handshake's named in ``http_names`` (winning over an emulated
     one of the same name), then ``X-Real-IP`` and ``X-Forwarded-For`` set to ``address`` (the
-    client's, ``trusted_proxies`` applied) whatever the client sent. Names are compared
-    lowercased and sent lowercased; values with CR, LF or NUL and the request's own headers
-    (:data:`NOT_FORWARDED`) are left out."""
+    client's, ``trusted_proxies`` applied) whatever the client sent, or left out when there is
+    no address (never the client's own). Names are compared lowercased and sent lowercased;
+    values with a control character (CR, LF, NUL, ...: what HTTP forbids in a field value;
+    tab is allowed) and the request's own headers (:data:`NOT_FORWARDED`) are left out."""
     out: dict[str, str] = {}
     for names, headers in ((emulated_names, emulated), (http_names, handshake)):
         if not names:
@@ -143,13 +152,19 @@ def forwarded_headers(
             low = name.lower()
             if low in names and low not in NOT_FORWARDED and _clean(value):
                 out[low] = value
+    out.pop("x-real-ip", None)
+    out.pop("x-forwarded-for", None)
     if address:
         out["x-real-ip"] = out["x-forwarded-for"] = address
     return out
 
 
+#: What HTTP forbids in a field value (RFC 9110 5.5): controls but tab, and DEL.
+_FORBIDDEN: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _clean(value: str) -> bool:
-    return not any(c in value for c in "\r\n\0")
+    return _FORBIDDEN.search(value) is None
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -215,7 +230,8 @@ def connect_answer(body: bytes) -> ConnectAnswer | None:
     for channel, entry in subs_raw.items():
         if type(entry) is not dict:
             raise BadResponse(f"result.subs.{channel} must be an object")
-        subs[channel] = _claims(claims.subscribe_options, entry, f"result.subs.{channel}.")
+        options = _with_override(_fold(entry))
+        subs[channel] = _claims(claims.subscribe_options, options, f"result.subs.{channel}.")
     return ConnectAnswer(
         user=_typed(result, "user", str, ""),
         expire_at=_expire_at(result),
@@ -245,7 +261,7 @@ def subscribe_answer(body: bytes) -> SubscribeAnswer:
     result = _result(body)
     if result is None:
         return SubscribeAnswer()
-    override = _claims(claims.override, result.get("override"))
+    override = _claims(claims.override, _with_override(result).get("override"))
     return SubscribeAnswer(
         _expire_at(result), _claims(claims.info, result, "result."), _data(result), override
     )
@@ -257,7 +273,7 @@ def publish_answer(body: bytes) -> PublishAnswer:
     result = _result(body)
     if result is None:
         return PublishAnswer()
-    data = _data(result)
+    data = dumps(result["data"]) if result.get("data") is not None else _data(result)
     if isinstance(data, bytes):
         raise BadResponse("result.b64data must be base64 of JSON text: publications are JSON")
     tags = _typed(result, "tags", dict, None)
@@ -298,21 +314,49 @@ def _result(body: bytes) -> dict[str, Any] | None:
         raise BadResponse("the body is not JSON") from None
     if type(parsed) is not dict:
         raise BadResponse("the body is not a JSON object")
-    disconnect = _typed(parsed, "disconnect", dict, None)
+    parsed = _fold(parsed)
+    disconnect = _object(parsed, "disconnect")
     if disconnect is not None:
         code = _typed(disconnect, "code", int, 0)
         if not 3000 <= code <= 4999:
             raise BadResponse(f"disconnect.code {code} is not in 3000-4999")
         raise DisconnectError(code, _typed(disconnect, "reason", str, ""))
-    error = _typed(parsed, "error", dict, None)
+    error = _object(parsed, "error")
     if error is not None:
         code = _typed(error, "code", int, 0)
         if not 0 < code < 2**32:
             raise BadResponse(f"error.code {code} is not a positive 32-bit number")
         message = _typed(error, "message", str, "")
         raise ClientError(code, message or None, temporary=_typed(error, "temporary", bool, False))
-    result: dict[str, Any] | None = _typed(parsed, "result", dict, None)
-    return result
+    return _object(parsed, "result")
+
+
+def _fold(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with its keys lowercased, as Go's decoder matches keys to field names
+    (case-insensitively; an exact match wins, else the last of a name)."""
+    if all(k.islower() for k in obj):  # the usual case
+        return obj
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        low = key.lower()
+        if low == key or low not in obj:
+            out[low] = value
+    return out
+
+
+def _object(obj: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The object field ``name`` (None: absent or null), its keys folded (:func:`_fold`)."""
+    value = _typed(obj, name, dict, None)
+    return None if value is None else _fold(value)
+
+
+def _with_override(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with its ``override`` object (and each ``{"value": ...}`` in it) folded."""
+    raw = options.get("override")
+    if type(raw) is not dict:
+        return options
+    boxes = {k: _fold(v) if type(v) is dict else v for k, v in _fold(raw).items()}
+    return {**options, "override": boxes}
 
 
 def _typed(obj: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -336,10 +380,8 @@ def _str_list(obj: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _expire_at(result: Mapping[str, Any]) -> int | None:
-    value = _typed(result, "expire_at", int, 0)
-    if value < 0:
-        raise BadResponse("result.expire_at must not be negative")
-    return value or None
+    value: int = _typed(result, "expire_at", int, 0)
+    return value if value > 0 else None
 
 
 def _data(result: Mapping[str, Any]) -> m.Data | None:

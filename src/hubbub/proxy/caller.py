@@ -6,6 +6,8 @@ Guarantees:
 - A call takes at most ``proxy_timeout`` seconds, waiting for a pooled connection included;
   at most ``proxy_max_connections`` connections are open at once; a response body over
   :data:`MAX_RESPONSE_BYTES` is not read further.
+- Redirects are not followed: a 3xx is another status (the forwarded headers, cookies
+  included, never go to a URL other than the endpoint configured).
 - Anything but a 200 whose body parses as the kind's response (a refused connection, a
   timeout, another status, a malformed body: :class:`hubbub.proxy.bodies.BadResponse`)
   raises :class:`ProxyFailed`, error 100 and temporary, as Centrifugo answers a failing
@@ -14,8 +16,9 @@ Guarantees:
   bug), an unreachable backend at most once per :data:`LOG_INTERVAL` per endpoint with the
   number of failures since.
 - The backend's ``error`` and ``disconnect`` pass through as the parser raises them.
-- Every call is counted by kind and outcome (:data:`OUTCOMES`) and its duration observed in
-  a histogram per kind (:class:`ProxyStats`, read by ``/metrics``).
+- Every call is counted by kind and outcome (:data:`OUTCOMES`; ``cancelled``: the caller
+  gave up waiting, e.g. a connect past ``client_connect_timeout``) and its duration observed
+  in a histogram per kind (:class:`ProxyStats`, read by ``/metrics``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 #: Seconds between two log lines about the same unreachable endpoint.
 LOG_INTERVAL: Final = 10.0
 #: What a call ended with: the metrics' ``outcome`` label.
-OUTCOMES: Final = ("ok", "error", "disconnect", "timeout", "unavailable", "malformed")
+OUTCOMES: Final = (
+    "ok", "error", "disconnect", "timeout", "unavailable", "malformed", "cancelled"
+)  # fmt: skip
 #: Seconds: 1 ms to the largest timeouts.
 DURATION_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -147,6 +152,9 @@ class ProxyCaller:
         except ClientError:
             outcome = "error"
             raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
         finally:
             self.stats.observe(kind, outcome, time.monotonic() - started)
             if outcome == "ok":
@@ -157,7 +165,12 @@ class ProxyCaller:
 
         try:
             async with asyncio.timeout(self.settings.proxy_timeout):
-                async with self._client().post(endpoint, data=body, headers=headers) as resp:
+                request = self._client().post(
+                    endpoint, data=body, headers=headers, allow_redirects=False
+                )
+                async with request as resp:
+                    if 300 <= resp.status < 400:
+                        raise ProxyFailed(f"status {resp.status} (redirects are not followed)")
                     if resp.status != 200:
                         raise ProxyFailed(f"status {resp.status}")
                     if (resp.content_length or 0) > MAX_RESPONSE_BYTES:

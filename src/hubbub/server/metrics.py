@@ -160,7 +160,7 @@ def proxy_metrics(node: Node) -> Iterator[Metric]:
     requests = CounterMetricFamily(
         "hubbub_proxy_requests",
         "Proxy requests by kind (connect, refresh, subscribe, publish, sub_refresh, rpc) and "
-        "outcome (ok, error, disconnect, timeout, unavailable, malformed).",
+        "outcome (ok, error, disconnect, timeout, unavailable, malformed, cancelled).",
         labels=["kind", "outcome"],
     )
     for (kind, outcome), count in stats.counts.items():

@@ -8,9 +8,12 @@ user and meta as ``ctx.user`` and ``ctx.meta``) say who the client is, what it m
 still refuse it.
 :func:`admit` answers with an :class:`Admission` and changes nothing: the client
 (:meth:`hubbub.dialects.centrifuge.client.Client._connect`) then subscribes the channels and
-replies. Refusals: a bad token disconnects (3500), an expired one is error 109, no token where
-one is needed 101, a user over ``client_user_connection_limit`` disconnects (3504), a token's
-server-side channel in no namespace is 102 (as in Centrifugo); a hook's mistakes are 100.
+replies. Refusals: a bad token disconnects (3500), an expired one is error 109 (a connect
+proxy's ``expire_at`` not ahead 110), no token where one is needed 101, a user over
+``client_user_connection_limit`` disconnects (3504), a token's or the connect proxy's
+server-side channel in no namespace is 102, more of the proxy's channels than
+``client_channel_limit`` disconnect (3505, as in Centrifugo; checked before any is looked
+at); a hook's mistakes are 100.
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ async def admit(client: Client, request: m.Connect) -> Admission:
         d = Disconnects.CONNECTION_LIMIT
         raise DisconnectError(d.code, d.reason)
     if admitted.expire_at is not None and admitted.expire_at <= time.time():
-        raise ClientError(ErrorCode.TOKEN_EXPIRED)
+        # as Centrifugo: an expired token is 109, a proxy's expire_at not ahead 110
+        raise ClientError(ErrorCode.EXPIRED if proxied else ErrorCode.TOKEN_EXPIRED)
     return admitted
 
 
@@ -143,6 +147,15 @@ async def _ask_proxy(client: Client, request: m.Connect, forwarded: Mapping[str,
     if not is_unicode(answer.user):
         log.error("the connect proxy returned a user id that is not valid Unicode")
         raise ClientError(ErrorCode.INTERNAL)
+    limit = client.session.channel_limit
+    if len(answer.channels) > limit:
+        log.error(
+            "the connect proxy named %d channels, over client_channel_limit (%d)",
+            len(answer.channels),
+            limit,
+        )
+        d = Disconnects.CHANNEL_LIMIT
+        raise DisconnectError(d.code, d.reason)
     for channel in answer.channels:
         try:
             client.node.options(channel)

@@ -6,8 +6,10 @@ A frame the codec cannot read, a command without id, or a command before connect
 connection with 3501 "bad request"; other mistakes get an error reply and the connection stays.
 Each frame's size counts against the connection's byte budget (``client_byte_rate``).
 A connection that has not completed connect within ``client_connect_timeout`` seconds is closed
-with 3502 "stale" (answering pings does not keep it). The handshake headers are kept for the
-on_connect hook only until connect succeeded.
+with 3502 "stale" (answering pings does not keep it); a connect still being decided then (a
+slow connect proxy or ``on_connect`` hook) is cancelled, so it never admits the client after
+the close. The handshake headers are kept for the on_connect hook only until connect
+succeeded.
 """
 
 from __future__ import annotations
@@ -77,13 +79,19 @@ async def run_centrifuge(
             conn.close(code, reason)
 
     timeout = node.settings.client_connect_timeout
-    deadline: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(timeout, stale)
+    loop = asyncio.get_running_loop()
+    connect_by = loop.time() + timeout
+    deadline: asyncio.TimerHandle | None = loop.call_at(connect_by, stale)
     try:
         while (frame := await conn.receive()) is not None:
             try:
                 size = message_size(frame)  # charged with the frame's first command
                 for command in codec.decode(frame):
-                    await client.handle(command, size)
+                    if client.connected:
+                        await client.handle(command, size)
+                    else:  # the connect, cancelled at the deadline (stale() closes)
+                        async with asyncio.timeout_at(connect_by):
+                            await client.handle(command, size)
                     size = 0
                     if command.kind == "connect" and not client.connected:
                         break  # an SDK batches subscribes after connect: moot when it failed
@@ -101,6 +109,10 @@ async def run_centrifuge(
             except DisconnectError as exc:
                 code, reason = exc.code, exc.reason
                 await client.settle()
+                conn.close(code, reason)
+                break
+            except TimeoutError:  # the connect was still being decided (stale() logged it)
+                code, reason = STALE
                 conn.close(code, reason)
                 break
     finally:

@@ -10,7 +10,8 @@ In this order (as Centrifugo decides, plus hubbub's hook at the end):
    instead of the ``allow_subscribe_*`` flags (private ``$`` channels still need a token;
    user-limited ``#`` channels still admit only their users, without the proxy): its
    ``error`` or ``disconnect`` refuses, its ``result`` gives the chan info, the data of the
-   subscribe reply, an override of the namespace's options and an ``expire_at``.
+   subscribe reply, an override of the namespace's options and an ``expire_at`` (one not in
+   the future is error 110 "expired", as in Centrifugo).
 3. Otherwise the flags decide (:func:`hubbub.core.channels.may_subscribe`).
 4. Then ``on_subscribe`` (when registered) may still refuse, and its chan info and data
    replace what the token or the proxy gave.
@@ -23,6 +24,7 @@ the client (``sub_refresh`` with a fresh token) or, in a namespace with
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +89,8 @@ async def permit(
         data, expire_at = claims.options.data, claims.expire_at
     elif (url := proxy_url(client, channel, options)) is not None:
         answer = await proxying.subscribe(client, url, channel, request)
+        if answer.expire_at is not None and answer.expire_at <= time.time():
+            raise ClientError(ErrorCode.EXPIRED)  # as Centrifugo: 110, not a token's 109
         own = client._granted(
             channel, options, SubscribeOptions(answer.info, None, answer.override)
         )

@@ -112,7 +112,10 @@ def expire_connection_at(client: Client, expire_at: float) -> int:
     """Close the connection (3005) at ``expire_at`` (plus ``client_expired_close_delay``, for
     the SDK's refresh sent when the ttl runs out) unless a refresh moves it; the TTL. With a
     refresh proxy the server refreshes instead (:func:`_proxy_refresh` at ``expire_at``) and
-    the TTL is 0: the client is told its connection does not expire."""
+    the TTL is 0: the client is told its connection does not expire. An ``expire_at`` more
+    than :data:`MAX_REFRESH_TTL` ahead (a token's, a proxy's) is taken as that far, as
+    Centrifugo caps it (a TTL the protocol's 32 bits hold)."""
+    expire_at = min(expire_at, time.time() + MAX_REFRESH_TTL)
     if client.node.settings.proxy_refresh_endpoint is not None:
         client.tokens.connection_at(expire_at, lambda: _spawn(_proxy_refresh(client)))
         return 0
@@ -125,7 +128,8 @@ def expire_connection_at(client: Client, expire_at: float) -> int:
 def expire_subscription_at(client: Client, channel: str, expire_at: float) -> int:
     """Unsubscribe ``channel`` (2501, the SDK resubscribes with a fresh token) at
     ``expire_at`` (plus ``client_expired_sub_close_delay``) unless a sub_refresh moves it;
-    the TTL."""
+    the TTL. Capped at :data:`MAX_REFRESH_TTL` ahead, as :func:`expire_connection_at`."""
+    expire_at = min(expire_at, time.time() + MAX_REFRESH_TTL)
     url = _sub_refresh_url(client, channel)
     if url is not None:  # the server refreshes, asking the proxy; the client is told ttl 0
         refresh = lambda: _spawn(_proxy_sub_refresh(client, channel, url))  # noqa: E731
@@ -189,7 +193,7 @@ async def _proxy_refresh(client: Client) -> None:
     if answer.expired or answer.expire_at is None or answer.expire_at <= now:
         client.transport.close(d.code, d.reason)
         return
-    expire_connection_at(client, min(answer.expire_at, now + MAX_REFRESH_TTL))
+    expire_connection_at(client, answer.expire_at)
     if answer.meta is not None:
         client.meta = answer.meta
     if answer.info is not None:
@@ -199,8 +203,11 @@ async def _proxy_refresh(client: Client) -> None:
 
 async def _proxy_sub_refresh(client: Client, channel: str, url: str) -> None:
     """A subscription's ``expire_at`` came: the sub refresh proxy says whether it lives on,
-    as :func:`_proxy_refresh` for a connection, but an expired subscription is unsubscribed
-    (2501: the SDK subscribes again, which asks the subscribe proxy again)."""
+    as :func:`_proxy_refresh` for a connection, but an expired subscription (``expired``, no
+    ``result``, an ``expire_at`` past, an ``error``) is unsubscribed (2501: the SDK
+    subscribes again, which asks the subscribe proxy again), and a ``result`` without
+    ``expire_at`` lets it live on without expiry (Centrifugo's rule, unlike a connection's
+    refresh)."""
     if not client.session.is_subscribed(channel):
         return
     try:
@@ -216,11 +223,13 @@ async def _proxy_sub_refresh(client: Client, channel: str, url: str) -> None:
         answer = SubRefreshAnswer(expired=True)
     if not client.session.is_subscribed(channel):
         return
-    now = time.time()
-    if answer.expired or answer.expire_at is None or answer.expire_at <= now:
+    if answer.expired or (answer.expire_at is not None and answer.expire_at <= time.time()):
         await client.server_unsubscribe(channel, *SUB_EXPIRED)
         return
-    expire_subscription_at(client, channel, min(answer.expire_at, now + MAX_REFRESH_TTL))
+    if answer.expire_at is None:
+        client.tokens.cancel_subscription(channel)
+    else:
+        expire_subscription_at(client, channel, answer.expire_at)
     if answer.info is not None:
         client.set_chan_info(channel, answer.info)
         await _present_in(client, channel)
@@ -241,7 +250,7 @@ async def server_refresh(client: Client, expired: bool, expire_at: int, info: ob
         client.transport.close(d.code, d.reason)
         return
     if expire_at:
-        ttl = expire_connection_at(client, min(expire_at, now + MAX_REFRESH_TTL))
+        ttl = expire_connection_at(client, expire_at)
         push = m.Refreshed(expires=ttl > 0, ttl=ttl)  # (0: the refresh proxy refreshes)
     else:
         client.tokens.cancel_connection()
