@@ -25,7 +25,8 @@ Per CPU-s: deliveries (round trips) per CPU second of the server process (/proc)
 runs on the last core and the generator on the first (taskset; ``--no-pin``: wherever the
 scheduler puts them). Every round measures every figure, in reverse order every other round;
 each figure is the better of the rounds. The ratio Protobuf/JSON of each figure closes the
-report.
+report, and then hubbub's JSON fan-outs as a percentage of the kernel's floor: bench/peers/floor.c
+(bench/floor.py), pinned like the server, fanning out to as many subscribers once per round.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import floor  # noqa: E402
 from bench.peers_bench import Peer, fmt, running, status, table  # noqa: E402
 
 from hubbub.loadgen import (  # noqa: E402
@@ -243,11 +245,13 @@ async def main() -> None:
     if not scenarios or scenarios - {"fanout", "echo"}:
         parser.error(f"unknown scenario in {args.scenario!r}")
     server = HUBBUB
+    floor_peer = Peer(floor.NAME, floor.command(), floor.dialect, floor.available)
     cpus = sorted(os.sched_getaffinity(0))
     if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
         # One core each: the figures move less than when the scheduler moves them around.
         os.sched_setaffinity(0, {cpus[0]})
         server = pinned(cpus[-1])
+        floor_peer = Peer(floor.NAME, floor.command(cpus[-1]), floor.dialect, floor.available)
         print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpus[-1]}")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -276,10 +280,18 @@ async def main() -> None:
             got: dict[str, Any] = {}
             steps = [("fan-out", mix) for mix in MIXES if "fanout" in scenarios]
             steps += [("echo", name) for name in FORMATS if "echo" in scenarios]
+            if "fanout" in scenarios and floor.available() is None:
+                steps.append(("floor", floor.NAME))
             for kind, what in steps[::-1] if flip else steps:
                 try:
                     if kind == "fan-out":
                         await fanout_phase(url, pid, what, args.subscribers, args.seconds, got)
+                    elif kind == "floor":
+                        status("the kernel's floor")
+                        with running(floor_peer) as (floor_url, floor_pid):
+                            got["fanout floor"] = await floor.fanout(
+                                floor_url, floor_pid, args.subscribers, args.seconds
+                            )
                     else:
                         await echo_phase(url, pid, what, args.seconds, got)
                 except Exception as exc:  # reported; the other figures still run
@@ -296,6 +308,25 @@ async def main() -> None:
                   file=sys.stderr)  # fmt: skip
     print(f"(best of {args.rounds} interleaved rounds per figure; one server for all)")
     summary(report(results, args.subscribers), errors)
+    against_floor(results, args.subscribers)
+
+
+def against_floor(results: dict[str, Any], subscribers: int) -> None:
+    """hubbub's JSON fan-outs per server CPU-second as a percentage of the floor's."""
+    why = floor.available()
+    at_floor = results.get("fanout floor")
+    if why is not None or at_floor is None:
+        print(f"\nthe kernel's floor: not measured ({why or 'failed'})")
+        return
+    print(f"\nthe kernel's floor ({floor.NAME}, one write per subscriber per publication, "
+          f"{subscribers:,} subscribers): {fmt(at_floor.per_cpu)} deliveries per CPU-s; "
+          f"target >= {100 * floor.TARGET:.0f} %")  # fmt: skip
+    for channel, what in CHANNELS.items():
+        m = results.get(f"fanout {channel} json")
+        if m is not None and m.per_cpu and at_floor.per_cpu:
+            got = m.per_cpu / at_floor.per_cpu
+            print(f"  fan-out {what}, JSON: {floor.percent(m.per_cpu, at_floor.per_cpu)} of the "
+                  f"floor {'met' if got >= floor.TARGET else 'MISSED'}")  # fmt: skip
 
 
 if __name__ == "__main__":
