@@ -219,8 +219,8 @@ class Settings(BaseModel):
         64,
         ge=0,
         description=(
-            "Messages (of the channel protocol's frames: coalesced ones count together) "
-            "shorter than this many bytes go to deflate connections as plain frames. "
+            "Messages shorter than this many bytes (a coalesced frame counts whole) go to "
+            "deflate connections uncompressed, without RSV1. "
             "Centrifugo's default is 0 (compress all); 64 here because below it deflate "
             "saves nothing (a 23-byte reply deflates to 25) and the client is spared an "
             "inflate."
@@ -232,9 +232,9 @@ class Settings(BaseModel):
         le=9,
         description=(
             "zlib level of permessage-deflate, 0 (stored) to 9 (smallest). 1 (fastest) like "
-            "Centrifugo's default (its range -2..9 is Go's; zlib has 0..9): a message is "
-            "compressed once for all its subscribers, so a higher level costs per "
-            "publication, not per delivery."
+            "Centrifugo's default (BestSpeed of Go's compress/flate): a message is compressed "
+            "once for all its subscribers, so a higher level costs per publication, not per "
+            "delivery."
         ),
     )
     shutdown_timeout: float = Field(
