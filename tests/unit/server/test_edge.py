@@ -9,6 +9,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 
 from hubbub.server import listener
@@ -269,3 +270,52 @@ async def test_a_spent_budget_pauses_accepting_until_a_connection_closes() -> No
             if protocol.transport is not None:
                 protocol.transport.close()
         acceptor.close()
+
+
+# -- an upgraded connection -----------------------------------------------------------------
+
+
+async def test_an_upgraded_connection_lets_the_http_parser_go_and_still_speaks() -> None:
+    """Once a WebSocket, the connection holds no HTTP parser or request queue of its own;
+    messages, pings and the close handshake still work."""
+    from aiohttp import web
+
+    from hubbub.config import Settings
+    from hubbub.server.edge import NO_MESSAGES, EdgeProtocol, EdgeRunner, EdgeSite
+
+    seen: list[tuple[object, object]] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        protocol = request.protocol
+        assert isinstance(protocol, EdgeProtocol)
+        seen.append((protocol._parser, protocol._messages))
+        async for msg in ws:
+            await ws.send_str(msg.data.upper())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner = EdgeRunner(app, Settings(), SocketBudget(None))
+    await runner.setup()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    site = EdgeSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+                for text in ("one", "two"):
+                    await ws.send_str(text)
+                    assert (await ws.receive(timeout=scaled(5))).data == text.upper()
+                await ws.close(code=4000)
+                assert ws.closed and ws.close_code is not None
+            # A plain request on a new connection is parsed as ever.
+            async with session.get(f"http://127.0.0.1:{port}/nothing") as response:
+                assert response.status == 404
+        assert seen == [(None, NO_MESSAGES)]
+        assert len(NO_MESSAGES) == 0
+    finally:
+        await runner.cleanup()
