@@ -148,6 +148,13 @@ class MaskCheck:
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         if self._failed:
             return True, b""
+        if not self._skip and not self._carry and len(data) >= 2:
+            # The usual read: exactly one whole masked frame of under 126 bytes (a command):
+            # nothing to carry or skip, so no scan.
+            second = data[1]
+            size = second & 0x7F
+            if second & 0x80 and size < 126 and len(data) == 6 + size:
+                return self._reader.feed_data(data)
         if self._carry:
             data, self._carry = self._carry + data, b""
         end, unmasked = self._scan(data)

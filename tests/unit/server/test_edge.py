@@ -126,6 +126,27 @@ def test_the_first_unmasked_frame_is_replaced_and_reading_stops(size: int, lengt
     assert reader.eof
 
 
+def test_reads_of_one_whole_frame_each_pass_and_an_unmasked_one_is_caught() -> None:
+    """The one-frame-per-read shortcut: small masked frames pass; an unmasked one read alone
+    is caught; a read of 132 bytes that only looks like one short frame is scanned."""
+    reader, calls = Reader(), []
+    check = MaskCheck(reader, lambda: calls.append(1))  # type: ignore[arg-type]
+    small = [client_frame(0x1, b"x" * n) for n in (0, 1, 125)]
+    for frame in small:
+        assert check.feed_data(frame) == (False, b"")
+    assert reader.fed == b"".join(small) and calls == []
+    assert check.feed_data(client_frame(0x1, b"bad", mask=False)) == (True, b"")
+    assert calls == [1] and reader.fed == b"".join(small) + RESERVED_OPCODE_FRAME
+    # Second byte 0x80 | 126 (an extended length) and 132 bytes in all, but two frames.
+    reader, calls = Reader(), []
+    check = MaskCheck(reader, lambda: calls.append(1))  # type: ignore[arg-type]
+    first = bytes((0x81, 0x80 | 126)) + struct.pack("!H", 10) + b"mask" + b"y" * 10
+    second = client_frame(0x1, b"z" * (132 - len(first) - 2), mask=False)
+    assert len(first) + len(second) == 132
+    assert check.feed_data(first + second) == (True, b"")
+    assert calls == [1] and reader.fed == first + RESERVED_OPCODE_FRAME
+
+
 def test_a_short_unmasked_length_form_is_caught() -> None:
     reader = Reader()
     check = MaskCheck(reader, lambda: None)  # type: ignore[arg-type]
