@@ -110,6 +110,7 @@ bench: bench-deps
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/workers_bench.py
 	$(BIN)/python bench/formats_bench.py
+	$(BIN)/python bench/default_path_bench.py
 	$(BIN)/python bench/fanout_bench.py
 	$(BIN)/python bench/stream_bench.py
 	$(BIN)/python bench/publish_bench.py
