@@ -114,6 +114,7 @@ bench: bench-deps
 	$(BIN)/python bench/stream_bench.py
 	$(BIN)/python bench/publish_bench.py
 	$(BIN)/python bench/asgi_bench.py
+	$(BIN)/python bench/writedelay_bench.py
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports

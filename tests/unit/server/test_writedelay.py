@@ -15,9 +15,11 @@ import pytest
 from hubbub.config import Settings
 from hubbub.errors import ConfigError
 from hubbub.server import metrics
+from hubbub.server.httpstream import StreamConnection, chunk
 from hubbub.server.policy import RAW_POLICY
 from hubbub.server.sending import DelayedFlusher, build_frame, flusher_for
 from hubbub.server.websocket import WebSocketConnection
+from tests.unit.server import test_httpstream as hs
 from tests.unit.server.test_backpressure import Flow, Request, Transport, WebSocket, turn
 
 DELAY = 0.005
@@ -230,6 +232,30 @@ async def test_a_slow_close_of_a_delayed_connection_is_counted(clock: Clock) -> 
         assert metrics.slow_closes() == slow_before + 1
     finally:
         conn.release()
+
+
+async def test_an_http_stream_is_held_the_same_way(clock: Clock) -> None:
+    """Streams (SSE, HTTP stream) take write_delay too: several turns, one chunk, in order."""
+    transport = hs.Transport()
+    conn = StreamConnection(
+        hs.Request(transport),  # type: ignore[arg-type]
+        hs.Response(transport),  # type: ignore[arg-type]
+        Settings(write_delay=DELAY),
+        hs.line,
+        hs.farewell,
+        hs.SLOW,
+    )
+    first = clock.now
+    conn.post("a")
+    await turn()
+    clock.now += DELAY / 2
+    conn.post("b")
+    await turn()
+    assert transport.written == []
+    assert [when for when, _ in clock.timers] == [first + DELAY]
+    clock.fire()
+    assert transport.written == [chunk(b"a\nb\n")]
+    conn.release()
 
 
 def test_write_delay_is_bounded() -> None:
