@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AUTOBAHN_VENV := .venv-autobahn
 
-.PHONY: run test lint docs readme reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps clean
+.PHONY: run test lint docs readme reliability fuzz autobahn autobahn-venv test-deps js-deps browser-deps bench bench-deps bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +115,12 @@ bench: bench-deps
 	$(BIN)/python bench/publish_bench.py
 	$(BIN)/python bench/asgi_bench.py
 	$(BIN)/python bench/writedelay_bench.py
+
+# The Redis engine with 1 worker and with as many workers as the machine has cores
+# (os.cpu_count()): per-worker deliveries per CPU-second, memory per connection, Redis CPU per
+# publication and per delivery node (docs/performance.md, "Many cores: the model").
+bench-scale: bench-deps
+	$(BIN)/python bench/workers_bench.py --workers 1,cores
 
 clean:
 	rm -rf $(VENV) $(AUTOBAHN_VENV) reports

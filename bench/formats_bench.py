@@ -1,31 +1,37 @@
-"""JSON and Protobuf clients of one hubbub server side by side in one run: fan-out and
-echo/RPC.
+"""JSON, Protobuf and permessage-deflate JSON clients of one hubbub server side by side in
+one run: fan-out and echo/RPC.
 
     python bench/formats_bench.py [--scenario fanout,echo] [--subscribers 2000] [--seconds 3]
-                                  [--rounds 3] [--no-pin]
+                                  [--rounds 3] [--mixes json,protobuf,...] [--no-pin]
 
 One ``hubbub serve`` (the embedded default: SQLite history in a temporary data dir, plus the
 bench's lifted rate limits, demos off and bench/hub_app.py's ``echo`` RPC), driven by
 hubbub.loadgen speaking either format: ``HubbubDialect`` (JSON text frames) or
 ``ProtobufDialect`` (subprotocol ``centrifuge-protobuf``, binary frames of length-delimited
-Commands/Replies, hand-encoded in the generator, not hubbub's codec).
+Commands/Replies, hand-encoded in the generator, not hubbub's codec), or JSON with
+permessage-deflate offered as browsers do (``DeflateHubbubDialect``: the subscribers inflate
+every compressed frame; the server's default ``compression_min_size`` of 64 bytes leaves the
+~150-byte pushes compressed).
 
-1. fan-out: ``--subscribers`` connections, all JSON, all Protobuf, or half and half
-   (interleaved), each subscribed to ``nohist:bench`` (a namespace without history) and
-   ``bench`` (a channel of the embedded default: durable SQLite history of 1000, recovery,
-   presence); for each channel one 100-byte publication at a time (the next once every
-   subscriber has the last), then p50/p99 publish-to-receive latency at half that rate on 200
-   sampled connections (and the deliveries per server CPU-second at that rate, where the
-   generator is far from saturated). The publisher speaks the subscribers' format (JSON in
-   the mixed run). Publication data is a JSON string in both formats, so both kinds of
+1. fan-out: ``--subscribers`` connections, all JSON, all Protobuf, half and half
+   (interleaved), or all JSON with permessage-deflate (``json+deflate``), each subscribed to
+   ``nohist:bench`` (a namespace without history) and ``bench`` (a channel of the embedded
+   default: durable SQLite history of 1000, recovery, presence); for each channel one
+   100-byte publication at a time (the next once every subscriber has the last), then
+   p50/p99 publish-to-receive latency at half that rate on 200 sampled connections (and the
+   deliveries per server CPU-second at that rate, where the generator is far from
+   saturated). The publisher speaks the subscribers' format (JSON in the mixed and the
+   deflate runs). Publication data is a JSON string in both formats, so both kinds of
    subscriber read it.
 2. echo/RPC: 100 connections of one format in closed loops of the ``echo`` RPC.
 
 Per CPU-s: deliveries (round trips) per CPU second of the server process (/proc). The server
 runs on the last core and the generator on the first (taskset; ``--no-pin``: wherever the
 scheduler puts them). Every round measures every figure, in reverse order every other round;
-each figure is the better of the rounds. The ratio Protobuf/JSON of each figure closes the
-report.
+each figure is the better of the rounds. The ratios Protobuf/JSON of each figure and
+deflate/JSON of the fan-outs (target >= 0.8) close the report, and then hubbub's JSON fan-outs
+as a percentage of the kernel's floor: bench/peers/floor.c (bench/floor.py), pinned like the
+server, fanning out to as many subscribers once per round.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import floor  # noqa: E402
 from bench.peers_bench import Peer, fmt, running, status, table  # noqa: E402
 
 from hubbub.loadgen import (  # noqa: E402
@@ -63,6 +70,7 @@ from hubbub.loadgen import (  # noqa: E402
     parser_ceiling,
     quiesce,
 )
+from hubbub.loadgen_deflate import DeflateHubbubDialect  # noqa: E402
 from hubbub.loadgen_protobuf import ProtobufDialect, varint  # noqa: E402
 
 CONFIG = """
@@ -76,8 +84,10 @@ write_buffer_limit = 4194304
 name = "nohist"
 """
 CHANNELS = {"nohist:bench": "no history", "bench": "durable (SQLite)"}
-MIXES = ("json", "protobuf", "half/half")
+MIXES = ("json", "protobuf", "half/half", "json+deflate")
 FORMATS: dict[str, Callable[[], Dialect]] = {"json": HubbubDialect, "protobuf": ProtobufDialect}
+#: Subscribers of the mixes that are one dialect but not a wire format (published in JSON).
+SUBSCRIBERS: dict[str, Callable[[], Dialect]] = {"json+deflate": DeflateHubbubDialect}
 
 
 def _serve(port: int, tmp: Path) -> list[str]:
@@ -102,6 +112,8 @@ def subscribers_of(mix: str) -> Callable[[], Dialect]:
     connections so that the sampled ones (every 10th of 2,000) are of both formats too."""
     if mix in FORMATS:
         return FORMATS[mix]
+    if mix in SUBSCRIBERS:
+        return SUBSCRIBERS[mix]
     counter = itertools.count()
 
     def make() -> Dialect:
@@ -225,7 +237,12 @@ def report(results: dict[str, Any], subscribers: int) -> list[tuple[str, float]]
 def summary(ratios: list[tuple[str, float]], errors: list[str]) -> None:
     print("\nProtobuf / JSON per server CPU-second (target >= 1.0: Protobuf at least as fast):")
     for label, value in ratios:
-        print(f"  {label}: {value:.2f} {'met' if value >= 1.0 else 'MISSED'}")
+        if "deflate" not in label:
+            print(f"  {label}: {value:.2f} {'met' if value >= 1.0 else 'MISSED'}")
+    print("permessage-deflate / plain JSON fan-out per server CPU-second (target >= 0.8):")
+    for label, value in ratios:
+        if "deflate" in label:
+            print(f"  {label}: {value:.2f} {'met' if value >= 0.8 else 'MISSED'}")
     for error in errors:
         print(f"  failed: {error}")
 
@@ -236,18 +253,25 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3, help="Best of this many rounds.")
     parser.add_argument("--scenario", default="fanout,echo", help="fanout, echo or both.")
+    parser.add_argument("--mixes", default=",".join(MIXES),
+                        help=f"Fan-out subscriber mixes, of {', '.join(MIXES)}.")  # fmt: skip
     parser.add_argument("--no-pin", action="store_true",
                         help="Do not pin the server and the generator to a core each.")  # fmt: skip
     args = parser.parse_args()
     scenarios = set(args.scenario.split(","))
     if not scenarios or scenarios - {"fanout", "echo"}:
         parser.error(f"unknown scenario in {args.scenario!r}")
+    mixes = [mix for mix in args.mixes.split(",") if mix]
+    if set(mixes) - set(MIXES):
+        parser.error(f"unknown mix in {args.mixes!r}")
     server = HUBBUB
+    floor_peer = Peer(floor.NAME, floor.command(), floor.dialect, floor.available)
     cpus = sorted(os.sched_getaffinity(0))
     if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
         # One core each: the figures move less than when the scheduler moves them around.
         os.sched_setaffinity(0, {cpus[0]})
         server = pinned(cpus[-1])
+        floor_peer = Peer(floor.NAME, floor.command(cpus[-1]), floor.dialect, floor.available)
         print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpus[-1]}")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -274,12 +298,20 @@ async def main() -> None:
         for round_ in range(args.rounds):
             flip = round_ % 2 == 1  # every other round in reverse order, against drift
             got: dict[str, Any] = {}
-            steps = [("fan-out", mix) for mix in MIXES if "fanout" in scenarios]
+            steps = [("fan-out", mix) for mix in mixes if "fanout" in scenarios]
             steps += [("echo", name) for name in FORMATS if "echo" in scenarios]
+            if "fanout" in scenarios and floor.available() is None:
+                steps.append(("floor", floor.NAME))
             for kind, what in steps[::-1] if flip else steps:
                 try:
                     if kind == "fan-out":
                         await fanout_phase(url, pid, what, args.subscribers, args.seconds, got)
+                    elif kind == "floor":
+                        status("the kernel's floor")
+                        with running(floor_peer) as (floor_url, floor_pid):
+                            got["fanout floor"] = await floor.fanout(
+                                floor_url, floor_pid, args.subscribers, args.seconds
+                            )
                     else:
                         await echo_phase(url, pid, what, args.seconds, got)
                 except Exception as exc:  # reported; the other figures still run
@@ -296,6 +328,25 @@ async def main() -> None:
                   file=sys.stderr)  # fmt: skip
     print(f"(best of {args.rounds} interleaved rounds per figure; one server for all)")
     summary(report(results, args.subscribers), errors)
+    against_floor(results, args.subscribers)
+
+
+def against_floor(results: dict[str, Any], subscribers: int) -> None:
+    """hubbub's JSON fan-outs per server CPU-second as a percentage of the floor's."""
+    why = floor.available()
+    at_floor = results.get("fanout floor")
+    if why is not None or at_floor is None:
+        print(f"\nthe kernel's floor: not measured ({why or 'failed'})")
+        return
+    print(f"\nthe kernel's floor ({floor.NAME}, one write per subscriber per publication, "
+          f"{subscribers:,} subscribers): {fmt(at_floor.per_cpu)} deliveries per CPU-s; "
+          f"target >= {100 * floor.TARGET:.0f} %")  # fmt: skip
+    for channel, what in CHANNELS.items():
+        m = results.get(f"fanout {channel} json")
+        if m is not None and m.per_cpu and at_floor.per_cpu:
+            got = m.per_cpu / at_floor.per_cpu
+            print(f"  fan-out {what}, JSON: {floor.percent(m.per_cpu, at_floor.per_cpu)} of the "
+                  f"floor {'met' if got >= floor.TARGET else 'MISSED'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ printed: a figure taken while it was saturated says more about it than about the
 hubbub serves bench/hub_app.py with history off in the bench channels (the baselines store
 nothing either) and the full Centrifugo protocol on top: connect, subscribe, publish commands,
 pushes. Baselines: bench/peers/*.py and ws_server.js (npm ci --prefix bench/peers).
+The kernel's floor: bench/peers/floor.c (bench/floor.py compiles it with ``cc -O2`` in the
+run; skipped without a C compiler), one write() of a pre-built frame per subscriber per
+publication; every fan-out is also printed as a percentage of its deliveries per CPU-second.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import floor  # noqa: E402
 from bench.dialects import PlainDialect, SocketIODialect  # noqa: E402
 
 from hubbub.loadgen import (  # noqa: E402
@@ -134,6 +138,7 @@ ALL_PEERS = {
         lambda: PlainDialect("node-ws"),
         _node_available,
     ),
+    "floor": Peer(floor.NAME, floor.command(), floor.dialect, floor.available),
 }  # fmt: skip
 
 
@@ -196,6 +201,8 @@ async def bench_peer(
                                                              out))  # fmt: skip
         if "echo" in scenarios:
             await phase(out, "echo", pid, echo_phase(peer, url, pid, seconds, out))
+        if peer.name == floor.NAME:
+            out["drops"] = floor.drops(int(url.rsplit(":", 1)[1]))
     status("")
     print("\r", end="", file=sys.stderr)
     return out
@@ -316,14 +323,19 @@ def report(results: dict[str, dict[str, Any]], scenarios: set[str], clients: int
 
     if "fanout" in scenarios:
         rows = []
+        at_floor = results.get(floor.NAME, {}).get("fanout")
         for name, m in measured("fanout"):
             p50, p99, _ = results[name].get("latency", (float("nan"), float("nan"), 0))
             rows.append([name, fmt(m.rate), fmt(m.per_cpu), ratio(hub["fanout"].per_cpu, m.per_cpu)
-                         if "fanout" in hub else "-", f"{p50:.1f}", f"{p99:.1f}",
-                         f"{m.own_load:.2f}"])  # fmt: skip
+                         if "fanout" in hub else "-",
+                         floor.percent(m.per_cpu, at_floor.per_cpu if at_floor else None),
+                         f"{p50:.1f}", f"{p99:.1f}", f"{m.own_load:.2f}"])  # fmt: skip
         table(f"1. fan-out: {clients:,} subscribers, one 100-byte publication per write",
-              ["server", "deliveries/s", "per CPU-s", "hubbub x", "p50 ms", "p99 ms",
-               "gen load"], rows)  # fmt: skip
+              ["server", "deliveries/s", "per CPU-s", "hubbub x", "of floor", "p50 ms",
+               "p99 ms", "gen load"], rows)  # fmt: skip
+        if floor.NAME in results:
+            print(f"  (floor: {results[floor.NAME].get('drops', 0)} subscribers dropped on a "
+                  "short or failed write)")  # fmt: skip
         rows = []
         for name, m in measured("coalesced"):
             rows.append([name, fmt(m.rate), fmt(m.per_cpu),
@@ -407,6 +419,12 @@ def targets(results: dict[str, dict[str, Any]]) -> None:
         per_cpu("aiohttp", "echo"),
         0.8,
     )
+    at_floor = per_cpu(floor.NAME, "fanout")
+    if per_cpu("hubbub", "fanout") and at_floor:
+        got = per_cpu("hubbub", "fanout") / at_floor  # type: ignore[operator]
+        checks.append(f"  fan-out per CPU-s vs the kernel floor (issue 18): {100 * got:.0f} % "
+                      f"(target >= {100 * floor.TARGET:.0f} %) "
+                      f"{'met' if got >= floor.TARGET else 'MISSED'}")  # fmt: skip
     if "memory" in hub:
         kib = hub["memory"] / 1024
         checks.append(f"  idle memory: {kib:.1f} KiB per connection (target <= 16) "

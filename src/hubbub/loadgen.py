@@ -97,6 +97,10 @@ class Dialect:
         """Answer keepalives; True when ``payload`` was only that."""
         return False
 
+    def inflate(self, payload: bytes) -> bytes:
+        """A compressed (RSV1) message's payload inflated (:mod:`hubbub.loadgen_deflate`)."""
+        raise ConnectionError("a compressed frame, but no permessage-deflate was offered")
+
 
 class HubbubDialect(Dialect):
     """The Centrifugo JSON protocol, as hubbub speaks it."""
@@ -250,10 +254,10 @@ class Client(asyncio.Protocol):
             if end > size:
                 break
             opcode = buf[pos] & 0x0F
-            if opcode == 1 or opcode == 2:
-                self._frame(buf[pos + head : end])
+            payload = buf[pos + head : end]
+            if opcode == 1 or opcode == 2:  # 0x40: RSV1, a compressed message
+                self._frame(self.dialect.inflate(payload) if buf[pos] & 0x40 else payload)
             elif opcode == 9 and self.transport is not None:  # ping: pong with its payload
-                payload = buf[pos + head : end]
                 self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
             elif opcode == 8 and self.transport is not None:
                 self.transport.close()
@@ -423,9 +427,7 @@ class Measure:
 
     @property
     def per_cpu(self) -> float | None:
-        if self.server_cpu is None or self.server_cpu <= 0:
-            return None
-        return self.count / self.server_cpu
+        return self.count / self.server_cpu if self.server_cpu else None
 
     @property
     def own_load(self) -> float:
@@ -469,8 +471,7 @@ async def flood(
     of them per write, round-robin over ``channels``. Counts deliveries for ``seconds``."""
     dialect = publisher.dialect
     body = b"x" * size
-    sent = 0
-    turn = 0
+    sent = turn = 0
     base = stats.delivered
     measure = Window(pid)
     deadline = measure.t0 + seconds
@@ -584,9 +585,8 @@ def parser_ceiling(
         client._open = True
         client.transport = Sink()  # type: ignore[assignment]
         first = 0x82 if binary else 0x81
-        head = bytes((first, 126)) + len(frame_payload).to_bytes(2, "big")
-        if len(frame_payload) < 126:
-            head = bytes((first, len(frame_payload)))
+        size = len(frame_payload)
+        head = bytes((first, size)) if size < 126 else bytes((first, 126)) + size.to_bytes(2, "big")
         frame = head + frame_payload  # one frame per read, as fan-out delivers them
         receive = client.data_received
         start = own_cpu_seconds()

@@ -59,7 +59,12 @@ async def test_chromium_gets_a_12_bit_window_and_reads_the_frames(
     await page.goto(server.url + "/health")  # same origin as the sockets
     ws = server.url.replace("http", "ws", 1)
     echo = await page.evaluate(ECHO, [ws + "/", MS])
-    assert echo == {"extensions": "permessage-deflate; server_max_window_bits=12", "same": True}
+    assert echo == {
+        "extensions": "permessage-deflate; server_max_window_bits=12; server_no_context_takeover",
+        "same": True,
+    }
     channel = await page.evaluate(CHANNEL, [ws + "/connection/websocket", MS])
-    assert channel["extensions"] == "permessage-deflate; server_max_window_bits=12"
+    assert channel["extensions"] == (
+        "permessage-deflate; server_max_window_bits=12; server_no_context_takeover"
+    )
     assert '"y' + "y" * 2999 + '"' in channel["pub"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from hubbub.engines.base import Broker
 from hubbub.engines.eventoutbox import EventOutbox, MemoryEventOutbox, OutboxEvent
@@ -146,3 +147,49 @@ async def test_durable_outboxes_survive_a_reopen(engine: Engine) -> None:
     finally:
         await broker.close()
         await engine.broker.open()  # (the fixture closes it)
+
+
+async def test_two_nodes_racing_on_many_channels_neither_double_nor_miss(
+    engine: Engine,
+) -> None:
+    """Two nodes (two outboxes on one store) take and leave many channels at once, as their
+    occupancy workers do (the event made, with its time, by a function the store calls): the
+    events written are exactly those ``occupy``/``vacate`` reported, and each channel's, in
+    the order of their time, alternate occupied, vacated."""
+    first = await outbox_of(engine.broker)
+    other = None if engine.reopen is None else await engine.reopen()
+    second = first if other is None else await outbox_of(other)
+    written: set[str] = set()
+    made: dict[str, tuple[str, str]] = {}  # event id -> (channel, type)
+
+    async def node(name: str, outbox: EventOutbox, channel: str) -> None:
+        for cycle in range(4):
+            for kind in ("channel_occupied", "channel_vacated"):
+                eid = f"{channel}-{name}-{cycle}-{kind}"
+                made[eid] = (channel, kind)
+
+                def stamp(eid: str = eid) -> list[OutboxEvent]:
+                    return [OutboxEvent("webhook", eid, f'{{"id":"{eid}"}}', time.time())]
+
+                step = outbox.occupy if kind == "channel_occupied" else outbox.vacate
+                if await step(channel, name, stamp, time.time()):
+                    written.add(eid)
+
+    try:
+        channels = [f"room{n}" for n in range(30)]
+        await asyncio.gather(
+            *(node(name, box, ch) for ch in channels for name, box in (("A", first), ("B", second)))
+        )
+        stored = await first.claim("webhook", 10_000, time.time() + 1, LEASE)
+    finally:
+        if other is not None:
+            await other.close()
+    assert sorted(e.id for e in stored) == sorted(written)  # nothing doubled, nothing missed
+    for channel in channels:
+        kinds = [
+            made[e.id][1]
+            for e in sorted(stored, key=lambda e: e.created)
+            if made[e.id][0] == channel
+        ]
+        half = len(kinds) // 2
+        assert kinds == ["channel_occupied", "channel_vacated"] * half and half, (channel, kinds)

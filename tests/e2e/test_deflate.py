@@ -29,7 +29,10 @@ async def test_a_browser_offer_gets_a_12_bit_window_on_the_echo_path(
 ) -> None:
     peer = await DeflatePeer.connect("127.0.0.1", server.port, "/", BROWSER_OFFER)
     try:
-        assert peer.extension == "permessage-deflate; server_max_window_bits=12"
+        assert (
+            peer.extension
+            == "permessage-deflate; server_max_window_bits=12; server_no_context_takeover"
+        )
         for message in far_repeat():  # inflated with a 12-bit window: a wider one fails
             peer.send_text(message)
             assert await peer.recv_text() == message
@@ -82,7 +85,7 @@ async def test_an_offer_zlib_cannot_honour_falls_back_to_the_next(server: Server
         ("permessage-deflate; server_max_window_bits=8", None),
         (
             "permessage-deflate; server_max_window_bits=8, permessage-deflate",
-            "permessage-deflate; server_max_window_bits=12",
+            "permessage-deflate; server_max_window_bits=12; server_no_context_takeover",
         ),
     ]:
         peer = await DeflatePeer.connect("127.0.0.1", server.port, "/", offer)
@@ -97,7 +100,10 @@ async def test_an_offer_zlib_cannot_honour_falls_back_to_the_next(server: Server
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ("compression_window_bits = 15\n", "permessage-deflate; server_max_window_bits=15"),
+        (
+            "compression_window_bits = 15\n",
+            "permessage-deflate; server_max_window_bits=15; server_no_context_takeover",
+        ),
         ("compression = false\n", None),
     ],
 )

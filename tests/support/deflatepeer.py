@@ -33,6 +33,10 @@ class DeflatePeer:
         self.window_bits = int(bits.group(1)) if bits else 15
         self.no_context_takeover = "server_no_context_takeover" in (extension or "")
         self._compressor = zlib.compressobj(wbits=-15)
+        #: Whether the last frame received had RSV1 (was compressed), and its payload's size
+        #: on the wire.
+        self.compressed = False
+        self.wire_size = 0
         self._inflater = zlib.decompressobj(-self.window_bits)
 
     @classmethod
@@ -82,6 +86,7 @@ class DeflatePeer:
         elif n == 127:
             n = int.from_bytes(await reader.readexactly(8), "big")
         payload = await reader.readexactly(n)
+        self.compressed, self.wire_size = bool(b0 & RSV1), n
         if b0 & RSV1:
             assert self.deflate, "a compressed frame without the extension"
             if self.no_context_takeover:

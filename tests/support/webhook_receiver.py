@@ -143,3 +143,60 @@ class ThreadedReceiver:
     @property
     def bad_signatures(self) -> int:
         return self.receiver.bad_signatures
+
+
+class EndlessBodyReceiver:
+    """A raw asyncio server that answers every POST ``200 OK`` with ``Content-Length:
+    1000000`` and then never ends the body: nothing more (``trickle`` None) or one byte every
+    ``trickle`` seconds. The events of each request are counted by id in :attr:`seen`."""
+
+    ANSWER: bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
+
+    def __init__(self, trickle: float | None = None) -> None:
+        self.trickle = trickle
+        self.seen: Counter[str] = Counter()
+        self.requests = 0
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in self._writers:
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:  # (a request per round: the client may reuse the connection)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                self.requests += 1
+                self.seen.update(event["id"] for event in json.loads(body))
+                writer.write(self.ANSWER)
+                await writer.drain()
+                if self.trickle is None:
+                    await reader.read()  # (until the client hangs up)
+                    return
+                while True:
+                    await asyncio.sleep(self.trickle)
+                    writer.write(b" ")
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            return
+        finally:
+            self._writers.discard(writer)
+            writer.close()

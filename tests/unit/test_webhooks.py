@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -200,8 +201,8 @@ async def test_expired_events_are_dropped_counted_and_logged(
     await outbox.add([old, new], now)
     batch = await outbox.claim("webhook", 10, now, 30)
     with caplog.at_level(logging.ERROR):
-        kept = await deliverer._drop_expired(batch, now)
-    assert [e.id for e in kept] == ["new"]
+        kept, pause = await deliverer._drop_expired(batch, now)
+    assert [e.id for e in kept] == ["new"] and pause == 0
     assert deliverer.dropped["max_age"] == 1
     assert await outbox.depth("webhook") == 1
     assert any("old (connect)" in r.getMessage() for r in caplog.records)
@@ -280,3 +281,139 @@ async def test_a_failing_backend_is_not_flooded_with_a_backlog() -> None:
     assert 1 <= receiver.requests < 150, receiver.requests
     assert 0 < deliverer.retried <= 10 * receiver.requests
     assert await outbox.depth("webhook") == 1000
+
+
+def deliverer_of(outbox: MemoryEventOutbox, url: str, **kw: float) -> Deliverer:
+    params: dict[str, float] = {"timeout": 3, "max_backoff": 0.2, "max_age": 60} | kw
+    return Deliverer(
+        outbox,
+        webhook_target(url, SECRET),
+        batch_size=10,
+        concurrency=2,
+        timeout=params["timeout"],
+        max_backoff=params["max_backoff"],
+        max_age=params["max_age"],
+    )
+
+
+def connect_event(eid: str, created: float) -> OutboxEvent:
+    return OutboxEvent("webhook", eid, event_json("connect", eid, 1, "n"), created)
+
+
+@pytest.mark.parametrize("trickle", [None, 0.05])
+async def test_a_2xx_whose_body_never_ends_settles_its_events_once(trickle: float | None) -> None:
+    """A receiver answering 200 with a body it never finishes (silent, or trickled): the
+    status decides; each event arrives once and leaves the outbox (no wait for the timeout,
+    no retry)."""
+    from tests.support.webhook_receiver import EndlessBodyReceiver
+
+    receiver = EndlessBodyReceiver(trickle)
+    await receiver.up()
+    outbox = MemoryEventOutbox()
+    now = time.time()
+    await outbox.add([connect_event(f"e{n}", now) for n in range(25)], now)
+    deliverer = deliverer_of(outbox, receiver.url)
+    deliverer.start()
+    try:
+
+        async def settled() -> bool:
+            return await outbox.depth("webhook") == 0
+
+        await eventually(settled, what="the events settled")
+        assert deliverer.delivered == 25
+    finally:
+        await deliverer.stop()
+        await receiver.down()
+    assert receiver.seen == {f"e{n}": 1 for n in range(25)}
+    assert deliverer.retried == 0 and deliverer.failures == 0
+
+
+class FlakyOutbox(MemoryEventOutbox):
+    """A memory outbox whose next ``fail_acks`` acks raise an unexpected exception (the store
+    went away), counting its claims."""
+
+    def __init__(self, fail_acks: int) -> None:
+        super().__init__()
+        self.fail_acks = fail_acks
+        self.claims = 0
+
+    async def claim(self, target: str, limit: int, now: float, lease: float) -> list[OutboxEvent]:
+        self.claims += 1
+        return await super().claim(target, limit, now, lease)
+
+    async def ack(self, target: str, ids: Sequence[str]) -> None:
+        if self.fail_acks > 0:
+            self.fail_acks -= 1
+            raise RuntimeError("the store went away")
+        await super().ack(target, ids)
+
+
+async def test_a_failure_removing_expired_events_does_not_stop_delivery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The outbox raises once when the expired events are removed: logged; the batch's other
+    events are sent, and later ones too (the loop lives on)."""
+    from tests.support.webhook_receiver import Receiver
+
+    receiver = Receiver(SECRET)
+    await receiver.up()
+    outbox = FlakyOutbox(fail_acks=1)
+    now = time.time()
+    await outbox.add([connect_event("old", now - 61), connect_event("fresh", now)], now)
+    deliverer = deliverer_of(outbox, receiver.url)
+    deliverer.start()
+    try:
+        await eventually(lambda: "fresh" in receiver.events, what="the fresh event sent")
+        await outbox.add([connect_event("later", time.time())], time.time())
+        deliverer.wake()
+        await eventually(lambda: "later" in receiver.events, what="a later event sent")
+    finally:
+        await deliverer.stop()
+        await receiver.down()
+    assert "old" not in receiver.events
+    assert any("removing expired events failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failure_settling_a_delivered_batch_is_no_failed_post(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The outbox raises once when a delivered batch is acknowledged: logged; it counts as
+    delivered, not as a failed POST to retry, and the next events are settled."""
+    from tests.support.webhook_receiver import Receiver
+
+    receiver = Receiver(SECRET)
+    await receiver.up()
+    outbox = FlakyOutbox(fail_acks=1)
+    now = time.time()
+    await outbox.add([connect_event("first", now)], now)
+    deliverer = deliverer_of(outbox, receiver.url)
+    deliverer.start()
+    try:
+        await eventually(lambda: deliverer.delivered == 1, what="the first batch delivered")
+        await outbox.add([connect_event("second", time.time())], time.time())
+        deliverer.wake()
+        await eventually(lambda: deliverer.delivered == 2, what="the second batch delivered")
+        assert await outbox.depth("webhook") == 1  # (the first waits for its lease)
+    finally:
+        await deliverer.stop()
+        await receiver.down()
+    assert deliverer.retried == 0 and deliverer.failures == 0
+    assert any("settling 1 events failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_outbox_that_keeps_failing_is_paced_and_stop_ends_the_loop() -> None:
+    """Every removal of expired events raises: the loop backs off between claims (no busy
+    loop) and stop() ends it during its pause."""
+    outbox = FlakyOutbox(fail_acks=10**9)
+    now = time.time()
+    await outbox.add([connect_event(f"old{n}", now - 61) for n in range(1000)], now)
+    deliverer = deliverer_of(outbox, URL, max_backoff=0.2)
+    deliverer.start()
+    task = deliverer._task
+    assert task is not None
+    await eventually(lambda: outbox.claims >= 2, what="a second claim")
+    await asyncio.sleep(0.5)
+    await deliverer.stop()
+    assert task.cancelled()
+    assert 2 <= outbox.claims < 50, outbox.claims
+    assert deliverer.store_failing >= 1

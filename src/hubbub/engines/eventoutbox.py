@@ -18,7 +18,11 @@ the engine's store: SQLite (:mod:`hubbub.engines.sqlite_events`), PostgreSQL
   ``occupy`` adds one and writes ``events`` to the outbox in the same atomic step if, and
   only if, the channel had no membership of any node before; ``vacate`` removes one and
   writes ``events`` if, and only if, it was there and none is left. So with several nodes each
-  transition's event is written once, by one of them.
+  transition's event is written once, by one of them. ``events`` may be a function making
+  them (:data:`TransitionEvents`): SQLite, PostgreSQL and memory call it inside the atomic
+  step, with the channel locked, so the time of a channel's events follows the order in which
+  the store applied its transitions, whichever node made them (Redis calls it just before
+  its script: the order holds there up to that round trip).
 - **Node liveness.** ``alive(node, until)`` says the node lives until then; ``dead_nodes``
   lists the nodes whose time passed, ``channels_of`` a node's memberships, ``forget_node``
   removes a node without memberships. A node that dies has its memberships vacated by
@@ -28,9 +32,9 @@ the engine's store: SQLite (:mod:`hubbub.engines.sqlite_events`), PostgreSQL
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,15 @@ class OutboxEvent:
     payload: str
     created: float
     attempts: int = 0
+
+
+#: An occupancy transition's events, or a function making them (with their time) when called.
+TransitionEvents: TypeAlias = Sequence[OutboxEvent] | Callable[[], Sequence[OutboxEvent]]
+
+
+def made(events: TransitionEvents) -> Sequence[OutboxEvent]:
+    """The events of a transition (``events`` called if it is a function)."""
+    return events() if callable(events) else events
 
 
 class EventOutbox(Protocol):
@@ -70,11 +83,11 @@ class EventOutbox(Protocol):
         ...
 
     async def occupy(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
+        self, channel: str, node: str, events: TransitionEvents, due: float
     ) -> bool: ...
 
     async def vacate(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
+        self, channel: str, node: str, events: TransitionEvents, due: float
     ) -> bool: ...
 
     async def alive(self, node: str, until: float) -> None: ...
@@ -133,9 +146,7 @@ class MemoryEventOutbox:
     async def depth(self, target: str) -> int:
         return len(self._events.get(target, ()))
 
-    async def occupy(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
+    async def occupy(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
         nodes = self._members.setdefault(channel, set())
         first = not nodes
         if node in nodes:
@@ -143,12 +154,10 @@ class MemoryEventOutbox:
         nodes.add(node)
         self._channels.setdefault(node, set()).add(channel)
         if first:
-            self._put(events, due)
+            self._put(made(events), due)
         return first
 
-    async def vacate(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
+    async def vacate(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
         nodes = self._members.get(channel)
         self._channels.get(node, set()).discard(channel)
         if nodes is None or node not in nodes:
@@ -157,7 +166,7 @@ class MemoryEventOutbox:
         if nodes:
             return False
         del self._members[channel]
-        self._put(events, due)
+        self._put(made(events), due)
         return True
 
     async def alive(self, node: str, until: float) -> None:

@@ -46,7 +46,9 @@ class LocalBroker:
             stored, new = await self.store.append(channel, pub, history, idempotency_key)
             if not new:
                 return stored
-            pub = replace(stored, frame=pub.frame, delta=pub.delta)
+            if stored.frame != pub.frame or stored.delta != pub.delta:  # (stores keep neither)
+                stored = replace(stored, frame=pub.frame, delta=pub.delta)
+            pub = stored
         if self._handler is not None:
             self._handler.handle_publication(channel, pub)
         return pub

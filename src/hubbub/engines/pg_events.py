@@ -16,7 +16,7 @@ from typing import Final, TypeVar
 
 import asyncpg
 
-from hubbub.engines.eventoutbox import OutboxEvent
+from hubbub.engines.eventoutbox import OutboxEvent, TransitionEvents, made
 from hubbub.engines.groupcommit import GroupCommit
 from hubbub.engines.postgres import PostgresHistory
 
@@ -147,9 +147,7 @@ class PostgresEventOutbox:
     async def _lock(self, conn: asyncpg.Connection, channel: str) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "hubbub_wh:" + channel)
 
-    async def occupy(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
+    async def occupy(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
             await self._lock(conn, channel)
             nodes = {
@@ -163,14 +161,12 @@ class PostgresEventOutbox:
             await conn.execute("INSERT INTO hubbub_webhook_members VALUES ($1, $2)", channel, node)
             if nodes:
                 return False
-            await _put(conn, events, due)
+            await _put(conn, made(events), due)
             return True
 
         return await self._tx(work)
 
-    async def vacate(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
+    async def vacate(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
             await self._lock(conn, channel)
             status = await conn.execute(
@@ -185,7 +181,7 @@ class PostgresEventOutbox:
             )
             if left is not None:
                 return False
-            await _put(conn, events, due)
+            await _put(conn, made(events), due)
             return True
 
         return await self._tx(work)

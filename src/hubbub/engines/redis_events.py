@@ -22,7 +22,7 @@ from typing import Any, Final
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from hubbub.engines.eventoutbox import OutboxEvent
+from hubbub.engines.eventoutbox import OutboxEvent, TransitionEvents, made
 from hubbub.engines.redis import RedisBroker
 from hubbub.errors import StoreError
 
@@ -174,16 +174,12 @@ class RedisEventOutbox:
         except (RedisError, OSError) as exc:
             raise StoreError(f"redis: {exc}") from None
 
-    async def occupy(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
-        args = [self._prefix, channel, node, *self._event_args(events, due)]
+    async def occupy(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
+        args = [self._prefix, channel, node, *self._event_args(made(events), due)]
         return bool(await self._eval(_OCCUPY, [], args))
 
-    async def vacate(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
-        args = [self._prefix, channel, node, *self._event_args(events, due)]
+    async def vacate(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
+        args = [self._prefix, channel, node, *self._event_args(made(events), due)]
         return bool(await self._eval(_VACATE, [], args))
 
     async def alive(self, node: str, until: float) -> None:

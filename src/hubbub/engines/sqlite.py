@@ -12,18 +12,17 @@ blocks on the disk and statements never race each other. Errors of sqlite3 becom
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from hubbub.core.types import ClientInfo, HistoryResult, Publication, StreamPosition
 from hubbub.engines.durable import RETENTION_BATCH, Append, DurableHistory
 from hubbub.engines.memory import new_epoch
+from hubbub.engines.worker import Worker
 from hubbub.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,8 @@ MIGRATIONS: Final[dict[int, list[str]]] = {
     ],
 }
 T = TypeVar("T")
+#: Channels one ``IN (...)`` list names at most (SQLite allows 32,766 parameters).
+_IN_CHUNK: Final = 500
 
 
 def info_to_text(info: ClientInfo | None) -> str | None:
@@ -123,15 +124,15 @@ class SqliteHistory(DurableHistory):
         super().__init__(**options)
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: Worker | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if self._worker is None:
             raise StoreError(f"{self.path}: store is not open")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            return await self._worker.run(fn, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
@@ -155,8 +156,8 @@ class SqliteHistory(DurableHistory):
         return self._conn
 
     async def open(self) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite")
+        if self._worker is None:
+            self._worker = Worker("hubbub-sqlite")
         try:
             await self._run(self._db)
         except OSError as exc:
@@ -165,12 +166,12 @@ class SqliteHistory(DurableHistory):
 
     async def close(self) -> None:
         await self._stop_retention()
-        if self._executor is not None:
+        if self._worker is not None:
             if self._conn is not None:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+                await self._worker.run(self._conn.close)
                 self._conn = None
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            await self._worker.close()
+            self._worker = None
 
     # -- appends (group commit) ----------------------------------------------------------
 
@@ -178,57 +179,65 @@ class SqliteHistory(DurableHistory):
         return await self._run(self._append_sync, batch)
 
     def _append_sync(self, batch: list[Append]) -> list[tuple[Publication, bool]]:
+        """One transaction for ``batch``, with a statement per kind of row for the whole
+        batch (``executemany``), not per publication: the streams' tops read in one
+        ``SELECT``, the publications, idempotency keys and tops written in one call each, and
+        a trim per stream only where it has more than its history size."""
         conn = self._db()
         now = self._clock()
-        streams: dict[str, list[Any]] = {}  # channel -> [epoch, top, size]
         out: list[tuple[Publication, bool]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
+            streams, expired = self._load_streams(conn, {item.channel for item in batch}, now)
+            rows: list[tuple[Any, ...]] = []
+            keys: list[tuple[str, str, int, float]] = []
+            # (channel, key) -> what an earlier publication of this batch stored under it
+            keyed: dict[tuple[str, str], Publication] = {}
             for item in batch:
                 if item.key is not None:
-                    row = conn.execute(
-                        "SELECT offset FROM idempotency WHERE channel = ? AND key = ? "
-                        "AND expires_at > ?",
-                        (item.channel, item.key, now),
-                    ).fetchone()
-                    if row is not None:
-                        out.append((self._stored(conn, item, row[0]), False))
+                    earlier = keyed.get((item.channel, item.key))
+                    if earlier is None:
+                        earlier = self._kept(conn, item, now)
+                    if earlier is not None:
+                        out.append((earlier, False))
                         continue
-                stream = streams.get(item.channel)
-                if stream is None:
-                    stream = streams[item.channel] = self._load_stream(conn, item.channel, now)
-                stream[1] += 1
+                stream = streams[item.channel]
+                top = stream[1] = stream[1] + 1
                 stream[2] = item.history.size
                 pub = item.pub
-                conn.execute(
-                    "INSERT INTO publications VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows.append(
                     (
                         item.channel,
-                        stream[1],
+                        top,
                         pub.data,
                         info_to_text(pub.info),
                         json.dumps(pub.tags) if pub.tags else None,
                         pub.time_ms,
                         now + item.history.ttl,
-                    ),
-                )
-                if item.key is not None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
-                        (item.channel, item.key, stream[1], now + item.history.idempotency_ttl),
                     )
-                out.append(
-                    (Publication(pub.data, stream[1], pub.info, pub.tags, pub.time_ms), True)
                 )
-            for channel, (epoch, top, size) in streams.items():
-                conn.execute(
-                    "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE "
-                    "SET epoch = excluded.epoch, top = excluded.top, touched = excluded.touched",
-                    (channel, epoch, top, now),
-                )
-                conn.execute(
-                    "DELETE FROM publications WHERE channel = ? AND offset <= ?",
-                    (channel, top - size),
+                stored = Publication(pub.data, top, pub.info, pub.tags, pub.time_ms)
+                if item.key is not None:
+                    keys.append((item.channel, item.key, top, now + item.history.idempotency_ttl))
+                    keyed[(item.channel, item.key)] = stored
+                out.append((stored, True))
+            # A stream whose meta expired loses its old rows once something new is written to it.
+            restarted = [(c,) for c in expired if streams[c][2]]
+            if restarted:
+                conn.executemany("DELETE FROM publications WHERE channel = ?", restarted)
+            conn.executemany("INSERT INTO publications VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if keys:
+                conn.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", keys)
+            written = [(c, epoch, top, now) for c, (epoch, top, size) in streams.items() if size]
+            conn.executemany(
+                "INSERT INTO streams VALUES (?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE "
+                "SET epoch = excluded.epoch, top = excluded.top, touched = excluded.touched",
+                written,
+            )
+            trims = [(c, top - size) for c, (_, top, size) in streams.items() if 0 < size < top]
+            if trims:
+                conn.executemany(
+                    "DELETE FROM publications WHERE channel = ? AND offset <= ?", trims
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -236,15 +245,39 @@ class SqliteHistory(DurableHistory):
             raise
         return out
 
-    def _load_stream(self, conn: sqlite3.Connection, channel: str, now: float) -> list[Any]:
+    def _load_streams(
+        self, conn: sqlite3.Connection, channels: set[str], now: float
+    ) -> tuple[dict[str, list[Any]], list[str]]:
+        """channel -> [epoch, top, size] for ``channels`` (size 0: nothing appended yet), and
+        the channels whose stream meta expired; those and the ones without a stream start anew
+        with a new epoch."""
+        found: dict[str, tuple[str, int, float]] = {}
+        names = list(channels)
+        for at in range(0, len(names), _IN_CHUNK):
+            chunk = names[at : at + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT channel, epoch, top, touched FROM streams WHERE channel IN ({marks})"
+            for channel, epoch, top, touched in conn.execute(query, chunk):
+                found[channel] = (epoch, top, touched)
+        streams: dict[str, list[Any]] = {}
+        expired = []
+        for channel in names:
+            row = found.get(channel)
+            if row is not None and now - row[2] <= self._meta_ttl:
+                streams[channel] = [row[0], row[1], 0]
+                continue
+            if row is not None:  # the stream's meta expired: a new stream, a new epoch
+                expired.append(channel)
+            streams[channel] = [new_epoch(), 0, 0]
+        return streams, expired
+
+    def _kept(self, conn: sqlite3.Connection, item: Append, now: float) -> Publication | None:
+        """The publication stored under ``item``'s idempotency key, if the key is alive."""
         row = conn.execute(
-            "SELECT epoch, top, touched FROM streams WHERE channel = ?", (channel,)
+            "SELECT offset FROM idempotency WHERE channel = ? AND key = ? AND expires_at > ?",
+            (item.channel, item.key, now),
         ).fetchone()
-        if row is not None and now - row[2] <= self._meta_ttl:
-            return [row[0], row[1], 0]
-        if row is not None:  # the stream's meta expired: a new stream, a new epoch
-            conn.execute("DELETE FROM publications WHERE channel = ?", (channel,))
-        return [new_epoch(), 0, 0]
+        return None if row is None else self._stored(conn, item, row[0])
 
     def _stored(self, conn: sqlite3.Connection, item: Append, offset: int) -> Publication:
         row = conn.execute(

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
-from hubbub.engines.eventoutbox import OutboxEvent
+from hubbub.engines.eventoutbox import OutboxEvent, TransitionEvents, made
 from hubbub.engines.groupcommit import GroupCommit
 from hubbub.engines.sqlite import SqliteHistory
 
@@ -137,9 +137,7 @@ class SqliteEventOutbox:
 
         return await self._history.with_db(work)
 
-    async def occupy(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
+    async def occupy(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
             nodes = {
                 row[0]
@@ -152,14 +150,12 @@ class SqliteEventOutbox:
             conn.execute("INSERT INTO webhook_members VALUES (?, ?)", (channel, node))
             if nodes:
                 return False
-            _put(conn, events, due)
+            _put(conn, made(events), due)
             return True
 
         return await self._in_transaction(work)
 
-    async def vacate(
-        self, channel: str, node: str, events: Sequence[OutboxEvent], due: float
-    ) -> bool:
+    async def vacate(self, channel: str, node: str, events: TransitionEvents, due: float) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
             removed = conn.execute(
                 "DELETE FROM webhook_members WHERE channel = ? AND node = ?", (channel, node)
@@ -171,7 +167,7 @@ class SqliteEventOutbox:
             ).fetchone()
             if left is not None:
                 return False
-            _put(conn, events, due)
+            _put(conn, made(events), due)
             return True
 
         return await self._in_transaction(work)

@@ -1,13 +1,21 @@
-"""permessage-deflate (RFC 7692) negotiated by hubbub, with bounded memory per connection.
+"""permessage-deflate (RFC 7692) negotiated by hubbub: context-free, so that a message is
+compressed once for every connection, with bounded memory.
 
 aiohttp accepts a client's offer with the server's window at whatever the client asked for
-(15 bits when it asked nothing, which is what browsers do), and its compressor uses zlib's
-default memory level 8: 262 KiB allocated per connection. hubbub negotiates itself:
+(15 bits when it asked nothing, which is what browsers do) and compresses for each connection
+with a compressor of its own (zlib's default memory level 8: 262 KiB each). hubbub negotiates
+itself:
 
+- ``server_no_context_takeover`` is in every response, asked for or not: RFC 7692 §7.1.1.1
+  lets a server include it "even if the extension negotiation offer being accepted ... didn't
+  include" it. Clients accept it: Chromium (tests/browser), the ``websockets`` client (it
+  refuses a response only for *leaving it out* when it asked for it) and aiohttp's (whose
+  inflater keeps one stream, which context-free messages do not disturb). The server
+  then compresses each message on its own, so its compressed frame is the same for every
+  connection of one window and is built once (:class:`hubbub.server.sending.DeflateFramer`).
 - ``server_max_window_bits`` is always sent, at most ``max_window_bits`` (the
   ``compression_window_bits`` setting, 12 by default) and at most what the client asked for.
   RFC 7692 §7.1.2.1 lets a server include it in every response.
-- ``server_no_context_takeover`` is accepted when the client asks for it.
 - ``client_max_window_bits`` is not sent: the messages from the client are inflated by aiohttp,
   whose inflater always has a 15-bit window, so a smaller client window would cost
   compression and save nothing here.
@@ -15,8 +23,9 @@ default memory level 8: 262 KiB allocated per connection. hubbub negotiates itse
   that is malformed (unknown or repeated parameter, bad value), is declined, and the next offer
   is tried; with none left the connection is made without compression (RFC 7692 §5).
 
-The compressor itself (:class:`hubbub.server.sending.DeflateWriter`) uses the negotiated window
-and the memory level :func:`mem_level` pairs with it; :func:`compressor_bytes` is its size.
+The compressor uses the negotiated window and the memory level :func:`mem_level` pairs with
+it; :func:`compressor_bytes` is its size, paid once per event loop and window, not per
+connection.
 """
 
 from __future__ import annotations
@@ -43,16 +52,18 @@ _KNOWN: Final = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class DeflateParams:
-    """What one connection's handshake agreed on for the server-to-client direction."""
+    """What one connection's handshake agreed on for the server-to-client direction: the
+    window; server_no_context_takeover always holds."""
 
     window_bits: int
-    no_context_takeover: bool
 
     @property
     def header(self) -> str:
         """The ``Sec-WebSocket-Extensions`` value of the response."""
-        value = f"permessage-deflate; server_max_window_bits={self.window_bits}"
-        return value + "; server_no_context_takeover" if self.no_context_takeover else value
+        return (
+            f"permessage-deflate; server_max_window_bits={self.window_bits}; "
+            "server_no_context_takeover"
+        )
 
 
 def mem_level(window_bits: int) -> int:
@@ -118,7 +129,7 @@ def _accept(params: dict[str, str | None], max_window_bits: int) -> DeflateParam
         if asked is None or asked < MIN_WINDOW_BITS:
             return None
         bits = min(bits, asked)
-    return DeflateParams(bits, "server_no_context_takeover" in params)
+    return DeflateParams(bits)
 
 
 class DeflateResponse(web.WebSocketResponse):
@@ -163,4 +174,4 @@ class DeflateResponse(web.WebSocketResponse):
         if self.deflate is None:
             return headers, protocol, 0, False
         headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = self.deflate.header
-        return headers, protocol, self.deflate.window_bits, self.deflate.no_context_takeover
+        return headers, protocol, self.deflate.window_bits, True

@@ -9,8 +9,9 @@ connection of the loop together (see :class:`hubbub.server.websocket.WebSocketCo
   became dirty in one turn are flushed together ``write_delay`` seconds after that turn's
   first post, by one loop timer for all of them (FIFO of per-turn buckets: the delay is one
   constant, so deadlines come in the order the buckets were made).
-- :class:`DeflateWriter`: the frames of a connection that negotiated permessage-deflate,
-  compressed for it alone (the compressor keeps context), synchronously like the others.
+- :class:`DeflateFramer`: the frames of connections that negotiated permessage-deflate,
+  compressed once per loop, window, level and minimum size and shared like the plain ones
+  (every handshake grants ``server_no_context_takeover``); :func:`framer_for` gives a loop's.
 """
 
 from __future__ import annotations
@@ -246,51 +247,72 @@ def flusher_for(loop: asyncio.AbstractEventLoop) -> Flusher:
     return flusher
 
 
-class DeflateWriter:
-    """Frames for a connection that negotiated permessage-deflate (RFC 7692 §7.2.1): each
-    message compressed with this connection's compressor, which keeps context from message to
-    message (unless ``no_context_takeover``), so its frames are never shared.
+class DeflateFramer:
+    """Compressed frames for every connection of one loop that negotiated permessage-deflate
+    with the same window (RFC 7692 §7.2.1), built once and shared like the plain ones.
 
-    Guarantees: :meth:`frame` is synchronous, and frames written in the order they were made
-    decode in that order. The zlib compressor is made at the first message, with a window of
-    ``window_bits`` (the negotiated ``server_max_window_bits``) and the memory level
-    :func:`hubbub.server.deflate.mem_level` pairs with it, so it holds at most
-    :func:`hubbub.server.deflate.compressor_bytes` (30 KiB for 12 bits). :meth:`close` frees
-    it; the writer refers to nothing else (no task, no callback: no reference cycle)."""
+    Every handshake grants ``server_no_context_takeover`` (:mod:`hubbub.server.deflate`), so a
+    message's compressed frame depends only on the message, the window and the level: one
+    compressor per loop and setting serves every connection, and its frames go in the turn's
+    frame cache under ``(framer, message)``. The compressor is reused with a full flush
+    (``Z_FULL_FLUSH``: the output so far ends on a byte boundary and later output refers to
+    nothing before it), which is what server_no_context_takeover requires and is cheaper than
+    a fresh compressor per message (measured: 2.6 against 3.0 µs for a 180-byte message at 12
+    bits, 2.8 against 22 µs at 15 bits, where a fresh one's 200 KiB must be set up).
 
-    __slots__ = ("__weakref__", "_closed", "_compressor", "_flush_mode", "_window_bits")
+    Guarantees: :meth:`frame` is synchronous and each frame inflates on its own, with an
+    inflater of ``window_bits`` that is fresh or that inflated any other frames of this
+    extension before (at a message boundary). Messages of fewer than ``min_size`` bytes go
+    out as plain frames without RSV1 (RFC 7692 §6: compression is per message). The
+    compressor (:func:`hubbub.server.deflate.compressor_bytes`: 30 KiB at 12 bits) exists once
+    per loop and setting, made at the first message; a connection holds a reference only."""
 
-    def __init__(self, window_bits: int, no_context_takeover: bool = False) -> None:
-        self._window_bits = window_bits
-        # A full flush also forgets the context, as server_no_context_takeover requires.
-        self._flush_mode = zlib.Z_FULL_FLUSH if no_context_takeover else zlib.Z_SYNC_FLUSH
+    __slots__ = ("_compressor", "level", "min_size", "window_bits")
+
+    def __init__(self, window_bits: int, level: int, min_size: int) -> None:
+        self.window_bits = window_bits
+        self.level = level
+        self.min_size = min_size
         self._compressor: zlib._Compress | None = None
-        self._closed = False
-
-    @property
-    def allocated(self) -> bool:
-        """Whether the compressor exists (from the first message until :meth:`close`)."""
-        return self._compressor is not None
 
     def frame(self, message: str | bytes) -> bytes:
-        """A final, unmasked frame with RSV1 set holding ``message`` compressed: text for
-        ``str``, binary for ``bytes``. Raises ``ConnectionResetError`` after :meth:`close`."""
+        """A final, unmasked frame holding ``message``: text for ``str``, binary for
+        ``bytes``; compressed with RSV1 set unless shorter than ``min_size``."""
+        if isinstance(message, str):
+            payload, first = message.encode(), _TEXT
+        else:
+            payload, first = message, _BINARY
+        if len(payload) < self.min_size:
+            return _framed(first, payload)
         compressor = self._compressor
         if compressor is None:
-            if self._closed:
-                raise ConnectionResetError("the connection's compressor was released")
             compressor = self._compressor = zlib.compressobj(
-                zlib.Z_BEST_SPEED, zlib.DEFLATED, -self._window_bits, mem_level(self._window_bits)
+                self.level, zlib.DEFLATED, -self.window_bits, mem_level(self.window_bits)
             )
-        if isinstance(message, str):
-            payload, first = message.encode(), _TEXT | _RSV1
-        else:
-            payload, first = message, _BINARY | _RSV1
-        data = compressor.compress(payload) + compressor.flush(self._flush_mode)
+        try:
+            data = compressor.compress(payload) + compressor.flush(zlib.Z_FULL_FLUSH)
+        except BaseException:
+            self._compressor = None  # its state is unknown: the next message gets a new one
+            raise
         # A flush ends with an empty stored block, 00 00 ff ff, which the peer adds back.
-        return _framed(first, data[:-4] if data.endswith(_FLUSH_TAIL) else data)
+        return _framed(first | _RSV1, data[:-4] if data.endswith(_FLUSH_TAIL) else data)
 
-    def close(self) -> None:
-        """Free the compressor; later :meth:`frame` calls raise."""
-        self._compressor = None
-        self._closed = True
+
+_framers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[int, int, int], DeflateFramer]
+] = weakref.WeakKeyDictionary()
+
+
+def framer_for(
+    loop: asyncio.AbstractEventLoop, window_bits: int, level: int, min_size: int
+) -> DeflateFramer:
+    """The loop's :class:`DeflateFramer` for a window, a zlib level and a minimum size (the
+    same object for the same arguments on the same loop: frames are cached by it)."""
+    framers = _framers.get(loop)
+    if framers is None:
+        framers = _framers[loop] = {}
+    key = (window_bits, level, min_size)
+    framer = framers.get(key)
+    if framer is None:
+        framer = framers[key] = DeflateFramer(window_bits, level, min_size)
+    return framer

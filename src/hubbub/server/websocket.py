@@ -21,10 +21,11 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
   what :meth:`on_writable` releases is not delayed again; held output past
   ``write_buffer_limit`` is written at once. When the unsent bytes (held and in the
   transport's buffer) pass ``write_buffer_limit`` the connection is closed with the policy's
-  ``slow`` code. Connections that negotiated permessage-deflate compress per
-  connection (their compressor has state) in the same flush, with a bounded compressor
-  (:mod:`hubbub.server.deflate`). The machinery is in :mod:`hubbub.server.sending`; keepalive
-  deadlines share :mod:`hubbub.server.keepalive`.
+  ``slow`` code. Connections that negotiated permessage-deflate (always context-free:
+  :mod:`hubbub.server.deflate`) share compressed frames the same way, built once per turn per
+  window (and level and minimum size): the cache key is ``(framer, message)``; a connection
+  holds no compressor. The machinery is in :mod:`hubbub.server.sending`; keepalive deadlines
+  share :mod:`hubbub.server.keepalive`.
 - :meth:`close` that cannot hang: the close handshake is bounded by :data:`CLOSE_TIMEOUT`, and a
   peer that does not read gets its TCP connection aborted. Within that bound the close frame
   goes out before the TCP connection ends, also for a slow consumer: while the transport's
@@ -57,7 +58,7 @@ from hubbub.server.deflate import DeflateResponse
 from hubbub.server.edge import EdgeProtocol
 from hubbub.server.keepalive import TIMER_RESOLUTION, timers_for
 from hubbub.server.policy import RAW_POLICY, Policy
-from hubbub.server.sending import DeflateWriter, build_frame, flusher_for
+from hubbub.server.sending import DeflateFramer, build_frame, flusher_for, framer_for
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +180,17 @@ class WebSocketConnection:
         self._flusher = flusher_for(self._loop).delayed(settings.write_delay)
         self._pending: list[str | bytes] = []  # posted, not yet written
         self._pending_bytes = 0
-        # Only with permessage-deflate: the connection's own compressor and framer.
+        # Only with permessage-deflate: the loop's framer for the negotiated window (shared).
         params = ws.deflate if isinstance(ws, DeflateResponse) else None
-        self._deflate = (
-            DeflateWriter(params.window_bits, params.no_context_takeover) if params else None
+        self._deflate: DeflateFramer | None = (
+            framer_for(
+                self._loop,
+                params.window_bits,
+                settings.compression_level,
+                settings.compression_min_size,
+            )
+            if params
+            else None
         )
         self._flow = flow  # (deflate too: its frames are compressed when they are written)
         self._closer: asyncio.Task[None] | None = None
@@ -285,8 +293,8 @@ class WebSocketConnection:
             self.abort()
 
     async def _send_compressed(self, message: str | bytes) -> None:
-        # Through this connection's compressor, like what is posted (aiohttp's would be a
-        # second compression context the peer does not know of).
+        # Through the shared framer, like what is posted (aiohttp's compressor would be one
+        # more per connection).
         transport = self._transport
         if transport.is_closing():
             return
@@ -350,7 +358,7 @@ class WebSocketConnection:
         if transport.is_closing() or self._ws.closed:
             return
         if self._deflate is not None:
-            self._write_compressed(transport, pending, self._deflate)
+            self._write_compressed(transport, pending, frames, self._deflate)
         elif len(pending) == 1:  # the common case: one push this turn
             message = pending[0]
             frame = frames.get(message)
@@ -375,13 +383,26 @@ class WebSocketConnection:
             self._slow()
 
     def _write_compressed(
-        self, transport: asyncio.Transport, pending: list[str | bytes], deflate: DeflateWriter
+        self,
+        transport: asyncio.Transport,
+        pending: list[str | bytes],
+        frames: dict[object, bytes],
+        deflate: DeflateFramer,
     ) -> None:
+        # As _write's plain cases, keyed by the framer too (another window, another frame).
         if self._coalesce and len(pending) > 1 and (joined := _joined(pending)) is not None:
-            transport.write(deflate.frame(joined))
+            key: object = (deflate, tuple(pending))
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = deflate.frame(joined)
+            transport.write(frame)
             return
         for message in pending:
-            transport.write(deflate.frame(message))
+            key = (deflate, message)
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = deflate.frame(message)
+            transport.write(frame)
 
     def on_writable(self) -> None:
         """The transport's buffer drained below its low-water mark: what was held back is
@@ -436,12 +457,10 @@ class WebSocketConnection:
                 self._closer.result()
 
     def release(self) -> None:
-        """The handler is done with the connection: stop its timers, free its compressor, and
-        cut what would keep it in a reference cycle, so that it is freed without the cyclic
-        GC once the handler's references go."""
+        """The handler is done with the connection: stop its timers and cut what would keep
+        it in a reference cycle, so that it is freed without the cyclic GC once the handler's
+        references go."""
         self._stop_timers()
-        if self._deflate is not None:
-            self._deflate.close()
         self._pending.clear()
         self._pending_bytes = 0
         # aiohttp keeps the exception that ended a connection (a reset peer, a failed write);

@@ -12,6 +12,16 @@ Guarantees of :class:`Deliverer` (one per target and node; every node of a clust
   with its id and type). Anything else (another status, a timeout, a refused connection)
   makes the batch's events due again after a full-jitter exponential back-off: a random delay
   in ``[0, min(max_backoff, BACKOFF_BASE * 2 ** attempts)]``.
+- **The status decides.** After a 2xx the events are settled as delivered once at most
+  :data:`ANSWER_LIMIT` bytes of the body were read (and dropped) for at most
+  :data:`ANSWER_SECONDS`: a receiver that never ends its body (or trickles it) does not hold
+  the batch until the timeout and have it sent again. (A body not read to its end closes
+  the connection instead of reusing it.)
+- **The outbox failing does not stop it.** A claim, the removal of expired events or a
+  settle that raises (a StoreError, or anything unexpected) is logged; the loop goes on after
+  a back-off of the store's failures in a row (at most ``max_backoff``, at least
+  :data:`STORE_PAUSE_MIN`: never a busy loop).
+  :meth:`Deliverer.stop` ends it at any point.
 - **One node at a time per event.** Events are claimed with a lease (:mod:`.outbox
   <hubbub.engines.eventoutbox>`) of ``timeout + LEASE_MARGIN`` seconds: another node takes them
   only when the lease ran out (this one died, or its request outlived the timeout).
@@ -53,10 +63,14 @@ BACKOFF_BASE: Final = 0.5
 LEASE_MARGIN: Final = 5.0
 #: Longest wait between two claims when nothing woke the deliverer.
 POLL_INTERVAL: Final = 1.0
+#: Fewest seconds the loop waits after the outbox failed (never a busy loop).
+STORE_PAUSE_MIN: Final = 0.05
 #: Seconds between two reads of the outbox depth (``hubbub_webhook_outbox_depth``).
 DEPTH_INTERVAL: Final = 5.0
 #: Bytes of an answer's body read at most (the body means nothing; the status does).
 ANSWER_LIMIT: Final = 64 * 1024
+#: Seconds an answer's body is read at most (then the events are settled all the same).
+ANSWER_SECONDS: Final = 1.0
 #: Seconds :meth:`Deliverer.stop` waits for its requests once they are cancelled.
 STOP_TIMEOUT: Final = 1.0
 
@@ -143,6 +157,8 @@ class Deliverer:
         #: Requests that failed (any reason), in all and in a row.
         self.failures = 0
         self.failing = 0
+        #: Failures of the outbox in a row (claims, removals, settles).
+        self.store_failing = 0
         #: Events in the outbox of this target (read every DEPTH_INTERVAL seconds).
         self.depth = 0
         self._depth_read = 0.0
@@ -166,7 +182,6 @@ class Deliverer:
 
     async def _run(self) -> None:
         slots = asyncio.Semaphore(self.concurrency)
-        store_failing = 0
         while True:
             await slots.acquire()
             if self.failing:  # the target fails: pace the next claim (not a flood when it
@@ -180,47 +195,60 @@ class Deliverer:
                 self._wake.clear()
                 lease = self.timeout + LEASE_MARGIN
                 batch = await self.outbox.claim(self.target.name, self.batch_size, now, lease)
-                store_failing = 0
+                self.store_failing = 0
             except Exception as exc:  # (StoreError, or a bug: the loop goes on either way)
                 slots.release()
-                store_failing += 1
-                if store_failing == 1 or store_failing % 100 == 0:
-                    log.warning(
-                        "webhooks: claiming from the outbox failed (%d in a row): %s",
-                        store_failing,
-                        exc,
-                        exc_info=not isinstance(exc, StoreError),
-                    )
-                await asyncio.sleep(
-                    min(self.max_backoff, BACKOFF_BASE * 2 ** min(store_failing, 6))
-                )
+                await asyncio.sleep(self._store_failed("claiming from the outbox", exc))
                 continue
             claimed = len(batch)
-            batch = await self._drop_expired(batch, now)
-            if not batch:
+            batch, pause = await self._drop_expired(batch, now)
+            if batch:
+                task = asyncio.get_running_loop().create_task(self._send(batch))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+                task.add_done_callback(lambda _: slots.release())
+            else:
                 slots.release()
-                if not claimed:  # (all expired: there may be more, claim again at once)
-                    await self._idle()
-                continue
-            task = asyncio.get_running_loop().create_task(self._send(batch))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
-            task.add_done_callback(lambda _: slots.release())
+            if pause:  # (the expired events stay claimed until their lease ends)
+                await asyncio.sleep(pause)
+            elif not claimed:  # (nothing due; when all were expired there may be more, at once)
+                await self._idle()
+
+    def _store_failed(self, what: str, exc: Exception) -> float:
+        """Count and log (the first and every 100th in a row) a failure of the outbox; the
+        seconds to wait before the next claim (doubling, at most ``max_backoff``)."""
+        self.store_failing += 1
+        if self.store_failing == 1 or self.store_failing % 100 == 0:
+            log.warning(
+                "webhooks: %s failed (%d in a row): %s",
+                what,
+                self.store_failing,
+                exc,
+                exc_info=not isinstance(exc, StoreError),
+            )
+        bound = min(self.max_backoff, BACKOFF_BASE * 2 ** min(self.store_failing, 6))
+        return float(max(STORE_PAUSE_MIN, bound))
 
     async def _idle(self) -> None:
         """Wait for :meth:`wake` or the poll interval, whichever comes first."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._poll)
 
-    async def _drop_expired(self, batch: list[OutboxEvent], now: float) -> list[OutboxEvent]:
+    async def _drop_expired(
+        self, batch: list[OutboxEvent], now: float
+    ) -> tuple[list[OutboxEvent], float]:
+        """Remove the events older than ``max_age``; the others, and the seconds to pause
+        before the next claim (0, or a back-off when the outbox failed to remove them: they
+        stay claimed and come back after their lease)."""
+        kept = [e for e in batch if now - e.created <= self.max_age]
         expired = [e for e in batch if now - e.created > self.max_age]
         if not expired:
-            return batch
+            return batch, 0.0
         try:
             await self.outbox.ack(self.target.name, [e.id for e in expired])
-        except StoreError as exc:
-            log.warning("webhooks: expired events could not be removed: %s", exc)
-            return [e for e in batch if now - e.created <= self.max_age]
+        except Exception as exc:  # (StoreError, or a bug: the loop goes on either way)
+            return kept, self._store_failed("removing expired events", exc)
+        self.store_failing = 0
         self.depth = max(0, self.depth - len(expired))
         for event in expired:
             self.dropped["max_age"] += 1
@@ -232,7 +260,7 @@ class Deliverer:
                 self.max_age,
                 event.attempts,
             )
-        return [e for e in batch if now - e.created <= self.max_age]
+        return kept, 0.0
 
     def _session(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -251,23 +279,25 @@ class Deliverer:
         body = target.body([e.payload for e in batch])
         ids = [e.id for e in batch]
         problem = ""
+        status = 0
         try:
             async with self._session().post(
                 target.url, data=body, headers=target.headers(body), allow_redirects=False
             ) as resp:
-                await resp.content.read(ANSWER_LIMIT)  # (ignored; read so the connection is reused)
-                if 200 <= resp.status < 300:
-                    self.failing = 0
-                    await self._settle(ids, None)
-                    self.delivered += len(batch)
-                    self.depth = max(0, self.depth - len(batch))
-                    return
-                problem = f"status {resp.status}"
+                status = resp.status
+                await _discard(resp)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             problem = str(exc) or type(exc).__name__
         except Exception as exc:  # (a bad URL, a bug): a failure like any other, logged
             log.exception("webhooks: POST %s failed", target.name)
             problem = repr(exc)
+        if 200 <= status < 300:  # (the status decides, whatever became of the body after it)
+            self.failing = 0
+            await self._settle(ids, None)
+            self.delivered += len(batch)
+            self.depth = max(0, self.depth - len(batch))
+            return
+        problem = problem or f"status {status}"
         self.failures += 1
         self.failing += 1
         attempts = max(e.attempts for e in batch) + 1
@@ -291,5 +321,22 @@ class Deliverer:
                 await self.outbox.ack(self.target.name, ids)
             else:
                 await self.outbox.retry(self.target.name, ids, due)
-        except StoreError as exc:
-            log.warning("webhooks: the outbox failed to settle %d events: %s", len(ids), exc)
+        except Exception as exc:  # (StoreError, or a bug: the events wait for their lease)
+            self._store_failed(f"settling {len(ids)} events", exc)
+        else:
+            self.store_failing = 0
+
+
+async def _discard(resp: aiohttp.ClientResponse) -> None:
+    """Read and drop at most :data:`ANSWER_LIMIT` bytes of the answer's body, for at most
+    :data:`ANSWER_SECONDS`; a body cut short or failing is no error (the status decides)."""
+    import aiohttp
+
+    left = ANSWER_LIMIT
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+        async with asyncio.timeout(ANSWER_SECONDS):
+            while left > 0:
+                chunk = await resp.content.read(left)
+                if not chunk:
+                    break
+                left -= len(chunk)

@@ -19,7 +19,9 @@ Guarantees:
   was made (a completed connect), once each.
 - **Occupancy once per transition, cluster-wide.** Channel use is handed to one worker that
   applies this node's membership (``occupy``/``vacate`` of :mod:`hubbub.engines.eventoutbox`,
-  atomic, writing the event in the same step) in order per channel; a channel that is left
+  atomic, writing the event in the same step, and making it there: its ``time`` is that of
+  the step, so a channel's events are timed in the order the store applied them, whichever
+  node made them) in order per channel; a channel that is left
   and taken again before the worker gets to it makes no events (nothing changed). Every
   :data:`node_ttl` / 3 seconds the node renews its liveness and vacates the memberships of
   nodes whose liveness ran out (a node killed, or the previous run of this one).
@@ -37,6 +39,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Final
 
 from hubbub import periodic
@@ -278,10 +281,24 @@ class Events:
 
     # -- occupancy ---------------------------------------------------------------------------
 
-    def _transition(self, kind: str, channel: str) -> list[OutboxEvent]:
+    def _transition(
+        self, kind: str, channel: str
+    ) -> tuple[list[OutboxEvent], Callable[[], list[OutboxEvent]]]:
+        """A transition's events as they would be made now (for the room check and the
+        counts), and a function the outbox calls in its atomic step to make them again with
+        the same id and targets and the time of that step (a channel's events are timed in
+        the order the store applied them, whichever node made them)."""
         if kind not in self.types:
-            return []
-        return self._room(self._make(kind, channel=channel), kind)
+            return [], list
+        early = self._room(self._make(kind, channel=channel), kind)
+        if not early:
+            return [], list
+        eid, names = early[0].id, {e.target for e in early}
+
+        def stamp() -> list[OutboxEvent]:
+            return [e for e in self._make(kind, eid, channel=channel) if e.target in names]
+
+        return early, stamp
 
     async def _apply_forever(self) -> None:
         while True:
@@ -307,12 +324,12 @@ class Events:
         if want == (channel in self._held):
             return
         if want:
-            events = self._transition(ev.CHANNEL_OCCUPIED, channel)
-            changed = await self.outbox.occupy(channel, self.node, events, time.time())
+            events, stamp = self._transition(ev.CHANNEL_OCCUPIED, channel)
+            changed = await self.outbox.occupy(channel, self.node, stamp, time.time())
             self._held.add(channel)
         else:
-            events = self._transition(ev.CHANNEL_VACATED, channel)
-            changed = await self.outbox.vacate(channel, self.node, events, time.time())
+            events, stamp = self._transition(ev.CHANNEL_VACATED, channel)
+            changed = await self.outbox.vacate(channel, self.node, stamp, time.time())
             self._held.discard(channel)
         if changed and events:
             self._written(ev.CHANNEL_OCCUPIED if want else ev.CHANNEL_VACATED, events)
@@ -329,8 +346,8 @@ class Events:
         channels = await self.outbox.channels_of(node)
         vacated = 0
         for channel in channels:
-            events = self._transition(ev.CHANNEL_VACATED, channel)
-            if await self.outbox.vacate(channel, node, events, time.time()):
+            events, stamp = self._transition(ev.CHANNEL_VACATED, channel)
+            if await self.outbox.vacate(channel, node, stamp, time.time()):
                 vacated += 1
                 if events:
                     self._written(ev.CHANNEL_VACATED, events)

@@ -118,3 +118,77 @@ async def test_close_ends_a_retention_pass_that_loses_its_cancellation(tmp_path:
     finally:
         closing.cancel()  # (a wait_for here would lose it too: the stop suppresses it)
         await asyncio.wait({closing})
+
+
+async def test_one_batch_over_many_channels_keeps_every_stream(tmp_path: Path) -> None:
+    """A batch naming more channels than one ``IN (...)`` list holds: every stream's offsets
+    go on from where the last batch left them, and history keeps ``size`` per channel."""
+    small = HistoryOptions(size=2, ttl=60)
+    store = SqliteHistory(tmp_path / "h.db", retention_interval=0)
+    await store.open()
+    try:
+        channels = [f"c{i}" for i in range(1200)]
+        for round_ in range(3):
+            results = await asyncio.gather(
+                *(store.append(c, Publication(f'"{round_}"'), small) for c in channels)
+            )
+            assert [p.offset for p, new in results] == [round_ + 1] * len(channels)
+            assert all(new for _, new in results)
+        assert store.commits.batches < 10  # (batched: the case this test is about)
+        for channel in ("c0", "c777", "c1199"):
+            got = await store.read(channel, since_offset=None, limit=-1, reverse=False)
+            assert [p.offset for p in got.publications] == [2, 3]
+            assert got.position.offset == 3
+    finally:
+        await store.close()
+
+
+async def test_a_key_repeated_within_one_batch_stores_once(tmp_path: Path) -> None:
+    """Two appends with one idempotency key in the same transaction: the second gets the
+    first's publication (not new), and the stream grows by one."""
+    keyed = HistoryOptions(size=10, ttl=60, idempotency_ttl=60)
+    store = SqliteHistory(tmp_path / "h.db", retention_interval=0)
+    await store.open()
+    try:
+        results = await asyncio.gather(
+            store.append("c", Publication('"a"'), keyed, "k"),
+            store.append("c", Publication('"b"'), keyed, None),
+            store.append("c", Publication('"c"'), keyed, "k"),
+        )
+        assert store.commits.batches == 1
+        assert [(p.offset, p.data, new) for p, new in results] == [
+            (1, '"a"', True),
+            (2, '"b"', True),
+            (1, '"a"', False),
+        ]
+        later, new = await store.append("c", Publication('"d"'), keyed, "k")
+        assert (later.offset, later.data, new) == (1, '"a"', False)
+        position = await store.position("c")
+        assert position.offset == 2
+    finally:
+        await store.close()
+
+
+async def test_an_expired_stream_restarts_only_when_written(tmp_path: Path) -> None:
+    """A stream whose meta outlived ``meta_ttl`` starts anew (new epoch, old rows gone) with
+    its next append; one only named by an idempotent repeat in a batch is left as it is."""
+    now = [1000.0]
+    keyed = HistoryOptions(size=10, ttl=10_000, idempotency_ttl=10_000)
+    store = SqliteHistory(
+        tmp_path / "h.db", clock=lambda: now[0], meta_ttl=100, retention_interval=0
+    )
+    await store.open()
+    try:
+        await store.append("old", Publication('"1"'), keyed)
+        await store.append("kept", Publication('"1"'), keyed, "k")
+        before = await store.position("old")
+        now[0] += 500
+        repeat, new = await store.append("kept", Publication('"2"'), keyed, "k")
+        assert (repeat.offset, new) == (1, False)
+        fresh, new = await store.append("old", Publication('"2"'), keyed)
+        assert (fresh.offset, new) == (1, True)
+        after = await store.read("old", since_offset=None, limit=-1, reverse=False)
+        assert [p.data for p in after.publications] == ['"2"']
+        assert after.position.epoch != before.epoch
+    finally:
+        await store.close()

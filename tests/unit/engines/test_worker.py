@@ -1,0 +1,77 @@
+"""The store thread's hand-off (:mod:`hubbub.engines.worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from hubbub.engines.worker import Worker
+
+
+async def test_calls_run_in_order_in_one_thread() -> None:
+    worker = Worker("test-worker")
+    seen: list[tuple[int, int]] = []
+    try:
+        results = await asyncio.gather(
+            *(
+                worker.run(lambda i=i: seen.append((i, threading.get_ident())) or i)
+                for i in range(50)
+            )
+        )
+        assert results == list(range(50))
+        assert [i for i, _ in seen] == list(range(50))
+        assert len({ident for _, ident in seen}) == 1
+        assert seen[0][1] != threading.get_ident()
+    finally:
+        await worker.close()
+
+
+async def test_an_exception_reaches_the_caller_and_the_worker_goes_on() -> None:
+    worker = Worker("test-worker")
+
+    def fail() -> None:
+        raise ValueError("broken")
+
+    try:
+        with pytest.raises(ValueError, match="broken"):
+            await worker.run(fail)
+        assert await worker.run(lambda: 7) == 7
+    finally:
+        await worker.close()
+
+
+async def test_a_cancelled_caller_drops_the_result_and_the_call_still_runs() -> None:
+    worker = Worker("test-worker")
+    ran = threading.Event()
+
+    def slow() -> int:
+        time.sleep(0.05)
+        ran.set()
+        return 1
+
+    try:
+        task = asyncio.ensure_future(worker.run(slow))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await worker.run(lambda: 2) == 2  # (after slow: the order holds)
+        assert ran.is_set()
+    finally:
+        await worker.close()
+
+
+async def test_close_finishes_what_is_queued_then_refuses() -> None:
+    worker = Worker("test-worker")
+    done: list[int] = []
+    pending = [asyncio.ensure_future(worker.run(done.append, i)) for i in range(5)]
+    await asyncio.sleep(0)  # (the calls are queued)
+    await worker.close()
+    await asyncio.gather(*pending)
+    assert done == [0, 1, 2, 3, 4]
+    with pytest.raises(RuntimeError):
+        await worker.run(lambda: None)
+    await worker.close()  # idempotent
