@@ -26,6 +26,9 @@ from hubbub.errors import ClientError
 # ensure_ascii: text stays ASCII on the wire; allow_nan=False: NaN and Infinity, which JSON
 # has no words for, raise ValueError instead of becoming text that JSON.parse throws on.
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
+#: What that encoder writes for a ``str`` (its own first step for one), without the call
+#: layers around it: the usual data of a command is a string.
+_dumps_str: Final = json.encoder.encode_basestring_ascii
 
 
 class NotJSON(ValueError):
@@ -125,6 +128,8 @@ def _may_be_deep(text: str | bytes) -> bool:
 def dumps(value: Any) -> str:
     """Compact, single-line, ASCII-only RFC 8259 JSON text. Raises ValueError for what JSON
     cannot hold (NaN, Infinity) and for values nested deeper than the encoder can follow."""
+    if type(value) is str:
+        return _dumps_str(value)
     try:
         return _dumps(value)
     except RecursionError:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
-from hubbub.core.jsontext import NotJSON, loads
+from hubbub.core.jsontext import NotJSON, dumps, loads
 from hubbub.core.tagsfilter import Filter
 from hubbub.core.types import ClientInfo, Publication
 
@@ -42,16 +42,57 @@ class _Unparsed:
 _UNPARSED: Final = _Unparsed()
 
 
-@dataclass(slots=True)  # not frozen: made per command, frozen init costs twice as much
+class _Unwritten:
+    __slots__ = ()
+
+
+_UNWRITTEN: Final = _Unwritten()
+
+
 class Payload:
     """A client's ``data``: ``text`` is its JSON text when it is JSON (verbatim as sent by a
     Protobuf client, compact from a JSON client), else None; ``binary`` is the bytes of data
     that is not JSON (Protobuf clients only), else None. ``parsed`` is the value when the
-    codec already had it. Never changed once made."""
+    codec already had it. Never changed once made (equal when ``text`` and ``binary`` are).
 
-    text: str | None
-    binary: bytes | None = None
-    parsed: Any = field(default=_UNPARSED, compare=False, repr=False)
+    :meth:`of_value` makes one from a parsed value whose text is written only when first
+    asked for (with :func:`hubbub.core.jsontext.dumps`): an RPC's data goes to its handler
+    as a value and is never written at all. A plain slotted class, not a dataclass: made per
+    command."""
+
+    __slots__ = ("_text", "binary", "parsed")
+
+    def __init__(self, text: str | None, binary: bytes | None = None, parsed: Any = _UNPARSED):
+        self._text: str | _Unwritten | None = text
+        self.binary = binary
+        self.parsed = parsed
+
+    @classmethod
+    def of_value(cls, value: Any) -> Payload:
+        """JSON ``value`` (not None) as a codec parsed it; the caller makes sure that
+        ``dumps`` can write it (it is not nested too deeply)."""
+        payload = cls.__new__(cls)
+        payload._text = _UNWRITTEN
+        payload.binary = None
+        payload.parsed = value
+        return payload
+
+    @property
+    def text(self) -> str | None:
+        text = self._text
+        if type(text) is _Unwritten:
+            text = self._text = dumps(self.parsed)
+        return text  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Payload:
+            return NotImplemented
+        return self.text == other.text and self.binary == other.binary
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Payload(text={self.text!r}, binary={self.binary!r})"
 
     @classmethod
     def of_bytes(cls, raw: bytes) -> Payload:
@@ -65,16 +106,17 @@ class Payload:
 
     def value(self) -> Any:
         """What hooks see: the JSON value, or the bytes of binary data."""
+        if self.parsed is not _UNPARSED:
+            return self.parsed
         if self.text is None:
             return self.binary
-        if self.parsed is _UNPARSED:
-            return loads(self.text)
-        return self.parsed
+        return loads(self.text)
 
     @property
     def data(self) -> Data:
         """As outgoing :data:`Data`."""
-        return self.text if self.text is not None else (self.binary or b"")
+        text = self.text
+        return text if text is not None else (self.binary or b"")
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -118,7 +160,7 @@ class Unsubscribe:
     channel: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per command (frozen init costs 2x)
 class Publish:
     channel: str = ""
     data: Payload | None = None
@@ -153,12 +195,12 @@ class Ping:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per command (frozen init costs 2x)
 class Send:
     data: Payload | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per command (frozen init costs 2x)
 class RPC:
     method: str = ""
     data: Payload | None = None
@@ -296,7 +338,7 @@ class PingResult:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per command (frozen init costs 2x)
 class RPCResult:
     data: Data | None = None
 
@@ -356,7 +398,7 @@ class Error:
     temporary: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per command (frozen init costs 2x)
 class Reply:
     """The answer to command ``id``: a result or an error."""
 

@@ -275,6 +275,25 @@ def test_publish_and_rpc_requests_round_trip(channel: str, data: object, method:
             assert request.data is None
         else:
             assert request.data is not None and json.loads(request.data.text or "") == data
+            assert request.data.text == p.dumps(data)  # compact ASCII, byte for byte
+            assert request.data == m.Payload(p.dumps(data))
+
+
+def test_an_rpcs_data_reaches_the_handler_as_parsed_and_is_written_only_when_asked() -> None:
+    (cmd,) = JSON.decode('{"id":1,"rpc":{"method":"m","data":{"b": [1, 2.5], "a": "\u00e9"}}}')
+    assert isinstance(cmd.request, m.RPC) and cmd.request.data is not None
+    assert cmd.request.data.value() == {"b": [1, 2.5], "a": "\u00e9"}
+    assert cmd.request.data.text == '{"b":[1,2.5],"a":"\\u00e9"}'
+    assert cmd.request.data.data == cmd.request.data.text
+
+
+@pytest.mark.parametrize("method", ["publish", "rpc", "send"])
+def test_data_nested_deeper_than_dumps_follows_is_the_commands_problem(method: str) -> None:
+    """orjson parses 1,000 levels, json's encoder does not write them: answered with 107."""
+    deep = "[" * 1000 + "]" * 1000
+    (cmd,) = JSON.decode(f'{{"id":1,"{method}":{{"channel":"c","data":{deep}}}}}')
+    assert cmd.request is None and cmd.problem is not None
+    assert "data is not usable JSON" in cmd.problem
 
 
 @given(pubs=st.lists(PUBS, max_size=3), epoch=TEXT, offset=U63, cid=st.integers(1, 2**32 - 1))

@@ -9,6 +9,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 
 from hubbub.server import listener
@@ -123,6 +124,27 @@ def test_the_first_unmasked_frame_is_replaced_and_reading_stops(size: int, lengt
     assert results[-1] == (True, b"")
     check.feed_eof()
     assert reader.eof
+
+
+def test_reads_of_one_whole_frame_each_pass_and_an_unmasked_one_is_caught() -> None:
+    """The one-frame-per-read shortcut: small masked frames pass; an unmasked one read alone
+    is caught; a read of 132 bytes that only looks like one short frame is scanned."""
+    reader, calls = Reader(), []
+    check = MaskCheck(reader, lambda: calls.append(1))  # type: ignore[arg-type]
+    small = [client_frame(0x1, b"x" * n) for n in (0, 1, 125)]
+    for frame in small:
+        assert check.feed_data(frame) == (False, b"")
+    assert reader.fed == b"".join(small) and calls == []
+    assert check.feed_data(client_frame(0x1, b"bad", mask=False)) == (True, b"")
+    assert calls == [1] and reader.fed == b"".join(small) + RESERVED_OPCODE_FRAME
+    # Second byte 0x80 | 126 (an extended length) and 132 bytes in all, but two frames.
+    reader, calls = Reader(), []
+    check = MaskCheck(reader, lambda: calls.append(1))  # type: ignore[arg-type]
+    first = bytes((0x81, 0x80 | 126)) + struct.pack("!H", 10) + b"mask" + b"y" * 10
+    second = client_frame(0x1, b"z" * (132 - len(first) - 2), mask=False)
+    assert len(first) + len(second) == 132
+    assert check.feed_data(first + second) == (True, b"")
+    assert calls == [1] and reader.fed == first + RESERVED_OPCODE_FRAME
 
 
 def test_a_short_unmasked_length_form_is_caught() -> None:
@@ -269,3 +291,52 @@ async def test_a_spent_budget_pauses_accepting_until_a_connection_closes() -> No
             if protocol.transport is not None:
                 protocol.transport.close()
         acceptor.close()
+
+
+# -- an upgraded connection -----------------------------------------------------------------
+
+
+async def test_an_upgraded_connection_lets_the_http_parser_go_and_still_speaks() -> None:
+    """Once a WebSocket, the connection holds no HTTP parser or request queue of its own;
+    messages, pings and the close handshake still work."""
+    from aiohttp import web
+
+    from hubbub.config import Settings
+    from hubbub.server.edge import NO_MESSAGES, EdgeProtocol, EdgeRunner, EdgeSite
+
+    seen: list[tuple[object, object]] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        protocol = request.protocol
+        assert isinstance(protocol, EdgeProtocol)
+        seen.append((protocol._parser, protocol._messages))
+        async for msg in ws:
+            await ws.send_str(msg.data.upper())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner = EdgeRunner(app, Settings(), SocketBudget(None))
+    await runner.setup()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    site = EdgeSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+                for text in ("one", "two"):
+                    await ws.send_str(text)
+                    assert (await ws.receive(timeout=scaled(5))).data == text.upper()
+                await ws.close(code=4000)
+                assert ws.closed and ws.close_code is not None
+            # A plain request on a new connection is parsed as ever.
+            async with session.get(f"http://127.0.0.1:{port}/nothing") as response:
+                assert response.status == 404
+        assert seen == [(None, NO_MESSAGES)]
+        assert len(NO_MESSAGES) == 0
+    finally:
+        await runner.cleanup()

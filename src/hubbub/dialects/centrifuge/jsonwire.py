@@ -67,6 +67,16 @@ def _bool(params: Mapping[str, Any], key: str) -> bool:
 
 
 def _payload(params: Mapping[str, Any], key: str = "data") -> m.Payload | None:
+    """The value as a payload whose text is written when first asked for (an RPC's data never
+    is): the line it came in is too shallow for ``dumps`` to fail on (see :func:`_frame`)."""
+    value = params.get(key)
+    if value is None:
+        return None
+    return m.Payload.of_value(value)
+
+
+def _written_payload(params: Mapping[str, Any], key: str = "data") -> m.Payload | None:
+    """The value as a payload with its text written now (a line that may be deep)."""
     value = params.get(key)
     if value is None:
         return None
@@ -76,14 +86,19 @@ def _payload(params: Mapping[str, Any], key: str = "data") -> m.Payload | None:
         raise _Bad(f"{key} is not usable JSON: {exc}") from None
 
 
-def _subscribe(params: Mapping[str, Any], channel: str | None = None) -> m.Subscribe:
+_PayloadReader = Callable[[Mapping[str, Any]], m.Payload | None]
+
+
+def _subscribe(
+    params: Mapping[str, Any], payload: _PayloadReader, channel: str | None = None
+) -> m.Subscribe:
     return m.Subscribe(
         channel=_str(params, "channel") if channel is None else channel,
         token=_str(params, "token"),
         recover=_bool(params, "recover"),
         epoch=_str(params, "epoch"),
         offset=_int(params, "offset"),
-        data=_payload(params),
+        data=payload(params),
         positioned=_bool(params, "positioned"),
         recoverable=_bool(params, "recoverable"),
         join_leave=_bool(params, "join_leave"),
@@ -102,19 +117,19 @@ def _tags_filter(value: Any) -> Filter | None:
         raise _Bad(f"tf: {exc}") from None
 
 
-def _connect(params: Mapping[str, Any]) -> m.Connect:
+def _connect(params: Mapping[str, Any], payload: _PayloadReader) -> m.Connect:
     subs = params.get("subs")
     requests = {}
     if isinstance(subs, dict):
         for channel, request in subs.items():
             if isinstance(request, dict):
                 try:
-                    requests[channel] = _subscribe(request, channel)
+                    requests[channel] = _subscribe(request, payload, channel)
                 except _Bad:  # only entries of server-side channels are read: not a reason
                     continue  # to refuse the connect
     return m.Connect(
         token=_str(params, "token"),
-        data=_payload(params),
+        data=payload(params),
         subs=requests,
         name=_str(params, "name"),
         version=_str(params, "version"),
@@ -133,7 +148,7 @@ def _headers(params: Mapping[str, Any]) -> dict[str, str]:
     return value
 
 
-def _history(params: Mapping[str, Any]) -> m.History:
+def _history(params: Mapping[str, Any], payload: _PayloadReader) -> m.History:
     since_raw = params.get("since")
     since = None
     if since_raw is not None:
@@ -148,23 +163,34 @@ def _history(params: Mapping[str, Any]) -> m.History:
     )
 
 
-_READERS: Final[dict[str, Callable[[Mapping[str, Any]], m.Request]]] = {
+_READERS: Final[dict[str, Callable[[Mapping[str, Any], _PayloadReader], m.Request]]] = {
     "connect": _connect,
     "subscribe": _subscribe,
-    "unsubscribe": lambda p: m.Unsubscribe(_str(p, "channel")),
-    "publish": lambda p: m.Publish(_str(p, "channel"), _payload(p)),
-    "presence": lambda p: m.Presence(_str(p, "channel")),
-    "presence_stats": lambda p: m.PresenceStats(_str(p, "channel")),
+    "unsubscribe": lambda p, _: m.Unsubscribe(_str(p, "channel")),
+    "publish": lambda p, d: m.Publish(_str(p, "channel"), d(p)),
+    "presence": lambda p, _: m.Presence(_str(p, "channel")),
+    "presence_stats": lambda p, _: m.PresenceStats(_str(p, "channel")),
     "history": _history,
-    "ping": lambda p: m.Ping(),
-    "send": lambda p: m.Send(_payload(p)),
-    "rpc": lambda p: m.RPC(_str(p, "method"), _payload(p)),
-    "refresh": lambda p: m.Refresh(_str(p, "token")),
-    "sub_refresh": lambda p: m.SubRefresh(_str(p, "channel"), _str(p, "token")),
+    "ping": lambda p, _: m.Ping(),
+    "send": lambda p, d: m.Send(d(p)),
+    "rpc": lambda p, d: m.RPC(_str(p, "method"), d(p)),
+    "refresh": lambda p, _: m.Refresh(_str(p, "token")),
+    "sub_refresh": lambda p, _: m.SubRefresh(_str(p, "channel"), _str(p, "token")),
 }
+#: Lines shorter than this cannot nest deeper than ``dumps`` follows (it needs two characters
+#: per level); longer ones are counted (:func:`_shallow`).
+_SHORT: Final = 512
 
 
-def _frame(obj: Any, problem: str | None) -> m.Frame:
+def _shallow(line: str) -> bool:
+    """Whether ``line`` opens too few arrays and objects for ``dumps`` to fail on its data."""
+    return len(line) < _SHORT or line.count("[") + line.count("{") < _SHORT // 2
+
+
+def _frame(obj: Any, problem: str | None, shallow: bool = True) -> m.Frame:
+    """The command in ``obj``; its payloads' text is written when first asked for when the
+    line was ``shallow``, else now (a value ``dumps`` cannot write is the command's problem,
+    as it always was)."""
     if not isinstance(obj, dict):
         raise ProtocolViolation("command is not a JSON object")
     cid = obj.get("id", 0)
@@ -192,7 +218,8 @@ def _frame(obj: Any, problem: str | None) -> m.Frame:
     if not isinstance(params, dict):
         return m.Frame(cid, None, method, f"{method} must be an object")
     try:
-        return m.Frame(cid, _READERS[method](params), method)
+        payload = _payload if shallow else _written_payload
+        return m.Frame(cid, _READERS[method](params, payload), method)
     except _Bad as exc:
         return m.Frame(cid, None, method, str(exc))
 
@@ -394,7 +421,7 @@ class JsonCodec:
                 obj, problem = parse(line)
             except ValueError:
                 raise ProtocolViolation("command is not JSON") from None
-            frames.append(_frame(obj, problem))
+            frames.append(_frame(obj, problem, _shallow(line)))
         if not frames:
             raise ProtocolViolation("empty frame")
         return frames
@@ -405,6 +432,8 @@ class JsonCodec:
         result = reply.result
         if type(result) is m.PublishResult:  # the hot path: pipelined publishes
             return f'{{"id":{reply.id},"publish":{{}}}}'
+        if type(result) is m.RPCResult:  # the other one: RPCs
+            return f'{{"id":{reply.id},"rpc":{_rpc_json(result)}}}'
         assert result is not None
         method = m.RESULT_METHOD[type(result)]
         return f'{{"id":{reply.id},"{method}":{_RESULT_WRITERS[type(result)](result)}}}'

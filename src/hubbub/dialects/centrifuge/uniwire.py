@@ -88,7 +88,7 @@ def connect_frame(text: str | bytes) -> m.Frame:
         obj = {}  # a literal null, as Centrifugo: an empty request
     if not isinstance(obj, dict):
         raise BadConnect("connect request is not a JSON object")
-    frame = jsonwire._frame({"id": 1, "connect": obj}, problem)
+    frame = jsonwire._frame({"id": 1, "connect": obj}, problem, jsonwire._shallow(text))
     if frame.request is None:
         raise BadConnect(f"bad connect request: {frame.problem}")
     return frame
