@@ -115,6 +115,7 @@ bench: bench-deps
 	$(BIN)/python bench/stream_bench.py
 	$(BIN)/python bench/publish_bench.py
 	$(BIN)/python bench/asgi_bench.py
+	$(BIN)/python bench/writedelay_bench.py
 
 # The Redis engine with 1 worker and with as many workers as the machine has cores
 # (os.cpu_count()): per-worker deliveries per CPU-second, memory per connection, Redis CPU per

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubbub import outboxsettings as ox
+from hubbub import sendingsettings as snd
 from hubbub import webhooksettings as wh
 from hubbub.channeloptions import ChannelOptions as ChannelOptions
 from hubbub.channeloptions import Namespace as Namespace
@@ -107,6 +108,7 @@ class Settings(BaseModel):
         ge=64 * KiB,
         description="Unsent bytes queued for one connection before it is closed as slow.",
     )
+    write_delay: snd.WriteDelay = 0.0
     max_handshake_header_bytes: int = Field(
         16 * KiB,
         ge=1 * KiB,

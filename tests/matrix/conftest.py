@@ -107,7 +107,7 @@ class Row:
     """One deployment: ``engine`` memory | redis | pgengine; ``history`` (memory engine only)
     memory | sqlite | postgres; ``nodes`` separate processes; ``workers`` per process;
     ``edge`` hubbub (``hubbub serve``) | asgi (``hub.asgi()`` under uvicorn,
-    tests/support/asgi_serve.py)."""
+    tests/support/asgi_serve.py); ``write_delay`` (seconds) the servers hold output for."""
 
     name: str
     engine: str = "memory"
@@ -115,12 +115,14 @@ class Row:
     nodes: int = 1
     workers: int = 1
     edge: str = "hubbub"
+    write_delay: float = 0.0
 
 
 DEPLOYMENTS = (
     Row("memory", history="memory"),
     Row("sqlite"),
     Row("pg-history", history="postgres"),
+    Row("sqlite-write-delay", write_delay=0.02),
     Row("redis-2nodes", engine="redis", nodes=2),
     Row("redis-workers2", engine="redis", workers=2),
     Row("pgengine-2nodes", engine="pgengine", nodes=2),
@@ -225,6 +227,8 @@ def deployment(
         args += ["--history", "memory"]
     if row.workers > 1:
         args += ["--workers", str(row.workers)]
+    if row.write_delay:
+        config += f"write_delay = {row.write_delay}\n"
     backend = request.getfixturevalue("proxy_backend")
     config += request.getfixturevalue("webhook_receiver").config()
     (tmp / "hubbub.toml").write_text(config + NAMESPACES + proxied_namespace(backend))

@@ -7,7 +7,9 @@ written at the end of the loop turn by one callback for every stream of the loop
 switch per stream and message. A stream's messages of one turn become one write; over HTTP/1.1
 (chunked transfer coding) one chunk, built here (``<size in hex>CRLF<data>CRLF``) once per turn
 for equal contents, so a publication framed the same for many streams is chunked once. Over
-HTTP/1.0 the bytes go as they are (the end of the connection ends the body).
+HTTP/1.0 the bytes go as they are (the end of the connection ends the body). With
+``write_delay`` > 0 a stream's output is held up to that long, as a WebSocket's is
+(:class:`hubbub.server.sending.DelayedFlusher`), and the turns' messages share the chunk.
 :meth:`StreamConnection.run`, which the request handler awaits for the life of the stream,
 only ends it. Guarantees, beside the Transport's:
 
@@ -116,7 +118,7 @@ class StreamConnection:
         self._transport: asyncio.Transport = transport
         self._chunked = chunked
         self._flow = flow
-        self._flusher = flusher_for(asyncio.get_running_loop())
+        self._flusher = flusher_for(asyncio.get_running_loop()).delayed(settings.write_delay)
         self._limit = settings.write_buffer_limit
         self._framing = framing
         self._farewell = farewell
@@ -203,9 +205,9 @@ class StreamConnection:
 
     def on_writable(self) -> None:
         """The transport's buffer drained below its low-water mark: what was held back is
-        written at the end of the turn."""
+        written at the end of the turn (not after another ``write_delay``)."""
         if self._pending and not (self._closing or self._lost):
-            flusher = self._flusher
+            flusher = self._flusher.immediate
             flusher.dirty.append(self)
             if not flusher.scheduled:
                 flusher.schedule()

@@ -5,6 +5,10 @@ connection of the loop together (see :class:`hubbub.server.websocket.WebSocketCo
 - :class:`Flusher`: one per event loop; connections append themselves to ``dirty`` when their
   first message of a turn is posted, and the flusher calls their ``flush`` at the end of the
   turn with a frame cache shared by all of them, so equal contents are framed once.
+- :class:`DelayedFlusher` (``write_delay`` > 0): the same interface, but the connections that
+  became dirty in one turn are flushed together ``write_delay`` seconds after that turn's
+  first post, by one loop timer for all of them (FIFO of per-turn buckets: the delay is one
+  constant, so deadlines come in the order the buckets were made).
 - :class:`DeflateFramer`: the frames of connections that negotiated permessage-deflate,
   compressed once per loop, window, level and minimum size and shared like the plain ones
   (every handshake grants ``server_no_context_takeover``); :func:`framer_for` gives a loop's.
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
 import weakref
 import zlib
+from collections import deque
 from typing import Final, Protocol
 
+from hubbub.sendingsettings import MAX_WRITE_DELAY
 from hubbub.server.deflate import mem_level
 
 log = logging.getLogger(__name__)
@@ -62,9 +69,14 @@ def _framed(first: int, payload: bytes) -> bytes:
 
 
 class Flusher:
-    """Writes, once per loop turn, what was posted to every connection during the turn."""
+    """Writes, once per loop turn, what was posted to every connection during the turn.
 
-    __slots__ = ("_loop", "dirty", "scheduled", "slow_closes")
+    The protocol with connections (inlined in their ``post`` for speed): a connection whose
+    first message since its last flush is posted appends itself to :attr:`dirty`, then calls
+    :meth:`schedule` unless :attr:`scheduled`; it is flushed once, after the current callback.
+    """
+
+    __slots__ = ("__weakref__", "_delayed", "_loop", "dirty", "scheduled", "slow_closes")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: this object is the loop's value in a WeakKeyDictionary keyed by the loop.
@@ -76,6 +88,26 @@ class Flusher:
         #: Connections of this loop closed as slow consumers (counted by the connections,
         #: read by ``/metrics``).
         self.slow_closes = 0
+        self._delayed: dict[float, DelayedFlusher] = {}
+
+    @property
+    def immediate(self) -> Flusher:
+        """The flusher that writes at the end of this turn (this one)."""
+        return self
+
+    def delayed(self, delay: float) -> Flusher:
+        """The flusher to give connections for a ``write_delay`` of ``delay`` seconds: this one
+        for 0, else the loop's :class:`DelayedFlusher` for that delay (made at first use; it
+        counts slow closes here)."""
+        if delay <= 0:
+            return self
+        flusher = self._delayed.get(delay)
+        if flusher is None:
+            loop = self._loop()
+            if loop is None:
+                return self
+            flusher = self._delayed[delay] = DelayedFlusher(loop, delay, self)
+        return flusher
 
     def schedule(self) -> None:
         loop = self._loop()
@@ -95,6 +127,112 @@ class Flusher:
             except Exception:  # one broken connection must not stop the others
                 log.exception("%s: flushing failed", conn.id)
                 conn.abort()
+
+
+def _flush_all(dirty: list[Flushable], frames: dict[object, bytes]) -> None:
+    for conn in dirty:
+        try:
+            conn.flush(frames)
+        except Exception:  # one broken connection must not stop the others
+            log.exception("%s: flushing failed", conn.id)
+            conn.abort()
+
+
+class DelayedFlusher(Flusher):
+    """A :class:`Flusher` that holds what is posted for up to ``delay`` seconds, so that more
+    messages join a connection's next write (``write_delay``).
+
+    Same protocol for connections. Guarantees:
+
+    - A connection that joins :attr:`dirty` is flushed no later than ``delay`` seconds after
+      the first post of the loop turn it joined in (plus the loop's latency): each turn with
+      posts makes one bucket, whose deadline is its :meth:`schedule` time + ``delay``, and one
+      loop timer is armed at a time, for the oldest bucket (``call_at``, no timer per
+      connection). Buckets are flushed in the order they were made, with one frame cache per
+      timer callback, so equal contents are still framed once for all of its connections.
+    - A connection flushed earlier (its buffer passed the limit, it closed) is flushed again
+      at its bucket's deadline, which writes nothing unless it was posted to since: nothing
+      is written out of order or late. A connection is referred to by at most the buckets it
+      joined, for at most ``delay`` seconds; an idle connection costs nothing here.
+    - :attr:`immediate` is the loop's plain flusher, for what must not wait again (output
+      held back by backpressure when the transport drains).
+    """
+
+    __slots__ = ("_armed", "_base", "_buckets", "_delay")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, base: Flusher) -> None:
+        if not 0 < delay <= MAX_WRITE_DELAY:
+            raise ValueError(f"write delay {delay!r} is not in (0, {MAX_WRITE_DELAY}]")
+        # Weakly: the base flusher holds this one (no reference cycle).
+        self._base = weakref.ref(base)
+        super().__init__(loop)
+        self._delay = delay
+        #: (deadline, the connections that became dirty in that turn), oldest first.
+        self._buckets: deque[tuple[float, list[Flushable]]] = deque()
+        #: The deadline the loop timer is armed for (inf: none). The handle itself is not kept:
+        #: it would hold this object in a cycle through its callback.
+        self._armed = math.inf
+
+    @property
+    def immediate(self) -> Flusher:
+        base = self._base()
+        return self if base is None else base
+
+    @property
+    def slow_closes(self) -> int:
+        base = self._base()
+        return 0 if base is None else base.slow_closes
+
+    @slow_closes.setter
+    def slow_closes(self, value: int) -> None:
+        base = self._base()
+        if base is not None:
+            base.slow_closes = value
+
+    @property
+    def delay(self) -> float:
+        return self._delay
+
+    def schedule(self) -> None:
+        """Open this turn's bucket (``dirty`` already holds its first connection): due at
+        now + delay; the bucket closes at the end of the turn."""
+        loop = self._loop()
+        if loop is None:
+            return
+        self.scheduled = True
+        deadline = loop.time() + self._delay
+        self._buckets.append((deadline, self.dirty))
+        loop.call_soon(self._close_bucket)
+        if self._armed == math.inf:
+            self._armed = deadline
+            loop.call_at(deadline, self.flush)
+
+    def _close_bucket(self) -> None:
+        self.scheduled = False
+        self.dirty = []  # the bucket keeps the old list
+
+    def flush(self) -> None:
+        """The timer: flush the oldest bucket and every other one that is due, then arm the
+        timer for the next."""
+        self._armed = math.inf
+        loop = self._loop()
+        buckets = self._buckets
+        if loop is None or not buckets:
+            return
+        now = loop.time()
+        frames: dict[object, bytes] = {}
+        _, dirty = buckets.popleft()  # the one the timer was armed for
+        if dirty is self.dirty:  # (its turn has not ended: a timer of a zero-length wait)
+            self._close_bucket()
+        _flush_all(dirty, frames)
+        while buckets and buckets[0][0] <= now:
+            _, dirty = buckets.popleft()
+            if dirty is self.dirty:
+                self._close_bucket()
+            _flush_all(dirty, frames)
+        if buckets:
+            self._armed = buckets[0][0]
+            loop.call_at(self._armed, self.flush)
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (

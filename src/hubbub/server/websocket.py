@@ -12,10 +12,16 @@ What this module adds on top of aiohttp's ``WebSocketResponse``:
 - :meth:`post`: a bounded, ordered, non-awaiting send for fan-out. What is posted in one loop
   turn is written at the end of the turn by one callback for all connections (no task or
   coroutine per connection): with a policy that ``coalesce``s, a connection's messages of the
-  turn become one newline-separated text frame and one ``write``. Frames are built once per
-  turn for identical contents, so a publication fanned out to 10,000 connections is framed
-  once. When the unsent bytes pass ``write_buffer_limit`` the connection is closed with the
-  policy's ``slow`` code. Connections that negotiated permessage-deflate (always context-free:
+  turn become one newline-separated text frame and one ``write``; without, their frames go
+  in one ``write`` too. Frames are built once per turn for identical contents, so a
+  publication fanned out to 10,000 connections is framed once. With ``write_delay`` > 0 the
+  output is held instead up to that long after the first message posted to an idle
+  connection (one loop timer for all, :class:`hubbub.server.sending.DelayedFlusher`), so
+  the messages of several turns share the write; closing writes what is held first, and
+  what :meth:`on_writable` releases is not delayed again; held output past
+  ``write_buffer_limit`` is written at once. When the unsent bytes (held and in the
+  transport's buffer) pass ``write_buffer_limit`` the connection is closed with the policy's
+  ``slow`` code. Connections that negotiated permessage-deflate (always context-free:
   :mod:`hubbub.server.deflate`) share compressed frames the same way, built once per turn per
   window (and level and minimum size): the cache key is ``(framer, message)``; a connection
   holds no compressor. The machinery is in :mod:`hubbub.server.sending`; keepalive deadlines
@@ -170,8 +176,9 @@ class WebSocketConnection:
             raise ConnectionResetError("connection lost during the handshake")
         self._transport: asyncio.Transport = transport
         self._coalesce = policy.coalesce
-        self._flusher = flusher_for(self._loop)
-        self._pending: list[str | bytes] = []  # posted this turn
+        # write_delay > 0: a DelayedFlusher, same protocol (no timer or slot per connection).
+        self._flusher = flusher_for(self._loop).delayed(settings.write_delay)
+        self._pending: list[str | bytes] = []  # posted, not yet written
         self._pending_bytes = 0
         # Only with permessage-deflate: the loop's framer for the negotiated window (shared).
         params = ws.deflate if isinstance(ws, DeflateResponse) else None
@@ -364,12 +371,14 @@ class WebSocketConnection:
             if frame is None:
                 frame = frames[key] = build_frame(joined)
             transport.write(frame)
-        else:
+        else:  # one write of the frames, one after the other (one send for the kernel)
+            built: list[bytes] = []
             for message in pending:
                 frame = frames.get(message)
                 if frame is None:
                     frame = frames[message] = build_frame(message)
-                transport.write(frame)
+                built.append(frame)
+            transport.write(b"".join(built))
         if transport.get_write_buffer_size() > self._limit:
             self._slow()
 
@@ -397,9 +406,9 @@ class WebSocketConnection:
 
     def on_writable(self) -> None:
         """The transport's buffer drained below its low-water mark: what was held back is
-        written at the end of the turn."""
+        written at the end of the turn (not after another ``write_delay``)."""
         if self._pending and self._closer is None:
-            flusher = self._flusher
+            flusher = self._flusher.immediate
             flusher.dirty.append(self)
             if not flusher.scheduled:
                 flusher.schedule()
