@@ -175,12 +175,10 @@ class Settings(BaseModel):
             "(17,100 at 20,000)."
         ),
     )
-    compression: bool = Field(
-        True,
-        description="Offer permessage-deflate (RFC 7692), always with "
-        "server_no_context_takeover: each message is compressed once per window and the frame "
-        "is shared by every deflate connection, which hold no compressor of their own.",
-    )
+    compression: snd.Compression = True
+    compression_window_bits: snd.CompressionWindowBits = 12
+    compression_min_size: snd.CompressionMinSize = 64
+    compression_level: snd.CompressionLevel = 1
     http_stream: bool = Field(
         True,
         description=(
@@ -205,39 +203,6 @@ class Settings(BaseModel):
     uni_http_stream: bool = Field(
         True,
         description="Serve `/connection/uni_http_stream` (unidirectional HTTP stream); off: 404.",
-    )
-    compression_window_bits: int = Field(
-        12,
-        ge=9,
-        le=15,
-        description=(
-            "Largest permessage-deflate window (server_max_window_bits) the server compresses "
-            "with. Memory: one compressor per window in use, not per connection, of about "
-            "1.5 * 2**(bits + 2) bytes + 6 KiB (30 KiB at 12, 198 KiB at 15); a smaller window "
-            "compresses long messages less."
-        ),
-    )
-    compression_min_size: int = Field(
-        64,
-        ge=0,
-        description=(
-            "Messages shorter than this many bytes (a coalesced frame counts whole) go to "
-            "deflate connections uncompressed, without RSV1. "
-            "Centrifugo's default is 0 (compress all); 64 here because below it deflate "
-            "saves nothing (a 23-byte reply deflates to 25) and the client is spared an "
-            "inflate."
-        ),
-    )
-    compression_level: int = Field(
-        1,
-        ge=0,
-        le=9,
-        description=(
-            "zlib level of permessage-deflate, 0 (stored) to 9 (smallest). 1 (fastest) like "
-            "Centrifugo's default (BestSpeed of Go's compress/flate): a message is compressed "
-            "once for all its subscribers, so a higher level costs per publication, not per "
-            "delivery."
-        ),
     )
     shutdown_timeout: float = Field(
         5.0, gt=0, le=600, description="Seconds to close connections on SIGINT/SIGTERM."
