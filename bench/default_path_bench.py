@@ -23,9 +23,6 @@ CPU-second against the target (>= 0.9).
 from __future__ import annotations
 
 import argparse
-import os
-import resource
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.formats_bench import HUBBUB, pinned  # noqa: E402
-from bench.peers_bench import fmt, running, status, table  # noqa: E402
+from bench.peers_bench import fmt, prepare_machine, running, status, table  # noqa: E402
 
 from hubbub.loadgen import (  # noqa: E402
     HubbubDialect,
@@ -123,19 +120,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Best of this many rounds.")
     parser.add_argument("--no-pin", action="store_true", help="Do not pin server and generator.")
     args = parser.parse_args()
-    server = HUBBUB
-    cpus = sorted(os.sched_getaffinity(0))
-    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
-        os.sched_setaffinity(0, {cpus[0]})
-        server = pinned(cpus[-1])
-        print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpus[-1]}")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.subscribers + 500 > hard:
-        parser.error(f"--subscribers {args.subscribers} needs more open files than {hard}")
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f}; "
-          f"Python {sys.version.split()[0]}")  # fmt: skip
+    cpu = prepare_machine(parser, not args.no_pin, args.subscribers)
+    server = HUBBUB if cpu is None else pinned(cpu)
     with running(server) as (url, pid):
         best = await measure(url, pid, args, args.rounds)
     status("")

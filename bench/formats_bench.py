@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import resource
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -51,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import floor  # noqa: E402
-from bench.peers_bench import Peer, fmt, running, status, table  # noqa: E402
+from bench.peers_bench import Peer, fmt, prepare_machine, running, status, table  # noqa: E402
 
 from hubbub.loadgen import (  # noqa: E402
     Client,
@@ -266,20 +263,10 @@ async def main() -> None:
         parser.error(f"unknown mix in {args.mixes!r}")
     server = HUBBUB
     floor_peer = Peer(floor.NAME, floor.command(), floor.dialect, floor.available)
-    cpus = sorted(os.sched_getaffinity(0))
-    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
-        # One core each: the figures move less than when the scheduler moves them around.
-        os.sched_setaffinity(0, {cpus[0]})
-        server = pinned(cpus[-1])
-        floor_peer = Peer(floor.NAME, floor.command(cpus[-1]), floor.dialect, floor.available)
-        print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpus[-1]}")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.subscribers + 500 > hard:
-        parser.error(f"--subscribers {args.subscribers} needs more open files than {hard}")
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; Python {sys.version.split()[0]}")  # fmt: skip
+    cpu = prepare_machine(parser, not args.no_pin, args.subscribers)
+    if cpu is not None:
+        server = pinned(cpu)
+        floor_peer = Peer(floor.NAME, floor.command(cpu), floor.dialect, floor.available)
     body = b'"T1234567890|' + b"x" * 88 + b'"'
     json_push = b'{"push":{"channel":"bench","pub":{"data":' + body + b"}}}"
     pub = b"\x22" + varint(len(body)) + body  # Publication.data = 4

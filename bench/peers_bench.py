@@ -295,6 +295,28 @@ async def echo_phase(peer: Peer, url: str, pid: int, seconds: float, out: dict[s
         close_all(conns)
 
 
+def prepare_machine(parser: argparse.ArgumentParser, pin: bool, connections: int) -> int | None:
+    """Set up a pinned run: the generator (this process) on the first core and the CPU the
+    server goes on returned (None: not pinned, with ``pin`` false, one core or no taskset);
+    the open-file limit raised to its hard limit (``parser.error`` when ``connections`` do not
+    fit); the machine line printed."""
+    cpu = None
+    cpus = sorted(os.sched_getaffinity(0))
+    if pin and len(cpus) >= 2 and shutil.which("taskset"):
+        # One core each: the figures move less than when the scheduler moves them around.
+        os.sched_setaffinity(0, {cpus[0]})
+        cpu = cpus[-1]
+        print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpu}")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if connections + 500 > hard:
+        parser.error(f"{connections} connections need more open files than {hard}")
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f}; Python {sys.version.split()[0]}")  # fmt: skip
+    return cpu
+
+
 def ratio(hub: float | None, other: float | None) -> str:
     if not hub or not other:
         return "-"

@@ -41,9 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -54,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]  # this checkout's hubbub, then bench/
 
 import aiohttp  # noqa: E402
-from bench.peers_bench import Peer, fmt, running, status, table  # noqa: E402
+from bench.peers_bench import Peer, fmt, prepare_machine, running, status, table  # noqa: E402
 from bench.streams import (  # noqa: E402
     Stream,
     StreamClient,
@@ -282,19 +279,7 @@ async def main() -> int:
     names = args.transports.split(",")
     if unknown := set(names) - set(TRANSPORTS):
         parser.error(f"unknown transports: {', '.join(sorted(unknown))}")
-    cpu = None
-    cpus = sorted(os.sched_getaffinity(0))
-    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
-        os.sched_setaffinity(0, {cpus[0]})
-        cpu = cpus[-1]
-        print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpu}")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.subscribers + 500 > hard:
-        parser.error(f"--subscribers {args.subscribers} needs more open files than {hard}")
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; Python {sys.version.split()[0]}")  # fmt: skip
+    cpu = prepare_machine(parser, not args.no_pin, args.subscribers)
     push = b'{"push":{"channel":"bench","pub":{"data":"' + b"x" * 100 + b'"}}}'
     ceilings = (parser_ceiling(HubbubDialect(), push), stream_ceiling(b"\n\n"),
                 stream_ceiling(b"\n"))  # fmt: skip

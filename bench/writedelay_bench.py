@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import resource
-import shutil
 import statistics
 import sys
 import time
@@ -37,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.peers_bench import Peer, fmt, running, status, table  # noqa: E402
+from bench.peers_bench import Peer, fmt, prepare_machine, running, status, table  # noqa: E402
 
 from hubbub.loadgen import (  # noqa: E402
     Client,
@@ -175,17 +172,7 @@ async def main() -> None:
                         help="Do not pin the server and the generator to a core each.")  # fmt: skip
     args = parser.parse_args()
     delays = [float(d) for d in args.delays.split(",")]
-    cpu: int | None = None
-    cpus = sorted(os.sched_getaffinity(0))
-    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
-        os.sched_setaffinity(0, {cpus[0]})
-        cpu = cpus[-1]
-        print(f"pinned: generator on CPU {cpus[0]}, server on CPU {cpu}")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; Python {sys.version.split()[0]}")  # fmt: skip
+    cpu = prepare_machine(parser, not args.no_pin, args.subscribers)
     results: dict[float, dict[str, Any]] = {}
     errors: list[str] = []
     started = time.perf_counter()

@@ -120,13 +120,7 @@ class Flusher:
         dirty, self.dirty = self.dirty, []
         # Frames by content, for this turn: the keys (messages, or tuples of them) stay alive
         # in this dict, so equal keys really are equal contents.
-        frames: dict[object, bytes] = {}
-        for conn in dirty:
-            try:
-                conn.flush(frames)
-            except Exception:  # one broken connection must not stop the others
-                log.exception("%s: flushing failed", conn.id)
-                conn.abort()
+        _flush_all(dirty, {})
 
 
 def _flush_all(dirty: list[Flushable], frames: dict[object, bytes]) -> None:
