@@ -417,3 +417,47 @@ async def test_an_outbox_that_keeps_failing_is_paced_and_stop_ends_the_loop() ->
     assert task.cancelled()
     assert 2 <= outbox.claims < 50, outbox.claims
     assert deliverer.store_failing >= 1
+
+
+async def test_a_target_whose_body_raises_is_retried_not_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A target's body builder that raises (a bug in a reshaping target) is a failed POST,
+    logged and retried with back-off; once it works the event is delivered and settled."""
+    from tests.support.webhook_receiver import Receiver
+
+    receiver = Receiver(SECRET)
+    await receiver.up()
+    outbox = MemoryEventOutbox()
+    await outbox.add([connect_event("e1", time.time())], time.time())
+    good = webhook_target(receiver.url, SECRET)
+    calls = [0]
+
+    def body(payloads: list[str]) -> bytes:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise ValueError("the target's body builder broke")
+        return good.body(payloads)
+
+    deliverer = Deliverer(
+        outbox,
+        replace(good, body=body),
+        batch_size=10,
+        concurrency=1,
+        timeout=3,
+        max_backoff=0.05,
+        max_age=60,
+    )
+    deliverer.start()
+    try:
+        for _ in range(200):
+            if deliverer.delivered:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await deliverer.stop()
+        await receiver.down()
+    assert calls[0] >= 2
+    assert deliverer.retried == 1 and deliverer.delivered == 1
+    assert await outbox.depth("webhook") == 0
+    assert "the target's body builder broke" in caplog.text

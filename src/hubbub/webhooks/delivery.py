@@ -276,11 +276,13 @@ class Deliverer:
         import aiohttp
 
         target = self.target
-        body = target.body([e.payload for e in batch])
         ids = [e.id for e in batch]
         problem = ""
         status = 0
         try:
+            # (In the try: a target's body or headers that raise are a failed POST, retried,
+            # not a send task that dies and leaves its events to their lease.)
+            body = target.body([e.payload for e in batch])
             async with self._session().post(
                 target.url, data=body, headers=target.headers(body), allow_redirects=False
             ) as resp:
