@@ -280,3 +280,16 @@ def test_server_to_user_channel() -> None:
     """pusher-js listens on #server-to-user-{id} after sign-in."""
     assert p.server_to_user_channel("u-1") == "#server-to-user-u-1"
     assert p.channel_kind(p.server_to_user_channel("u-1")) is p.ChannelKind.SERVER_TO_USER
+
+
+def test_presence_member_limits() -> None:
+    """A user_id of 128 characters and channel_data of 1 KiB pass; one more is refused."""
+    assert p.parse_channel_data(json.dumps({"user_id": "u" * 128})).user_id == "u" * 128
+    with pytest.raises(ProtocolError, match="128"):
+        p.parse_channel_data(json.dumps({"user_id": "u" * 129}))
+    padding = p.MAX_PRESENCE_MEMBER - len(json.dumps({"user_id": "1", "user_info": ""}))
+    at_limit = json.dumps({"user_id": "1", "user_info": "x" * padding})
+    assert len(at_limit) == p.MAX_PRESENCE_MEMBER
+    assert p.parse_channel_data(at_limit).user_id == "1"
+    with pytest.raises(ProtocolError, match="1024"):
+        p.parse_channel_data(json.dumps({"user_id": "1", "user_info": "x" * (padding + 1)}))

@@ -37,6 +37,12 @@ MAX_EVENT_NAME: Final = 200
 #: The largest event data, in bytes of UTF-8 (Pusher's default: 10 KiB), for the HTTP API
 #: and for client events alike.
 MAX_EVENT_DATA: Final = 10 * 1024
+#: The most members a presence channel has (Pusher's limit; the session enforces it).
+MAX_PRESENCE_MEMBERS: Final = 100
+#: The largest presence member (its ``channel_data``), in bytes of UTF-8 (Pusher: 1 KB).
+MAX_PRESENCE_MEMBER: Final = 1024
+#: The longest presence ``user_id``, in characters (Pusher's limit).
+MAX_PRESENCE_USER_ID: Final = 128
 #: The activity timeout the server announces by default (seconds): pusher-js pings after
 #: this long without a message.
 DEFAULT_ACTIVITY_TIMEOUT: Final = 120
@@ -382,8 +388,11 @@ def parse_channel_data(text: str | None) -> Member:
 
     ``{"user_id": ..., "user_info": ...}``; a number ``user_id`` (what Laravel sends) is
     taken as its decimal string. Raises :class:`ProtocolError` when the text is not such an
-    object or ``user_id`` is empty.
+    object, is over :data:`MAX_PRESENCE_MEMBER` bytes, or ``user_id`` is empty or over
+    :data:`MAX_PRESENCE_USER_ID` characters.
     """
+    if text and len(text.encode()) > MAX_PRESENCE_MEMBER:
+        raise ProtocolError(f"Presence channel_data over {MAX_PRESENCE_MEMBER} bytes")
     try:
         data = json.loads(text) if text else None
     except ValueError:
@@ -395,6 +404,8 @@ def parse_channel_data(text: str | None) -> Member:
         user_id = str(user_id)
     if not isinstance(user_id, str) or not user_id:
         raise ProtocolError("Presence channel_data needs a user_id")
+    if len(user_id) > MAX_PRESENCE_USER_ID:
+        raise ProtocolError(f"Presence user_id longer than {MAX_PRESENCE_USER_ID} characters")
     return Member(user_id, data.get("user_info"))
 
 
