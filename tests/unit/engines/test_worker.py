@@ -9,6 +9,7 @@ import time
 import pytest
 
 from hubbub.engines.worker import Worker
+from tests.support.timing import scaled
 
 
 async def test_calls_run_in_order_in_one_thread() -> None:
@@ -75,3 +76,16 @@ async def test_close_finishes_what_is_queued_then_refuses() -> None:
     with pytest.raises(RuntimeError):
         await worker.run(lambda: None)
     await worker.close()  # idempotent
+
+
+async def test_a_call_raising_stop_iteration_reaches_the_caller() -> None:
+    """StopIteration cannot be set on a Future: it comes back as a RuntimeError from it."""
+    worker = Worker("test-worker")
+    try:
+        async with asyncio.timeout(scaled(5.0)):  # (a safety net: the awaiter used to hang)
+            with pytest.raises(RuntimeError) as caught:
+                await worker.run(next, iter(()))
+        assert isinstance(caught.value.__cause__, StopIteration)
+        assert await worker.run(lambda: 3) == 3
+    finally:
+        await worker.close()
