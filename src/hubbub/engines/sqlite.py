@@ -171,8 +171,10 @@ class SqliteHistory(DurableHistory):
         await self._stop_retention()
         worker, self._worker = self._worker, None
         if worker is not None:
-            await worker.run(self._close_sync)
-            await worker.close()
+            try:
+                await worker.run(self._close_sync)
+            finally:  # (cancelled or not: the thread is told to end, nothing else will)
+                await worker.close()
 
     def _close_sync(self) -> None:
         """In the store's thread, after every call made before :meth:`close`."""

@@ -251,3 +251,28 @@ async def test_a_call_queued_behind_the_close_is_refused_not_run(tmp_path: Path)
     with pytest.raises(StoreError, match="not open"):
         await read
     assert store._conn is None
+
+
+async def test_a_cancelled_close_still_ends_the_thread_and_closes_the_connection(
+    tmp_path: Path,
+) -> None:
+    """close() cancelled while its last calls run: the connection is closed and the thread
+    ends all the same (nothing else would end it: the store no longer has it)."""
+    store = SqliteHistory(tmp_path / "h.db", retention_interval=0)
+    await store.open()
+    worker = store._worker
+    assert worker is not None
+    gate = threading.Event()
+    held = asyncio.ensure_future(store.with_db(lambda conn: gate.wait()))
+    await asyncio.sleep(0)
+    closing = asyncio.ensure_future(store.close())
+    for _ in range(10):  # let close() get to waiting for the thread
+        await asyncio.sleep(0)
+    closing.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert not worker._thread.is_alive()
+    assert store._conn is None
