@@ -264,3 +264,14 @@ def test_write_delay_is_bounded() -> None:
         Settings(write_delay=1.5)
     with pytest.raises((ConfigError, ValueError)):
         Settings(write_delay=-0.001)
+
+
+async def test_making_a_delayed_flusher_keeps_the_slow_closes_counted() -> None:
+    """The loop's count of slow closes (a /metrics counter) is not reset to 0 when the
+    first connection of another write_delay makes that delay's flusher."""
+    base = flusher_for(asyncio.get_running_loop())
+    base.slow_closes += 3
+    counted = base.slow_closes
+    delayed = base.delayed(0.0123)
+    assert base.slow_closes == counted
+    assert delayed.slow_closes == counted
