@@ -64,7 +64,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, args, loop, future))
-        return await future
+        try:
+            return await future
+        finally:
+            # A raised exception's traceback holds this frame: without its future (which
+            # holds the exception) and the call's arguments, that is no reference cycle.
+            del future, fn, args
 
     def _serve(self) -> None:
         while True:

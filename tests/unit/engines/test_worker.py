@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -88,4 +90,36 @@ async def test_a_call_raising_stop_iteration_reaches_the_caller() -> None:
         assert isinstance(caught.value.__cause__, StopIteration)
         assert await worker.run(lambda: 3) == 3
     finally:
+        await worker.close()
+
+
+async def test_a_failed_call_leaves_no_cycle_through_its_exception() -> None:
+    """The exception a call raised, once its caller drops it, is freed without the cyclic GC,
+    and with it the call's arguments (a batch): no cycle exception -> traceback -> frame ->
+    future -> exception."""
+
+    class Batch:
+        pass
+
+    class Broken(Exception):
+        pass
+
+    def fail(batch: Batch) -> None:
+        raise Broken("broken")
+
+    worker = Worker("test-worker")
+    gc.disable()
+    try:
+        batch = Batch()
+        kept = weakref.ref(batch)
+        try:
+            await worker.run(fail, batch)
+        except Broken as exc:
+            raised = weakref.ref(exc)
+        del batch
+        await asyncio.sleep(0)
+        assert raised() is None
+        assert kept() is None
+    finally:
+        gc.enable()
         await worker.close()
