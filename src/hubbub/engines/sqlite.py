@@ -165,13 +165,22 @@ class SqliteHistory(DurableHistory):
         self._start_retention()
 
     async def close(self) -> None:
+        """Stop retention, let the calls already made finish, close the connection in the
+        store's thread and end it. A call made once this has begun is refused as not open
+        (:class:`StoreError`): it neither meets the closed connection nor opens a new one."""
         await self._stop_retention()
-        if self._worker is not None:
-            if self._conn is not None:
-                await self._worker.run(self._conn.close)
-                self._conn = None
-            await self._worker.close()
-            self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            try:
+                await worker.run(self._close_sync)
+            finally:  # (cancelled or not: the thread is told to end, nothing else will)
+                await worker.close()
+
+    def _close_sync(self) -> None:
+        """In the store's thread, after every call made before :meth:`close`."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     # -- appends (group commit) ----------------------------------------------------------
 

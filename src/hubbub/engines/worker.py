@@ -11,9 +11,10 @@ Guarantees:
 
 - Calls run one at a time, in the order :meth:`Worker.run` was called, all in the same
   thread (a ``sqlite3`` connection made there may be used there only).
-- :meth:`Worker.run` returns the call's result or raises its exception. Once called, the call
-  runs even when the awaiting coroutine is cancelled (its result is then dropped), like a
-  queued executor job that has started.
+- :meth:`Worker.run` returns the call's result or raises its exception (a ``StopIteration``,
+  which an asyncio future cannot hold, as a ``RuntimeError`` raised from it). Once called,
+  the call runs even when the awaiting coroutine is cancelled (its result is then dropped),
+  like a queued executor job that has started.
 - :meth:`Worker.close` lets the calls already queued finish, then ends the thread and waits
   for it (in a thread of the default executor, not blocking the loop); later calls raise
   ``RuntimeError``.
@@ -39,6 +40,10 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         return
     if ok:
         future.set_result(value)
+    elif isinstance(value, StopIteration):  # a Future refuses it (TypeError, no one told)
+        error = RuntimeError(f"the call raised StopIteration: {value!r}")
+        error.__cause__ = value
+        future.set_exception(error)
     else:
         future.set_exception(value)
 
@@ -59,7 +64,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((fn, args, loop, future))
-        return await future
+        try:
+            return await future
+        finally:
+            # A raised exception's traceback holds this frame: without its future (which
+            # holds the exception) and the call's arguments, that is no reference cycle.
+            del future, fn, args
 
     def _serve(self) -> None:
         while True:

@@ -16,9 +16,11 @@ only ends it. Guarantees, beside the Transport's:
 - :meth:`post` never awaits; messages are written in the order they were posted. When the
   bytes waiting to be written (framed but unwritten, plus the socket's own buffer) pass
   ``write_buffer_limit`` what waits is dropped and the stream is closed with the ``slow``
-  code. Served over an :class:`hubbub.server.edge.EdgeProtocol`, posted messages wait in the
-  connection while the transport's buffer is over its high-water mark, so the farewell of a
-  slow stream queues behind at most that mark (plus a turn's writes).
+  code; unless the socket's buffer is empty (the peer keeps up: what waits is a burst, or
+  held by ``write_delay``): then it is written at once, and only a buffer then over the
+  limit closes the stream. Served over an :class:`hubbub.server.edge.EdgeProtocol`, posted
+  messages wait in the connection while the transport's buffer is over its high-water mark,
+  so the farewell of a slow stream queues behind at most that mark (plus a turn's writes).
 - :meth:`close` frames a last message for the code and reason (``farewell``: the disconnect
   push), writes it after what was posted before, then ends the response; a peer that does
   not read gets its TCP connection aborted :data:`CLOSE_TIMEOUT` seconds after the close.
@@ -165,6 +167,14 @@ class StreamConnection:
             self._pending_bytes > self._room
             and self._pending_bytes + self._transport.get_write_buffer_size() > self._limit
         ):
+            if not self._transport.get_write_buffer_size():
+                # Over the limit with the socket keeping up (it took all that was written):
+                # what waits is the server's own (a group commit's batch, or what
+                # write_delay held), not a slow peer's. Out now; only what the transport
+                # then cannot take makes the peer slow.
+                self.flush()
+                if self._transport.get_write_buffer_size() <= self._limit:
+                    return
             log.info("%s: closing slow consumer (limit %d bytes)", self._id, self._limit)
             pending.clear()
             self._pending_bytes = 0

@@ -23,6 +23,7 @@ import struct
 import weakref
 import zlib
 from collections import deque
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from hubbub.sendingsettings import MAX_WRITE_DELAY
@@ -132,6 +133,10 @@ def _flush_all(dirty: list[Flushable], frames: dict[object, bytes]) -> None:
             conn.abort()
 
 
+def _no_base() -> Flusher | None:
+    return None
+
+
 class DelayedFlusher(Flusher):
     """A :class:`Flusher` that holds what is posted for up to ``delay`` seconds, so that more
     messages join a connection's next write (``write_delay``).
@@ -157,9 +162,11 @@ class DelayedFlusher(Flusher):
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, base: Flusher) -> None:
         if not 0 < delay <= MAX_WRITE_DELAY:
             raise ValueError(f"write delay {delay!r} is not in (0, {MAX_WRITE_DELAY}]")
-        # Weakly: the base flusher holds this one (no reference cycle).
-        self._base = weakref.ref(base)
+        # No base while Flusher.__init__ sets slow_closes = 0 (the setter would reset the
+        # base's count, a /metrics counter); then weakly: the base holds this one (no cycle).
+        self._base: Callable[[], Flusher | None] = _no_base
         super().__init__(loop)
+        self._base = weakref.ref(base)
         self._delay = delay
         #: (deadline, the connections that became dirty in that turn), oldest first.
         self._buckets: deque[tuple[float, list[Flushable]]] = deque()

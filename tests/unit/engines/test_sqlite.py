@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,86 @@ async def test_an_expired_stream_restarts_only_when_written(tmp_path: Path) -> N
         assert after.position.epoch != before.epoch
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("thread_ending", [False, True])
+async def test_a_call_while_the_store_closes_is_a_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread_ending: bool
+) -> None:
+    """Once close() has closed the connection, a read is refused as 'not open' (StoreError):
+    not run on a new connection that nothing closes, nor the worker's RuntimeError once its
+    thread is told to end."""
+    from hubbub.engines import sqlite as sqlite_module
+    from hubbub.engines.worker import Worker
+
+    ending = asyncio.Event()
+    go_on = asyncio.Event()
+
+    class HeldWorker(Worker):
+        async def close(self) -> None:
+            if thread_ending:  # (what Worker.close does first)
+                self._closed = True
+                self._jobs.put(None)
+            ending.set()
+            await go_on.wait()
+            await super().close()
+
+    monkeypatch.setattr(sqlite_module, "Worker", HeldWorker)
+    store = SqliteHistory(tmp_path / "h.db", retention_interval=0)
+    await store.open()
+    await store.append("c", Publication("1"), KEEP)
+    closing = asyncio.ensure_future(store.close())
+    await ending.wait()  # the connection is closed; the thread is being ended
+    try:
+        with pytest.raises(StoreError, match="not open"):
+            await store.read("c", since_offset=None, limit=10, reverse=False)
+    finally:
+        go_on.set()
+        await closing
+    assert store._conn is None
+
+
+async def test_a_call_queued_behind_the_close_is_refused_not_run(tmp_path: Path) -> None:
+    """A read made while close() waits for the calls before it is refused as 'not open': it
+    neither meets the closed connection nor opens a new one."""
+    store = SqliteHistory(tmp_path / "h.db", retention_interval=0)
+    await store.open()
+    gate = threading.Event()
+    held = asyncio.ensure_future(store.with_db(lambda conn: gate.wait()))
+    await asyncio.sleep(0)  # (the held call is queued: the thread waits on the gate)
+    closing = asyncio.ensure_future(store.close())
+    for _ in range(10):  # let close() get to waiting for the thread
+        await asyncio.sleep(0)
+    read = asyncio.ensure_future(store.read("c", since_offset=None, limit=10, reverse=False))
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    await closing
+    with pytest.raises(StoreError, match="not open"):
+        await read
+    assert store._conn is None
+
+
+async def test_a_cancelled_close_still_ends_the_thread_and_closes_the_connection(
+    tmp_path: Path,
+) -> None:
+    """close() cancelled while its last calls run: the connection is closed and the thread
+    ends all the same (nothing else would end it: the store no longer has it)."""
+    store = SqliteHistory(tmp_path / "h.db", retention_interval=0)
+    await store.open()
+    worker = store._worker
+    assert worker is not None
+    gate = threading.Event()
+    held = asyncio.ensure_future(store.with_db(lambda conn: gate.wait()))
+    await asyncio.sleep(0)
+    closing = asyncio.ensure_future(store.close())
+    for _ in range(10):  # let close() get to waiting for the thread
+        await asyncio.sleep(0)
+    closing.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert not worker._thread.is_alive()
+    assert store._conn is None

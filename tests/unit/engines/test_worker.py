@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
 from hubbub.engines.worker import Worker
+from tests.support.timing import scaled
 
 
 async def test_calls_run_in_order_in_one_thread() -> None:
@@ -75,3 +78,48 @@ async def test_close_finishes_what_is_queued_then_refuses() -> None:
     with pytest.raises(RuntimeError):
         await worker.run(lambda: None)
     await worker.close()  # idempotent
+
+
+async def test_a_call_raising_stop_iteration_reaches_the_caller() -> None:
+    """StopIteration cannot be set on a Future: it comes back as a RuntimeError from it."""
+    worker = Worker("test-worker")
+    try:
+        async with asyncio.timeout(scaled(5.0)):  # (a safety net: the awaiter used to hang)
+            with pytest.raises(RuntimeError) as caught:
+                await worker.run(next, iter(()))
+        assert isinstance(caught.value.__cause__, StopIteration)
+        assert await worker.run(lambda: 3) == 3
+    finally:
+        await worker.close()
+
+
+async def test_a_failed_call_leaves_no_cycle_through_its_exception() -> None:
+    """The exception a call raised, once its caller drops it, is freed without the cyclic GC,
+    and with it the call's arguments (a batch): no cycle exception -> traceback -> frame ->
+    future -> exception."""
+
+    class Batch:
+        pass
+
+    class Broken(Exception):
+        pass
+
+    def fail(batch: Batch) -> None:
+        raise Broken("broken")
+
+    worker = Worker("test-worker")
+    gc.disable()
+    try:
+        batch = Batch()
+        kept = weakref.ref(batch)
+        try:
+            await worker.run(fail, batch)
+        except Broken as exc:
+            raised = weakref.ref(exc)
+        del batch
+        await worker.run(int)  # (the thread is past the failed call: it let go of it)
+        assert raised() is None
+        assert kept() is None
+    finally:
+        gc.enable()
+        await worker.close()

@@ -19,6 +19,7 @@ from hubbub.server.httpstream import StreamConnection, chunk
 from hubbub.server.policy import RAW_POLICY
 from hubbub.server.sending import DelayedFlusher, build_frame, flusher_for
 from hubbub.server.websocket import WebSocketConnection
+from tests.support.chunked import dechunk
 from tests.unit.server import test_httpstream as hs
 from tests.unit.server.test_backpressure import Flow, Request, Transport, WebSocket, turn
 
@@ -47,11 +48,13 @@ async def clock(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Clock]:
     clock = Clock()
     call_at = loop.call_at
 
-    def recording_call_at(when: float, callback: Callable[..., Any], *args: Any) -> Any:
+    def recording_call_at(
+        when: float, callback: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         if isinstance(getattr(callback, "__self__", None), DelayedFlusher):
             clock.timers.append((when, callback))
             return None
-        return call_at(when, callback, *args)
+        return call_at(when, callback, *args, **kwargs)
 
     monkeypatch.setattr(loop, "time", lambda: clock.now)
     monkeypatch.setattr(loop, "call_at", recording_call_at)
@@ -264,3 +267,63 @@ def test_write_delay_is_bounded() -> None:
         Settings(write_delay=1.5)
     with pytest.raises((ConfigError, ValueError)):
         Settings(write_delay=-0.001)
+
+
+async def test_making_a_delayed_flusher_keeps_the_slow_closes_counted() -> None:
+    """The loop's count of slow closes (a /metrics counter) is not reset to 0 when the
+    first connection of another write_delay makes that delay's flusher."""
+    base = flusher_for(asyncio.get_running_loop())
+    base.slow_closes += 3
+    counted = base.slow_closes
+    delayed = base.delayed(0.0123)
+    assert base.slow_closes == counted
+    assert delayed.slow_closes == counted
+
+
+async def test_a_held_stream_past_the_buffer_limit_goes_out_at_once(clock: Clock) -> None:
+    """As a WebSocket's: what write_delay holds is the server's, not a slow peer's; passing
+    the limit while the transport takes it writes it now (in order), it does not close."""
+    transport = hs.Transport()
+    flow = hs.Flow()
+    conn = StreamConnection(
+        hs.Request(transport),  # type: ignore[arg-type]
+        hs.Response(transport),  # type: ignore[arg-type]
+        Settings(write_buffer_limit=64 * 1024, write_delay=DELAY),
+        hs.line,
+        hs.farewell,
+        hs.SLOW,
+        flow=flow,  # type: ignore[arg-type]
+    )
+    try:
+        sent = [f"{n}" * 10_000 for n in range(7)]
+        for message in sent:
+            conn.post(message)
+            await turn()
+        assert not conn.closing
+        clock.fire()
+        body, _ = dechunk(b"".join(transport.written))
+        assert b"".join(body) == b"".join(hs.line(m) for m in sent)
+    finally:
+        conn.release()
+
+
+async def test_a_held_stream_behind_a_full_transport_is_still_slow(clock: Clock) -> None:
+    """Passing the limit while the socket's buffer is not empty (here full: writing paused)
+    closes it as slow."""
+    transport = hs.Transport(buffered=48 * 1024)
+    flow = hs.Flow(writing_paused=True)
+    conn = StreamConnection(
+        hs.Request(transport),  # type: ignore[arg-type]
+        hs.Response(transport),  # type: ignore[arg-type]
+        Settings(write_buffer_limit=64 * 1024, write_delay=DELAY),
+        hs.line,
+        hs.farewell,
+        hs.SLOW,
+        flow=flow,  # type: ignore[arg-type]
+    )
+    try:
+        for n in range(7):
+            conn.post(f"{n}" * 10_000)
+        assert conn.closing and conn.closed_with == hs.SLOW
+    finally:
+        conn.release()
