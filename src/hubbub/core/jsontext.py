@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -29,6 +30,23 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=Fa
 #: What that encoder writes for a ``str`` (its own first step for one), without the call
 #: layers around it: the usual data of a command is a string.
 _dumps_str: Final = json.encoder.encode_basestring_ascii
+
+
+#: A run of 19 or more digits: an integer orjson would read as a float, losing digits (it
+#: keeps integers only within 64 bits; -9999999999999999999 already is past them). Text with
+#: one goes to json, whose integers are exact (a long fraction goes there too: same value).
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+#: Every byte but the ASCII digits: what ``bytes.translate`` deletes to count the digits.
+_NOT_DIGITS: Final = bytes(c for c in range(256) if not 0x30 <= c <= 0x39)
+
+
+def _lossless_in_orjson(text: str | bytes) -> bool:
+    """Whether orjson reads ``text``'s numbers exactly: a digit count first (~0.2 us for a
+    usual command), the search only for text with 19 digits or more in all."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if len(data.translate(None, _NOT_DIGITS)) < 19:
+        return True
+    return _LONG_DIGITS.search(data) is None
 
 
 class NotJSON(ValueError):
@@ -81,9 +99,14 @@ def parse(text: str | bytes) -> tuple[Any, str | None]:
     Raises ValueError for text that does not parse at all.
 
     orjson first (strict RFC 8259); what it refuses goes to json, whose hooks mark NaN,
-    Infinity and numbers out of range, so that the command they came in can be answered."""
+    Infinity and numbers out of range, so that the command they came in can be answered.
+    Integers are exact whatever their size (text with one past 64 bits goes to json)."""
     try:
-        return orjson.loads(text), None
+        if _lossless_in_orjson(text):
+            return orjson.loads(text), None
+        if isinstance(text, bytes):
+            text = text.decode()  # (UTF-8 or not JSON; UnicodeDecodeError is a ValueError)
+        raise orjson.JSONDecodeError("an integer past 64 bits", "", 0)
     except orjson.JSONDecodeError:
         try:
             value = json.loads(text, parse_constant=_constant, parse_float=_float)
@@ -97,6 +120,8 @@ def loads(text: str | bytes) -> Any:
     including NaN, Infinity, numbers out of range, lone surrogate escapes and nesting deeper
     than Python's own parser follows (so every JSON client can read what is accepted)."""
     try:
+        if not _lossless_in_orjson(text):  # (an integer past 64 bits: exact through json)
+            raise orjson.JSONDecodeError("an integer past 64 bits", "", 0)
         value = orjson.loads(text)  # the usual case, without parse()'s bookkeeping
     except orjson.JSONDecodeError:
         try:

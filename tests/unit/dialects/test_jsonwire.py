@@ -396,3 +396,30 @@ def test_a_delta_subscribe_result_says_so_and_carries_strings() -> None:
     assert delta["delta"] is True
     assert [p["data"] for p in delta["publications"]] == ['{"n":1}', "[2]"]
     assert not any("delta" in p for p in delta["publications"])  # recovered: in full
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "123456789012345678901234567890",
+        "-9999999999999999999",
+        "18446744073709551616",
+        "-123456789012345678901234567890",
+    ],
+)
+def test_integers_past_64_bits_keep_every_digit(number: str) -> None:
+    """orjson reads an integer past 64 bits as a float: such data goes through json, so a
+    publication's data is the number that was sent, digit for digit, in a frame of several
+    commands too; a usual number still reads as before."""
+    frame = (
+        f'{{"id":1,"publish":{{"channel":"a","data":{{"n":{number},"m":7}}}}}}\n'
+        f'{{"id":2,"publish":{{"channel":"a","data":[{number}]}}}}'
+    )
+    first, second = JSON.decode(frame)
+    assert isinstance(first.request, m.Publish) and first.request.data is not None
+    assert first.request.data.text == f'{{"n":{number},"m":7}}'
+    assert isinstance(second.request, m.Publish) and second.request.data is not None
+    assert second.request.data.text == f"[{number}]"
+    assert p.loads(number) == int(number)
+    assert p.parse(f"[{number}, 1.5]") == ([int(number), 1.5], None)
+    assert p.loads("[12345678901234567]") == [12345678901234567]
