@@ -222,15 +222,13 @@ class DelayedFlusher(Flusher):
             return
         now = loop.time()
         frames: dict[object, bytes] = {}
-        _, dirty = buckets.popleft()  # the one the timer was armed for
-        if dirty is self.dirty:  # (its turn has not ended: a timer of a zero-length wait)
-            self._close_bucket()
-        _flush_all(dirty, frames)
-        while buckets and buckets[0][0] <= now:
+        while True:  # the bucket the timer was armed for, then every other one that is due
             _, dirty = buckets.popleft()
-            if dirty is self.dirty:
+            if dirty is self.dirty:  # (its turn has not ended: a timer of a zero-length wait)
                 self._close_bucket()
             _flush_all(dirty, frames)
+            if not buckets or buckets[0][0] > now:
+                break
         if buckets:
             self._armed = buckets[0][0]
             loop.call_at(self._armed, self.flush)

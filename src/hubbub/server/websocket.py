@@ -98,6 +98,20 @@ def _joined(messages: list[str | bytes]) -> str | bytes | None:
     return b"".join(messages)  # type: ignore[arg-type]
 
 
+def _shared(
+    key: object, message: str | bytes, frames: dict[object, bytes], deflate: DeflateFramer | None
+) -> bytes:
+    """``message``'s frame from the turn's cache under ``key`` (a message, or the tuple of a
+    coalesced turn's), built on a miss: plain, or by ``deflate``, whose frames are cached
+    under ``(deflate, key)`` (another window or level, another frame)."""
+    if deflate is not None:
+        key = (deflate, key)
+    frame = frames.get(key)
+    if frame is None:
+        frame = frames[key] = build_frame(message) if deflate is None else deflate.frame(message)
+    return frame
+
+
 def _byte_size(data: str | bytes) -> int:
     return len(data.encode()) if isinstance(data, str) else len(data)
 
@@ -357,52 +371,19 @@ class WebSocketConnection:
         transport = self._transport
         if transport.is_closing() or self._ws.closed:
             return
-        if self._deflate is not None:
-            self._write_compressed(transport, pending, frames, self._deflate)
-        elif len(pending) == 1:  # the common case: one push this turn
+        deflate = self._deflate
+        if deflate is None and len(pending) == 1:  # the common case: one push this turn
             message = pending[0]
             frame = frames.get(message)
             if frame is None:
                 frame = frames[message] = build_frame(message)
             transport.write(frame)
-        elif self._coalesce and (joined := _joined(pending)) is not None:
-            key: object = tuple(pending)
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = build_frame(joined)
-            transport.write(frame)
+        elif self._coalesce and len(pending) > 1 and (joined := _joined(pending)) is not None:
+            transport.write(_shared(tuple(pending), joined, frames, deflate))
         else:  # one write of the frames, one after the other (one send for the kernel)
-            built: list[bytes] = []
-            for message in pending:
-                frame = frames.get(message)
-                if frame is None:
-                    frame = frames[message] = build_frame(message)
-                built.append(frame)
-            transport.write(b"".join(built))
+            transport.write(b"".join([_shared(m, m, frames, deflate) for m in pending]))
         if transport.get_write_buffer_size() > self._limit:
             self._slow()
-
-    def _write_compressed(
-        self,
-        transport: asyncio.Transport,
-        pending: list[str | bytes],
-        frames: dict[object, bytes],
-        deflate: DeflateFramer,
-    ) -> None:
-        # As _write's plain cases, keyed by the framer too (another window, another frame).
-        if self._coalesce and len(pending) > 1 and (joined := _joined(pending)) is not None:
-            key: object = (deflate, tuple(pending))
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = deflate.frame(joined)
-            transport.write(frame)
-            return
-        for message in pending:
-            key = (deflate, message)
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = deflate.frame(message)
-            transport.write(frame)
 
     def on_writable(self) -> None:
         """The transport's buffer drained below its low-water mark: what was held back is
