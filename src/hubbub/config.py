@@ -27,6 +27,7 @@ from hubbub.channeloptions import Namespace as Namespace
 from hubbub.channeloptions import embedded_channel_defaults as embedded_channel_defaults
 from hubbub.errors import ConfigError
 from hubbub.proxy import settings as px
+from hubbub.pushersettings import PusherApp, check_apps
 from hubbub.server.forwarded import parse_network
 
 ENV_PREFIX: Final = "HUBBUB_"
@@ -265,6 +266,11 @@ class Settings(BaseModel):
         description="Channel namespaces: `name` plus channel options, for channels "
         "`name:...`; `rooms` (the raw rooms) always exists.",
     )
+    pusher_apps: tuple[PusherApp, ...] = Field(
+        (),
+        description="Pusher apps (`id`, `key`, `secret` plus options) served on `/app/{key}` "
+        "and `/apps/{id}/...`; see docs/pusher.md.",
+    )
     allow_anonymous: bool = Field(
         True,
         description=(
@@ -439,6 +445,11 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         wh.check(self.webhook_url, self.webhook_secret)
+        return self
+
+    @model_validator(mode="after")
+    def _pusher_apps(self) -> Settings:
+        check_apps(self.pusher_apps, [ns.name for ns in self.namespaces])
         return self
 
     @field_validator("namespaces")

@@ -29,6 +29,7 @@ from pydantic_core import PydanticUndefined
 
 from hubbub.channeloptions import ChannelOptions, Namespace
 from hubbub.config import Settings, env_name
+from hubbub.pushersettings import PusherApp
 
 README_BEGIN: Final = (
     "<!-- configuration: generated from src/hubbub/config.py and channeloptions.py by "
@@ -105,12 +106,19 @@ def channel_options_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def pusher_app_table() -> str:
+    """Every key of a ``[[pusher_apps]]`` entry."""
+    return _table(PusherApp, list(PusherApp.model_fields), header="option")
+
+
 def readme_block() -> str:
-    """The README's generated part: both tables between the markers."""
+    """The README's generated part: the tables between the markers."""
     return (
         f"{README_BEGIN}\n\n{settings_table()}\n"
         "Channel options, in `[channel]` and in each `[[namespaces]]` entry:\n\n"
-        f"{channel_options_table()}\n{README_END}"
+        f"{channel_options_table()}\n"
+        "Keys of each `[[pusher_apps]]` entry (docs/pusher.md):\n\n"
+        f"{pusher_app_table()}\n{README_END}"
     )
 
 
@@ -200,6 +208,10 @@ def reference_page(flags: Mapping[str, str]) -> str:
         "`*_for_client` for authenticated connections, `*_for_anonymous` for anonymous ones; "
         "an application hook for the action, when there is one, is asked after the flags.\n\n"
         + _entries(Namespace, ["name", *ChannelOptions.model_fields], {})
+        + "\n## Pusher apps\n\n"
+        + "Each `[[pusher_apps]]` entry is one app of the Pusher protocol (docs/pusher.md): "
+        "`id`, `key` and `secret` are required.\n\n"
+        + _entries(PusherApp, list(PusherApp.model_fields), {})
     )
 
 

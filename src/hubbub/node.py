@@ -50,6 +50,7 @@ from hubbub.errors import ClientError, StoreError
 from hubbub.member import Member as Member
 from hubbub.presencekeeper import PresenceKeeper
 from hubbub.proxy.caller import ProxyCaller
+from hubbub.pushersettings import implicit_namespaces
 from hubbub.survey import Surveys
 from hubbub.transport import Transport
 from hubbub.webhooks.emitter import Events
@@ -84,6 +85,8 @@ class Node:
             from hubbub.demos import demo_namespaces
 
             namespaces += demo_namespaces(self.settings.namespaces)
+        names = [ns.name for ns in namespaces]
+        namespaces += implicit_namespaces(self.settings.pusher_apps, names)
         self.rules = ChannelRules(self.settings.channel, namespaces)
         self.broker: Broker = broker or LocalBroker(MemoryHistory())
         self.presence: PresenceManager = presence or MemoryPresence()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from hubbub.core import jsontext
 from hubbub.dialects.pusher.errors import ProtocolError
 
 #: The protocol version served (``?protocol=7`` in the connection URL).
@@ -302,7 +303,7 @@ def _data_object(event: str, data: object) -> dict[str, Any]:
         return {}
     if isinstance(data, str):
         try:
-            data = json.loads(data) if data else {}
+            data = jsontext.loads(data) if data else {}
         except ValueError:
             raise ProtocolError(f"{event}: data is not JSON") from None
     if not isinstance(data, dict):
@@ -332,7 +333,7 @@ def parse_client_frame(text: str | bytes) -> ClientMessage:
     or an event name that is neither ``pusher:*`` nor ``client-*``.
     """
     try:
-        frame = json.loads(text)
+        frame = jsontext.loads(text)  # (RFC 8259 only: no NaN, exact big integers)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("Message is not valid JSON") from None
     if not isinstance(frame, dict):
@@ -394,7 +395,7 @@ def parse_channel_data(text: str | None) -> Member:
     if text and len(text.encode()) > MAX_PRESENCE_MEMBER:
         raise ProtocolError(f"Presence channel_data over {MAX_PRESENCE_MEMBER} bytes")
     try:
-        data = json.loads(text) if text else None
+        data = jsontext.loads(text) if text else None
     except ValueError:
         data = None
     if not isinstance(data, dict):
@@ -421,7 +422,7 @@ def parse_user_data(text: str) -> SignedInUser:
     """The user a sign-in's ``user_data`` names (a JSON object with a non-empty string
     ``id``, as pusher-js requires); raises :class:`ProtocolError` otherwise."""
     try:
-        data = json.loads(text)
+        data = jsontext.loads(text)
     except ValueError:
         data = None
     if not isinstance(data, dict):
