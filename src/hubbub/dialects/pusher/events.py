@@ -53,9 +53,11 @@ async def publish(
     socket_id: str | None = None,
     user_id: str = "",
     source: Source = Source.API,
+    keep: bool = True,
 ) -> Publication:
     """Publish ``event`` with ``data`` (publication data: JSON text, see :mod:`.wire`) on
-    ``app``'s channel ``name``; ``socket_id``: the sender, who does not get it."""
+    ``app``'s channel ``name``; ``socket_id``: the sender, who does not get it; ``keep``
+    False: never stored (client events), whatever the channel's history."""
     channel = node_channel(app, name)
     info = ClientInfo(client=socket_id, user=user_id) if socket_id else None
     return await node.publish(
@@ -64,6 +66,7 @@ async def publish(
         info=info,
         tags={EVENT_TAG: event},
         options=channel_options(node, channel, name),
+        skip_history=not keep,
         source=source,
     )
 
