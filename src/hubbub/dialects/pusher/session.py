@@ -304,7 +304,7 @@ class PusherSession:
         node = self.node
         await node.add_pending(channel, self.member)
         try:
-            last = await events.last_event(node, channel, name)
+            last = await events.last_event(node, channel)
         except BaseException:
             await node.drop_pending(channel, self.member)
             raise
