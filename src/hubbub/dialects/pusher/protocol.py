@@ -239,21 +239,10 @@ def is_valid_socket_id(value: object) -> bool:
     return isinstance(value, str) and _SOCKET_ID.fullmatch(value) is not None
 
 
-def new_socket_id(randbelow: Callable[[int], int], now: float | None = None) -> str:
+def new_socket_id(randbelow: Callable[[int], int]) -> str:
     """A fresh socket id (``"<digits>.<digits>"``) from ``randbelow`` (e.g.
-    :func:`secrets.randbelow`); each half is below 10**10 and never has a leading zero.
-
-    With ``now`` (Unix seconds) the first half is that second, so socket ids sort by when
-    their connections started, to the second (the random half tells apart those of one
-    second): the presence rule of :mod:`.session` takes the oldest connection of a user."""
-    first = int(now) if now is not None and 10**9 <= now < 10**10 else randbelow(9 * 10**9) + 10**9
-    return f"{first}.{randbelow(9 * 10**9) + 10**9}"
-
-
-def socket_order(socket_id: str) -> tuple[int, int]:
-    """A sort key of socket ids: by their halves as numbers (see :func:`new_socket_id`)."""
-    first, _, second = socket_id.partition(".")
-    return (int(first), int(second)) if first.isdigit() and second.isdigit() else (0, 0)
+    :func:`secrets.randbelow`); each half is below 10**10 and never has a leading zero."""
+    return f"{randbelow(9 * 10**9) + 10**9}.{randbelow(9 * 10**9) + 10**9}"
 
 
 # -- client messages -------------------------------------------------------------------

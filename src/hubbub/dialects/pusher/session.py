@@ -18,11 +18,15 @@ connection may do, as Pusher defines it, and how the node carries it:
   doubled (the node's pending member, offsets).
 - **Presence**: one entry per connection in the engine's presence (``client`` the socket id,
   ``user`` the user id, ``chan_info`` its user info), so every node sees every member.
-  ``member_added`` goes out once per user, not per connection: after its entry is added, a
-  connection announces its user only when no older connection of that user (by socket id,
-  which sorts by connect time) is in the channel; ``member_removed`` only when, its entry
-  removed, none is left. Two connections of one user joining at once on two nodes may both
-  announce it (pusher-js keeps one member and counts it once); a user is never left out.
+  ``member_added`` goes out once per user, not per connection: a joining connection reads
+  the channel's entries before and after adding its own, and announces its user unless a
+  connection of that user was there before and still is after; ``member_removed`` goes out
+  when, its entry removed, no connection of the user is left. So a user is never left out
+  while a connection of it is in (one leaving as another joins: the leaver announces the
+  removal or the joiner sees it gone and announces the user again; from two nodes, the
+  broker may hand a third the two in either order), and two connections of
+  one user joining at the same moment may both announce it (pusher-js keeps one member and
+  counts it once).
   At most :data:`~.protocol.MAX_PRESENCE_MEMBERS` users per channel.
 - **Client events** (``client-*``): only when the app has ``client_events``, on a private or
   presence channel (not encrypted) the connection is subscribed to, at most
@@ -159,7 +163,7 @@ class PusherSession:
         self.node = node
         self.app = app
         self.conn = conn
-        self.socket_id = protocol.new_socket_id(secrets.randbelow, time.time())
+        self.socket_id = protocol.new_socket_id(secrets.randbelow)
         self.member = PusherMember(self.socket_id, conn, wire)
         self.channels: dict[str, str] = {}  # Pusher name -> node channel
         self.members: dict[str, protocol.Member] = {}  # presence channel -> who it is there
@@ -326,9 +330,12 @@ class PusherSession:
         node = self.node
         entries = await node.presence.presence(channel)
         users: dict[str, Any] = {}
+        before: set[str] = set()  # the user's connections already there
         for entry in entries.values():
             if entry.user and entry.client != self.socket_id:
                 users.setdefault(entry.user, _user_info(entry))
+                if entry.user == member.user_id:
+                    before.add(entry.client)
         if member.user_id not in users and len(users) >= protocol.MAX_PRESENCE_MEMBERS:
             self._refuse(name, "Presence channel is full", 403)
             return
@@ -350,8 +357,7 @@ class PusherSession:
             raise
         users[member.user_id] = member.user_info
         self.conn.post(protocol.encode_subscription_succeeded(name, users))
-        mine = protocol.socket_order(self.socket_id)
-        if not any(protocol.socket_order(other) < mine for other in others):
+        if not before.intersection(others):
             await node.broker.publish_join(channel, info)
             await node.events.pusher_member_added(channel, member.user_id)
 
