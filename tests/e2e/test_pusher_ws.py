@@ -25,6 +25,7 @@ KEY = "pusher-ws-key"
 SECRET = "pusher-ws-secret-0123456789"
 CONFIG = f"""
 api_key = "pusher-ws-api-key-0123456789"
+client_channel_limit = 8
 
 [[pusher_apps]]
 id = "{APP_ID}"
@@ -211,3 +212,15 @@ async def test_signin_and_server_to_user(pserver: ServerProcess) -> None:
         await trigger(pserver, "#server-to-user-42", "note", {"hello": "you"})
         assert (await c.expect("note"))["data"] == {"hello": "you"}
         assert (await c.subscribe("#server-to-user-43"))["event"] == "pusher:subscription_error"
+
+
+async def test_subscriptions_per_connection_are_bounded(pserver: ServerProcess) -> None:
+    async with connect(pserver) as c:
+        for i in range(8):
+            assert (await c.subscribe(f"ch-{i}"))[
+                "event"
+            ] == "pusher_internal:subscription_succeeded"
+        refused = await c.subscribe("ch-8")
+        assert refused["event"] == "pusher:subscription_error" and refused["channel"] == "ch-8"
+        await c.send("pusher:unsubscribe", {"channel": "ch-0"})
+        assert (await c.subscribe("ch-8"))["event"] == "pusher_internal:subscription_succeeded"
