@@ -212,6 +212,31 @@ async def test_signin_and_server_to_user(pserver: ServerProcess) -> None:
         await trigger(pserver, "#server-to-user-42", "note", {"hello": "you"})
         assert (await c.expect("note"))["data"] == {"hello": "you"}
         assert (await c.subscribe("#server-to-user-43"))["event"] == "pusher:subscription_error"
+        # The signed-in connection is its user's for the server API (pusher-<id>#<user>).
+        async with aiohttp.ClientSession() as http:
+            resp = await http.post(
+                pserver.url + "/api/connections",
+                json={"user": f"pusher-{APP_ID}#42"},
+                headers={"X-API-Key": "pusher-ws-api-key-0123456789"},
+            )
+            (info,) = (await resp.json())["result"]["connections"].values()
+        assert info["protocol"] == "pusher" and info["user"] == f"pusher-{APP_ID}#42"
+        assert f"$pusher-{APP_ID}:#server-to-user-42" in info["state"]["channels"]
+        await trigger_disconnect(pserver, f"pusher-{APP_ID}#42")
+        frame = await c.recv()
+        assert frame["event"] == "pusher:error" and frame["data"]["code"] == 4009
+        msg = await asyncio.wait_for(c.ws.receive(), scaled(5))
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4009
+
+
+async def trigger_disconnect(server: ServerProcess, user: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(
+            server.url + "/api/disconnect",
+            json={"user": user},
+            headers={"X-API-Key": "pusher-ws-api-key-0123456789"},
+        )
+        assert "error" not in await resp.json()
 
 
 async def test_subscriptions_per_connection_are_bounded(pserver: ServerProcess) -> None:

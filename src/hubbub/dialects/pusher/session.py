@@ -169,6 +169,7 @@ class PusherSession:
         self.channels: dict[str, str] = {}  # Pusher name -> node channel
         self.members: dict[str, protocol.Member] = {}  # presence channel -> who it is there
         self.user_id = ""  # signed in as
+        self.connected_at_ms = int(time.time() * 1000)
         self._registered = False
         now = time.monotonic()
         self._limiter = RateLimiter(node.limits, now)
@@ -209,12 +210,14 @@ class PusherSession:
         return None  # no tokens: a signed-in Pusher connection does not expire
 
     def connection_info(self) -> dict[str, Any]:
+        """As Centrifugo's ``ConnectionInfo`` (the server API's ``connections``)."""
         return {
-            "client": self.socket_id,
+            "app_name": f"pusher app {self.app.id}",
             "user": self.user,
-            "transport": "pusher",
-            "app": self.app.id,
-            "channels": sorted(self.channels),
+            "transport": "websocket",
+            "protocol": "pusher",
+            "state": {"channels": {channel: {} for channel in self.channels.values()}},
+            "connected_at_ms": self.connected_at_ms,
         }
 
     # -- the loop -------------------------------------------------------------------------
@@ -236,6 +239,9 @@ class PusherSession:
                     await self.handle(protocol.parse_client_frame(frame))
                 except ProtocolError as exc:
                     conn.post(protocol.encode_error(str(exc), exc.code))
+                except Exception:
+                    log.exception("%s: a frame could not be handled", self.socket_id)
+                    conn.post(protocol.encode_error("Internal server error"))
         finally:
             await self.close()
 
@@ -257,7 +263,10 @@ class PusherSession:
         """Leave every channel (presence entries and member_removed too); unregister."""
         try:
             for name in tuple(self.channels):
-                await self.unsubscribe(name)
+                try:
+                    await self.unsubscribe(name)
+                except Exception:
+                    log.exception("%s: leaving %s failed", self.socket_id, name)
         finally:
             if self._registered:
                 self.node.unregister_client(self)
