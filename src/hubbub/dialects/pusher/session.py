@@ -42,7 +42,8 @@ connection may do, as Pusher defines it, and how the node carries it:
   within :data:`PONG_TIMEOUT` (the edge's policy: :mod:`hubbub.server.pusher`).
 - **Bad input** (not JSON, unknown ``pusher:`` events, bad names, oversize data): a
   ``pusher:error`` without a code; the connection stays. Frames over the node's rate limits
-  are dropped, and a connection that keeps sending over them is closed with 4301.
+  are dropped, and a connection that keeps sending over them is closed with 4100 (pusher-js
+  reconnects after backing off).
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ class PusherSession:
             while (frame := await conn.receive()) is not None:
                 verdict = self._limiter.admit(time.monotonic(), message_size(frame))
                 if verdict is Verdict.DISCONNECT:
-                    code = int(ErrorCode.CLIENT_EVENT_RATE_LIMIT)
+                    # 4100: pusher-js reconnects after backing off (4301 would stop it).
+                    code = int(ErrorCode.OVER_CAPACITY)
                     conn.post(protocol.encode_error("rate limit exceeded", code))
                     conn.close(code, "rate limit exceeded")
                     break
