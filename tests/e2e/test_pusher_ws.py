@@ -249,3 +249,20 @@ async def test_subscriptions_per_connection_are_bounded(pserver: ServerProcess) 
         assert refused["event"] == "pusher:subscription_error" and refused["channel"] == "ch-8"
         await c.send("pusher:unsubscribe", {"channel": "ch-0"})
         assert (await c.subscribe("ch-8"))["event"] == "pusher_internal:subscription_succeeded"
+
+
+async def test_client_events_over_ten_a_second_are_refused(pserver: ServerProcess) -> None:
+    async with connect(pserver) as a, connect(pserver) as b:
+        for c in (a, b):
+            assert (await c.subscribe("private-fast"))["event"].endswith("subscription_succeeded")
+        for i in range(15):
+            await a.send("client-n", {"i": i}, channel="private-fast")
+        await a.send("pusher:ping")
+        refused = []
+        while (frame := await a.recv())["event"] != "pusher:pong":
+            assert frame["event"] == "pusher:error" and frame["data"]["code"] == 4301, frame
+            refused.append(frame)
+        assert 1 <= len(refused) <= 5  # 10 at once, and what refilled meanwhile
+        got = [(await b.expect("client-n"))["data"] for _ in range(15 - len(refused))]
+        assert [d["i"] for d in got] == sorted(d["i"] for d in got)
+        await b.nothing(0.3)
