@@ -19,8 +19,9 @@ with :mod:`.httpapi` and calls one of these with the app the request is for:
 Guarantees:
 
 - Only the app's own channels are seen: a node channel is listed when
-  :func:`~hubbub.pushersettings.pusher_channel` names it for the app, so another app's
-  channels (or a Centrifugo channel outside the app's namespace) never appear.
+  :func:`~hubbub.pushersettings.pusher_channel` names it for the app and that name is a valid
+  Pusher channel name, so another app's channels, a Centrifugo channel outside the app's
+  namespace, and one inside it that no Pusher client could name (``ns:a b``) never appear.
 - Occupancy and ``subscription_count`` are cluster-wide: the sum over every live node of its
   members of the channel (Pusher connections and, in a shared namespace, Centrifugo clients),
   read from the nodes' announcements (:meth:`hubbub.node.Node.cluster`, as the server API's
@@ -44,7 +45,7 @@ from hubbub.control import Control
 from hubbub.core.jsontext import dumps
 from hubbub.dialects.pusher import events, wire
 from hubbub.dialects.pusher.httpapi import ChannelQuery, ChannelsQuery, Trigger
-from hubbub.dialects.pusher.protocol import channel_kind
+from hubbub.dialects.pusher.protocol import channel_kind, channel_name_problem
 from hubbub.node import Node
 from hubbub.pushersettings import PusherApp, node_channel, pusher_channel, user_key
 
@@ -63,7 +64,9 @@ async def occupancy(node: Node, app: PusherApp) -> dict[str, int]:
             continue
         for channel, count in listed.items():
             name = pusher_channel(app, channel) if isinstance(channel, str) else None
-            if name is not None and isinstance(count, int) and count > 0:
+            if name is None or not isinstance(count, int) or count <= 0:
+                continue
+            if channel_name_problem(name) is None:
                 counts[name] = counts.get(name, 0) + count
     return counts
 
