@@ -26,7 +26,7 @@ message, as Pusher's API answers, never a traceback.
 
 Body bounds: an event's data is at most 10 KiB of UTF-8, which JSON may escape to six bytes
 a byte; with 100 channel names of 200 characters and an escaped event name,
-:data:`EVENTS_BODY_LIMIT` holds any valid ``/events`` body, ten times one event
+:data:`EVENTS_BODY_LIMIT` holds any valid ``/events`` body, ten times a one-channel event
 (:data:`BATCH_BODY_LIMIT`) any valid ``/batch_events`` body; GET requests take no body.
 """
 
