@@ -4,7 +4,9 @@ oversize bodies, bad JSON, ...): each a clear 4xx with a message, the server unh
 
 Triggers are observed by a Centrifugo client subscribed to the app's mapped channel (the app
 maps into namespace ``ns``, so Pusher channel ``news`` is ``ns:news``), presence by a
-Centrifugo client with a token in ``$ns:presence-room``.
+Centrifugo client with a token in ``$ns:presence-room``; and with Pusher connections
+(tests/support/pusherws.py): ``socket_id`` exclusion, presence users and counts,
+``terminate_user_connections`` closing a signed-in connection.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from hubbub.auth import mint
 from hubbub.dialects.pusher.signing import sign_api_request
 from hubbub.server.pusherapi import EVENTS_BODY_LIMIT
 from tests.conftest import StartServer
+from tests.support import pusherws
 from tests.support.proto import Observer, call, connected
 from tests.support.redis import RedisServer
 from tests.support.server import ServerProcess
-from tests.support.timing import eventually
+from tests.support.timing import eventually, scaled
 
 pytestmark = pytest.mark.e2e
 
@@ -338,3 +341,36 @@ async def test_two_nodes_list_channels_cluster_wide(
         for o in obs:
             o.stop()
             await o.ws.close()
+
+
+async def test_with_pusher_connections(server: ServerProcess) -> None:
+    """Pusher clients of the app: the trigger's socket_id is skipped, presence members are
+    the users and the counts, terminate_user_connections closes the signed-in one (4009)."""
+    p = client(server)
+    async with (
+        pusherws.connect(server.ws, KEY, SECRET) as a,
+        pusherws.connect(server.ws, KEY, SECRET) as b,
+        pusherws.connect(server.ws, KEY, SECRET) as signed_in,
+    ):
+        for c, user in ((a, "ann"), (b, "bob")):
+            reply = await c.subscribe("presence-room", {"user_id": user, "user_info": {}})
+            assert reply["event"] == "pusher_internal:subscription_succeeded", reply
+        await a.expect("pusher_internal:member_added")
+        assert (await a.subscribe("news"))["event"] == "pusher_internal:subscription_succeeded"
+        assert (await b.subscribe("news"))["event"] == "pusher_internal:subscription_succeeded"
+
+        await lib(p.trigger, "news", "hi", {"n": 1}, a.socket_id)
+        assert (await b.expect("hi"))["data"] == {"n": 1}
+        await a.nothing(0.5)  # the sender's socket_id does not get it
+
+        assert await lib(p.users_info, "presence-room") == {"users": [{"id": "ann"}, {"id": "bob"}]}
+        info = await lib(p.channel_info, "presence-room", ["user_count", "subscription_count"])
+        assert info == {"occupied": True, "user_count": 2, "subscription_count": 2}
+
+        assert (await signed_in.signin({"id": "carol"}))["event"] == "pusher:signin_success"
+        assert await lib(p.terminate_user_connections, "carol") == {}
+        frame = await signed_in.recv()
+        assert frame["event"] == "pusher:error" and frame["data"]["code"] == 4009
+        msg = await asyncio.wait_for(signed_in.ws.receive(), scaled(5))
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4009
+        await b.nothing(0.2)  # the others stay

@@ -46,11 +46,10 @@ from hubbub.core.jsontext import dumps
 from hubbub.dialects.pusher import events, wire
 from hubbub.dialects.pusher.httpapi import ChannelQuery, ChannelsQuery, Trigger
 from hubbub.dialects.pusher.protocol import channel_kind, channel_name_problem
+from hubbub.dialects.pusher.session import TERMINATED as TERMINATED
 from hubbub.node import Node
 from hubbub.pushersettings import PusherApp, node_channel, pusher_channel, user_key
 
-#: The close code and reason of a connection ended by ``terminate_connections``.
-TERMINATED: Final = (4009, "terminated")
 #: Presence reads in flight at once for one listing with ``user_count``.
 PRESENCE_READS: Final = 32
 
@@ -161,7 +160,7 @@ async def users(node: Node, app: PusherApp, name: str) -> str:
 
 async def terminate_connections(node: Node, app: PusherApp, user_id: str) -> str:
     """``POST /users/{id}/terminate_connections``: close the connections signed in as
-    ``user_id`` to ``app`` on every node (:data:`TERMINATED`)."""
+    ``user_id`` to ``app`` on every node (:data:`TERMINATED`, the session's: 4009)."""
     code, reason = TERMINATED
     await node.control(
         Control(kind="disconnect", user=user_key(app, user_id), code=code, reason=reason)
