@@ -1,0 +1,160 @@
+"""An attacker's and a demanding user's pass over the Pusher WebSocket side (``/app/{key}``):
+odd frames and auth strings, presence edge cases, cache kinds, isolation between apps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from hubbub.dialects.pusher import signing
+from tests.conftest import StartServer
+from tests.support import pusherws
+from tests.support.pusherws import Client
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+APP_ID = "123456"
+KEY = "attack-key"
+SECRET = "attack-secret-0123456789"
+OTHER_KEY = "attack-other"
+OTHER_SECRET = "attack-other-secret-0123456789"
+CONFIG = f"""
+api_key = "attack-api-key-0123456789"
+client_channel_limit = 8
+
+[[pusher_apps]]
+id = "{APP_ID}"
+key = "{KEY}"
+secret = "{SECRET}"
+client_events = true
+
+[[pusher_apps]]
+id = "654321"
+key = "{OTHER_KEY}"
+secret = "{OTHER_SECRET}"
+client_events = true
+"""
+
+
+@pytest.fixture
+def pserver(start_server: StartServer) -> ServerProcess:
+    return start_server(config=CONFIG)
+
+
+@asynccontextmanager
+async def connect(server: ServerProcess, key: str = KEY) -> AsyncIterator[Client]:
+    secret = SECRET if key == KEY else OTHER_SECRET
+    async with pusherws.connect(server.ws, key, secret) as client:
+        assert client.socket_id
+        yield client
+
+
+async def test_odd_frames_and_auth_strings_get_errors(pserver: ServerProcess) -> None:
+    async with connect(pserver) as c:
+        frames: list[Any] = [
+            '{"event":"pusher:subscribe","data":{"channel":"x","auth":5}}',
+            '{"event":"pusher:subscribe","data":{"channel":["x"]}}',
+            '{"event":"pusher:subscribe","data":"null"}',
+            '{"event":"pusher:subscribe","data":{"channel":"' + "a" * 201 + '"}}',
+            '{"event":"pusher:subscribe","data":{"channel":"$pusher-654321:news"}}',
+            '{"event":"pusher:subscribe","data":{"channel":"pusher-654321:news"}}',
+            '{"event":"pusher:subscribe","data":{"channel":"#server-to-user-"}}',
+            '{"event":"client-x","channel":"private-a","data":NaN}',
+            "[" * 5000 + "]" * 5000,
+            '{"event":"pusher:signin","data":{"auth":"x","user_data":5}}',
+            '{"event":5}',
+            "",
+        ]
+        for text in frames:
+            await c.ws.send_str(text)
+            frame = await c.recv()
+            assert frame["event"] == "pusher:error", (text[:80], frame)
+            assert frame["data"]["message"] != "Internal server error", text[:80]
+        for auth in ("", ":", f"{KEY}:", f"{OTHER_KEY}:" + "0" * 64, "x" * 5000, f"{KEY}:\u00e9"):
+            await c.send("pusher:subscribe", {"channel": "private-a", "auth": auth})
+            frame = await c.recv()
+            assert frame["event"] == "pusher:subscription_error", (auth[:40], frame)
+        name = "a" * 200
+        assert (await c.subscribe(name))["event"] == "pusher_internal:subscription_succeeded"
+        name = "presence-" + "b" * 191
+        reply = await c.subscribe(name, {"user_id": "u"})
+        assert reply["event"] == "pusher_internal:subscription_succeeded"
+
+
+async def test_presence_channel_data_shapes(pserver: ServerProcess) -> None:
+    async with connect(pserver) as c:
+        for data in (
+            {"user_id": True},
+            {"user_id": 1.5},
+            {"user_id": ""},
+            {"user_id": None},
+            {"user_id": "x" * 129},
+            {"user_id": "u", "user_info": "x" * 1100},
+            {"user_info": {}},
+        ):
+            reply = await c.subscribe("presence-shapes", data)
+            assert reply["event"] == "pusher:subscription_error", (data, reply)
+        # Signed for another socket: refused.
+        text = json.dumps({"user_id": "u"})
+        auth = f"{KEY}:" + signing.sign(
+            SECRET, signing.channel_string_to_sign("1.1", "presence-shapes", text)
+        )
+        await c.send(
+            "pusher:subscribe", {"channel": "presence-shapes", "auth": auth, "channel_data": text}
+        )
+        assert (await c.recv())["event"] == "pusher:subscription_error"
+
+
+async def test_signin_signed_for_another_socket_is_refused(pserver: ServerProcess) -> None:
+    async with connect(pserver) as a, connect(pserver) as b:
+        text = json.dumps({"id": "42"})
+        auth = f"{KEY}:" + signing.sign(SECRET, signing.user_string_to_sign(a.socket_id, text))
+        await b.send("pusher:signin", {"auth": auth, "user_data": text})
+        frame = await b.recv()
+        assert frame["event"] == "pusher:error"
+        assert (await b.subscribe("#server-to-user-42"))["event"] == "pusher:subscription_error"
+
+
+async def test_no_member_added_to_the_joiner_itself(pserver: ServerProcess) -> None:
+    async with connect(pserver) as a, connect(pserver) as b:
+        await a.subscribe("presence-self", {"user_id": "a"})
+        await a.nothing(0.3)
+        await b.subscribe("presence-self", {"user_id": "b"})
+        await b.nothing(0.3)
+        assert (await a.expect("pusher_internal:member_added"))["data"]["user_id"] == "b"
+        await b.send("pusher:unsubscribe", {"channel": "presence-self"})
+        assert (await a.expect("pusher_internal:member_removed"))["data"]["user_id"] == "b"
+        await b.nothing(0.3)
+        # Rejoining after leaving announces again, once.
+        await b.subscribe("presence-self", {"user_id": "b"})
+        assert (await a.expect("pusher_internal:member_added"))["data"]["user_id"] == "b"
+        await a.nothing(0.3)
+
+
+async def test_presence_cache_channel_gets_its_cache_miss(pserver: ServerProcess) -> None:
+    async with connect(pserver) as c:
+        reply = await c.subscribe("presence-cache-room", {"user_id": "u"})
+        assert reply["event"] == "pusher_internal:subscription_succeeded"
+        assert (await c.recv())["event"] == "pusher:cache_miss"
+
+
+async def test_private_cache_channel_gets_its_cache_miss(pserver: ServerProcess) -> None:
+    async with connect(pserver) as c:
+        reply = await c.subscribe("private-cache-room")
+        assert reply["event"] == "pusher_internal:subscription_succeeded"
+        assert (await c.recv())["event"] == "pusher:cache_miss"
+
+
+async def test_no_client_event_leaks_between_apps(pserver: ServerProcess) -> None:
+    async with connect(pserver) as a, connect(pserver, OTHER_KEY) as b, connect(pserver) as a2:
+        for c in (a, b, a2):
+            assert (await c.subscribe("private-shared"))["event"].endswith("succeeded")
+        await a.send("client-hi", {"n": 1}, channel="private-shared")
+        assert (await a2.expect("client-hi"))["data"] == {"n": 1}
+        await b.nothing(0.3)
+        await a.nothing(0.3)
