@@ -13,6 +13,7 @@ import pytest
 from hubbub.dialects.pusher import signing
 from tests.conftest import StartServer
 from tests.support import pusherws
+from tests.support.proto import call, connected, raw_client
 from tests.support.pusherws import Client
 from tests.support.server import ServerProcess
 
@@ -38,6 +39,12 @@ id = "654321"
 key = "{OTHER_KEY}"
 secret = "{OTHER_SECRET}"
 client_events = true
+namespace = "shared"
+
+[[namespaces]]
+name = "shared"
+history_size = 10
+history_ttl = 300
 """
 
 
@@ -158,3 +165,28 @@ async def test_no_client_event_leaks_between_apps(pserver: ServerProcess) -> Non
         assert (await a2.expect("client-hi"))["data"] == {"n": 1}
         await b.nothing(0.3)
         await a.nothing(0.3)
+
+
+async def test_centrifugo_clients_stay_out_of_pusher_apps_channels(pserver: ServerProcess) -> None:
+    """An unmapped app's channels (``pusher-<id>:...``) are closed to Centrifugo clients; a
+    mapped app's authorized kinds (``$shared:private-...``) need a subscription token."""
+    async with raw_client(pserver) as ws:
+        await connected(ws)
+        closed = [
+            f"pusher-{APP_ID}:news",
+            f"$pusher-{APP_ID}:private-a",
+            f"$pusher-{APP_ID}:presence-a",
+            "$shared:private-a",
+            "$shared:presence-a",
+            "$shared:private-encrypted-a",
+            "$shared:#server-to-user-42",
+        ]
+        for n, channel in enumerate(closed, 10):
+            for command in ("subscribe", "publish", "history", "presence"):
+                params: dict[str, Any] = {"channel": channel}
+                if command == "publish":
+                    params["data"] = {"x": 1}
+                (reply,) = await call(ws, {"id": n, command: params})
+                assert "error" in reply, (command, channel, reply)
+        (reply,) = await call(ws, {"id": 99, "subscribe": {"channel": "shared:news"}})
+        assert "error" not in reply, reply
