@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 
 from hubbub.dialects.pusher import signing
@@ -24,8 +25,9 @@ KEY = "attack-key"
 SECRET = "attack-secret-0123456789"
 OTHER_KEY = "attack-other"
 OTHER_SECRET = "attack-other-secret-0123456789"
+API_KEY = "attack-api-key-0123456789"
 CONFIG = f"""
-api_key = "attack-api-key-0123456789"
+api_key = "{API_KEY}"
 client_channel_limit = 8
 
 [[pusher_apps]]
@@ -59,6 +61,22 @@ async def connect(server: ServerProcess, key: str = KEY) -> AsyncIterator[Client
     async with pusherws.connect(server.ws, key, secret) as client:
         assert client.socket_id
         yield client
+
+
+async def trigger(server: ServerProcess, channel: str, event: str, data: Any) -> None:
+    """An event of the unmapped app through hubbub's own server API."""
+    prefix = "$" if channel.startswith(("private-", "presence-", "#")) else ""
+    body = {
+        "channel": f"{prefix}pusher-{APP_ID}:{channel}",
+        "data": data,
+        "tags": {"pusher_event": event},
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.url + "/api/publish", json=body, headers={"X-API-Key": API_KEY}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        assert "error" not in await resp.json()
 
 
 async def test_odd_frames_and_auth_strings_get_errors(pserver: ServerProcess) -> None:
@@ -148,6 +166,14 @@ async def test_presence_cache_channel_gets_its_cache_miss(pserver: ServerProcess
         reply = await c.subscribe("presence-cache-room", {"user_id": "u"})
         assert reply["event"] == "pusher_internal:subscription_succeeded"
         assert (await c.recv())["event"] == "pusher:cache_miss"
+    await trigger(pserver, "presence-cache-room", "update", {"t": 1})
+    async with connect(pserver) as c:
+        reply = await c.subscribe("presence-cache-room", {"user_id": "v"})
+        assert reply["event"] == "pusher_internal:subscription_succeeded"
+        assert reply["data"]["presence"]["ids"] == ["v"]
+        got = await c.recv()
+        assert got["event"] == "update" and got["data"] == {"t": 1}, got
+        await c.nothing(0.3)
 
 
 async def test_private_cache_channel_gets_its_cache_miss(pserver: ServerProcess) -> None:
@@ -190,3 +216,22 @@ async def test_centrifugo_clients_stay_out_of_pusher_apps_channels(pserver: Serv
                 assert "error" in reply, (command, channel, reply)
         (reply,) = await call(ws, {"id": 99, "subscribe": {"channel": "shared:news"}})
         assert "error" not in reply, reply
+
+
+async def test_presence_channel_full_at_100_users_but_not_for_a_users_other_tab(
+    pserver: ServerProcess,
+) -> None:
+    async with AsyncExitStack() as stack:
+        for i in range(100):
+            c = await stack.enter_async_context(connect(pserver))
+            reply = await c.subscribe("presence-full", {"user_id": f"u{i}"})
+            assert reply["event"] == "pusher_internal:subscription_succeeded", (i, reply)
+        assert reply["data"]["presence"]["count"] == 100
+        late = await stack.enter_async_context(connect(pserver))
+        refused = await late.subscribe("presence-full", {"user_id": "u100"})
+        assert refused["event"] == "pusher:subscription_error", refused
+        assert refused["data"]["status"] == 403
+        tab = await stack.enter_async_context(connect(pserver))
+        reply = await tab.subscribe("presence-full", {"user_id": "u0"})
+        assert reply["event"] == "pusher_internal:subscription_succeeded", reply
+        assert reply["data"]["presence"]["count"] == 100
