@@ -25,6 +25,9 @@ KEY = "attack-key"
 SECRET = "attack-secret-0123456789"
 OTHER_KEY = "attack-other"
 OTHER_SECRET = "attack-other-secret-0123456789"
+QUIET_KEY = "attack-quiet"
+QUIET_SECRET = "attack-quiet-secret-0123456789"
+SECRETS = {KEY: SECRET, OTHER_KEY: OTHER_SECRET, QUIET_KEY: QUIET_SECRET}
 API_KEY = "attack-api-key-0123456789"
 CONFIG = f"""
 api_key = "{API_KEY}"
@@ -43,6 +46,11 @@ secret = "{OTHER_SECRET}"
 client_events = true
 namespace = "shared"
 
+[[pusher_apps]]
+id = "777"
+key = "{QUIET_KEY}"
+secret = "{QUIET_SECRET}"
+
 [[namespaces]]
 name = "shared"
 history_size = 10
@@ -57,8 +65,7 @@ def pserver(start_server: StartServer) -> ServerProcess:
 
 @asynccontextmanager
 async def connect(server: ServerProcess, key: str = KEY) -> AsyncIterator[Client]:
-    secret = SECRET if key == KEY else OTHER_SECRET
-    async with pusherws.connect(server.ws, key, secret) as client:
+    async with pusherws.connect(server.ws, key, SECRETS[key]) as client:
         assert client.socket_id
         yield client
 
@@ -235,3 +242,42 @@ async def test_presence_channel_full_at_100_users_but_not_for_a_users_other_tab(
         reply = await tab.subscribe("presence-full", {"user_id": "u0"})
         assert reply["event"] == "pusher_internal:subscription_succeeded", reply
         assert reply["data"]["presence"]["count"] == 100
+
+
+async def test_client_events_on_every_channel_kind(pserver: ServerProcess) -> None:
+    allowed = ["private-k", "presence-k", "private-cache-k", "presence-cache-k"]
+    refused = ["news", "cache-k", "private-encrypted-k", "private-encrypted-cache-k"]
+    async with connect(pserver) as a, connect(pserver) as b:
+        for i, c in enumerate((a, b)):
+            for name in allowed + refused:
+                data = {"user_id": f"u{i}"} if name.startswith("presence-") else None
+                assert (await c.subscribe(name, data))["event"].endswith("succeeded"), name
+                if "cache-" in name:
+                    assert (await c.recv())["event"] == "pusher:cache_miss", name
+        for name in ("presence-k", "presence-cache-k"):
+            added = await a.expect("pusher_internal:member_added")
+            assert added["channel"] == name and added["data"]["user_id"] == "u1", added
+        await a.nothing(0.3)
+        await b.nothing(0.3)
+        for name in refused:
+            await a.send("client-k", {"on": name}, channel=name)
+            assert (await a.recv())["event"] == "pusher:error", name
+        for name in allowed:
+            await a.send("client-k", {"on": name}, channel=name)
+            got = await b.expect("client-k")
+            assert got["channel"] == name and got["data"] == {"on": name}, got
+        await b.nothing(0.3)
+        await a.nothing(0.3)
+    # Client events are never kept: a cache channel's subscriber gets a miss after them.
+    async with connect(pserver) as c:
+        await c.subscribe("private-cache-k")
+        assert (await c.recv())["event"] == "pusher:cache_miss"
+
+
+async def test_an_app_without_client_events_refuses_them(pserver: ServerProcess) -> None:
+    async with connect(pserver, QUIET_KEY) as a, connect(pserver, QUIET_KEY) as b:
+        for c in (a, b):
+            assert (await c.subscribe("private-no"))["event"].endswith("succeeded")
+        await a.send("client-k", {}, channel="private-no")
+        assert (await a.recv())["event"] == "pusher:error"
+        await b.nothing(0.3)
