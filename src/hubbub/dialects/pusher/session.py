@@ -15,8 +15,10 @@ connection may do, as Pusher defines it, and how the node carries it:
   (``pusher_internal:subscription_succeeded``, with the members on a presence channel) is
   posted before any event of the channel; a cache channel's kept event (or
   ``pusher:cache_miss``) follows it, and events published meanwhile are neither lost nor
-  doubled (the node's pending member, offsets). At most ``client_channel_limit`` channels
-  per connection.
+  doubled (the node's pending member, offsets); so too on a presence channel, whose
+  members in the reply are read after the connection's own entry was added, so a join or
+  leave of another is in them or comes after them. At most ``client_channel_limit``
+  channels per connection.
 - **Presence**: one entry per connection in the engine's presence (``client`` the socket id,
   ``user`` the user id, ``chan_info`` its user info), so every node sees every member.
   ``member_added`` goes out once per user, not per connection: a joining connection reads
@@ -310,7 +312,7 @@ class PusherSession:
         channel = node_channel(self.app, name)
         try:
             if member is not None:
-                await self._join_presence(name, channel, member)
+                await self._join_presence(name, channel, member, kind.is_cache)
             elif kind.is_cache:
                 await self._subscribe_cache(name, channel)
             else:
@@ -342,16 +344,17 @@ class PusherSession:
         entries = await self.node.presence.presence(channel)
         return [c for c, info in entries.items() if info.user == user_id and c != self.socket_id]
 
-    async def _join_presence(self, name: str, channel: str, member: protocol.Member) -> None:
+    async def _join_presence(
+        self, name: str, channel: str, member: protocol.Member, cache: bool
+    ) -> None:
         node = self.node
         entries = await node.presence.presence(channel)
-        users: dict[str, Any] = {}
-        before: set[str] = set()  # the user's connections already there
-        for entry in entries.values():
-            if entry.user and entry.client != self.socket_id:
-                users.setdefault(entry.user, _user_info(entry))
-                if entry.user == member.user_id:
-                    before.add(entry.client)
+        users = {entry.user for entry in entries.values() if entry.user}
+        before = {  # the user's connections already there
+            entry.client
+            for entry in entries.values()
+            if entry.user == member.user_id and entry.client != self.socket_id
+        }
         if member.user_id not in users and len(users) >= protocol.MAX_PRESENCE_MEMBERS:
             self._refuse(name, "Presence channel is full", 403)
             return
@@ -360,19 +363,40 @@ class PusherSession:
             user=member.user_id,
             chan_info=None if member.user_info is None else dumps(member.user_info),
         )
-        # Joins and leaves of the channel from now on; then this connection's own entry.
+        # The channel's publications from now on are held until the reply is out (and the
+        # kept event of a cache channel); then this connection's own entry, and the members
+        # as they are with it: a join or leave from now on is in them or comes after.
         self.member.presence.add(channel)
-        await node.add_member(channel, self.member)
+        await node.add_pending(channel, self.member)
         self.channels[name] = channel
         self.members[channel] = member
         try:
+            last = await events.last_event(node, channel) if cache else None
             await node.presence_add(channel, info)
-            others = await self._others(channel, member.user_id)
-        except StoreError:
-            await self.unsubscribe(name)
+            entries = await node.presence.presence(channel)
+        except BaseException as exc:
+            await node.drop_pending(channel, self.member)
+            if isinstance(exc, StoreError):
+                await self.unsubscribe(name)
             raise
-        users[member.user_id] = member.user_info
-        self.conn.post(protocol.encode_subscription_succeeded(name, users))
+        present: dict[str, Any] = {}
+        others: list[str] = []  # the user's other connections there now
+        for entry in entries.values():
+            if entry.user and entry.client != self.socket_id:
+                present.setdefault(entry.user, _user_info(entry))
+                if entry.user == member.user_id:
+                    others.append(entry.client)
+        present[member.user_id] = member.user_info
+        self.conn.post(protocol.encode_subscription_succeeded(name, present))
+        if cache:
+            self.conn.post(
+                protocol.encode_cache_miss(name)
+                if last is None
+                else self.member.wire.publication(channel, last)
+            )
+        node.activate(channel, self.member, last.offset if last is not None else 0)
+        if cache and last is None:
+            await node.events.pusher_cache_miss(channel)
         if not before.intersection(others):
             await node.broker.publish_join(channel, info)
             await node.events.pusher_member_added(channel, member.user_id)
