@@ -293,3 +293,10 @@ def test_presence_member_limits() -> None:
     assert p.parse_channel_data(at_limit).user_id == "1"
     with pytest.raises(ProtocolError, match="1024"):
         p.parse_channel_data(json.dumps({"user_id": "1", "user_info": "x" * (padding + 1)}))
+
+
+@pytest.mark.parametrize("user_id", ["auth0|123", "a b", "ü", "x" * 185])
+def test_a_user_id_that_cannot_name_its_channel_is_refused(user_id: str) -> None:
+    with pytest.raises(ProtocolError, match="user_data id must be"):
+        p.parse_user_data(json.dumps({"id": user_id}))
+    assert p.parse_user_data(json.dumps({"id": "x" * 184})).id == "x" * 184

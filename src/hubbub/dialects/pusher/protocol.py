@@ -420,7 +420,9 @@ class SignedInUser:
 
 def parse_user_data(text: str) -> SignedInUser:
     """The user a sign-in's ``user_data`` names (a JSON object with a non-empty string
-    ``id``, as pusher-js requires); raises :class:`ProtocolError` otherwise."""
+    ``id``, as pusher-js requires, of the characters of channel names and short enough that
+    its ``#server-to-user-`` channel is a valid name: what the server libraries accept);
+    raises :class:`ProtocolError` otherwise."""
     try:
         data = jsontext.loads(text)
     except ValueError:
@@ -430,6 +432,12 @@ def parse_user_data(text: str) -> SignedInUser:
     user_id = data.get("id")
     if not isinstance(user_id, str) or not user_id:
         raise ProtocolError("user_data needs a non-empty string id")
+    longest = MAX_CHANNEL_NAME - len(SERVER_TO_USER_PREFIX)
+    if len(user_id) > longest or not _NAME_CHARS.fullmatch(user_id):
+        raise ProtocolError(
+            f"user_data id must be 1-{longest} of A-Z, a-z, 0-9 and - _ = @ , . ; "
+            "(its #server-to-user- channel's name)"
+        )
     return SignedInUser(user_id, data)
 
 

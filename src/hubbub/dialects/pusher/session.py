@@ -17,7 +17,10 @@ connection may do, as Pusher defines it, and how the node carries it:
   ``pusher:cache_miss``) follows it, and events published meanwhile are neither lost nor
   doubled (the node's pending member, offsets); so too on a presence channel, whose
   members in the reply are read after the connection's own entry was added, so a join or
-  leave of another is in them or comes after them. At most ``client_channel_limit``
+  leave of another is in them or comes after them (but for one narrow window with a remote
+  engine: a join or leave published while the read is on its way back, after the engine
+  took its snapshot, is neither in the reply nor pushed, since a pending member gets
+  publications only, until the next join or leave of that user). At most ``client_channel_limit``
   channels per connection.
 - **Presence**: one entry per connection in the engine's presence (``client`` the socket id,
   ``user`` the user id, ``chan_info`` its user info), so every node sees every member.
