@@ -4,7 +4,7 @@
 
     PusherError
     ├── ProtocolError    a client frame was refused: answer pusher:error {code, message}
-    └── ApiError         an HTTP API request was refused: answer status + {"error": message}
+    └── ApiError         an HTTP API request was refused: answer its status and message (text)
         └── SignatureError   its signature (auth_key, timestamp, body_md5, auth_signature)
 
 Every message is fit to show the client: none contains a secret.
