@@ -140,7 +140,7 @@ def pusher_receiver() -> Iterator[ThreadedReceiver]:
 def pusher_app(receiver: ThreadedReceiver) -> str:
     """The namespace ``pns`` and the Pusher app mapped into it, its webhooks to ``receiver``."""
     assert isinstance(receiver.receiver, PusherReceiver)
-    return '[[namespaces]]\nname = "pns"\n\n' + receiver.receiver.app_config(
+    return '[[namespaces]]\nname = "pns"\npresence = true\n\n' + receiver.receiver.app_config(
         namespace="pns", client_events=True
     )
 
