@@ -24,7 +24,8 @@ from hubbub.auth import mint
 from tests.support.proxy_backend import Backend
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
-from tests.support.webhook_receiver import ThreadedReceiver
+from tests.support.webhook_receiver import PUSHER_APP as HOOKED_APP
+from tests.support.webhook_receiver import PusherReceiver, ThreadedReceiver
 
 KEY = "matrix-api-key-0123456789"
 SECRET = "m" * 40
@@ -91,6 +92,8 @@ namespace = "pshared"
 #: Centrifugo clients as namespace ``pshared``.
 PUSHER_APP = ("100200", "matrix-pusher", "matrix-pusher-secret-0123456789")
 PUSHER_SHARED = ("100300", "matrix-pusher-shared", "matrix-pusher-shared-secret-0123")
+#: The app whose webhooks go to the ``pusher_receiver`` fixture (mapped into ``pns``).
+PUSHER_HOOKED = HOOKED_APP
 
 
 def proxied_namespace(backend: Backend) -> str:
@@ -122,6 +125,24 @@ def webhook_receiver() -> Iterator[ThreadedReceiver]:
     receiver = ThreadedReceiver().start()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def pusher_receiver() -> Iterator[ThreadedReceiver]:
+    """The Pusher app's webhook backend, one per module: every deployment has the app
+    (``[[pusher_apps]]`` mapped into the namespace ``pns``) send its webhooks here, checked
+    with the ``pusher`` library's ``validate_webhook``."""
+    receiver = ThreadedReceiver(PusherReceiver()).start()
+    yield receiver
+    receiver.stop()
+
+
+def pusher_app(receiver: ThreadedReceiver) -> str:
+    """The namespace ``pns`` and the Pusher app mapped into it, its webhooks to ``receiver``."""
+    assert isinstance(receiver.receiver, PusherReceiver)
+    return '[[namespaces]]\nname = "pns"\npresence = true\n\n' + receiver.receiver.app_config(
+        namespace="pns", client_events=True
+    )
 
 
 @dataclass(frozen=True)
@@ -253,7 +274,8 @@ def deployment(
         config += f"write_delay = {row.write_delay}\n"
     backend = request.getfixturevalue("proxy_backend")
     config += request.getfixturevalue("webhook_receiver").config()
-    (tmp / "hubbub.toml").write_text(config + NAMESPACES + proxied_namespace(backend))
+    hooks = pusher_app(request.getfixturevalue("pusher_receiver"))
+    (tmp / "hubbub.toml").write_text(config + NAMESPACES + proxied_namespace(backend) + hooks)
     servers: list[ServerProcess] = []
     try:
         for i in range(row.nodes):

@@ -20,7 +20,15 @@ import pytest
 from centrifuge.fossil import apply_delta
 
 from hubbub.auth import mint
-from tests.matrix.conftest import PUSHER_APP, PUSHER_SHARED, SECRET, Deployment, token, unique
+from tests.matrix.conftest import (
+    PUSHER_APP,
+    PUSHER_HOOKED,
+    PUSHER_SHARED,
+    SECRET,
+    Deployment,
+    token,
+    unique,
+)
 from tests.support import emulated, protobuf, pusherws, uni
 from tests.support.lossy import store_unannounced
 from tests.support.proto import Observer, call
@@ -1055,3 +1063,89 @@ async def test_pusher_and_centrifugo_clients_meet(deployment: Deployment) -> Non
         pushes = [await obs.push("pub", channel) for _ in range(2)]
         assert [push["pub"]["data"] for push in pushes] == [{"a": 1}, {"b": 2}]
         obs.stop()
+
+
+async def test_pusher_webhooks_once_per_transition_across_nodes(
+    deployment: Deployment, pusher_receiver: ThreadedReceiver
+) -> None:
+    """The Pusher app's channel ``<name>`` is the node channel ``pns:<name>``: two users on
+    different nodes (where there are several) subscribe and leave; the app's webhook gets
+    ``channel_occupied`` and ``channel_vacated`` once each for the whole cluster, under the
+    Pusher name, every request validated by the ``pusher`` library."""
+    name = unique("pushed")
+    async with sockets(deployment, "/connection/websocket", 2) as socks:
+        observers = [await connect_as(ws, unique("ph")) for ws in socks]
+        for obs in observers:
+            assert "error" not in await obs.command("subscribe", {"channel": f"pns:{name}"})
+        await deployment.wait_subscribers(f"pns:{name}", 2)
+        for obs in observers:
+            obs.stop()
+
+    def transitions() -> list[str]:
+        return [
+            kind
+            for kind in ("channel_occupied", "channel_vacated")
+            for _ in pusher_receiver.of_type(kind, channel=name)
+        ]
+
+    async def arrived() -> bool:
+        return transitions() == ["channel_occupied", "channel_vacated"]
+
+    await eventually(arrived, f"the Pusher webhooks of {name}")
+    await asyncio.sleep(scaled(0.5))  # a doubled event would come by now
+    assert transitions() == ["channel_occupied", "channel_vacated"]
+    assert pusher_receiver.of_type("channel_occupied", channel=f"pns:{name}") == []
+    assert pusher_receiver.bad_signatures == 0
+
+
+async def test_pusher_member_and_client_event_webhooks_across_nodes(
+    deployment: Deployment, pusher_receiver: ThreadedReceiver
+) -> None:
+    """One user's two tabs on two nodes (where there are several) and another user in a
+    presence channel of the hooked app: one member_added per user, one member_removed when a
+    user's last tab leaves, a client event's webhook once, with user_id."""
+    name, u1, u2 = unique("presence-hooked"), unique("pu"), unique("pu")
+    async with pusher(deployment, 0, PUSHER_HOOKED) as a, pusher(deployment, 1, PUSHER_HOOKED) as b:
+        await a.subscribe(name, {"user_id": u1})
+        await b.subscribe(name, {"user_id": u2})
+        assert (await a.expect("pusher_internal:member_added"))["data"]["user_id"] == u2
+        async with pusher(deployment, 2, PUSHER_HOOKED) as c:  # u2's second tab
+            await c.subscribe(name, {"user_id": u2})
+            await b.send("client-typing", {"who": u2}, channel=name)
+            await a.expect("client-typing")
+
+        async def tab_gone() -> bool:  # (c's leave handled before b leaves: see the report)
+            result = await deployment.api("presence", {"channel": f"$pns:{name}"}, node=1)
+            return len(result["presence"]) == 2
+
+        await eventually(tab_gone, "the second tab's presence gone")
+        await b.ws.close()
+        await a.expect("pusher_internal:member_removed")
+
+    def hooks(kind: str) -> list[str]:
+        return sorted(e.get("user_id", "") for e in pusher_receiver.of_type(kind, channel=name))
+
+    async def arrived() -> bool:
+        return (
+            hooks("member_added") == sorted([u1, u2])
+            and hooks("member_removed") == sorted([u1, u2])
+            and len(hooks("client_event")) == 1
+        )
+
+    try:
+        await eventually(arrived, f"the member and client event webhooks of {name}")
+    except AssertionError:
+        got = {kind: hooks(kind) for kind in ("member_added", "member_removed", "client_event")}
+        raise AssertionError(f"{name}: {got}, users {u1} {u2}") from None
+    await asyncio.sleep(scaled(0.5))  # a doubled event would come by now
+    assert hooks("member_added") == hooks("member_removed") == sorted([u1, u2])
+    (event,) = pusher_receiver.of_type("client_event", channel=name)
+    assert event == {
+        "name": "client_event",
+        "channel": name,
+        "event": "client-typing",
+        "data": json.dumps({"who": u2}, separators=(",", ":")),
+        "socket_id": b.socket_id,
+        "user_id": u2,
+    }
+    assert pusher_receiver.bad_signatures == 0

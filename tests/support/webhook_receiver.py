@@ -1,5 +1,7 @@
 """A webhook backend for the tests: an aiohttp.web app in the test's process, on a free port.
 
+:class:`PusherReceiver` is a Pusher app's backend, checking with the ``pusher`` library.
+
 Scriptable: ``mode`` is what the next requests get (``ok``: 200; ``fail``: 500; ``slow``: an
 answer later than hubbub's timeout); :meth:`down` stops listening (connections refused) and
 :meth:`up` listens again on the same port. Every request's signature is checked with
@@ -110,13 +112,97 @@ class Receiver:
         return "\n".join(lines) + "\n"
 
 
-class ThreadedReceiver:
-    """A :class:`Receiver` in a thread with its own event loop, so that one receiver serves a
-    module's tests (each runs in its own loop): the matrix's deployments send their webhooks
-    here. Its events are read through :meth:`of_type`, a copy taken in the receiver's loop."""
+#: The Pusher app of :class:`PusherReceiver` (id, key, secret).
+PUSHER_APP = ("4711", "hooks-app-key", "hooks-app-secret-0123456789")
 
-    def __init__(self) -> None:
-        self.receiver = Receiver()
+
+class PusherReceiver:
+    """A Pusher app's webhook backend: every request is checked with the ``pusher`` PyPI
+    library's ``validate_webhook`` (key, signature, and ``time_ms`` within its 300 s); one
+    it refuses is answered 401 and counted in ``bad_signatures``. ``fail_first`` requests
+    are answered 500 after ``fail_delay`` seconds (checked all the same). Every request is
+    kept in ``requests`` (its headers, its body parsed, whether it validated); the events of
+    the accepted ones in ``events``, in arrival order (Pusher events have no id: a retried
+    batch that was accepted once would come twice)."""
+
+    def __init__(self, app: tuple[str, str, str] = PUSHER_APP) -> None:
+        import pusher
+
+        self.app_id, self.key, self.secret = app
+        self.client = pusher.Pusher(app_id=self.app_id, key=self.key, secret=self.secret)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/pusher-hook"
+        self.fail_first = 0
+        self.fail_delay = 0.0
+        self.requests: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self._runner: web.AppRunner | None = None
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        valid = self.client.validate_webhook(
+            request.headers.get("X-Pusher-Key", ""),
+            request.headers.get("X-Pusher-Signature", ""),
+            raw,
+        )
+        self.requests.append(
+            {"headers": dict(request.headers), "body": json.loads(raw), "valid": valid is not None}
+        )
+        if valid is None:
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            await asyncio.sleep(self.fail_delay)
+            return web.Response(status=500)
+        self.events.extend(valid["events"])
+        return web.Response(status=200)
+
+    async def up(self) -> None:
+        if self._runner is not None:
+            return
+        app = web.Application()
+        app.router.add_post("/pusher-hook", self._hook)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True).start()
+        self._runner = runner
+
+    async def down(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def of_type(self, kind: str, **fields: Any) -> list[dict[str, Any]]:
+        """The accepted events named ``kind`` whose fields have the values given."""
+        return [
+            e
+            for e in self.events
+            if e["name"] == kind and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    def app_config(self, **extra: Any) -> str:
+        """A ``[[pusher_apps]]`` entry (TOML) of this app, its webhooks sent here."""
+        lines = [
+            "[[pusher_apps]]",
+            f'id = "{self.app_id}"',
+            f'key = "{self.key}"',
+            f'secret = "{self.secret}"',
+            f'webhook_url = "{self.url}"',
+        ]
+        lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+        return "\n".join(lines) + "\n"
+
+
+class ThreadedReceiver:
+    """A :class:`Receiver` (or a :class:`PusherReceiver`) in a thread with its own event loop,
+    so that one receiver serves a module's tests (each runs in its own loop): the matrix's
+    deployments send their webhooks here. Its events are read through :meth:`of_type`, a copy
+    taken in the receiver's loop."""
+
+    def __init__(self, receiver: Receiver | PusherReceiver | None = None) -> None:
+        self.receiver = receiver if receiver is not None else Receiver()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -132,6 +218,7 @@ class ThreadedReceiver:
         self._loop.close()
 
     def config(self) -> str:
+        assert isinstance(self.receiver, Receiver)
         return self.receiver.config()
 
     def of_type(self, kind: str, **fields: Any) -> list[dict[str, Any]]:

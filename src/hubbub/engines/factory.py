@@ -95,8 +95,8 @@ def build_engines(settings: Settings) -> tuple[Broker, PresenceManager]:
 def outbox_store(settings: Settings, broker: Broker) -> EventOutbox | None:
     """The webhook outbox beside the history of ``broker`` (built by :func:`build_engines`):
     in the Redis or PostgreSQL engine, in the SQLite or PostgreSQL history store, else in
-    memory; None without ``webhook_url``."""
-    if not settings.webhook_url:
+    memory; None without ``webhook_url`` and without a Pusher app's ``webhook_url``."""
+    if not settings.webhook_url and not any(app.webhook_url for app in settings.pusher_apps):
         return None
     if isinstance(broker, LocalBroker):
         store = broker.store

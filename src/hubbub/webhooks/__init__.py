@@ -12,7 +12,8 @@ A webhook POST carries a JSON array of events; its ``X-Hubbub-Signature`` header
 (docs/recipes/webhooks.md). The rest of the package is hubbub's own:
 :mod:`hubbub.webhooks.events` (the events' JSON), :mod:`hubbub.webhooks.emitter` (what the
 node and the dialects call, writing to the outbox), :mod:`hubbub.webhooks.delivery` (the
-deliverer: claims, POSTs, retries).
+deliverer: claims, POSTs, retries), :mod:`hubbub.webhooks.pusher` (the Pusher apps' webhooks,
+targets of their own: Pusher's body, ``X-Pusher-Signature``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ Guarantees of :class:`Deliverer` (one per target and node; every node of a clust
   with its id and type). Anything else (another status, a timeout, a refused connection)
   makes the batch's events due again after a full-jitter exponential back-off: a random delay
   in ``[0, min(max_backoff, BACKOFF_BASE * 2 ** attempts)]``.
+- **A body per attempt.** Each POST asks the target for its body and headers anew
+  (``Target.body``, then ``Target.headers`` of that body): a target that stamps its body
+  with the time (Pusher's ``time_ms``) sends a retried batch with a current time and a
+  signature of what is sent.
 - **The status decides.** After a 2xx the events are settled as delivered once at most
   :data:`ANSWER_LIMIT` bytes of the body were read (and dropped) for at most
   :data:`ANSWER_SECONDS`: a receiver that never ends its body (or trickles it) does not hold
@@ -83,8 +87,9 @@ def _everything(kind: str, channel: str | None) -> bool:
 class Target:
     """Where a target's events go: ``name`` (their target in the outbox), ``url``, and how a
     batch becomes a request: ``body`` (the events' JSON objects as stored -> bytes: a target
-    with another format reshapes them here) and ``headers`` (the body -> the headers that
-    sign it); ``accepts`` (an event's type and channel -> whether the target gets it)."""
+    with another format reshapes them here; called on every attempt) and ``headers`` (the
+    body -> the headers that sign it); ``accepts`` (an event's type and channel -> whether
+    the target gets it)."""
 
     name: str
     url: str
@@ -113,11 +118,13 @@ def backoff(attempts: int, max_backoff: float, rand: Callable[[], float] = rando
 
 
 def event_type(payload: str) -> str:
-    """An event's type, read from its JSON text without parsing all of it (for logs)."""
-    start = payload.find('"type":"')
+    """An event's type, read from its JSON text without parsing all of it (for logs): the
+    ``type`` of hubbub's events, the ``name`` a Pusher event starts with."""
+    field = '"name":"' if payload.startswith('{"name":"') else '"type":"'
+    start = payload.find(field)
     if start < 0:
         return "?"
-    start += len('"type":"')
+    start += len(field)
     return payload[start : payload.find('"', start)]
 
 

@@ -6,15 +6,25 @@ wire); the node itself reports channel occupancy (:meth:`Events.channel_used`,
 kind of member) and accepted publications. With ``webhook_url`` unset every method returns at
 once and nothing is kept.
 
+Pusher apps with a ``webhook_url`` (:mod:`hubbub.webhooks.pusher`) are targets of their own:
+they get ``channel_occupied``/``channel_vacated`` of their channels from the same occupancy
+(one transition, one atomic step, an event for every target that wants it), and
+``member_added``, ``member_removed``, ``client_event`` and ``cache_miss`` from the ``pusher_*``
+methods the Pusher session calls. Each app gets only the types of its ``webhook_events`` and
+only its own channels, under their Pusher names; hubbub's own target is unchanged by them
+(it never gets the Pusher-only types). A ``pusher_*`` method that no app wants for that
+channel returns at once, without I/O.
+
 Guarantees:
 
 - **Written before it is acknowledged.** ``connected``, ``disconnected``, ``subscribed``,
-  ``unsubscribed`` and ``published`` return once the event is in the outbox (committed, with
-  a durable one), so the caller orders them with what it does next. The window left: an
-  event is written right after its fact (the connect reply posted, the connection gone, the
-  subscription live), so a ``kill -9`` between the two loses it; and the connections of a
-  node that is killed get no ``disconnect``/``unsubscribe`` events at all (their channels do
-  get ``channel_vacated``, from another node or the next start).
+  ``unsubscribed``, ``published`` and the ``pusher_*`` methods return once the event is in
+  the outbox (committed, with a durable one), so the caller orders them with what it does
+  next. The window left: an event is written right after its fact (the connect reply
+  posted, the connection gone, the subscription live), so a ``kill -9`` between the two
+  loses it; and the connections of a node that is killed get no ``disconnect``/
+  ``unsubscribe`` events (nor Pusher ``member_removed``) at all (their channels do get
+  ``channel_vacated``, from another node or the next start).
 - **Only what completed.** Disconnect events come only for connections whose connect event
   was made (a completed connect), once each.
 - **Occupancy once per transition, cluster-wide.** Channel use is handed to one worker that
@@ -39,7 +49,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from hubbub import periodic
@@ -47,9 +57,13 @@ from hubbub.bounded import bounded, stop_tasks
 from hubbub.channeloptions import ChannelOptions
 from hubbub.config import Settings
 from hubbub.core.types import ClientInfo, Publication
+from hubbub.dialects.pusher.protocol import channel_kind
+from hubbub.dialects.pusher.wire import event_data
 from hubbub.engines.eventoutbox import EventOutbox, MemoryEventOutbox, OutboxEvent
 from hubbub.errors import StoreError
+from hubbub.pushersettings import PUSHER_WEBHOOK_EVENTS
 from hubbub.webhooks import events as ev
+from hubbub.webhooks import pusher as pe
 from hubbub.webhooks.delivery import Deliverer, Target, webhook_target
 
 log = logging.getLogger(__name__)
@@ -64,14 +78,28 @@ class Events:
     """See the module docstring."""
 
     def __init__(
-        self, settings: Settings, outbox: EventOutbox | None, node: str, *, targets: list[Target]
+        self,
+        settings: Settings,
+        outbox: EventOutbox | None,
+        node: str,
+        *,
+        targets: list[Target],
+        pusher: Sequence[pe.AppHooks] = (),
     ) -> None:
         self.node = node
         self.settings = settings
-        self.targets = targets
+        #: Every target: hubbub's own (``targets``), then the Pusher apps'.
+        self.targets = [*targets, *(hooks.target for hooks in pusher)]
+        self._own = list(targets)
+        #: Whether hubbub's own webhooks are on (``connected`` and the like write events).
         self.enabled = bool(targets)
         self.outbox: EventOutbox = outbox or MemoryEventOutbox()
         self.types = frozenset(settings.webhook_events)
+        # The Pusher apps that want each Pusher event type.
+        self._wanting: dict[str, tuple[pe.AppHooks, ...]] = {
+            kind: tuple(hooks for hooks in pusher if kind in hooks.events)
+            for kind in PUSHER_WEBHOOK_EVENTS
+        }
         #: Events written to the outbox, by type.
         self.emitted: Counter[str] = Counter()
         #: Events not delivered, by reason: ``full``, ``store`` (here), ``max_age``.
@@ -87,12 +115,15 @@ class Events:
                 concurrency=settings.webhook_concurrency,
                 dropped=self.dropped,
             )
-            for target in targets
+            for target in self.targets
         ]
         self._connected: set[str] = set()
-        self._occupancy = self.enabled and bool(
+        # Occupancy: of every channel for hubbub's own target, of theirs for Pusher apps.
+        self._own_occupancy = self.enabled and bool(
             self.types & {ev.CHANNEL_OCCUPIED, ev.CHANNEL_VACATED}
         )
+        self._occupants = tuple(hooks for hooks in pusher if hooks.events & set(pe.OCCUPANCY))
+        self._occupancy = self._own_occupancy or bool(self._occupants)
         self._want: dict[str, bool] = {}  # channels whose use changed, not applied yet
         self._held: set[str] = set()  # channels this node holds a membership of
         self._dirty = asyncio.Event()
@@ -103,17 +134,19 @@ class Events:
 
     @classmethod
     def of(cls, settings: Settings, outbox: EventOutbox | None, node: str) -> Events:
-        """The node's events: off without ``webhook_url``."""
+        """The node's events: hubbub's own with ``webhook_url``, and those of the Pusher
+        apps with a ``webhook_url``; off without any."""
         targets = []
         if settings.webhook_url and settings.webhook_secret:
             targets.append(webhook_target(settings.webhook_url, settings.webhook_secret))
-        return cls(settings, outbox, node, targets=targets)
+        hooks = pe.app_hooks(settings.pusher_apps)
+        return cls(settings, outbox, node, targets=targets, pusher=hooks)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the outbox and start delivering (the engine is open)."""
-        if not self.enabled:
+        if not self.targets:
             return
         if not self.outbox.durable:
             log.warning(
@@ -185,31 +218,56 @@ class Events:
                 ev.PUBLISH, ev.publication_id(channel, pub), client=client, channel=channel, pub=pub
             )
 
-    # (Placeholders of the Pusher webhooks, being written: the session calls them.)
+    # -- Pusher facts (node channel names; each app finds its own) -------------------------
+
     async def pusher_member_added(self, channel: str, user_id: str) -> None:
-        return None
+        """A user's first connection joined presence ``channel`` (the session decides)."""
+        if self._wanting[pe.MEMBER_ADDED]:
+            await self._emit_pusher(pe.MEMBER_ADDED, channel, user_id=user_id)
 
     async def pusher_member_removed(self, channel: str, user_id: str) -> None:
-        return None
+        """A user's last connection left presence ``channel`` (the session decides)."""
+        if self._wanting[pe.MEMBER_REMOVED]:
+            await self._emit_pusher(pe.MEMBER_REMOVED, channel, user_id=user_id)
 
     async def pusher_client_event(
         self, channel: str, event: str, data: str, socket_id: str, user_id: str | None
     ) -> None:
-        return None
+        """A client event sent on ``channel``; ``data`` is its publication data (JSON
+        text), ``user_id`` the sender's on a presence channel."""
+        if not self._wanting[pe.CLIENT_EVENT]:
+            return
+        text = event_data(data)
+        fields = {"event": event, "data": text, "socket_id": socket_id}
+
+        def extra(name: str) -> dict[str, str]:
+            if user_id and channel_kind(name).is_presence:
+                return {**fields, "user_id": user_id}
+            return fields
+
+        await self._emit_pusher(pe.CLIENT_EVENT, channel, extra=extra)
 
     async def pusher_cache_miss(self, channel: str) -> None:
-        return None
+        """A connection subscribed to cache ``channel``, which had no event to give."""
+        if self._wanting[pe.CACHE_MISS]:
+            await self._emit_pusher(pe.CACHE_MISS, channel)
+
+    def _tracks(self, channel: str) -> bool:
+        """Whether the occupancy of ``channel`` makes events for some target."""
+        return self._own_occupancy or any(
+            hooks.channel(channel) is not None for hooks in self._occupants
+        )
 
     def channel_used(self, channel: str) -> None:
         """This node's first member of ``channel`` came (does not wait)."""
-        if self._occupancy:
+        if self._occupancy and self._tracks(channel):
             self._want[channel] = True
             self._settled.clear()
             self._dirty.set()
 
     def channel_unused(self, channel: str) -> None:
         """This node's last member of ``channel`` left (does not wait)."""
-        if self._occupancy:
+        if self._occupancy and self._tracks(channel):
             self._want[channel] = False
             self._settled.clear()
             self._dirty.set()
@@ -221,28 +279,55 @@ class Events:
         kind: str,
         event_id: str | None = None,
         *,
+        own: bool = True,
         client: ClientInfo | None = None,
         channel: str | None = None,
         code: int | None = None,
         reason: str | None = None,
         pub: Publication | None = None,
     ) -> list[OutboxEvent]:
+        """An event for each target that takes it: hubbub's own (unless ``own`` is False)
+        and, for the types Pusher has too (occupancy), the apps whose channel it is."""
         now = time.time()
         eid = event_id or uuid.uuid4().hex
-        payload = ev.event_json(
-            kind,
-            eid,
-            int(now * 1000),
-            self.node,
-            client=client,
-            channel=channel,
-            code=code,
-            reason=reason,
-            pub=pub,
-        )
-        return [
-            OutboxEvent(t.name, eid, payload, now) for t in self.targets if t.accepts(kind, channel)
-        ]
+        out = []
+        accepting = [t for t in self._own if t.accepts(kind, channel)] if own else []
+        if accepting:
+            payload = ev.event_json(
+                kind,
+                eid,
+                int(now * 1000),
+                self.node,
+                client=client,
+                channel=channel,
+                code=code,
+                reason=reason,
+                pub=pub,
+            )
+            out = [OutboxEvent(t.name, eid, payload, now) for t in accepting]
+        if channel is not None and kind in self._wanting:
+            out += self._pusher_events(kind, channel, eid, now)
+        return out
+
+    def _pusher_events(
+        self,
+        kind: str,
+        channel: str,
+        eid: str,
+        now: float,
+        extra: Callable[[str], Mapping[str, str]] | None = None,
+        **fields: str,
+    ) -> list[OutboxEvent]:
+        """The event of each app that wants ``kind`` and whose channel ``channel`` is:
+        ``fields`` (or ``extra(pusher_name)``) after ``name`` and ``channel``."""
+        out = []
+        for hooks in self._wanting[kind]:
+            name = hooks.channel(channel)
+            if name is not None:
+                more = extra(name) if extra is not None else fields
+                payload = pe.event_json(kind, name, **more)
+                out.append(OutboxEvent(hooks.target.name, eid, payload, now))
+        return out
 
     def _room(self, events: list[OutboxEvent], kind: str) -> list[OutboxEvent]:
         """The events that fit (``webhook_outbox_size``); the others are dropped, logged."""
@@ -275,6 +360,22 @@ class Events:
         made = self._make(
             kind, event_id, client=client, channel=channel, code=code, reason=reason, pub=pub
         )
+        await self._write(kind, made)
+
+    async def _emit_pusher(
+        self,
+        kind: str,
+        channel: str,
+        extra: Callable[[str], Mapping[str, str]] | None = None,
+        **fields: str,
+    ) -> None:
+        now = time.time()
+        made = self._pusher_events(kind, channel, uuid.uuid4().hex, now, extra, **fields)
+        if made:
+            await self._write(kind, made)
+
+    async def _write(self, kind: str, made: list[OutboxEvent]) -> None:
+        """Write the events that fit into the outbox (dropped, counted and logged if not)."""
         events = self._room(made, kind)
         if not events:
             return
@@ -303,15 +404,15 @@ class Events:
         counts), and a function the outbox calls in its atomic step to make them again with
         the same id and targets and the time of that step (a channel's events are timed in
         the order the store applied them, whichever node made them)."""
-        if kind not in self.types:
-            return [], list
-        early = self._room(self._make(kind, channel=channel), kind)
+        own = kind in self.types
+        early = self._room(self._make(kind, own=own, channel=channel), kind)
         if not early:
             return [], list
         eid, names = early[0].id, {e.target for e in early}
 
         def stamp() -> list[OutboxEvent]:
-            return [e for e in self._make(kind, eid, channel=channel) if e.target in names]
+            made = self._make(kind, eid, own=own, channel=channel)
+            return [e for e in made if e.target in names]
 
         return early, stamp
 
