@@ -97,12 +97,15 @@ def join_leave(
 ) -> None:
     """A join (or leave) of ``info`` to the members that asked for them (all of them when the
     namespace forces, ``force``, but for a subscription whose token overrides that), in their
-    wire's format; wires without joins and leaves (raw rooms) get nothing. A wire that cannot
+    wire's format, but not to ``info``'s own member where its wire gets no own messages;
+    wires without joins and leaves (raw rooms) get nothing. A wire that cannot
     encode it is logged and its members skipped."""
     messages: dict[Wire, str | bytes | None] = {}
     for member in members:
         if member.wants_join_leave(channel, force):
             wire = member.wire
+            if not wire.own_messages and member.client_id == info.client:
+                continue  # (its own join: a Pusher member has the subscription reply)
             if wire in messages:
                 message = messages[wire]
             else:

@@ -50,7 +50,7 @@ from hubbub.errors import ClientError, StoreError
 from hubbub.member import Member as Member
 from hubbub.presencekeeper import PresenceKeeper
 from hubbub.proxy.caller import ProxyCaller
-from hubbub.pushersettings import implicit_namespaces
+from hubbub.pushersettings import cache_options, implicit_namespaces
 from hubbub.survey import Surveys
 from hubbub.transport import Transport
 from hubbub.webhooks.emitter import Events
@@ -87,7 +87,8 @@ class Node:
             namespaces += demo_namespaces(self.settings.namespaces)
         names = [ns.name for ns in namespaces]
         namespaces += implicit_namespaces(self.settings.pusher_apps, names)
-        self.rules = ChannelRules(self.settings.channel, namespaces)
+        apps = self.settings.pusher_apps
+        self.rules = ChannelRules(self.settings.channel, namespaces, cache_options(apps))
         self.broker: Broker = broker or LocalBroker(MemoryHistory())
         self.presence: PresenceManager = presence or MemoryPresence()
         self.broker.register(self)

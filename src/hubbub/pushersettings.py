@@ -27,12 +27,12 @@ accepts (a namespace is at most :data:`MAX_NAMESPACE` characters).
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from hubbub.channeloptions import Namespace
+from hubbub.channeloptions import ChannelOptions, Namespace
 
 PusherWebhookEvent = Literal[
     "channel_occupied",
@@ -51,6 +51,11 @@ MAX_NAMESPACE: Final = 53
 #: The node channel's prefix of every channel kind that takes Pusher authorization.
 PRIVATE_PREFIX: Final = "$"
 _AUTHORIZED_PREFIXES: Final = ("private-", "presence-", "#server-to-user-")
+#: The Pusher channel kinds that keep their last event: ``cache-``, ``private-cache-``,
+#: ``presence-cache-``, ``private-encrypted-cache-``.
+_CACHE_PREFIXES: Final = ("cache-", "private-cache-", "presence-cache-", "private-encrypted-cache-")
+#: Seconds a cache channel's last event is kept at least (Pusher: 30 minutes).
+CACHE_TTL: Final = 1800.0
 
 
 def _empty_is_none(value: object) -> object:
@@ -212,3 +217,34 @@ def user_key(app: PusherApp, user_id: str) -> str:
     ``user_id``: what server API control and ``terminate_connections`` address it by, apart
     from Centrifugo users and other apps' users."""
     return f"pusher-{app.id}#{user_id}"
+
+
+def cache_options(
+    apps: Iterable[PusherApp],
+) -> Callable[[str, ChannelOptions], ChannelOptions] | None:
+    """What makes the apps' cache channels keep their last event whoever publishes (the
+    Pusher HTTP API, the server API, a Centrifugo client): ``(channel, options)`` -> the
+    options with history of at least 1 publication for at least :data:`CACHE_TTL` seconds
+    when ``channel`` is a cache channel of an app, else ``options``. None without apps.
+    (:class:`hubbub.core.channels.ChannelRules` calls it; one copy per namespace.)"""
+    namespaces = {app_namespace(app) for app in apps}
+    if not namespaces:
+        return None
+    made: dict[int, ChannelOptions] = {}
+
+    def adjust(channel: str, options: ChannelOptions) -> ChannelOptions:
+        namespace, sep, name = channel.lstrip(PRIVATE_PREFIX).partition(":")
+        if not sep or namespace not in namespaces or not name.startswith(_CACHE_PREFIXES):
+            return options
+        if options.history_size >= 1 and options.history_ttl >= CACHE_TTL:
+            return options
+        found = made.get(id(options))
+        if found is None:
+            update = {
+                "history_size": max(options.history_size, 1),
+                "history_ttl": max(options.history_ttl, CACHE_TTL),
+            }
+            found = made[id(options)] = options.model_copy(update=update)
+        return found
+
+    return adjust

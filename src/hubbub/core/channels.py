@@ -16,7 +16,7 @@ such a channel and reading its history or presence takes being subscribed to it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from hubbub.config import ChannelOptions, Namespace
@@ -39,10 +39,19 @@ def room_channel(room: str) -> str:
 class ChannelRules:
     """Resolves channel names to options; built once from the settings."""
 
-    def __init__(self, default: ChannelOptions, namespaces: Iterable[Namespace]) -> None:
+    def __init__(
+        self,
+        default: ChannelOptions,
+        namespaces: Iterable[Namespace],
+        adjust: Callable[[str, ChannelOptions], ChannelOptions] | None = None,
+    ) -> None:
+        """``adjust``: ``(channel, options)`` -> the options that apply to ``channel`` (the
+        Pusher apps' cache channels keep their last event); pure, and it returns the same
+        object for the same arguments."""
         self.default = default
         self._namespaces: dict[str, ChannelOptions] = {ns.name: ns for ns in namespaces}
         self._namespaces.setdefault(ROOMS_NAMESPACE, default)
+        self._adjust = adjust
 
     def options(self, channel: str) -> ChannelOptions:
         """Options for ``channel``; raises ClientError 107 (bad name) or 102 (unknown)."""
@@ -59,6 +68,8 @@ class ChannelRules:
             raise ClientError(
                 ErrorCode.UNKNOWN_CHANNEL, f"unknown channel: no namespace {namespace!r}"
             )
+        if self._adjust is not None:
+            return self._adjust(channel, options)
         return options
 
 

@@ -27,7 +27,7 @@ from hubbub.dialects.raw import run_echo, run_room
 from hubbub.errors import InvalidName
 from hubbub.hooks import Hooks
 from hubbub.node import Node
-from hubbub.server import api, emulation, metrics, pages, unidirectional
+from hubbub.server import api, emulation, metrics, pages, pusher, unidirectional
 from hubbub.server.admission import Admission, AdmissionRefused, connection_limit
 from hubbub.server.health import report
 from hubbub.server.policy import CENTRIFUGE_CODECS, CENTRIFUGE_POLICIES, offered_codec
@@ -116,6 +116,7 @@ def make_app(settings: Settings, node: Node, hooks: Hooks | None = None) -> web.
     app.router.add_get("/connection/websocket", connection_websocket)
     unidirectional.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
     emulation.add_routes(app, settings, node, app[HOOKS_KEY], app[ADMISSION_KEY], _Served)
+    pusher.add_routes(app, settings, node, app[ADMISSION_KEY], _Served)
     app.router.add_get("/static/{path:.+}", static_file)
     app.router.add_get("/favicon.ico", favicon)
     pages.add_routes(app, settings, node)

@@ -38,6 +38,12 @@ class Policy:
     #: A last message for the close code and reason, posted before the close frame (the
     #: disconnect push of a unidirectional WebSocket); ``None``: none.
     farewell: Callable[[int, str], str | bytes] | None = None
+    #: With a ``ping`` message: post it only after ``ping_interval`` of silence from the peer
+    #: (the Pusher protocol's activity timeout), not on a fixed beat.
+    idle_ping: bool = False
+    #: Seconds that replace the settings' ``ping_interval`` and ``pong_timeout`` (None: theirs).
+    ping_interval: float | None = None
+    pong_timeout: float | None = None
 
 
 RAW_POLICY: Final = Policy()

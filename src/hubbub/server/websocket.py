@@ -183,8 +183,8 @@ class WebSocketConnection:
         self._limit = settings.write_buffer_limit
         self._max_size = settings.max_message_size
         self._policy = policy
-        self._ping_interval = settings.ping_interval
-        self._pong_timeout = settings.pong_timeout
+        self._ping_interval = policy.ping_interval or settings.ping_interval
+        self._pong_timeout = policy.pong_timeout or settings.pong_timeout
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("connection lost during the handshake")
@@ -497,7 +497,7 @@ class WebSocketConnection:
         dead server); WebSocket pings only after ping_interval of silence. Either way the peer
         must show a sign of life within pong_timeout of the oldest unanswered ping."""
         ping = self._policy.ping
-        beat = ping is not None
+        beat = ping is not None and not self._policy.idle_ping
         if not beat and now - self._last_seen < self._ping_interval:
             self._ping_due = self._last_seen + self._ping_interval
             return
@@ -506,7 +506,7 @@ class WebSocketConnection:
             return
         if ping is not None:
             self.post(ping)
-            self._ping_due = now + self._ping_interval
+            self._ping_due = math.inf if not beat else now + self._ping_interval
         else:
             self._ping_due = math.inf  # the pong deadline decides when to look again
             self._ping_task = self._loop.create_task(self._send_ping())
@@ -522,7 +522,7 @@ class WebSocketConnection:
     def _on_pong_deadline(self) -> None:
         self._pong_due = math.inf
         if self._last_seen >= self._ping_sent_at:
-            if self._policy.ping is None:
+            if self._policy.ping is None or self._policy.idle_ping:
                 self._ping_due = self._last_seen + self._ping_interval
             return
         log.info("%s: no answer to ping within %.1fs, dropping", self._id, self._pong_timeout)

@@ -185,6 +185,21 @@ class Events:
                 ev.PUBLISH, ev.publication_id(channel, pub), client=client, channel=channel, pub=pub
             )
 
+    # (Placeholders of the Pusher webhooks, being written: the session calls them.)
+    async def pusher_member_added(self, channel: str, user_id: str) -> None:
+        return None
+
+    async def pusher_member_removed(self, channel: str, user_id: str) -> None:
+        return None
+
+    async def pusher_client_event(
+        self, channel: str, event: str, data: str, socket_id: str, user_id: str | None
+    ) -> None:
+        return None
+
+    async def pusher_cache_miss(self, channel: str) -> None:
+        return None
+
     def channel_used(self, channel: str) -> None:
         """This node's first member of ``channel`` came (does not wait)."""
         if self._occupancy:

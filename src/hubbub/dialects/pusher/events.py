@@ -4,9 +4,9 @@
 - The event becomes a publication of the app's node channel (:mod:`hubbub.pushersettings`)
   as :mod:`.wire` describes: data as JSON text, the event name in its tags, the sender's
   socket id (and user, for client events) as its info.
-- Options are the node channel's namespace's; a cache channel (``cache-``, ``private-cache-``,
-  ...) keeps at least its last event: history of at least 1 publication for at least
-  :data:`CACHE_TTL` seconds (Pusher keeps it 30 minutes), whatever the namespace says.
+- Options are the node channel's (``node.options``): a cache channel (``cache-``,
+  ``private-cache-``, ...) keeps at least its last event, whoever publishes to it
+  (:func:`hubbub.pushersettings.cache_options`).
 - :func:`last_event` reads that kept event back for a subscriber (None: a cache miss).
 
 Raises what :meth:`hubbub.node.Node.publish` raises (StoreError when it could not be stored).
@@ -14,33 +14,11 @@ Raises what :meth:`hubbub.node.Node.publish` raises (StoreError when it could no
 
 from __future__ import annotations
 
-from typing import Final
-
-from hubbub.channeloptions import ChannelOptions
 from hubbub.core.publishlatency import Source
 from hubbub.core.types import ClientInfo, Publication
-from hubbub.dialects.pusher import protocol
 from hubbub.dialects.pusher.wire import EVENT_TAG
 from hubbub.node import Node
 from hubbub.pushersettings import PusherApp, node_channel
-
-#: Seconds a cache channel's last event is kept at least (Pusher: 30 minutes).
-CACHE_TTL: Final = 1800.0
-
-
-def channel_options(node: Node, channel: str, name: str) -> ChannelOptions:
-    """The options of node channel ``channel``, which is Pusher channel ``name``."""
-    options = node.options(channel)
-    if not protocol.channel_kind(name).is_cache:
-        return options
-    if options.history_size >= 1 and options.history_ttl >= CACHE_TTL:
-        return options
-    return options.model_copy(
-        update={
-            "history_size": max(options.history_size, 1),
-            "history_ttl": max(options.history_ttl, CACHE_TTL),
-        }
-    )
 
 
 async def publish(
@@ -53,9 +31,11 @@ async def publish(
     socket_id: str | None = None,
     user_id: str = "",
     source: Source = Source.API,
+    keep: bool = True,
 ) -> Publication:
     """Publish ``event`` with ``data`` (publication data: JSON text, see :mod:`.wire`) on
-    ``app``'s channel ``name``; ``socket_id``: the sender, who does not get it."""
+    ``app``'s channel ``name``; ``socket_id``: the sender, who does not get it; ``keep``
+    False: never stored (client events), whatever the channel's history."""
     channel = node_channel(app, name)
     info = ClientInfo(client=socket_id, user=user_id) if socket_id else None
     return await node.publish(
@@ -63,12 +43,12 @@ async def publish(
         data,
         info=info,
         tags={EVENT_TAG: event},
-        options=channel_options(node, channel, name),
+        skip_history=not keep,
         source=source,
     )
 
 
-async def last_event(node: Node, channel: str, name: str) -> Publication | None:
+async def last_event(node: Node, channel: str) -> Publication | None:
     """The event a cache channel keeps (its newest publication), or None."""
     result = await node.broker.history(channel, since_offset=None, limit=1, reverse=True)
     return result.publications[0] if result.publications else None

@@ -503,6 +503,14 @@ def encode_member_removed(channel: str, user_id: str) -> str:
     return _frame("pusher_internal:member_removed", _compact({"user_id": user_id}), channel)
 
 
+def encode_subscription_error(channel: str, message: str, status: int = 401) -> str:
+    """``pusher:subscription_error`` on ``channel``: the subscription was refused (pusher-js
+    hands it to the channel's ``pusher:subscription_error`` handlers)."""
+    kind = "AuthError" if status in (401, 403) else "SubscriptionError"
+    error: dict[str, object] = {"type": kind, "error": message, "status": status}
+    return _frame("pusher:subscription_error", error, channel)
+
+
 def encode_cache_miss(channel: str) -> str:
     """``pusher:cache_miss``: a cache channel was subscribed with no event kept."""
     return _frame("pusher:cache_miss", channel=channel)
