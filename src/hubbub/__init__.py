@@ -14,7 +14,8 @@ The public Python API is what this package exports (``__all__``)::
 
 Public modules besides (:data:`_PUBLIC_MODULES`): :mod:`hubbub.outbox` (its ``__all__``:
 ``from hubbub import outbox; await outbox.publish(conn, channel, data)``) and
-:mod:`hubbub.webhooks` (``verify``, for backends that receive hubbub's webhooks).
+:mod:`hubbub.webhooks` (``verify``, for backends that receive hubbub's webhooks) and
+:mod:`hubbub.pusher` (the signatures of a Pusher app's auth endpoints, docs/pusher.md).
 
 Every other module is hubbub's own and may change. The names are loaded on first use, so
 ``import hubbub.core.codes`` (or the ``hubbub`` command) does not load the hub and its
@@ -58,7 +59,7 @@ _EXPORTS: _typing.Final = {
 }
 
 #: Submodules that are public API too (each offers its own ``__all__``).
-_PUBLIC_MODULES: _typing.Final = ("outbox", "webhooks")
+_PUBLIC_MODULES: _typing.Final = ("outbox", "pusher", "webhooks")
 
 __all__ = [
     "ClientError",

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
 
-from hubbub.dialects.pusher import signing
 from tests.conftest import StartServer
+from tests.support import pusherws
+from tests.support.pusherws import Client
 from tests.support.server import ServerProcess
 from tests.support.timing import scaled
 
@@ -24,6 +25,7 @@ KEY = "pusher-ws-key"
 SECRET = "pusher-ws-secret-0123456789"
 CONFIG = f"""
 api_key = "pusher-ws-api-key-0123456789"
+client_channel_limit = 8
 
 [[pusher_apps]]
 id = "{APP_ID}"
@@ -45,77 +47,12 @@ def pserver(start_server: StartServer) -> ServerProcess:
     return start_server(config=CONFIG)
 
 
-class Client:
-    """One Pusher connection: frames as dicts (``data`` parsed when it is a JSON string)."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.socket_id = ""
-
-    async def send(self, event: str, data: Any = None, channel: str | None = None) -> None:
-        frame: dict[str, Any] = {"event": event, "data": data if data is not None else {}}
-        if channel is not None:
-            frame["channel"] = channel
-        await self.ws.send_str(json.dumps(frame))
-
-    async def recv(self, wait: float = 5.0, pings: bool = False) -> dict[str, Any]:
-        """The next frame; the server's pings (activity timeout 1 s here) are skipped unless
-        ``pings``."""
-        while True:
-            msg = await asyncio.wait_for(self.ws.receive(), scaled(wait))
-            assert msg.type is aiohttp.WSMsgType.TEXT, msg
-            frame: dict[str, Any] = json.loads(msg.data)
-            if isinstance(frame.get("data"), str):
-                with suppress(ValueError):
-                    frame["data"] = json.loads(frame["data"])
-            if pings or frame["event"] != "pusher:ping":
-                return frame
-
-    async def expect(self, event: str, wait: float = 5.0) -> dict[str, Any]:
-        while True:
-            frame = await self.recv(wait)
-            if frame["event"] == event:
-                return frame
-            assert frame["event"] in ("pusher:ping", "pusher:pong"), frame
-
-    async def nothing(self, seconds: float = 0.5) -> None:
-        try:
-            frame = await self.recv(seconds)
-        except TimeoutError:
-            return
-        if frame["event"] != "pusher:ping":
-            raise AssertionError(f"unexpected {frame}")
-
-    async def subscribe(
-        self, channel: str, channel_data: dict[str, Any] | None = None, secret: str = SECRET
-    ) -> dict[str, Any]:
-        data: dict[str, Any] = {"channel": channel}
-        text = json.dumps(channel_data) if channel_data is not None else None
-        if channel.startswith(("private-", "presence-")):
-            data["auth"] = f"{KEY}:" + signing.sign(
-                secret, signing.channel_string_to_sign(self.socket_id, channel, text)
-            )
-        if text is not None:
-            data["channel_data"] = text
-        await self.send("pusher:subscribe", data)
-        return await self.recv()
-
-
 @asynccontextmanager
-async def connect(
-    server: ServerProcess, key: str = KEY, query: str = "?protocol=7"
-) -> AsyncIterator[Client]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.ws_connect(f"{server.ws}/app/{key}{query}") as ws,
-    ):
-        client = Client(ws)
-        first = await client.recv()
-        if first["event"] == "pusher:connection_established":
-            client.socket_id = first["data"]["socket_id"]
-            assert first["data"]["activity_timeout"] in (1, 120)
-        else:
-            client.first = first  # type: ignore[attr-defined]
+async def connect(server: ServerProcess, key: str = KEY) -> AsyncIterator[Client]:
+    secret = SECRET if key == KEY else "other-secret-0123456789"
+    async with pusherws.connect(server.ws, key, secret) as client:
+        if client.first is None:
+            assert client.socket_id
         yield client
 
 
@@ -159,7 +96,7 @@ async def test_connection_quota(pserver: ServerProcess) -> None:
     async with connect(pserver, "other-key") as first:
         assert first.socket_id
         async with connect(pserver, "other-key") as second:
-            assert second.first["data"]["code"] == 4004  # type: ignore[attr-defined]
+            assert second.first is not None and second.first["data"]["code"] == 4004
 
 
 async def test_public_channel_event_and_ping(pserver: ServerProcess) -> None:
@@ -267,13 +204,23 @@ async def test_signin_and_server_to_user(pserver: ServerProcess) -> None:
         refused = await c.subscribe("#server-to-user-42")
         assert refused["event"] == "pusher:subscription_error"
         user_data = json.dumps({"id": "42", "name": "x"})
-        auth = f"{KEY}:" + signing.sign(SECRET, signing.user_string_to_sign(c.socket_id, user_data))
         await c.send("pusher:signin", {"auth": "bad:sig", "user_data": user_data})
         assert (await c.recv())["event"] == "pusher:error"
-        await c.send("pusher:signin", {"auth": auth, "user_data": user_data})
-        assert (await c.recv())["event"] == "pusher:signin_success"
+        assert (await c.signin({"id": "42", "name": "x"}))["event"] == "pusher:signin_success"
         reply = await c.subscribe("#server-to-user-42")
         assert reply["event"] == "pusher_internal:subscription_succeeded"
         await trigger(pserver, "#server-to-user-42", "note", {"hello": "you"})
         assert (await c.expect("note"))["data"] == {"hello": "you"}
         assert (await c.subscribe("#server-to-user-43"))["event"] == "pusher:subscription_error"
+
+
+async def test_subscriptions_per_connection_are_bounded(pserver: ServerProcess) -> None:
+    async with connect(pserver) as c:
+        for i in range(8):
+            assert (await c.subscribe(f"ch-{i}"))[
+                "event"
+            ] == "pusher_internal:subscription_succeeded"
+        refused = await c.subscribe("ch-8")
+        assert refused["event"] == "pusher:subscription_error" and refused["channel"] == "ch-8"
+        await c.send("pusher:unsubscribe", {"channel": "ch-0"})
+        assert (await c.subscribe("ch-8"))["event"] == "pusher_internal:subscription_succeeded"

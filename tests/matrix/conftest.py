@@ -68,7 +68,29 @@ history_size = 100
 history_ttl = 300
 force_recovery = true
 force_recovery_mode = "cache"
+
+[[namespaces]]
+name = "pshared"
+history_size = 100
+history_ttl = 300
+presence = true
+
+[[pusher_apps]]
+id = "100200"
+key = "matrix-pusher"
+secret = "matrix-pusher-secret-0123456789"
+client_events = true
+
+[[pusher_apps]]
+id = "100300"
+key = "matrix-pusher-shared"
+secret = "matrix-pusher-shared-secret-0123"
+namespace = "pshared"
 """
+#: The Pusher apps of every deployment: (id, key, secret); the second shares its channels with
+#: Centrifugo clients as namespace ``pshared``.
+PUSHER_APP = ("100200", "matrix-pusher", "matrix-pusher-secret-0123456789")
+PUSHER_SHARED = ("100300", "matrix-pusher-shared", "matrix-pusher-shared-secret-0123")
 
 
 def proxied_namespace(backend: Backend) -> str:

@@ -20,8 +20,8 @@ import pytest
 from centrifuge.fossil import apply_delta
 
 from hubbub.auth import mint
-from tests.matrix.conftest import SECRET, Deployment, token, unique
-from tests.support import emulated, protobuf, uni
+from tests.matrix.conftest import PUSHER_APP, PUSHER_SHARED, SECRET, Deployment, token, unique
+from tests.support import emulated, protobuf, pusherws, uni
 from tests.support.lossy import store_unannounced
 from tests.support.proto import Observer, call
 from tests.support.proxy_backend import Backend
@@ -948,3 +948,110 @@ async def test_webhooks_arrive_once_per_fact_across_nodes(
             channel
         }
     assert webhook_receiver.bad_signatures == 0
+
+
+# -- the Pusher protocol (docs/pusher.md) ----------------------------------------------------
+
+
+def pusher(deployment: Deployment, i: int, app: tuple[str, str, str] = PUSHER_APP) -> Any:
+    """A Pusher connection to node ``i`` (round robin), every other one with deflate."""
+    _, key, secret = app
+    return pusherws.connect(deployment.ws(i, ""), key, secret, compress=15 if i % 2 else 0)
+
+
+async def pusher_event(
+    deployment: Deployment, channel: str, event: str, data: Any, node: int = 0
+) -> None:
+    """An event on the plain app's ``channel`` through the server API (the Pusher HTTP API is
+    tested with the pusher library: tests/e2e/test_pusher_api.py)."""
+    prefix = "$" if channel.startswith(("private-", "presence-", "#")) else ""
+    await deployment.api(
+        "publish",
+        {
+            "channel": f"{prefix}pusher-{PUSHER_APP[0]}:{channel}",
+            "data": data,
+            "tags": {"pusher_event": event},
+        },
+        node=node,
+    )
+
+
+async def test_pusher_presence_and_client_events_across_nodes(deployment: Deployment) -> None:
+    """Presence members once per user on every node (two tabs of one user on two nodes: one
+    member_added, member_removed when the last leaves); client events reach the others on
+    every node, with user_id, never the sender; server events reach all."""
+    channel = unique("presence-room")
+    u1, u2 = unique("u"), unique("u")
+    async with pusher(deployment, 0) as a, pusher(deployment, 1) as b:
+        reply = await a.subscribe(channel, {"user_id": u1, "user_info": {"name": "one"}})
+        assert reply["data"]["presence"]["ids"] == [u1], reply
+        reply = await b.subscribe(channel, {"user_id": u2})
+        assert sorted(reply["data"]["presence"]["ids"]) == sorted([u1, u2])
+        assert reply["data"]["presence"]["hash"][u1] == {"name": "one"}
+        added = await a.expect("pusher_internal:member_added")
+        assert added["data"] == {"user_id": u2, "user_info": None}
+        async with pusher(deployment, 2) as c:  # u2's second tab, on another node than b's
+            reply = await c.subscribe(channel, {"user_id": u2})
+            assert reply["data"]["presence"]["count"] == 2
+            await b.send("client-typing", {"who": u2}, channel=channel)
+            for other in (a, c):
+                got = await other.expect("client-typing")
+                assert got["data"] == {"who": u2} and got["user_id"] == u2, got
+            await pusher_event(deployment, channel, "server-event", {"n": 1}, node=1)
+            for each in (a, b, c):
+                assert (await each.expect("server-event"))["data"] == {"n": 1}
+            await b.nothing(0.3)  # nor its own client event
+        await a.nothing(0.5)  # c left, b is still there: no member_removed
+        await b.ws.close()
+        removed = await a.expect("pusher_internal:member_removed")
+        assert removed["data"] == {"user_id": u2}
+
+
+async def test_pusher_cache_channels_and_server_to_user_across_nodes(
+    deployment: Deployment,
+) -> None:
+    """A cache channel's last event, published on one node, is what a subscriber on another
+    gets on subscribe; a signed-in user's events reach it on whichever node it is."""
+    channel, user = unique("cache-score"), unique("user")
+    async with pusher(deployment, 0) as first:
+        await first.subscribe(channel)
+        assert (await first.recv())["event"] == "pusher:cache_miss"
+    await pusher_event(deployment, channel, "score", {"goals": 1}, node=1)
+    await pusher_event(deployment, channel, "score", {"goals": 2}, node=1)
+    async with pusher(deployment, 2) as later:
+        await later.subscribe(channel)
+        assert (await later.expect("score"))["data"] == {"goals": 2}
+    async with pusher(deployment, 1) as c:
+        assert (await c.signin({"id": user}))["event"] == "pusher:signin_success"
+        reply = await c.subscribe(f"#server-to-user-{user}")
+        assert reply["event"] == "pusher_internal:subscription_succeeded"
+        await deployment.wait_subscribers(f"$pusher-{PUSHER_APP[0]}:#server-to-user-{user}", 1)
+        await pusher_event(deployment, f"#server-to-user-{user}", "note", "hi", node=0)
+        assert (await c.expect("note"))["data"] == "hi"
+
+
+async def test_pusher_and_centrifugo_clients_meet(deployment: Deployment) -> None:
+    """The shared app's ``news`` is Centrifugo's ``pshared:news``: what either side publishes
+    reaches the other, across nodes; a Centrifugo publication is event ``message``."""
+    name = unique("news")
+    channel = f"pshared:{name}"
+    async with (
+        pusher(deployment, 0, PUSHER_SHARED) as p,
+        sockets(deployment, "/connection/websocket", 2) as (_, ws),
+    ):
+        await p.subscribe(name)
+        obs = await connect_as(ws, unique("cf"))
+        assert "error" not in await obs.command("subscribe", {"channel": channel})
+        await deployment.wait_subscribers(channel, 2)
+        assert "error" not in await obs.command("publish", {"channel": channel, "data": {"a": 1}})
+        got = await p.expect("message")
+        assert got == {"event": "message", "channel": name, "data": {"a": 1}}
+        await deployment.api(
+            "publish",
+            {"channel": channel, "data": {"b": 2}, "tags": {"pusher_event": "update"}},
+            node=1,
+        )
+        assert (await p.expect("update"))["data"] == {"b": 2}
+        pushes = [await obs.push("pub", channel) for _ in range(2)]
+        assert [push["pub"]["data"] for push in pushes] == [{"a": 1}, {"b": 2}]
+        obs.stop()

@@ -6,7 +6,8 @@ Routes, relative to where the app is mounted (``scope["root_path"]`` is stripped
 
 - WebSocket: ``/`` (echo), ``/rooms/{room}`` (raw rooms), ``/connection/websocket`` (the
   Centrifugo protocol, JSON or, with the ``centrifuge-protobuf`` subprotocol, Protobuf),
-  ``/connection/uni_websocket``.
+  ``/connection/uni_websocket``, ``/app/{key}`` (the Pusher protocol; its HTTP API is
+  not served here).
 - HTTP: ``GET /health``, ``POST /api/{method}``, the legacy ``POST /api``,
   ``GET /api/openapi.json``, ``GET /`` (a line saying what is served here), and the HTTP
   streams of :mod:`hubbub.server.asgi_stream`.
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
+from urllib.parse import parse_qsl
 
 from hubbub import __version__
 from hubbub.core import messages as m
@@ -40,6 +42,8 @@ from hubbub.core.names import validate_name
 from hubbub.dialects.centrifuge import connection as centrifuge
 from hubbub.dialects.centrifuge.unidirectional import run_uni_websocket
 from hubbub.dialects.centrifuge.uniwire import CONNECT_PARAM, BadConnect, connect_frame
+from hubbub.dialects.pusher.session import SHUTDOWN as PUSHER_SHUTDOWN
+from hubbub.dialects.pusher.session import Apps, run_pusher
 from hubbub.dialects.raw import run_echo, run_room
 from hubbub.errors import InvalidName
 from hubbub.server import apicore
@@ -71,9 +75,12 @@ from hubbub.server.lifecycle import NodeRun
 from hubbub.server.openapi import document
 from hubbub.server.policy import (
     CENTRIFUGE_POLICIES,
+    PUSHER_REFUSED,
     RAW_POLICY,
     UNI_WS_POLICY,
+    Policy,
     offered_codec,
+    pusher_policy,
 )
 
 if TYPE_CHECKING:  # the hub builds this app (Hub.asgi): at run time this way only
@@ -112,6 +119,7 @@ class HubASGI:
         self._config = config
         self._flags = flags
         self._state: tuple[NodeRun, Admission, Desk | None] | None = None
+        self._pusher: tuple[NodeRun, Apps, dict[str, Policy]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -153,6 +161,14 @@ class HubASGI:
             admission = Admission(run.node, connection_limit(settings))
             desk = Desk(run.node) if settings.http_stream or settings.sse else None
             state = self._state = (run, admission, desk)
+        return state[1], state[2]
+
+    def _pusher_of(self, run: NodeRun) -> tuple[Apps, dict[str, Policy]]:
+        """The Pusher apps of ``run``'s node (with their connection counts) and policies."""
+        state = self._pusher
+        if state is None or state[0] is not run:
+            apps = run.settings.pusher_apps
+            state = self._pusher = (run, Apps(apps), {a.key: pusher_policy(a) for a in apps})
         return state[1], state[2]
 
     # -- WebSockets -----------------------------------------------------------------------
@@ -211,6 +227,16 @@ class HubASGI:
 
             async def dialect(conn: ASGIWebSocket) -> None:
                 await run_uni_websocket(node, hooks, conn, headers, frame, address)
+
+        elif path.startswith("/app/"):
+            key = path[len("/app/") :]
+            apps, policies = self._pusher_of(run)
+            policy = policies.get(key, PUSHER_REFUSED)
+            shutdown = PUSHER_SHUTDOWN
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+
+            async def dialect(conn: ASGIWebSocket) -> None:
+                await run_pusher(node, apps, key, query, conn)
 
         else:
             await self._refuse(scope, send, 404, "no such WebSocket endpoint\n")

@@ -115,8 +115,8 @@ class ASGIWebSocket:
         self._policy = policy
         self._limit = settings.write_buffer_limit
         self._max_size = settings.max_message_size
-        self._ping_interval = settings.ping_interval
-        self._pong_timeout = settings.pong_timeout
+        self._ping_interval = policy.ping_interval or settings.ping_interval
+        self._pong_timeout = policy.pong_timeout or settings.pong_timeout
         self._queue: deque[str | bytes] = deque()
         self._pending = 0  # bytes posted and not yet taken by send()
         self._close: tuple[int, str] | None = None  # to send once the queue is written
@@ -300,6 +300,13 @@ class ASGIWebSocket:
         ping = self._policy.ping
         if self.closing or ping is None:
             return
+        if self._policy.idle_ping:
+            # Only after ping_interval of silence (the Pusher protocol's activity timeout).
+            quiet_until = self._last_seen + self._ping_interval
+            delay = quiet_until - self._loop.time()
+            if delay > 0:
+                self._ping_handle = self._loop.call_later(delay, self._on_ping_due)
+                return
         self.post(ping)
         self._ping_handle = self._loop.call_later(self._ping_interval, self._on_ping_due)
         if self._pong_handle is None:

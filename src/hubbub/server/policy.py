@@ -14,6 +14,10 @@ from hubbub.dialects.centrifuge.codec import Codec
 from hubbub.dialects.centrifuge.jsonwire import JSON
 from hubbub.dialects.centrifuge.protowire import PROTOBUF
 from hubbub.dialects.centrifuge.uniwire import disconnect_push
+from hubbub.dialects.pusher import protocol as pusher
+from hubbub.dialects.pusher.session import PONG_TIMEOUT as PUSHER_PONG_TIMEOUT
+from hubbub.dialects.pusher.session import SLOW as PUSHER_SLOW
+from hubbub.pushersettings import PusherApp
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +78,21 @@ def offered_codec(offered: list[str]) -> tuple[str | None, Codec]:
         if codec is not None:
             return name.strip(), codec
     return None, JSON
+
+
+def pusher_policy(app: PusherApp) -> Policy:
+    """A Pusher app's connections: ``pusher:ping`` after the app's activity timeout of
+    silence, 4201 without an answer within 30 s, 4100 for a slow consumer, one event per frame
+    (pusher-js parses each frame as one message)."""
+    return Policy(
+        ping=pusher.encode_ping(),
+        no_pong=(int(pusher.ErrorCode.PONG_NOT_RECEIVED), "Pong reply not received"),
+        slow=PUSHER_SLOW,
+        idle_ping=True,
+        ping_interval=float(app.activity_timeout),
+        pong_timeout=PUSHER_PONG_TIMEOUT,
+    )
+
+
+#: A connection to an unknown Pusher app (refused at once).
+PUSHER_REFUSED: Final = Policy(slow=PUSHER_SLOW)

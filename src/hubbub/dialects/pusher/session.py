@@ -15,7 +15,8 @@ connection may do, as Pusher defines it, and how the node carries it:
   (``pusher_internal:subscription_succeeded``, with the members on a presence channel) is
   posted before any event of the channel; a cache channel's kept event (or
   ``pusher:cache_miss``) follows it, and events published meanwhile are neither lost nor
-  doubled (the node's pending member, offsets).
+  doubled (the node's pending member, offsets). At most ``client_channel_limit`` channels
+  per connection.
 - **Presence**: one entry per connection in the engine's presence (``client`` the socket id,
   ``user`` the user id, ``chan_info`` its user info), so every node sees every member.
   ``member_added`` goes out once per user, not per connection: a joining connection reads
@@ -270,6 +271,10 @@ class PusherSession:
         name = sub.channel
         if name in self.channels:
             return  # already subscribed (pusher-js resubscribes only after a reconnect)
+        if len(self.channels) >= self.node.settings.client_channel_limit:
+            limit = self.node.settings.client_channel_limit
+            self._refuse(name, f"Subscribed to {limit} channels already: the limit", 403)
+            return
         kind = protocol.channel_kind(name)
         member: protocol.Member | None = None
         if kind.needs_auth:
