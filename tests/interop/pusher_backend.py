@@ -2,14 +2,14 @@
 hubbub, as a small aiohttp server on 127.0.0.1.
 
 - ``POST /pusher/auth`` and ``/broadcasting/auth`` (pusher-js' and Laravel Echo's default
-  paths): channel authorization signed with :func:`hubbub.dialects.pusher.signing.
-  authorize_channel`. The user is the request's ``user`` parameter (form or query; a real app
-  would read its session): presence members are ``{"user_id": user, "user_info": {"name":
-  user}}``. ``private-forbidden-*`` channels are refused with 403 (the app says no);
-  ``private-badsig-*`` ones get an authorization signed with a wrong secret (hubbub must say
-  no).
+  paths): channel authorization signed with :func:`hubbub.pusher.authorize_channel` (the
+  public module an app's backend uses). The user is the request's ``user`` parameter (form
+  or query; a real app would read its session): presence members are ``{"user_id": user,
+  "user_info": {"name": user}}``. ``private-forbidden-*`` channels are refused with 403 (the
+  app says no); ``private-badsig-*`` ones get an authorization signed with a wrong secret
+  (hubbub must say no).
 - ``POST /pusher/user-auth`` and ``/broadcasting/user-auth``: user authentication for
-  ``pusher.signin()`` (:func:`~hubbub.dialects.pusher.signing.authenticate_user`).
+  ``pusher.signin()`` (:func:`hubbub.pusher.authenticate_user`).
 - ``POST /trigger``: what the app's server side sends, with the ``pusher`` PyPI library
   (``host``, ``port``, ``ssl=False`` and the encryption master key, unchanged otherwise):
   ``{"channels": [...], "event", "data", "socket_id"?}`` or ``{"user", "event", "data"}``
@@ -33,7 +33,7 @@ from typing import Any, Final
 import pusher
 from aiohttp import web
 
-from hubbub.dialects.pusher import signing
+from hubbub.pusher import authenticate_user, authorize_channel, parse_master_key
 
 APP_ID: Final = "123456"
 KEY: Final = "hubbub-test-key"
@@ -44,8 +44,8 @@ SHARED_KEY: Final = "hubbub-shared-key"
 SHARED_SECRET: Final = "hubbub-shared-secret-0123456789"
 SHARED_NAMESPACE: Final = "shared"
 #: The encryption master key of the app's backend (hubbub never sees it).
-MASTER_KEY: Final = bytes(range(32))
-MASTER_KEY_BASE64: Final = base64.b64encode(MASTER_KEY).decode()
+MASTER_KEY_BASE64: Final = base64.b64encode(bytes(range(32))).decode()
+MASTER_KEY: Final = parse_master_key(MASTER_KEY_BASE64)
 #: The server API key (the Centrifugo side's backend).
 API_KEY: Final = "hubbub-test-api-key-0123456789"
 
@@ -139,7 +139,7 @@ class Backend:
         secret = self.secret
         if channel.startswith("private-badsig-"):
             secret = "not-the-app-secret-0123456789"
-        body = signing.authorize_channel(
+        body = authorize_channel(
             self.key,
             secret,
             socket_id,
@@ -154,9 +154,7 @@ class Backend:
     async def _user_auth(self, request: web.Request) -> web.Response:
         form = await self._form(request)
         user = {"id": form["user"], "user_info": {"name": form["user"]}}
-        return web.json_response(
-            signing.authenticate_user(self.key, self.secret, form["socket_id"], user)
-        )
+        return web.json_response(authenticate_user(self.key, self.secret, form["socket_id"], user))
 
     async def _trigger(self, request: web.Request) -> web.Response:
         body = await request.json()
