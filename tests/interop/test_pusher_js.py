@@ -158,6 +158,7 @@ def test_public_channel_events_and_socket_exclusion(outcomes: dict[str, Any]) ->
     text = ("note", "just text")
     assert events(got["b"]) == [("placed", {"n": 1}), two, text]
     assert events(got["a"]) == [two, text], "the excluded socket does not get the first"
+    assert events(got["odd"]) == [("odd", [1, "two"])]
 
 
 def test_private_channel_authorized_by_the_backend(outcomes: dict[str, Any]) -> None:
@@ -195,12 +196,15 @@ def test_presence_members_and_client_events(outcomes: dict[str, Any]) -> None:
     )
     assert ("pusher:member_added", bob) in log
     assert log[-1] == ("pusher:member_removed", bob)
-    assert [e for e, _ in log].count("pusher:member_added") == 1
+    assert [e for e, _ in log].count("pusher:member_added") == 1, "bob's two connections"
+    # bob's second connection left while the first stayed: nothing came.
+    assert got["afterSecondLeft"] == len(log) - 1
     assert got["bView"] == {
         "count": 2,
         "me": bob,
         "members": {"ada": ada, "bob": {"name": "bob"}},
     }
+    assert got["b2View"] == got["bView"]
     assert got["aView"] == {"count": 1, "me": {"id": "ada", "info": ada}, "members": {"ada": ada}}
     assert got["sent"] is True
     assert got["typing"] == [{"data": {"typing": True}, "meta": {"user_id": "bob"}}]

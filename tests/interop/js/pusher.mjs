@@ -98,6 +98,8 @@ async function trigger(body, backend = cfg.backend) {
   return answer.result;
 }
 
+const ODD_NAME = "Odd-_=@,.;Name09";
+
 // -- scenarios -------------------------------------------------------------------------
 
 const scenarios = {};
@@ -125,8 +127,13 @@ scenarios.public = async () => {
   await trigger({ channels: ["orders"], event: "placed", data: { n: 2, item: "tea ☕" } });
   await trigger({ channels: ["orders", "other"], event: "note", data: "just text" });
   await until(() => eventsOf(cb).length === 3 && eventsOf(ca).length === 2, "3 and 2 events");
+  // Every character a channel name may have.
+  const odd = watch(a, ODD_NAME);
+  await succeeded(odd);
+  await trigger({ channels: [ODD_NAME], event: "odd", data: [1, "two"] });
+  await until(() => eventsOf(odd).length === 1, "the odd channel's event");
   await sleep(QUIET_MS);
-  return { a: eventsOf(ca), b: eventsOf(cb), succeeded: ca.log[0] };
+  return { a: eventsOf(ca), b: eventsOf(cb), succeeded: ca.log[0], odd: eventsOf(odd) };
 };
 
 scenarios.private = async () => {
@@ -175,17 +182,29 @@ scenarios.presence = async () => {
   const sent = cb.trigger("client-typing", { typing: true });
   await until(() => typing.length === 1, "bob's client event");
   const bView = members(cb.members);
+  // bob's second connection on this node: no second member_added, no member_removed when
+  // it leaves while the first stays.
+  const b2 = await connected(newPusher(cfg.port, "bob"));
+  const cb2 = watch(b2, "presence-room");
+  await succeeded(cb2);
+  const b2View = members(cb2.members);
+  await sleep(QUIET_MS);
+  b2.unsubscribe("presence-room");
+  await sleep(QUIET_MS);
+  const afterSecondLeft = ca.log.length;
   b.unsubscribe("presence-room");
   await until(() => count(ca, "pusher:member_removed") === 1, "bob removed");
   await sleep(QUIET_MS);
   return {
     a: ca.log,
+    afterSecondLeft,
     bView,
+    b2View,
     aView: members(ca.members),
     sent,
     typing,
     echoed,
-    errors: [...a.errors, ...b.errors],
+    errors: [...a.errors, ...b.errors, ...b2.errors],
   };
 };
 
