@@ -43,13 +43,17 @@ autobahn-venv: $(STAMP)
 test-deps:
 	@bash scripts/test-deps.sh
 
-# centrifuge-js for the interop tests, from the lock file (npm ci); skipped without npm
-# except under CI.
+# centrifuge-js, pusher-js and laravel-echo for the interop and browser tests, from the lock
+# file (npm ci, when any of them is missing); skipped without npm except under CI.
 js-deps: test-deps
 	@if command -v npm >/dev/null 2>&1; then \
-	  [ -d tests/interop/js/node_modules/centrifuge ] || npm ci --silent --prefix tests/interop/js; \
+	  missing=; \
+	  for pkg in centrifuge pusher-js laravel-echo; do \
+	    [ -d tests/interop/js/node_modules/$$pkg ] || missing=$$pkg; \
+	  done; \
+	  [ -z "$$missing" ] || npm ci --silent --prefix tests/interop/js; \
 	else \
-	  echo "js-deps: npm not found; the centrifuge-js interop tests will be skipped" >&2; \
+	  echo "js-deps: npm not found; the centrifuge-js, pusher-js and Laravel Echo tests will be skipped" >&2; \
 	  [ "$$CI" != "true" ]; \
 	fi
 
