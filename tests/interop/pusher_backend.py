@@ -49,8 +49,6 @@ MASTER_KEY: Final = parse_master_key(MASTER_KEY_BASE64)
 #: The server API key (the Centrifugo side's backend).
 API_KEY: Final = "hubbub-test-api-key-0123456789"
 
-#: Interim, until the Pusher HTTP API lands: events through hubbub's server API instead.
-DEV_SERVER_API = False
 JS_MODULES: Final = Path(__file__).with_name("js") / "node_modules"
 #: What ``GET /js/NAME`` serves.
 SCRIPTS: Final = {
@@ -168,8 +166,6 @@ class Backend:
     async def trigger(self, body: dict[str, Any]) -> Any:
         """Send what ``POST /trigger`` asks with the ``pusher`` library (blocking calls, in a
         thread)."""
-        if DEV_SERVER_API:
-            return await self._dev_publish(body)
         if "user" in body:
             return await asyncio.to_thread(
                 self.pusher.send_to_user, body["user"], body["event"], body["data"]
@@ -181,33 +177,6 @@ class Backend:
             body["data"],
             body.get("socket_id"),
         )
-
-    async def _dev_publish(self, body: dict[str, Any]) -> Any:
-        import aiohttp
-        from pusher.crypto import encrypt
-
-        from hubbub.pushersettings import PusherApp, node_channel
-
-        extra = {} if self.app_id == APP_ID else {"namespace": SHARED_NAMESPACE}
-        app = PusherApp(id=self.app_id, key=self.key, secret=self.secret, **extra)
-        channels = [f"#server-to-user-{body['user']}"] if "user" in body else body["channels"]
-        data = body["data"]
-        async with aiohttp.ClientSession() as http:
-            for ch in channels:
-                d = data
-                if ch.startswith("private-encrypted-"):
-                    d = encrypt(ch, json.dumps(data), MASTER_KEY)
-                resp = await http.post(
-                    f"http://127.0.0.1:{self.pusher._pusher_client._port}/api/publish",
-                    json={
-                        "channel": node_channel(app, ch),
-                        "data": d,
-                        "tags": {"pusher_event": body["event"]},
-                    },
-                    headers={"X-API-Key": API_KEY},
-                )
-                assert resp.status == 200, await resp.text()
-        return {}
 
     async def _page(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
