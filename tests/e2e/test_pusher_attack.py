@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import aiohttp
 import pytest
 
 from hubbub.dialects.pusher import signing
@@ -72,18 +71,7 @@ async def connect(server: ServerProcess, key: str = KEY) -> AsyncIterator[Client
 
 async def trigger(server: ServerProcess, channel: str, event: str, data: Any) -> None:
     """An event of the unmapped app through hubbub's own server API."""
-    prefix = "$" if channel.startswith(("private-", "presence-", "#")) else ""
-    body = {
-        "channel": f"{prefix}pusher-{APP_ID}:{channel}",
-        "data": data,
-        "tags": {"pusher_event": event},
-    }
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(server.url + "/api/publish", json=body, headers={"X-API-Key": API_KEY}) as resp,
-    ):
-        assert resp.status == 200, await resp.text()
-        assert "error" not in await resp.json()
+    await pusherws.server_api_event(server.url, API_KEY, APP_ID, channel, event, data)
 
 
 async def test_odd_frames_and_auth_strings_get_errors(pserver: ServerProcess) -> None:

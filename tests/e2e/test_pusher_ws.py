@@ -57,21 +57,10 @@ async def connect(server: ServerProcess, key: str = KEY) -> AsyncIterator[Client
 
 
 async def trigger(server: ServerProcess, channel: str, event: str, data: Any) -> None:
-    """An event through hubbub's own server API (the Pusher HTTP API has its own tests)."""
-    prefix = "$" if channel.startswith(("private-", "presence-", "#")) else ""
-    body = {
-        "channel": f"{prefix}pusher-{APP_ID}:{channel}",
-        "data": data,
-        "tags": {"pusher_event": event},
-    }
-    async with aiohttp.ClientSession() as http:
-        resp = await http.post(
-            server.url + "/api/publish",
-            json=body,
-            headers={"X-API-Key": "pusher-ws-api-key-0123456789"},
-        )
-        assert resp.status == 200, await resp.text()
-        assert "error" not in await resp.json()
+    """An event of the unmapped app through hubbub's own server API."""
+    await pusherws.server_api_event(
+        server.url, "pusher-ws-api-key-0123456789", APP_ID, channel, event, data
+    )
 
 
 async def test_refusals_carry_the_protocols_codes(pserver: ServerProcess) -> None:

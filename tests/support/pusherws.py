@@ -104,3 +104,28 @@ async def connect(
         else:
             client.first = first
         yield client
+
+
+def node_channel_of(app_id: str, channel: str) -> str:
+    """The node channel of an unmapped app's Pusher ``channel`` (docs/pusher.md)."""
+    prefix = "$" if channel.startswith(("private-", "presence-", "#")) else ""
+    return f"{prefix}pusher-{app_id}:{channel}"
+
+
+async def server_api_event(
+    url: str, api_key: str, app_id: str, channel: str, event: str, data: Any
+) -> None:
+    """An event on an unmapped app's ``channel`` through hubbub's own server API at ``url``
+    (http://...): a publication tagged with the event name (the Pusher HTTP API has its own
+    tests)."""
+    body = {
+        "channel": node_channel_of(app_id, channel),
+        "data": data,
+        "tags": {"pusher_event": event},
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url + "/api/publish", json=body, headers={"X-API-Key": api_key}) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        assert "error" not in await resp.json()
